@@ -1,0 +1,93 @@
+"""Remotes that hold objects: one small interface, one module per kind.
+
+Every backend stores ``<root>/objects/<oid[0:2]>/<oid[2:4]>/<oid>`` and implements
+:class:`Backend`. Backends only move bytes; verification, retries across objects,
+dedupe and concurrency live above them (``sync``, ``transfer``, ``gitfilter``).
+
+The registry maps a URL scheme to ``"module:Class"`` and imports the module only when a
+remote of that scheme is opened, so boto3 and google-cloud-storage are never imported
+by commands that do not need them. A missing SDK becomes a
+:class:`~lfs_agent.errors.BackendUnavailableError` that says which extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+from lfs_agent.errors import BackendUnavailableError, ConfigError
+from lfs_agent.progress import Progress
+
+__all__ = ["REGISTRY", "Backend", "object_key", "open_backend"]
+
+#: scheme -> ("module:Class", pip extra that provides its SDK or None).
+REGISTRY: dict[str, tuple[str, str | None]] = {
+    "file": ("lfs_agent.backends.local:LocalBackend", None),
+    "s3": ("lfs_agent.backends.s3:S3Backend", "s3"),
+    "gs": ("lfs_agent.backends.gcs:GCSBackend", "gcs"),
+    "http": ("lfs_agent.backends.http:HTTPBackend", None),
+    "https": ("lfs_agent.backends.http:HTTPBackend", None),
+}
+
+
+def object_key(oid: str) -> str:
+    """The object's path below a remote's root: ``objects/ab/cd/<oid>``."""
+    return f"objects/{oid[0:2]}/{oid[2:4]}/{oid}"
+
+
+class Backend(Protocol):
+    """What every remote kind implements.
+
+    Implementations validate nothing about content: callers pass valid oids and verify
+    what they download. Vendor exceptions are translated into ``lfs_agent.errors``.
+    """
+
+    #: The remote's URL, for messages.
+    url: str
+
+    def stat(self, oid: str) -> int | None:
+        """Return the stored object's size in bytes, or None when it is absent."""
+
+    def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
+        """Store the file at ``src_path`` as ``oid``; never leave a partial object."""
+
+    def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
+        """Write the object into ``dest_path`` (a temp file the caller verifies).
+
+        Raises:
+            ObjectNotFoundError: when the remote does not hold ``oid``.
+        """
+
+    def close(self) -> None:
+        """Release connections; the backend is not used afterwards."""
+
+
+def open_backend(url: str, options: Mapping[str, str] | None = None) -> Backend:
+    """Open the backend for a normalized remote ``url``.
+
+    Args:
+        url: As returned by :func:`lfs_agent.config.normalize_remote_url`.
+        options: ``lfs-agent.*`` settings; each backend reads its own keys.
+
+    Raises:
+        ConfigError: for an unknown scheme.
+        BackendUnavailableError: when the scheme's SDK is not installed.
+    """
+    scheme = urlparse(url).scheme.lower()
+    try:
+        target, extra = REGISTRY[scheme]
+    except KeyError:
+        raise ConfigError(f"no backend for {scheme or 'plain'} remote {url!r}") from None
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        hint = f": pip install 'lfs-agent[{extra}]'" if extra else ""
+        raise BackendUnavailableError(
+            f"{scheme}:// remotes need {exc.name or 'an optional package'}{hint}"
+        ) from None
+    backend: Backend = getattr(module, class_name)(url, dict(options or {}))
+    return backend

@@ -1,0 +1,113 @@
+"""A folder used as a bucket: a local path or a mounted network share.
+
+Layout ``<root>/objects/<oid[0:2]>/<oid[2:4]>/<oid>``, identical to every other backend.
+Uploads copy into a temp file in the object's own directory while hashing, ``fsync``,
+then rename, so the object path only ever holds complete, verified bytes. Objects are
+made read-only; uploading an object that is already there with its size is a no-op.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from lfs_agent.backends import object_key
+from lfs_agent.errors import BackendError, IntegrityError, ObjectNotFoundError
+from lfs_agent.progress import Progress
+
+__all__ = ["LocalBackend"]
+
+#: Bytes per read/write while copying (1 MiB).
+CHUNK_SIZE = 1024 * 1024
+#: Mode of a published object: read-only for everyone.
+READ_ONLY = 0o444
+
+
+class LocalBackend:
+    """Objects in a folder.
+
+    Args:
+        url: ``file:///abs/path``.
+        options: Unused; accepted for the common constructor signature.
+    """
+
+    def __init__(self, url: str, options: dict[str, str] | None = None) -> None:
+        self.url = url
+        # The folder holding objects/; created on the first upload.
+        self.root = Path(unquote(urlparse(url).path))
+
+    def _path(self, oid: str) -> Path:
+        return self.root / object_key(oid)
+
+    def stat(self, oid: str) -> int | None:
+        """Return the object's size, or None when absent."""
+        try:
+            return self._path(oid).stat().st_size
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise BackendError(f"cannot read {self.url}: {exc.strerror}") from exc
+
+    def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
+        """Copy ``src_path`` in as ``oid``, verifying size and sha256 on the way."""
+        if self.stat(oid) == size:
+            progress(size)
+            return
+        final = self._path(oid)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackendError(f"cannot write to {self.url}: {exc.strerror}") from exc
+        temp = final.parent / f".{oid}.{secrets.token_hex(6)}.tmp"
+        digest = hashlib.sha256()
+        written = 0
+        try:
+            with open(src_path, "rb") as src, open(temp, "xb") as dst:
+                buf = bytearray(CHUNK_SIZE)
+                view = memoryview(buf)
+                while n := src.readinto(buf):
+                    digest.update(view[:n])
+                    dst.write(view[:n])
+                    written += n
+                    progress(n)
+                dst.flush()
+                os.fsync(dst.fileno())
+            if written != size or digest.hexdigest() != oid:
+                progress(-written)
+                raise IntegrityError(
+                    f"refusing to upload {oid}: {src_path} has {written} bytes hashing "
+                    f"to {digest.hexdigest()}"
+                )
+            os.chmod(temp, READ_ONLY)
+            os.replace(temp, final)
+        except FileNotFoundError as exc:
+            if exc.filename == str(src_path):
+                raise ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing") from None
+            raise BackendError(f"cannot write to {self.url}: {exc.strerror}") from exc
+        except PermissionError as exc:
+            raise BackendError(f"cannot write to {self.url}: permission denied") from exc
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+
+    def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
+        """Copy the object into ``dest_path``."""
+        try:
+            src = open(self._path(oid), "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"object {oid} is not on remote {self.url}") from None
+        except OSError as exc:
+            raise BackendError(f"cannot read {self.url}: {exc.strerror}") from exc
+        with src, open(dest_path, "wb") as dst:
+            buf = bytearray(CHUNK_SIZE)
+            view = memoryview(buf)
+            while n := src.readinto(buf):
+                dst.write(view[:n])
+                progress(n)
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,273 @@
+"""Resolve lfs-agent's settings for one repository.
+
+Sources, highest precedence first:
+
+1. command-line flags (``overrides``, passed in by the CLI);
+2. the environment (``env``, passed in by the CLI; ``LFS_AGENT_REMOTE`` ...);
+3. the repository's own git config (``local``, ``worktree`` and ``-c`` scopes);
+4. the committed ``.lfsagent`` file: work tree, else the index, else ``HEAD``, so that
+   ``git clone --no-checkout`` followed by ``lfs-agent install`` works;
+5. global and system git config.
+
+Our keys live in the ``[lfs-agent]`` section. ``.lfsagent`` uses git-config syntax and may
+only hold non-executable, non-secret settings: it comes from whoever controls the
+repository, so a key that could run a program or carries a secret is ignored there with a
+warning (git-lfs's ``.lfsconfig`` allowlist follows the same reasoning). git-lfs's own
+keys are honoured where they mean the same thing: ``lfs.storage``, ``lfs.fetchinclude``,
+``lfs.fetchexclude``, ``lfs.concurrenttransfers``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pydantic import BaseModel, ConfigDict
+
+from lfs_agent.errors import ConfigError
+from lfs_agent.git import REPO_SCOPES, ConfigEntry, Git
+
+__all__ = [
+    "ACCEPTED_REMOTE_FORMS",
+    "SIDECAR_FILE",
+    "Settings",
+    "normalize_remote_url",
+    "read_sidecar",
+    "resolve_settings",
+]
+
+#: The committed file naming the remote (git-config syntax).
+SIDECAR_FILE = ".lfsagent"
+#: Our git-config section.
+SECTION = "lfs-agent"
+#: Remote URL schemes and what each looks like, for error messages.
+ACCEPTED_REMOTE_FORMS = (
+    "/path/to/folder",
+    "file:///path/to/folder",
+    "s3://bucket/prefix",
+    "gs://bucket/prefix",
+    "http(s)://host/path",
+)
+#: Environment variables and the setting each overrides.
+ENV_KEYS = {
+    "LFS_AGENT_REMOTE": "remote",
+    "LFS_AGENT_CACHE_DIR": "cachedir",
+    "LFS_AGENT_CONCURRENCY": "concurrency",
+}
+# Keys whose values could carry a secret; never read from a committed file.
+_SECRET_KEY_RE = re.compile(r"secret|password|passwd|token|credential|auth|header|access-?key")
+# Keys that would name a program to run; never read from a committed file.
+_EXEC_KEY_RE = re.compile(r"(^|\.)(path|args|command|cmd|exec|program|helper)$")
+# ``host:path`` or ``user@host:path``: an ssh location, which is not a bucket.
+_SCP_LIKE_RE = re.compile(r"[^/]+:")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+class Settings(BaseModel):
+    """Everything a command needs to know about this repository's setup.
+
+    Attributes:
+        remote: Normalized remote URL (``file:///...``, ``s3://...``), or None.
+        remote_origin: Where ``remote`` came from, for messages (``.lfsagent`` ...).
+        lfs_dir: The ``lfs`` directory holding ``objects/`` and ``tmp/``.
+        fetch_include: Patterns objects must match to be downloaded (empty: all).
+        fetch_exclude: Patterns whose objects are never downloaded.
+        concurrency: Parallel transfers.
+        cache_dir: Shared object cache for CI runners, or None.
+        skip_smudge: Leave pointers in the work tree instead of downloading.
+        options: Every other ``lfs-agent.*`` key, for backends (``s3.region`` ...).
+        warnings: Things a person should hear about (ignored committed keys ...).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    remote: str | None = None
+    remote_origin: str = ""
+    lfs_dir: Path
+    fetch_include: tuple[str, ...] = ()
+    fetch_exclude: tuple[str, ...] = ()
+    concurrency: int = 8
+    cache_dir: Path | None = None
+    skip_smudge: bool = False
+    options: dict[str, str] = {}
+    warnings: tuple[str, ...] = ()
+
+    def require_remote(self) -> str:
+        """Return the remote URL.
+
+        Raises:
+            ConfigError: when none is configured, saying how to set one.
+        """
+        if not self.remote:
+            raise ConfigError(
+                "no remote configured: run 'lfs-agent install --remote URL' "
+                "or set lfs-agent.remote in .lfsagent"
+            )
+        return self.remote
+
+
+def normalize_remote_url(url: str, base: Path | None = None) -> str:
+    """Return ``url`` in canonical form: folders become ``file://`` URLs.
+
+    Args:
+        url: A path or URL in one of :data:`ACCEPTED_REMOTE_FORMS`.
+        base: Directory a relative path is resolved against (the work tree's top).
+
+    Raises:
+        ConfigError: for any other form, listing the accepted ones.
+    """
+    url = url.strip()
+    parsed = urlparse(url)
+    scheme = parsed.scheme.lower()
+    if scheme in ("s3", "gs"):
+        if not parsed.netloc:
+            raise ConfigError(f"remote {url!r} names no bucket: use {scheme}://bucket/prefix")
+        prefix = parsed.path.strip("/")
+        return f"{scheme}://{parsed.netloc}" + (f"/{prefix}" if prefix else "")
+    if scheme in ("http", "https"):
+        if not parsed.netloc:
+            raise ConfigError(f"remote {url!r} names no host")
+        return url.rstrip("/")
+    if scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise ConfigError(f"remote {url!r}: file:// URLs must name a local path")
+        return Path(unquote(parsed.path)).resolve().as_uri()
+    if url and not scheme and "://" not in url and not _SCP_LIKE_RE.match(url):
+        path = Path(url).expanduser()
+        if not path.is_absolute():
+            path = (base or Path.cwd()) / path
+        return path.resolve().as_uri()
+    forms = ", ".join(ACCEPTED_REMOTE_FORMS)
+    raise ConfigError(f"unsupported remote {url!r}: expected one of {forms}")
+
+
+def _split_patterns(value: str) -> tuple[str, ...]:
+    """git-lfs's list syntax: comma-separated, trimmed, one trailing slash dropped."""
+    patterns = []
+    for item in value.split(","):
+        pattern = item.strip()
+        if pattern.endswith(("/", "\\")) and len(pattern) > 1:
+            pattern = pattern[:-1]
+        if pattern:
+            patterns.append(pattern)
+    return tuple(patterns)
+
+
+def read_sidecar(git: Git, work_tree: Path | None) -> list[ConfigEntry]:
+    """Read ``.lfsagent`` from the work tree, else the index, else ``HEAD``."""
+    if work_tree is not None and (work_tree / SIDECAR_FILE).is_file():
+        return git.config_entries(["-f", str(work_tree / SIDECAR_FILE)])
+    for blob in (f":{SIDECAR_FILE}", f"HEAD:{SIDECAR_FILE}"):
+        probe = git.run(["cat-file", "-e", blob], check=False)
+        if probe.returncode == 0:
+            return git.config_entries(["--blob", blob])
+    return []
+
+
+def _is_safe_committed_key(name: str) -> bool:
+    return not (_SECRET_KEY_RE.search(name) or _EXEC_KEY_RE.search(name))
+
+
+def resolve_settings(
+    git: Git,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the :class:`Settings` for the repository ``git`` runs in.
+
+    Args:
+        git: Runs git in the repository.
+        env: The environment to read ``LFS_AGENT_*`` and ``GIT_LFS_SKIP_SMUDGE`` from.
+        overrides: ``lfs-agent`` keys (``remote`` ...) given on the command line.
+
+    Raises:
+        GitError: outside a repository.
+        ConfigError: for a malformed value.
+    """
+    paths = git.paths
+    env = env or {}
+    warnings: list[str] = []
+    entries = git.config_entries()
+    repo = [e for e in entries if e.scope in REPO_SCOPES]
+    outer = [e for e in entries if e.scope not in REPO_SCOPES]
+
+    # Layers from lowest to highest precedence; later values win.
+    ours: dict[str, tuple[str, str]] = {}
+    lfs: dict[str, str] = {}
+
+    def take(layer: list[ConfigEntry], origin: str, committed: bool = False) -> None:
+        for entry in layer:
+            section, _, name = entry.key.partition(".")
+            if section == SECTION:
+                if committed and not _is_safe_committed_key(name):
+                    warnings.append(
+                        f"ignored {SECTION}.{name} in {SIDECAR_FILE}: settings that run "
+                        "programs or carry secrets belong in git config"
+                    )
+                    continue
+                ours[name] = (entry.value, origin)
+            elif section == "lfs" and not committed:
+                lfs[name] = entry.value
+
+    take(outer, "global git config")
+    take(read_sidecar(git, paths.work_tree), SIDECAR_FILE, committed=True)
+    take(repo, "git config")
+    for var, name in ENV_KEYS.items():
+        if env.get(var):
+            ours[name] = (env[var], f"${var}")
+    for name, value in (overrides or {}).items():
+        ours[name] = (value, "command line")
+
+    remote = origin = None
+    if "remote" in ours:
+        raw, origin = ours.pop("remote")
+        remote = normalize_remote_url(raw, paths.work_tree)
+
+    storage = lfs.get("storage")
+    lfs_dir = paths.common_dir / "lfs"
+    if storage:
+        lfs_dir = Path(storage) if Path(storage).is_absolute() else paths.common_dir / storage
+
+    def integer(name: str, value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+        if number < 1:
+            raise ConfigError(f"{name} must be at least 1, got {number}")
+        return number
+
+    concurrency = 8
+    if "concurrenttransfers" in lfs:
+        concurrency = integer("lfs.concurrenttransfers", lfs["concurrenttransfers"])
+    if "concurrency" in ours:
+        concurrency = integer(f"{SECTION}.concurrency", ours.pop("concurrency")[0])
+
+    cache_dir = None
+    if "cachedir" in ours:
+        cache_dir = Path(ours.pop("cachedir")[0]).expanduser()
+
+    include = _split_patterns(lfs.get("fetchinclude", ""))
+    exclude = _split_patterns(lfs.get("fetchexclude", ""))
+    if "fetchinclude" in ours:
+        include = _split_patterns(ours.pop("fetchinclude")[0])
+    if "fetchexclude" in ours:
+        exclude = _split_patterns(ours.pop("fetchexclude")[0])
+
+    skip = env.get("GIT_LFS_SKIP_SMUDGE", "").strip().lower() in _TRUE
+
+    return Settings(
+        remote=remote,
+        remote_origin=origin or "",
+        lfs_dir=lfs_dir,
+        fetch_include=include,
+        fetch_exclude=exclude,
+        concurrency=concurrency,
+        cache_dir=cache_dir,
+        skip_smudge=skip,
+        options={name: value for name, (value, _) in ours.items()},
+        warnings=tuple(warnings),
+    )

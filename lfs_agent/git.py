@@ -1,0 +1,175 @@
+"""Thin, typed wrappers around git plumbing commands.
+
+Everything git-facing is ``bytes`` until the edge; paths come back as ``str`` decoded
+with ``surrogateescape`` so that any byte sequence survives a round trip. Only this
+module spawns git, so tests can inject a different runner or working directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from lfs_agent.errors import GitError
+
+__all__ = ["ConfigEntry", "Git", "RepoPaths"]
+
+logger = logging.getLogger(__name__)
+
+#: git-config scopes that belong to this repository rather than the user or machine.
+REPO_SCOPES = frozenset({"local", "worktree", "command"})
+
+
+@dataclass(frozen=True)
+class RepoPaths:
+    """Where a repository lives on disk.
+
+    Attributes:
+        git_dir: This work tree's git dir (``.git/worktrees/<n>`` in a linked worktree).
+        common_dir: The dir shared by all worktrees; ``lfs/`` lives under it.
+        work_tree: The top level of the work tree, or None in a bare repository.
+    """
+
+    git_dir: Path
+    common_dir: Path
+    work_tree: Path | None
+
+
+@dataclass(frozen=True)
+class ConfigEntry:
+    """One ``key=value`` line of ``git config -l`` with the scope it came from."""
+
+    scope: str
+    key: str
+    value: str
+
+
+class Git:
+    """Runs git in one directory.
+
+    Args:
+        cwd: Directory git runs in; None for the process's current directory.
+        env: Full environment for git; None inherits ours. Only the CLI decides this.
+    """
+
+    def __init__(self, cwd: Path | str | None = None, env: Mapping[str, str] | None = None) -> None:
+        # Directory every git command runs in (git finds the repository from it).
+        self.cwd = Path(cwd) if cwd is not None else None
+        # Environment for every git child; None means inherit.
+        self.env = dict(env) if env is not None else None
+
+    def run(
+        self,
+        args: Sequence[str],
+        *,
+        input: bytes | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run ``git <args>`` and return the completed process (stdout as bytes).
+
+        Raises:
+            GitError: when git exits non-zero and ``check`` is true, with git's message.
+        """
+        cmd = ["git", *args]
+        logger.debug("run %s", " ".join(cmd))
+        try:
+            proc = subprocess.run(
+                cmd, input=input, capture_output=True, cwd=self.cwd, env=self.env, check=False
+            )
+        except FileNotFoundError:
+            raise GitError("git is not installed or not on PATH") from None
+        if check and proc.returncode != 0:
+            message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            detail = message[-1] if message else f"exit {proc.returncode}"
+            raise GitError(f"git {args[0]} failed: {detail}")
+        return proc
+
+    def output(self, args: Sequence[str]) -> str:
+        """Run git and return stdout decoded, with the final newline stripped."""
+        return self.run(args).stdout.decode("utf-8", "surrogateescape").rstrip("\n")
+
+    def popen(self, args: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        """Start ``git <args>`` with pipes as requested in ``kwargs``."""
+        return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+            ["git", *args], cwd=self.cwd, env=self.env, **kwargs
+        )
+
+    @cached_property
+    def paths(self) -> RepoPaths:
+        """The repository's git dir, common dir and work tree.
+
+        Raises:
+            GitError: outside a repository.
+        """
+        proc = self.run(
+            [
+                "rev-parse",
+                "--path-format=absolute",
+                "--git-dir",
+                "--git-common-dir",
+                "--is-bare-repository",
+            ],
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise GitError("not a git repository (or any parent up to the file system root)")
+        git_dir, common_dir, bare = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+        work_tree = None
+        if bare != "true":
+            top = self.run(["rev-parse", "--show-toplevel"], check=False)
+            if top.returncode == 0 and top.stdout.strip():
+                work_tree = Path(top.stdout.decode("utf-8", "surrogateescape").rstrip("\n"))
+        return RepoPaths(Path(git_dir), Path(common_dir), work_tree)
+
+    def config_entries(self, extra_args: Sequence[str] = ()) -> list[ConfigEntry]:
+        """All config entries git sees, in git's order (later entries win).
+
+        Args:
+            extra_args: e.g. ``["-f", path]`` or ``["--blob", "HEAD:.lfsagent"]`` to read
+                one file instead of the repository's whole configuration.
+        """
+        proc = self.run(["config", *extra_args, "--list", "-z", "--show-scope"], check=False)
+        if proc.returncode != 0:
+            return []
+        entries = []
+        fields = proc.stdout.split(b"\0")
+        for scope, item in zip(fields[0::2], fields[1::2], strict=False):
+            key, _, value = item.decode("utf-8", "surrogateescape").partition("\n")
+            entries.append(ConfigEntry(scope.decode(), key, value))
+        return entries
+
+    def config_get(self, key: str, *, file: Path | None = None) -> str | None:
+        """Return the last value of ``key`` (or None), from ``file`` when given."""
+        where = ["-f", str(file)] if file is not None else []
+        proc = self.run(["config", *where, "--get", key], check=False)
+        if proc.returncode != 0:
+            return None
+        return proc.stdout.decode("utf-8", "surrogateescape").rstrip("\n")
+
+    def config_set(self, key: str, value: str, *, file: Path | None = None) -> None:
+        """Set ``key`` to exactly one ``value`` (``--replace-all``), in ``file`` if given."""
+        where = ["-f", str(file)] if file is not None else ["--local"]
+        self.run(["config", *where, "--replace-all", key, value])
+
+    def config_unset(self, key: str, *, file: Path | None = None) -> None:
+        """Remove every value of ``key``; a missing key is not an error."""
+        where = ["-f", str(file)] if file is not None else ["--local"]
+        self.run(["config", *where, "--unset-all", key], check=False)
+
+    def rev_parse(self, rev: str) -> str | None:
+        """Return the full object id of ``rev``, or None when it does not resolve."""
+        proc = self.run(["rev-parse", "--verify", "--quiet", rev + "^{commit}"], check=False)
+        if proc.returncode != 0:
+            return None
+        return proc.stdout.decode().strip()
+
+    def iter_z(self, args: Sequence[str]) -> Iterator[bytes]:
+        """Run git and yield its NUL-separated output records."""
+        out = self.run(args).stdout
+        for record in out.split(b"\0"):
+            if record:
+                yield record

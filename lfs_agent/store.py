@@ -1,0 +1,292 @@
+"""The local object store, laid out exactly like git-lfs's.
+
+``<lfs dir>/objects/<oid[0:2]>/<oid[2:4]>/<oid>`` holds objects; ``<lfs dir>/tmp`` holds
+files being written. ``<lfs dir>`` is ``<git common dir>/lfs`` (shared by all linked
+worktrees) unless ``lfs.storage`` says otherwise.
+
+Writes are atomic: bytes go to a temp file in ``tmp/`` (same file system) while being
+hashed, the size and sha256 are checked, and only then is the file renamed into place.
+A reader never sees a partial file at an object's path, and a process killed mid-write
+leaves only a temp file, which a later cleanup removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Self
+
+from lfs_agent.errors import IntegrityError, ObjectNotFoundError
+from lfs_agent.pointer import EMPTY_OID, Pointer, is_valid_oid, validate_oid
+
+__all__ = ["CHUNK_SIZE", "ObjectStore", "ObjectWriter", "hash_file"]
+
+logger = logging.getLogger(__name__)
+
+#: Bytes read or written per system call when streaming objects (1 MiB).
+CHUNK_SIZE = 1024 * 1024
+#: Temp files older than this many seconds are stale and may be removed (git-lfs: 1 h).
+STALE_TEMP_SECONDS = 3600
+#: Mode of temp files and so of published objects, before the umask.
+OBJECT_MODE = 0o644
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """Return ``(sha256 hex, size)`` of the file at ``path``, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as src:
+        buf = bytearray(CHUNK_SIZE)
+        view = memoryview(buf)
+        while n := src.readinto(buf):
+            digest.update(view[:n])
+            size += n
+    return digest.hexdigest(), size
+
+
+def _create_temp(directory: Path, prefix: str) -> tuple[BinaryIO, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = directory / f"{prefix}-{secrets.token_hex(8)}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
+        except FileExistsError:  # pragma: no cover - 64 random bits
+            continue
+        return os.fdopen(fd, "wb", buffering=0), path
+
+
+class ObjectWriter:
+    """Streams one object into the store: write chunks, then :meth:`commit`.
+
+    Used as a context manager; leaving the block without a commit removes the temp file.
+    """
+
+    def __init__(self, store: ObjectStore, prefix: str) -> None:
+        self._store = store
+        # The temp file in <lfs>/tmp receiving the bytes, and its path for the rename.
+        self._file, self.temp_path = _create_temp(store.tmp_dir, prefix)
+        # Running sha256 and byte count of everything written so far.
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self._done = False
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Hash and append ``data`` to the temp file."""
+        self._digest.update(data)
+        self._file.write(data)
+        self.size += len(data)
+
+    def commit(self, expected: Pointer | None = None) -> Pointer:
+        """Check the bytes against ``expected`` (if given) and publish them.
+
+        Returns:
+            The pointer of what was written.
+
+        Raises:
+            IntegrityError: when the size or sha256 differ from ``expected``; the temp
+                file is removed and nothing is published.
+        """
+        self._file.close()
+        pointer = Pointer(self._digest.hexdigest(), self.size)
+        try:
+            if expected is not None and (
+                expected.oid != pointer.oid or expected.size != pointer.size
+            ):
+                raise IntegrityError(
+                    f"object {expected.oid} is corrupt: got {pointer.size} bytes "
+                    f"hashing to {pointer.oid}, expected {expected.size} bytes"
+                )
+            if pointer.size:
+                self._store._publish(self.temp_path, pointer)
+        finally:
+            self._done = True
+            self._discard()
+        return pointer
+
+    def abort(self) -> None:
+        """Drop the temp file without publishing anything."""
+        self._file.close()
+        self._done = True
+        self._discard()
+
+    def _discard(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.temp_path.unlink()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._done:
+            self.abort()
+
+
+class ObjectStore:
+    """A git-lfs compatible content-addressed store rooted at ``<lfs dir>``.
+
+    Args:
+        root: The ``lfs`` directory (``<git common dir>/lfs`` by default).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.objects_dir = self.root / "objects"
+        # Same file system as objects/, so os.replace into place is atomic.
+        self.tmp_dir = self.root / "tmp"
+
+    def object_path(self, oid: str) -> Path:
+        """Return where ``oid`` lives (whether or not it is present).
+
+        Raises:
+            InvalidOidError: for anything but 64 lowercase hex digits.
+        """
+        validate_oid(oid)
+        return self.objects_dir / oid[0:2] / oid[2:4] / oid
+
+    def contains(self, pointer: Pointer) -> bool:
+        """True when the object is present with the pointer's size (git-lfs's test).
+
+        The empty object is always present: it is never stored.
+        """
+        if pointer.size == 0:
+            return True
+        try:
+            return self.object_path(pointer.oid).stat().st_size == pointer.size
+        except FileNotFoundError:
+            return False
+
+    def open(self, pointer: Pointer) -> BinaryIO:
+        """Open the object for reading.
+
+        Raises:
+            ObjectNotFoundError: when it is absent or has the wrong size.
+        """
+        if pointer.size == 0:
+            return io.BytesIO(b"")
+        path = self.object_path(pointer.oid)
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - returned to the caller
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"object {pointer.oid} is not in the local store") from None
+        if os.fstat(handle.fileno()).st_size != pointer.size:
+            handle.close()
+            raise ObjectNotFoundError(
+                f"object {pointer.oid} in the local store has the wrong size "
+                f"(expected {pointer.size} bytes)"
+            )
+        return handle
+
+    def verify(self, oid: str) -> bool:
+        """Re-hash the stored object; True when it hashes to its name."""
+        try:
+            actual, _ = hash_file(self.object_path(oid))
+        except FileNotFoundError:
+            return False
+        return actual == oid
+
+    def writer(self, prefix: str = "ingest") -> ObjectWriter:
+        """Start writing a new object; see :class:`ObjectWriter`."""
+        return ObjectWriter(self, prefix)
+
+    def ingest(self, stream: BinaryIO, expected: Pointer | None = None) -> Pointer:
+        """Copy ``stream`` into the store while hashing it and return its pointer."""
+        with self.writer(expected.oid if expected else "ingest") as out:
+            buf = bytearray(CHUNK_SIZE)
+            view = memoryview(buf)
+            while n := stream.readinto(buf):  # type: ignore[attr-defined]
+                out.write(view[:n])
+            return out.commit(expected)
+
+    def temp_path(self, oid: str) -> Path:
+        """A fresh, unused path in ``tmp/`` for a download of ``oid``."""
+        validate_oid(oid)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        return self.tmp_dir / f"{oid}-{secrets.token_hex(8)}"
+
+    def publish_file(self, path: Path, expected: Pointer) -> None:
+        """Hash the finished download at ``path`` and move it into place.
+
+        ``path`` must be in ``tmp/``. It is removed whatever happens.
+
+        Raises:
+            IntegrityError: when its size or sha256 differ from ``expected``.
+        """
+        try:
+            oid, size = hash_file(path)
+            if oid != expected.oid or size != expected.size:
+                raise IntegrityError(
+                    f"object {expected.oid} is corrupt: got {size} bytes hashing to "
+                    f"{oid}, expected {expected.size} bytes"
+                )
+            if size:
+                self._publish(path, expected)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def _publish(self, temp_path: Path, pointer: Pointer) -> None:
+        final = self.object_path(pointer.oid)
+        if self.contains(pointer):
+            return  # already there (another process won the race): keep theirs
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temp_path, final)
+
+    def iter_objects(self) -> Iterator[Pointer]:
+        """Yield a pointer for every well-named object file in the store."""
+        if not self.objects_dir.is_dir():
+            return
+        for first in sorted(self.objects_dir.iterdir()):
+            for second in sorted(first.iterdir()) if first.is_dir() else ():
+                for entry in sorted(second.iterdir()) if second.is_dir() else ():
+                    name = entry.name
+                    if (
+                        name[:2] == first.name
+                        and name[2:4] == second.name
+                        and len(name) == 64
+                        and name != EMPTY_OID
+                    ):
+                        with contextlib.suppress(ValueError, OSError):
+                            yield Pointer(name, entry.stat().st_size)
+
+    def remove(self, oid: str) -> None:
+        """Delete the object if present."""
+        with contextlib.suppress(FileNotFoundError):
+            self.object_path(oid).unlink()
+
+    def clean_tmp(self, now: float | None = None) -> int:
+        """Remove stale temp files the way git-lfs does; return how many went.
+
+        A ``<oid>-*`` file goes as soon as that object is present; any other file once it
+        is older than an hour (it may belong to a live process otherwise).
+        """
+        if not self.tmp_dir.is_dir():
+            return 0
+        now = time.time() if now is None else now
+        removed = 0
+        for entry in self.tmp_dir.iterdir():
+            if not entry.is_file():
+                continue
+            oid = entry.name.split("-", 1)[0]
+            try:
+                stale = now - entry.stat().st_mtime > STALE_TEMP_SECONDS
+                present = is_valid_oid(oid) and self.object_path(oid).exists()
+            except OSError:
+                continue
+            if stale or present:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+                    removed += 1
+        return removed

@@ -1,0 +1,131 @@
+"""The contract every backend passes, as a mixin.
+
+A test module subclasses :class:`BackendContract` and provides a ``remote_url`` fixture
+(and, for a remote needing it, ``backend_env``: environment for child processes). The
+same tests then run against the local folder, S3, GCS and HTTP backends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lfs_agent.backends import Backend, open_backend
+from lfs_agent.errors import IntegrityError, ObjectNotFoundError
+from tests.helpers import random_bytes, sha256
+
+SLOW_UPLOAD = """
+import sys, time
+from pathlib import Path
+from lfs_agent.backends import open_backend
+backend = open_backend(sys.argv[1])
+def progress(delta):
+    print("progress", delta, flush=True)
+    time.sleep(0.05)
+backend.upload(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]), progress)
+print("done", flush=True)
+"""
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.total = 0
+        self.calls = 0
+
+    def __call__(self, delta: int) -> None:
+        self.total += delta
+        self.calls += 1
+
+
+class BackendContract:
+    """Behaviour shared by all backends."""
+
+    @pytest.fixture
+    def backend_env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    @pytest.fixture
+    def backend(self, remote_url: str) -> Backend:
+        b = open_backend(remote_url)
+        yield b
+        b.close()
+
+    def _file(self, tmp_path: Path, data: bytes, name: str = "src") -> Path:
+        path = tmp_path / name
+        path.write_bytes(data)
+        return path
+
+    def test_stat_of_an_absent_object_is_none(self, backend):
+        assert backend.stat(sha256(b"absent")) is None
+
+    def test_upload_then_stat_and_download_round_trip(self, backend, tmp_path):
+        data = random_bytes(300_000, seed=1)
+        oid = sha256(data)
+        progress = Recorder()
+        backend.upload(oid, self._file(tmp_path, data), len(data), progress)
+        assert backend.stat(oid) == len(data)
+        assert progress.total == len(data)
+        dest = tmp_path / "dest"
+        down = Recorder()
+        backend.download(oid, dest, len(data), down)
+        assert dest.read_bytes() == data
+        assert down.total == len(data)
+
+    def test_reupload_of_a_present_object_is_a_cheap_noop(self, backend, tmp_path):
+        data = b"same bytes twice"
+        oid = sha256(data)
+        src = self._file(tmp_path, data)
+        backend.upload(oid, src, len(data), Recorder())
+        backend.upload(oid, src, len(data), Recorder())
+        assert backend.stat(oid) == len(data)
+
+    def test_download_of_a_missing_object_raises_not_found(self, backend, tmp_path):
+        oid = sha256(b"never uploaded")
+        with pytest.raises(ObjectNotFoundError, match=oid):
+            backend.download(oid, tmp_path / "dest", 14, Recorder())
+
+    def test_upload_of_bytes_that_do_not_match_the_oid_stores_nothing(self, backend, tmp_path):
+        oid = sha256(b"the real content")
+        src = self._file(tmp_path, b"something else!!")
+        with pytest.raises(IntegrityError):
+            backend.upload(oid, src, 16, Recorder())
+        assert backend.stat(oid) is None
+
+    def test_empty_and_large_chunked_objects_round_trip(self, backend, tmp_path):
+        data = random_bytes(5 * 1024 * 1024 + 3, seed=2)
+        oid = sha256(data)
+        backend.upload(oid, self._file(tmp_path, data), len(data), Recorder())
+        dest = tmp_path / "big"
+        backend.download(oid, dest, len(data), Recorder())
+        assert sha256(dest.read_bytes()) == oid
+
+    def test_a_kill_during_upload_leaves_no_object(
+        self, remote_url, backend, backend_env, tmp_path
+    ):
+        data = random_bytes(8 * 1024 * 1024, seed=3)
+        oid = sha256(data)
+        src = self._file(tmp_path, data)
+        env = dict(backend_env)
+        env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SLOW_UPLOAD, remote_url, oid, str(src), str(len(data))],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith(b"progress"), proc.stderr.read() if proc.stderr else line
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        time.sleep(0.1)
+        assert backend.stat(oid) is None
+        # A later upload completes normally.
+        backend.upload(oid, src, len(data), Recorder())
+        assert backend.stat(oid) == len(data)

@@ -1,0 +1,52 @@
+"""The local-folder backend passes the contract, plus folder-specific checks."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from lfs_agent.backends import open_backend
+from lfs_agent.errors import BackendError, BackendUnavailableError, ConfigError
+from tests.contract.backend_contract import BackendContract, Recorder
+from tests.helpers import sha256
+
+
+class TestLocalBackend(BackendContract):
+    @pytest.fixture
+    def remote_url(self, tmp_path: Path) -> str:
+        return (tmp_path / "bucket").as_uri()
+
+
+def test_layout_matches_git_lfs_and_objects_are_read_only(tmp_path):
+    backend = open_backend((tmp_path / "bucket").as_uri())
+    data = b"layout"
+    oid = sha256(data)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    backend.upload(oid, src, len(data), Recorder())
+    path = tmp_path / "bucket" / "objects" / oid[:2] / oid[2:4] / oid
+    assert path.read_bytes() == data
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert [p.name for p in path.parent.iterdir()] == [oid]
+
+
+def test_an_unwritable_folder_is_a_backend_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    backend = open_backend(blocker.as_uri())
+    src = tmp_path / "src"
+    src.write_bytes(b"x")
+    with pytest.raises(BackendError, match=r"cannot (read|write) file:.*Not a directory"):
+        backend.upload(sha256(b"x"), src, 1, Recorder())
+
+
+def test_unknown_schemes_and_missing_sdks_get_clear_errors(monkeypatch):
+    with pytest.raises(ConfigError, match="no backend for ftp"):
+        open_backend("ftp://host/x")
+    import lfs_agent.backends as registry
+
+    monkeypatch.setitem(registry.REGISTRY, "s3", ("lfs_agent_missing_sdk:Nope", "s3"))
+    with pytest.raises(BackendUnavailableError, match=r"pip install 'lfs-agent\[s3\]'"):
+        open_backend("s3://bucket/prefix")

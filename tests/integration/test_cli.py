@@ -1,0 +1,130 @@
+"""The command line shell and the single-shot clean/smudge filters under real git."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lfs_agent.backends import open_backend
+from tests.conftest import AGENT, agent, git
+from tests.contract.backend_contract import Recorder
+from tests.helpers import pointer_bytes, random_bytes, sha256
+
+pytestmark = pytest.mark.integration
+
+
+def test_version_and_help_list_the_commands(tmp_path: Path):
+    out = agent("--version", cwd=tmp_path)
+    assert out.returncode == 0
+    assert out.stdout.decode().startswith("lfs-agent ")
+    helped = agent("--help", cwd=tmp_path)
+    assert helped.returncode == 0
+    for command in ("clean", "smudge"):
+        assert command in helped.stdout.decode()
+
+
+def test_importing_the_cli_does_not_import_sdks_or_pydantic(tmp_path: Path):
+    code = (
+        "import sys, lfs_agent.cli; bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('boto3', 'botocore', 'google', 'pydantic', 'requests')]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_errors_are_one_line_without_traceback(tmp_path: Path):
+    out = agent("clean", cwd=tmp_path, input=b"data")  # not a repository
+    assert out.returncode == 2
+    lines = out.stderr.decode().strip().splitlines()
+    assert lines == [
+        "lfs-agent: error: not a git repository (or any parent up to the file system root)"
+    ]
+
+
+def test_debug_logging_adds_the_traceback(tmp_path: Path):
+    env = dict(os.environ, LFS_AGENT_LOG="debug")
+    out = agent("clean", cwd=tmp_path, input=b"data", env=env)
+    assert out.returncode == 2
+    assert "Traceback" in out.stderr.decode()
+
+
+def _use_single_shot_filters(repo: Path) -> None:
+    cmd = " ".join(shlex.quote(a) for a in AGENT)
+    git("config", "filter.lfs.clean", f"{cmd} clean -- %f", cwd=repo)
+    git("config", "filter.lfs.smudge", f"{cmd} smudge -- %f", cwd=repo)
+    git("config", "filter.lfs.required", "true", cwd=repo)
+    (repo / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
+
+
+def test_single_shot_filters_round_trip_through_git(repo: Path):
+    _use_single_shot_filters(repo)
+    data = random_bytes(200_000, seed=11)
+    (repo / "model.bin").write_bytes(data)
+    (repo / "empty.bin").write_bytes(b"")
+    git("add", ".", cwd=repo)
+    git("commit", "-qm", "add model", cwd=repo)
+    blob = git("cat-file", "-p", "HEAD:model.bin", cwd=repo).stdout
+    assert blob == pointer_bytes(data)
+    assert git("cat-file", "-p", "HEAD:empty.bin", cwd=repo).stdout == b""
+    (repo / "model.bin").unlink()
+    git("checkout", "--", "model.bin", cwd=repo)
+    assert (repo / "model.bin").read_bytes() == data
+    assert git("status", "--porcelain", cwd=repo).stdout == b""
+
+
+def test_smudge_of_a_missing_object_names_path_and_oid(repo: Path):
+    data = b"content nobody stored"
+    out = agent("smudge", "dir/x.bin", cwd=repo, input=pointer_bytes(data))
+    assert out.returncode == 2
+    assert out.stdout == b""
+    message = out.stderr.decode().strip()
+    assert message.count("\n") == 0
+    assert "dir/x.bin" in message and sha256(data) in message
+
+
+def test_smudge_passes_non_pointer_content_through(repo: Path):
+    for data in (b"plain text\n", b"x" * 5000, pointer_bytes(b"abc") + b"trailing\n"):
+        out = agent("smudge", "a", cwd=repo, input=data)
+        assert out.returncode == 0
+        assert out.stdout == data
+
+
+def test_smudge_fetches_from_a_configured_folder_remote(repo: Path, tmp_path: Path):
+    data = random_bytes(70_000, seed=12)
+    oid = sha256(data)
+    bucket = tmp_path / "bucket"
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    open_backend(bucket.as_uri()).upload(oid, src, len(data), Recorder())
+    git("config", "lfs-agent.remote", str(bucket), cwd=repo)
+    out = agent("smudge", "a.bin", cwd=repo, input=pointer_bytes(data))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == data
+    assert (repo / ".git/lfs/objects" / oid[:2] / oid[2:4] / oid).read_bytes() == data
+
+
+def test_smudge_refuses_a_corrupt_remote_object_and_writes_nothing(repo: Path, tmp_path: Path):
+    data = b"the true bytes" * 100
+    oid = sha256(data)
+    path = tmp_path / "bucket" / "objects" / oid[:2] / oid[2:4] / oid
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"X" * len(data))
+    git("config", "lfs-agent.remote", str(tmp_path / "bucket"), cwd=repo)
+    out = agent("smudge", "a.bin", cwd=repo, input=pointer_bytes(data))
+    assert out.returncode == 2
+    assert out.stdout == b""
+    assert "corrupt" in out.stderr.decode()
+    assert not (repo / ".git/lfs/objects" / oid[:2]).exists()
+    assert list((repo / ".git/lfs/tmp").iterdir()) == []
+
+
+def test_skip_leaves_the_pointer(repo: Path):
+    ptr = pointer_bytes(b"skipped")
+    assert agent("smudge", "--skip", "a", cwd=repo, input=ptr).stdout == ptr
+    env = dict(os.environ, GIT_LFS_SKIP_SMUDGE="1")
+    assert agent("smudge", "a", cwd=repo, input=ptr, env=env).stdout == ptr

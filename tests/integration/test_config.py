@@ -1,0 +1,144 @@
+"""Settings resolution against real git configuration files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lfs_agent.config import normalize_remote_url, resolve_settings
+from lfs_agent.errors import ConfigError, GitError
+from lfs_agent.git import Git
+from tests.conftest import git
+
+pytestmark = pytest.mark.integration
+
+
+def settings(repo: Path, env=None, overrides=None):
+    return resolve_settings(Git(repo), env=env or {}, overrides=overrides)
+
+
+def test_precedence_flags_env_repo_sidecar_global(repo: Path, hermetic_env: Path, tmp_path: Path):
+    git("config", "--global", "lfs-agent.remote", str(tmp_path / "global"), cwd=repo)
+    assert settings(repo).remote == (tmp_path / "global").as_uri()
+    assert settings(repo).remote_origin == "global git config"
+
+    (repo / ".lfsagent").write_text(f"[lfs-agent]\n\tremote = {tmp_path / 'sidecar'}\n")
+    assert settings(repo).remote == (tmp_path / "sidecar").as_uri()
+    assert settings(repo).remote_origin == ".lfsagent"
+
+    git("config", "lfs-agent.remote", str(tmp_path / "local"), cwd=repo)
+    assert settings(repo).remote == (tmp_path / "local").as_uri()
+
+    env = {"LFS_AGENT_REMOTE": "s3://env-bucket/p"}
+    assert settings(repo, env=env).remote == "s3://env-bucket/p"
+
+    s = settings(repo, env=env, overrides={"remote": "gs://flag-bucket"})
+    assert (s.remote, s.remote_origin) == ("gs://flag-bucket", "command line")
+
+
+def test_sidecar_is_read_from_index_then_head_when_not_in_the_work_tree(repo: Path):
+    (repo / ".lfsagent").write_text("[lfs-agent]\n\tremote = s3://committed/x\n")
+    git("add", ".lfsagent", cwd=repo)
+    git("commit", "-qm", "sidecar", cwd=repo)
+    (repo / ".lfsagent").unlink()
+    assert settings(repo).remote == "s3://committed/x"  # from the index
+    git("rm", "-q", "--cached", ".lfsagent", cwd=repo)
+    assert settings(repo).remote == "s3://committed/x"  # from HEAD
+
+
+def test_sidecar_in_a_no_checkout_clone(repo: Path, tmp_path: Path):
+    (repo / ".lfsagent").write_text("[lfs-agent]\n\tremote = s3://committed/y\n")
+    git("add", ".lfsagent", cwd=repo)
+    git("commit", "-qm", "sidecar", cwd=repo)
+    clone = tmp_path / "clone"
+    git("clone", "-q", "--no-checkout", str(repo), str(clone), cwd=tmp_path)
+    assert settings(clone).remote == "s3://committed/y"
+
+
+def test_unsafe_committed_keys_are_ignored_with_a_warning(repo: Path):
+    (repo / ".lfsagent").write_text(
+        "[lfs-agent]\n\tremote = s3://b/p\n\thttp-header = Authorization: x\n"
+        '[lfs-agent "s3"]\n\tsecret-access-key = AKIA\n\tregion = eu-west-1\n'
+        "[lfs-agent]\n\tpath = /bin/evil\n"
+    )
+    s = settings(repo)
+    assert s.remote == "s3://b/p"
+    assert s.options == {"s3.region": "eu-west-1"}
+    assert len(s.warnings) == 3
+    assert all("ignored lfs-agent." in w and ".lfsagent" in w for w in s.warnings)
+
+
+def test_the_same_keys_in_git_config_are_accepted(repo: Path):
+    git("config", "lfs-agent.http-header", "Authorization: Bearer x", cwd=repo)
+    s = settings(repo)
+    assert s.options["http-header"] == "Authorization: Bearer x"
+    assert s.warnings == ()
+
+
+def test_git_lfs_keys_are_honoured(repo: Path, tmp_path: Path):
+    git("config", "lfs.concurrenttransfers", "3", cwd=repo)
+    git("config", "lfs.fetchinclude", "models/*, data/ ,", cwd=repo)
+    git("config", "lfs.fetchexclude", "*.tmp", cwd=repo)
+    git("config", "lfs.storage", "elsewhere", cwd=repo)
+    s = settings(repo)
+    assert s.concurrency == 3
+    assert s.fetch_include == ("models/*", "data")
+    assert s.fetch_exclude == ("*.tmp",)
+    assert s.lfs_dir == repo / ".git" / "elsewhere"
+    git("config", "lfs.storage", str(tmp_path / "abs"), cwd=repo)
+    assert settings(repo).lfs_dir == tmp_path / "abs"
+
+
+def test_bad_numbers_are_config_errors(repo: Path):
+    git("config", "lfs.concurrenttransfers", "many", cwd=repo)
+    with pytest.raises(ConfigError, match=r"lfs\.concurrenttransfers must be a whole number"):
+        settings(repo)
+
+
+def test_linked_worktrees_share_the_common_lfs_dir(repo: Path, tmp_path: Path):
+    (repo / "f").write_text("x")
+    git("add", "f", cwd=repo)
+    git("commit", "-qm", "init", cwd=repo)
+    git("worktree", "add", "-q", str(tmp_path / "wt"), cwd=repo)
+    assert settings(tmp_path / "wt").lfs_dir == repo / ".git" / "lfs"
+
+
+def test_outside_a_repository_is_a_git_error(tmp_path: Path):
+    with pytest.raises(GitError, match="not a git repository"):
+        settings(tmp_path)
+
+
+def test_skip_smudge_from_the_environment(repo: Path):
+    assert settings(repo, env={"GIT_LFS_SKIP_SMUDGE": "1"}).skip_smudge
+    assert not settings(repo, env={"GIT_LFS_SKIP_SMUDGE": "0"}).skip_smudge
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("s3://bucket/prefix/", "s3://bucket/prefix"),
+        ("s3://bucket", "s3://bucket"),
+        ("gs://bucket//a/b", "gs://bucket/a/b"),
+        ("https://host/base/", "https://host/base"),
+        ("http://127.0.0.1:8080/x", "http://127.0.0.1:8080/x"),
+    ],
+)
+def test_remote_urls_are_normalized(given, expected):
+    assert normalize_remote_url(given) == expected
+
+
+def test_paths_become_file_urls(tmp_path: Path):
+    assert normalize_remote_url("bucket", tmp_path) == (tmp_path / "bucket").as_uri()
+    assert normalize_remote_url(str(tmp_path / "b")) == (tmp_path / "b").as_uri()
+    assert normalize_remote_url((tmp_path / "c").as_uri()) == (tmp_path / "c").as_uri()
+
+
+@pytest.mark.parametrize(
+    "bad", ["ftp://x/y", "s3://", "git@github.com:x/y", "file://otherhost/x", ""]
+)
+def test_unsupported_remotes_list_the_accepted_forms(bad):
+    with pytest.raises(ConfigError) as info:
+        normalize_remote_url(bad)
+    if "://" not in bad or bad.startswith("ftp") or not bad:
+        assert "s3://bucket/prefix" in str(info.value)
