@@ -12,17 +12,22 @@ import argparse
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from lfs_agent import __version__
-from lfs_agent.errors import LfsAgentError
+from lfs_agent.errors import ConfigError, LfsAgentError
 
 if TYPE_CHECKING:  # heavy imports stay out of start-up; commands import what they use
     from lfs_agent.config import Settings
     from lfs_agent.git import Git
+    from lfs_agent.gitfilter import Fetch
+    from lfs_agent.pathmatch import PathFilter
+    from lfs_agent.pointer import Pointer
+    from lfs_agent.scan import PointerFile
     from lfs_agent.store import ObjectStore
-    from lfs_agent.sync import Remote
+    from lfs_agent.sync import BatchResult, Remote
 
 __all__ = ["main"]
 
@@ -106,6 +111,84 @@ class Context:
             return None
         return Remote(self.settings.require_remote(), self.settings.options)
 
+    def required_remote(self) -> Remote:
+        """The configured remote; a clear error when none is set."""
+        remote = self.remote(required=True)
+        assert remote is not None
+        return remote
+
+    def fetcher(self, remote: Remote | None) -> Fetch | None:
+        """A callable downloading one object into the store, or None without a remote."""
+        if remote is None:
+            return None
+        store = self.store
+
+        def fetch(pointer: Pointer) -> None:
+            logger.info("downloading %s (%d bytes)", pointer.oid, pointer.size)
+            remote.download(store, pointer)
+
+        return fetch
+
+    def path_filter(self) -> PathFilter:
+        """Fetch include/exclude patterns: command line first, then configuration."""
+        from lfs_agent.pathmatch import PathFilter
+
+        include = getattr(self.args, "include", None)
+        exclude = getattr(self.args, "exclude", None)
+        return PathFilter(
+            _split_cli(include) if include is not None else self.settings.fetch_include,
+            _split_cli(exclude) if exclude is not None else self.settings.fetch_exclude,
+        )
+
+
+def _split_cli(values: list[str]) -> tuple[str, ...]:
+    """``-I a,b -I c`` -> ``("a", "b", "c")``, as git-lfs accepts comma lists."""
+    return tuple(p.strip() for v in values for p in v.split(",") if p.strip())
+
+
+def human_size(size: float) -> str:
+    """Format bytes the way git-lfs does: ``12 B``, ``3.0 KB``, ``1.2 GB``."""
+    if size < 1000:
+        return f"{int(size)} B"
+    for unit in ("KB", "MB", "GB", "TB"):
+        size /= 1000
+        if size < 1000 or unit == "TB":
+            break
+    return f"{size:.1f} {unit}"
+
+
+class Meter:
+    """A progress line on stderr for a batch of transfers (silent when not a TTY).
+
+    Args:
+        verb: ``Uploading`` or ``Downloading``.
+        total_files: Objects in the batch.
+    """
+
+    def __init__(self, verb: str, total_files: int) -> None:
+        self.verb = verb
+        self.total_files = total_files
+        self.done_files = 0
+        self.done_bytes = 0
+        self.tty = sys.stderr.isatty()
+        self._lock = threading.Lock()
+
+    def __call__(self, pointer: Pointer, error: LfsAgentError | None) -> None:
+        """Count one finished object (called from worker threads)."""
+        with self._lock:
+            self.done_files += 1
+            if error is None:
+                self.done_bytes += pointer.size
+            if self.tty and self.total_files:
+                percent = 100 * self.done_files // self.total_files
+                sys.stderr.write(
+                    f"\r{self.verb} LFS objects: {percent}% ({self.done_files}/"
+                    f"{self.total_files}), {human_size(self.done_bytes)}"
+                )
+                if self.done_files == self.total_files:
+                    sys.stderr.write(", done.\n")
+                sys.stderr.flush()
+
 
 def cmd_clean(ctx: Context) -> int:
     """``clean [PATH]``: content on stdin -> pointer on stdout, object into the store."""
@@ -123,14 +206,7 @@ def cmd_smudge(ctx: Context) -> int:
 
     path = ctx.args.path or "<stdin>"
     remote = ctx.remote(required=False)
-    fetch = None
-    if remote is not None:
-        store = ctx.store
-
-        def fetch(pointer: object) -> None:
-            logger.info("downloading %s", path)
-            remote.download(store, pointer)  # type: ignore[arg-type]
-
+    fetch = ctx.fetcher(remote)
     out = sys.stdout.buffer
     try:
         smudge(
@@ -145,6 +221,318 @@ def cmd_smudge(ctx: Context) -> int:
         if remote is not None:
             remote.close()
     out.flush()
+    return 0
+
+
+def cmd_filter_process(ctx: Context) -> int:
+    """``filter-process``: git's long-running filter protocol on stdin/stdout."""
+    from lfs_agent.gitfilter import FilterProcess
+    from lfs_agent.pktline import PktLineReader, PktLineWriter
+
+    remote = ctx.remote(required=False)
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    process = FilterProcess(
+        PktLineReader(stdin.read),
+        PktLineWriter(stdout.write, stdout.flush),
+        ctx.store,
+        fetch=ctx.fetcher(remote),
+        path_filter=ctx.path_filter(),
+        skip_smudge=ctx.settings.skip_smudge or ctx.args.skip,
+        concurrency=ctx.settings.concurrency,
+    )
+    try:
+        process.serve()
+    finally:
+        if remote is not None:
+            remote.close()
+    return 0
+
+
+def cmd_install(ctx: Context) -> int:
+    """``install``: configure this repository for lfs-agent."""
+    from lfs_agent.install import install
+
+    args = ctx.args
+    report = install(
+        ctx.git,
+        remote=args.remote_url,
+        local=args.local,
+        with_git_lfs=args.with_git_lfs,
+        scope_remote=args.scope_remote,
+        force=args.force,
+    )
+    for message in report.messages:
+        print(message, file=sys.stderr)
+    settings = ctx.settings
+    mode = "git-lfs transfers" if args.with_git_lfs else "filter and hooks"
+    where = (
+        f"remote {settings.remote} (from {settings.remote_origin})"
+        if settings.remote
+        else "no remote yet: run 'lfs-agent install --remote URL'"
+    )
+    print(f"lfs-agent installed ({mode}); {where}")
+    return 0
+
+
+def cmd_uninstall(ctx: Context) -> int:
+    """``uninstall``: remove what install added."""
+    from lfs_agent.install import uninstall
+
+    for message in uninstall(ctx.git).messages:
+        print(message, file=sys.stderr)
+    print("lfs-agent uninstalled")
+    return 0
+
+
+def cmd_track(ctx: Context) -> int:
+    """``track [PATTERN...]``: add patterns to .gitattributes, or list them."""
+    from lfs_agent.install import track, tracked_patterns
+
+    if not ctx.args.patterns:
+        print("Listing tracked patterns")
+        for pattern in tracked_patterns(ctx.git):
+            print(f"    {pattern} (.gitattributes)")
+        return 0
+    for message in track(ctx.git, ctx.args.patterns):
+        print(message)
+    return 0
+
+
+def cmd_untrack(ctx: Context) -> int:
+    """``untrack PATTERN...``: remove patterns from .gitattributes."""
+    from lfs_agent.install import untrack
+
+    for message in untrack(ctx.git, ctx.args.patterns):
+        print(message)
+    return 0
+
+
+def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
+    from lfs_agent.sync import push
+
+    remote = ctx.required_remote()
+    meter = Meter("Uploading", len({f.pointer.oid for f in files if f.pointer.size}))
+    try:
+        result = push(ctx.store, remote, files, ctx.settings.concurrency, meter)
+    finally:
+        remote.close()
+    sent = sum(p.size for p in result.done)
+    if result.done or result.skipped:
+        print(
+            f"lfs-agent: uploaded {len(result.done)} object(s) ({human_size(sent)}) to "
+            f"{remote.url}; {len(result.skipped)} already there",
+            file=sys.stderr,
+        )
+    return result
+
+
+def cmd_pre_push(ctx: Context) -> int:
+    """``pre-push REMOTE URL``: the pre-push hook; ref updates arrive on stdin."""
+    from lfs_agent.scan import pre_push_pointers
+
+    if os.environ.get("GIT_LFS_SKIP_PUSH", "").lower() in ("1", "true", "yes", "on"):
+        return 0
+    lines = sys.stdin.read().splitlines()
+    files = pre_push_pointers(ctx.git, ctx.args.remote_name, lines)
+    if files:
+        _upload(ctx, files)
+    return 0
+
+
+def _all_ref_tips(git: Git) -> list[str]:
+    return git.output(["for-each-ref", "--format=%(objectname)", "refs/heads", "refs/tags"]).split()
+
+
+def cmd_push(ctx: Context) -> int:
+    """``push [REMOTE [REF...]] [--all]``: upload objects the bucket lacks."""
+    from lfs_agent.scan import rev_list_pointers
+
+    git = ctx.git
+    refs = ctx.args.refs or (["HEAD"] if not ctx.args.all else _all_ref_tips(git))
+    shas = []
+    for ref in refs:
+        sha = git.rev_parse(ref)
+        if sha is None:
+            raise ConfigError(f"unknown revision {ref!r}")
+        shas.append(sha)
+    names = git.output(["remote"]).split()
+    not_remote = (
+        None if ctx.args.all else (ctx.args.git_remote if ctx.args.git_remote in names else None)
+    )
+    files = rev_list_pointers(git, shas, (), not_remote)
+    if not files:
+        print("lfs-agent: nothing to upload", file=sys.stderr)
+        return 0
+    _upload(ctx, files)
+    return 0
+
+
+def _selected(ctx: Context, refs: list[str], all_history: bool) -> list[PointerFile]:
+    from lfs_agent.scan import rev_list_pointers, tree_pointers
+
+    git = ctx.git
+    if all_history:
+        files = rev_list_pointers(git, _all_ref_tips(git))
+    else:
+        files = []
+        for ref in refs or ["HEAD"]:
+            if git.rev_parse(ref) is None:
+                raise ConfigError(f"unknown revision {ref!r}")
+            files.extend(tree_pointers(git, ref))
+    path_filter = ctx.path_filter()
+    return [f for f in files if path_filter.allows(f.path)]
+
+
+def _download(ctx: Context, files: list[PointerFile]) -> None:
+    from lfs_agent.sync import fetch
+
+    missing = [f for f in files if not ctx.store.contains(f.pointer)]
+    if not missing:
+        return
+    remote = ctx.required_remote()
+    meter = Meter("Downloading", len({f.pointer.oid for f in missing}))
+    try:
+        result = fetch(ctx.store, remote, missing, ctx.settings.concurrency, meter)
+    finally:
+        remote.close()
+    got = sum(p.size for p in result.done)
+    print(
+        f"lfs-agent: downloaded {len(result.done)} object(s) ({human_size(got)}) from {remote.url}",
+        file=sys.stderr,
+    )
+
+
+def cmd_fetch(ctx: Context) -> int:
+    """``fetch [REF...]``: download objects of REF's tree (or all history)."""
+    _download(ctx, _selected(ctx, ctx.args.refs, ctx.args.all))
+    return 0
+
+
+def cmd_checkout(ctx: Context) -> int:
+    """``checkout``: replace pointer files in the work tree with local content."""
+    from lfs_agent.scan import index_pointers
+    from lfs_agent.sync import checkout
+
+    files = [f for f in index_pointers(ctx.git) if ctx.path_filter().allows(f.path)]
+    written = checkout(ctx.git, ctx.store, files)
+    print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_pull(ctx: Context) -> int:
+    """``pull``: fetch the objects of the checked-out files, then check them out."""
+    from lfs_agent.scan import index_pointers
+    from lfs_agent.sync import checkout
+
+    path_filter = ctx.path_filter()
+    files = [f for f in index_pointers(ctx.git) if path_filter.allows(f.path)]
+    _download(ctx, files)
+    written = checkout(ctx.git, ctx.store, files)
+    print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_ls_files(ctx: Context) -> int:
+    """``ls-files [REF]``: LFS files at REF (HEAD), ``*`` when the object is local."""
+    from lfs_agent.scan import tree_pointers
+
+    ref = ctx.args.ref or "HEAD"
+    if ctx.git.rev_parse(ref) is None:
+        if ctx.args.ref:
+            raise ConfigError(f"unknown revision {ref!r}")
+        return 0
+    for f in sorted(tree_pointers(ctx.git, ref), key=lambda f: f.path):
+        oid = f.pointer.oid if ctx.args.long else f.pointer.oid[:10]
+        mark = "*" if ctx.store.contains(f.pointer) else "-"
+        size = f" ({human_size(f.pointer.size)})" if ctx.args.size else ""
+        print(f"{oid} {mark} {f.path}{size}")
+    return 0
+
+
+def cmd_status(ctx: Context) -> int:
+    """``status``: LFS objects to push, staged, and modified."""
+    from lfs_agent.scan import index_pointers, rev_list_pointers
+
+    git = ctx.git
+    branch = git.run(["symbolic-ref", "--short", "-q", "HEAD"], check=False).stdout.decode()
+    print(f"On branch {branch.strip() or '(detached HEAD)'}")
+    head = git.rev_parse("HEAD")
+    upstream = (
+        git.run(["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}"], check=False)
+        .stdout.decode()
+        .strip()
+    )
+    staged_index = {f.path: f for f in index_pointers(git)}
+    if head:
+        exclude = [upstream] if upstream else []
+        remotes = git.output(["remote"]).split()
+        pending = rev_list_pointers(
+            git, [head], exclude, None if upstream or not remotes else remotes[0]
+        )
+        print(f"\nObjects to be pushed to {upstream or 'the remote'}:")
+        for f in sorted({f.pointer.oid: f for f in pending}.values(), key=lambda f: f.path):
+            print(f"\t{f.path} ({f.pointer.oid[:10]}, {human_size(f.pointer.size)})")
+    diff_base = ["--cached", head] if head else ["--cached", "--root"]
+    staged = (
+        git.output(["diff", "--name-only", *diff_base]).splitlines()
+        if head
+        else sorted(staged_index)
+    )
+    print("\nObjects to be committed:")
+    for path in staged:
+        if path in staged_index:
+            print(f"\t{path} (LFS: {staged_index[path].pointer.oid[:10]})")
+    print("\nObjects not staged for commit:")
+    for path in git.output(["diff", "--name-only"]).splitlines():
+        if path in staged_index:
+            print(f"\t{path} (LFS: {staged_index[path].pointer.oid[:10]})")
+    return 0
+
+
+def cmd_fsck(ctx: Context) -> int:
+    """``fsck [--remote] [--deep]``: check objects locally and on the remote."""
+    from lfs_agent.maintenance import fsck
+
+    remote = ctx.required_remote() if ctx.args.remote_check else None
+    try:
+        report = fsck(ctx.git, ctx.store, remote, deep=ctx.args.deep)
+    finally:
+        if remote is not None:
+            remote.close()
+    for line in report.corrupt:
+        print(f"objects: corruptObject: {line}")
+    for line in report.missing:
+        print(f"objects: missing: {line}")
+    for line in report.non_canonical:
+        print(f"pointer: nonCanonicalPointer: {line}")
+    for line in report.remote_problems:
+        print(f"remote: {line}")
+    if report.ok:
+        print(
+            f"fsck: {report.checked} local object(s) OK"
+            + (f"; {remote.url} holds every object reachable from HEAD" if remote else "")
+        )
+        return 0
+    return 1
+
+
+def cmd_prune(ctx: Context) -> int:
+    """``prune [--dry-run]``: delete local objects that are unused and pushed."""
+    from lfs_agent.maintenance import prune
+
+    remote = ctx.required_remote()
+    try:
+        report = prune(ctx.git, ctx.store, remote, dry_run=ctx.args.dry_run)
+    finally:
+        remote.close()
+    verb = "would prune" if ctx.args.dry_run else "pruned"
+    freed = sum(p.size for p in report.pruned)
+    for pointer in report.pruned:
+        print(f"{verb} {pointer.oid} ({human_size(pointer.size)})")
+    print(
+        f"prune: {verb} {len(report.pruned)} object(s), {human_size(freed)}; kept "
+        f"{len(report.kept_unpushed)} unused object(s) not on {remote.url}"
+    )
     return 0
 
 
@@ -166,6 +554,89 @@ def _build_parser() -> argparse.ArgumentParser:
     p = add("smudge", cmd_smudge, "git smudge filter: pointer on stdin, content on stdout")
     p.add_argument("path", nargs="?", help="path git is smudging (for messages only)")
     p.add_argument("--skip", action="store_true", help="leave pointers as they are")
+    p = add("filter-process", cmd_filter_process, "git long-running filter (clean, smudge, delay)")
+    p.add_argument("--skip", action="store_true", help="leave pointers as they are")
+
+    p = add("install", cmd_install, "set this repository up for lfs-agent")
+    p.add_argument(
+        "--remote",
+        dest="remote_url",
+        metavar="URL",
+        help="bucket for objects: a folder, s3://, gs:// or http(s):// URL",
+    )
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="record the remote in .git/config instead of the committed .lfsagent",
+    )
+    p.add_argument(
+        "--with-git-lfs",
+        action="store_true",
+        help="keep git-lfs's filter and hooks; route its transfers through lfs-agent",
+    )
+    p.add_argument(
+        "--scope-remote",
+        metavar="NAME",
+        help="with --with-git-lfs: use lfs-agent only for this git remote",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace filter settings another tool wrote in this repository",
+    )
+    add("uninstall", cmd_uninstall, "remove what install added")
+    p = add("track", cmd_track, "track patterns with LFS in .gitattributes (list with none)")
+    p.add_argument("patterns", nargs="*", metavar="PATTERN")
+    p = add("untrack", cmd_untrack, "stop tracking patterns")
+    p.add_argument("patterns", nargs="+", metavar="PATTERN")
+
+    p = add("pre-push", cmd_pre_push, "pre-push hook: upload objects of the refs being pushed")
+    p.add_argument("remote_name", metavar="REMOTE")
+    p.add_argument("remote_location", metavar="URL", nargs="?")
+    p = add("push", cmd_push, "upload objects reachable from refs that the bucket lacks")
+    p.add_argument("git_remote", metavar="REMOTE", nargs="?", default="origin")
+    p.add_argument("refs", metavar="REF", nargs="*")
+    p.add_argument("--all", action="store_true", help="every object of every branch and tag")
+
+    def add_filters(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "-I",
+            "--include",
+            action="append",
+            metavar="PATTERN",
+            help="only paths matching (repeatable, comma lists allowed)",
+        )
+        p.add_argument(
+            "-X",
+            "--exclude",
+            action="append",
+            metavar="PATTERN",
+            help="never paths matching (repeatable)",
+        )
+
+    p = add("fetch", cmd_fetch, "download objects for REF (default HEAD) into the local store")
+    p.add_argument("refs", metavar="REF", nargs="*")
+    p.add_argument("--all", action="store_true", help="every object of every branch and tag")
+    add_filters(p)
+    p = add("pull", cmd_pull, "fetch, then replace pointer files in the work tree")
+    add_filters(p)
+    p = add("checkout", cmd_checkout, "replace pointer files with local content (no download)")
+    add_filters(p)
+    p = add("ls-files", cmd_ls_files, "list LFS files at REF (default HEAD)")
+    p.add_argument("ref", metavar="REF", nargs="?")
+    p.add_argument("-l", "--long", action="store_true", help="full oids")
+    p.add_argument("-s", "--size", action="store_true", help="show sizes")
+    add("status", cmd_status, "LFS objects to push, staged and modified")
+    p = add("fsck", cmd_fsck, "verify local objects (and the remote's with --remote)")
+    p.add_argument(
+        "--remote",
+        dest="remote_check",
+        action="store_true",
+        help="check the bucket holds every object reachable from HEAD",
+    )
+    p.add_argument("--deep", action="store_true", help="with --remote: download and hash too")
+    p = add("prune", cmd_prune, "delete local objects that are unused and safely in the bucket")
+    p.add_argument("--dry-run", action="store_true", help="only say what would go")
     return parser
 
 

@@ -15,15 +15,22 @@ commands). The behaviour mirrors git-lfs ``lfs/gitfilter_clean.go`` and
 from __future__ import annotations
 
 import logging
+import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import BinaryIO
 
-from lfs_agent.errors import NotAPointerError, ObjectNotFoundError
+from lfs_agent.errors import LfsAgentError, NotAPointerError, ObjectNotFoundError, ProtocolError
+from lfs_agent.pathmatch import PathFilter
+from lfs_agent.pktline import PktLineReader, PktLineWriter
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.store import CHUNK_SIZE, ObjectStore
 
 __all__ = [
+    "DelayedDownloads",
     "Fetch",
+    "FilterProcess",
     "clean",
     "iter_stream",
     "smudge",
@@ -129,3 +136,328 @@ def smudge(
         while chunk := src.read(CHUNK_SIZE):
             write(chunk)
     return pointer
+
+
+# --- git's long-running filter process -------------------------------------------------
+#
+# gitattributes(5) "Long Running Filter Process" and "Delay": a handshake, then one
+# request after another over pkt-lines until git closes our stdin.
+
+#: Handshake lines.
+WELCOME_CLIENT = "git-filter-client"
+WELCOME_SERVER = "git-filter-server"
+VERSION = "version=2"
+#: Capabilities we implement, in the order we answer them.
+CAPABILITIES = ("clean", "smudge", "delay")
+#: Request keys and values.
+KEY_COMMAND = "command"
+KEY_PATHNAME = "pathname"
+KEY_CAN_DELAY = "can-delay"
+COMMAND_CLEAN = "clean"
+COMMAND_SMUDGE = "smudge"
+COMMAND_LIST_AVAILABLE = "list_available_blobs"
+#: Response statuses.
+STATUS_SUCCESS = "status=success"
+STATUS_ERROR = "status=error"
+STATUS_DELAYED = "status=delayed"
+
+
+class DelayedDownloads:
+    """Downloads for smudges git agreed to delay, run on a bounded thread pool.
+
+    Each oid is downloaded once however many paths point at it. Paths move from
+    *waiting* (download running) to *ready* (finished or failed, not yet listed) to
+    *listed* (handed to git, which will ask for the content).
+
+    Args:
+        fetch: Downloads one object into the store (verified), or raises.
+        concurrency: Parallel downloads.
+    """
+
+    def __init__(self, fetch: Fetch, concurrency: int) -> None:
+        self._fetch = fetch
+        self._concurrency = max(1, concurrency)
+        # Created on the first delayed smudge; most processes never need it.
+        self._pool: ThreadPoolExecutor | None = None
+        self._cond = threading.Condition()
+        # oid -> paths waiting for its download.
+        self._waiting: dict[str, list[str]] = {}
+        # oids whose download finished -> the error, or None on success.
+        self._finished: dict[str, LfsAgentError | None] = {}
+        # Paths finished but not yet returned by list_available_blobs.
+        self._ready: list[str] = []
+        # Listed paths awaiting git's follow-up smudge -> their pointer.
+        self._pointers: dict[str, Pointer] = {}
+
+    def add(self, path: str, pointer: Pointer) -> None:
+        """Queue ``path``'s object for download."""
+        with self._cond:
+            self._pointers[path] = pointer
+            if pointer.oid in self._finished:
+                self._ready.append(path)
+                self._cond.notify_all()
+                return
+            if pointer.oid in self._waiting:
+                self._waiting[pointer.oid].append(path)
+                return
+            self._waiting[pointer.oid] = [path]
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._concurrency, "lfs-agent-download")
+            self._pool.submit(self._run, pointer)
+
+    def _run(self, pointer: Pointer) -> None:
+        error: LfsAgentError | None = None
+        try:
+            self._fetch(pointer)
+        except LfsAgentError as exc:
+            error = exc
+        except Exception as exc:  # a worker boundary: report, never kill the process
+            logger.debug("download of %s failed", pointer.oid, exc_info=True)
+            error = LfsAgentError(f"{type(exc).__name__}: {exc}")
+        with self._cond:
+            self._finished[pointer.oid] = error
+            self._ready.extend(self._waiting.pop(pointer.oid, []))
+            self._cond.notify_all()
+
+    def wait_available(self) -> list[str]:
+        """Block until some paths are ready and return them; ``[]`` when none are left."""
+        with self._cond:
+            while not self._ready and self._waiting:
+                self._cond.wait()
+            ready, self._ready = self._ready, []
+            return ready
+
+    def take(self, path: str) -> tuple[Pointer, LfsAgentError | None] | None:
+        """Return ``(pointer, error)`` for a listed path, or None if it was not delayed."""
+        with self._cond:
+            pointer = self._pointers.pop(path, None)
+            if pointer is None or pointer.oid not in self._finished:
+                if pointer is not None:
+                    self._pointers[path] = pointer
+                return None
+            return pointer, self._finished[pointer.oid]
+
+    def close(self) -> None:
+        """Stop the pool (waiting for running downloads)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class FilterProcess:
+    """Serves git's long-running filter protocol, version 2.
+
+    Args:
+        reader: Packets from git (our stdin).
+        writer: Packets to git (our stdout).
+        store: The local object store.
+        fetch: Downloads a missing object into the store; None when no remote is set.
+        path_filter: Paths whose missing objects may be downloaded (fetch include and
+            exclude); others are left as pointers.
+        skip_smudge: Leave every pointer as it is (``GIT_LFS_SKIP_SMUDGE``).
+        concurrency: Parallel downloads for delayed smudges.
+    """
+
+    def __init__(
+        self,
+        reader: PktLineReader,
+        writer: PktLineWriter,
+        store: ObjectStore,
+        *,
+        fetch: Fetch | None = None,
+        path_filter: PathFilter | None = None,
+        skip_smudge: bool = False,
+        concurrency: int = 8,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.store = store
+        self.fetch = fetch
+        self.path_filter = path_filter or PathFilter()
+        self.skip_smudge = skip_smudge
+        # Capabilities agreed in the handshake (a subset of CAPABILITIES).
+        self.capabilities: set[str] = set()
+        # Background downloads for smudges answered "delayed".
+        self.delayed = DelayedDownloads(fetch, concurrency) if fetch else None
+        # Paths whose blob should have been a pointer but was not (reported at exit).
+        self.not_pointers: list[str] = []
+
+    def handshake(self) -> None:
+        """Exchange welcome, version and capabilities with git.
+
+        Raises:
+            ProtocolError: when git is not speaking version 2 of the filter protocol.
+        """
+        try:
+            welcome = self.reader.read_text_list()
+        except EOFError:
+            raise ProtocolError("git closed the filter before the handshake") from None
+        if not welcome or welcome[0] != WELCOME_CLIENT:
+            raise ProtocolError(
+                f"bad filter handshake: expected {WELCOME_CLIENT!r}, got {welcome[:1]}"
+            )
+        if VERSION not in welcome[1:]:
+            raise ProtocolError(f"git offers no filter protocol version we speak: {welcome[1:]}")
+        self.writer.write_text_list([WELCOME_SERVER, VERSION])
+        offered = {
+            line.removeprefix("capability=")
+            for line in self.reader.read_text_list()
+            if line.startswith("capability=")
+        }
+        self.capabilities = {c for c in CAPABILITIES if c in offered}
+        if self.delayed is None:
+            self.capabilities.discard("delay")
+        self.writer.write_text_list(
+            [f"capability={c}" for c in CAPABILITIES if c in self.capabilities]
+        )
+
+    def serve(self) -> None:
+        """Handshake, then answer requests until git closes our input."""
+        self.handshake()
+        try:
+            while True:
+                try:
+                    request = self._read_request()
+                except EOFError:
+                    return
+                command = request.get(KEY_COMMAND, "")
+                if command == COMMAND_CLEAN:
+                    self._clean(request)
+                elif command == COMMAND_SMUDGE:
+                    self._smudge(request)
+                elif command == COMMAND_LIST_AVAILABLE:
+                    self._list_available()
+                else:
+                    logger.error("unknown filter command %r", command)
+                    self.writer.write_text_list([STATUS_ERROR])
+        finally:
+            if self.delayed is not None:
+                self.delayed.close()
+            if self.not_pointers:
+                logger.warning(
+                    "Encountered %d file(s) that should have been pointers, but weren't:\n\t%s",
+                    len(self.not_pointers),
+                    "\n\t".join(self.not_pointers),
+                )
+
+    def _read_request(self) -> dict[str, str]:
+        request: dict[str, str] = {}
+        for line in self.reader.read_text_list():
+            key, _, value = line.partition("=")
+            request.setdefault(key, value)
+        return request
+
+    def _clean(self, request: dict[str, str]) -> None:
+        path = request.get(KEY_PATHNAME, "")
+        content = self.reader.iter_content()
+        try:
+            result = clean(self.store, content)
+        except (LfsAgentError, OSError) as exc:
+            for _ in content:  # read the rest: git must not see a reply before the flush
+                pass
+            logger.error("clean %s failed: %s", path, exc)
+            self.writer.write_text_list([STATUS_ERROR])
+            return
+        self._reply(result)
+
+    def _reply(self, data: bytes) -> None:
+        self.writer.write_text_list([STATUS_SUCCESS])
+        if data:
+            self.writer.write_content(data)
+        self.writer.write_flush()
+        self.writer.write_flush()
+
+    def _smudge(self, request: dict[str, str]) -> None:
+        path = request.get(KEY_PATHNAME, "")
+        content = self.reader.iter_content()
+        if self.delayed is not None and KEY_CAN_DELAY not in request:
+            taken = self.delayed.take(path)
+            if taken is not None:
+                for _ in content:  # git sends empty content for a delayed path
+                    pass
+                delayed_pointer, error = taken
+                if error is not None:
+                    logger.error("%s: %s", path, error)
+                    self.writer.write_text_list([STATUS_ERROR])
+                else:
+                    self._send_object(path, delayed_pointer)
+                return
+        head, pointer = split_pointer(content)
+        if pointer is None:
+            self._pass_through(path, head, content)
+            return
+        if self.skip_smudge or pointer.size == 0:
+            self._reply(head if self.skip_smudge else b"")
+            return
+        if not self.store.contains(pointer):
+            if not self.path_filter.allows(path):
+                self._reply(head)  # excluded by fetch include/exclude: keep the pointer
+                return
+            if self.fetch is None:
+                logger.error(
+                    "%s: object %s is not in the local store and no remote is configured "
+                    "(run 'lfs-agent install --remote URL')",
+                    path,
+                    pointer.oid,
+                )
+                self.writer.write_text_list([STATUS_ERROR])
+                return
+            if request.get(KEY_CAN_DELAY) == "1" and "delay" in self.capabilities:
+                assert self.delayed is not None  # delay is only agreed when fetch is set
+                self.delayed.add(path, pointer)
+                self.writer.write_text_list([STATUS_DELAYED])
+                return
+            try:
+                self.fetch(pointer)
+            except LfsAgentError as exc:
+                logger.error("%s: %s", path, exc)
+                self.writer.write_text_list([STATUS_ERROR])
+                return
+        self._send_object(path, pointer)
+
+    def _send_object(self, path: str, pointer: Pointer) -> None:
+        try:
+            source = self.store.open(pointer)
+        except LfsAgentError as exc:
+            logger.error("%s: %s", path, exc)
+            self.writer.write_text_list([STATUS_ERROR])
+            return
+        with source:
+            self.writer.write_text_list([STATUS_SUCCESS])
+            try:
+                while chunk := source.read(CHUNK_SIZE):
+                    self.writer.write_content(chunk)
+            except OSError as exc:
+                logger.error("%s: reading object %s failed: %s", path, pointer.oid, exc)
+                self.writer.write_flush()
+                self.writer.write_text_list([STATUS_ERROR])
+                return
+        self.writer.write_flush()
+        self.writer.write_flush()
+
+    def _pass_through(self, path: str, head: bytes, rest: Iterator[bytes]) -> None:
+        """Answer non-pointer content with itself.
+
+        The content is spooled to a temp file so that all input is read before any
+        output is written (git does not read our reply until it has sent everything).
+        """
+        if head:
+            self.not_pointers.append(path)
+        with tempfile.TemporaryFile(dir=self._spool_dir()) as spool:
+            spool.write(head)
+            for chunk in rest:
+                spool.write(chunk)
+            spool.seek(0)
+            self.writer.write_text_list([STATUS_SUCCESS])
+            while chunk := spool.read(CHUNK_SIZE):
+                self.writer.write_content(chunk)
+        self.writer.write_flush()
+        self.writer.write_flush()
+
+    def _spool_dir(self) -> str:
+        self.store.tmp_dir.mkdir(parents=True, exist_ok=True)
+        return str(self.store.tmp_dir)
+
+    def _list_available(self) -> None:
+        paths = self.delayed.wait_available() if self.delayed is not None else []
+        self.writer.write_text_list([f"{KEY_PATHNAME}={p}" for p in paths])
+        self.writer.write_text_list([STATUS_SUCCESS])

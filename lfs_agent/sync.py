@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
+import stat
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 from lfs_agent.backends import Backend, open_backend
-from lfs_agent.errors import LfsAgentError
-from lfs_agent.pointer import Pointer
+from lfs_agent.errors import LfsAgentError, NotAPointerError, TransferError
+from lfs_agent.git import Git
+from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
-from lfs_agent.store import ObjectStore
+from lfs_agent.scan import PointerFile
+from lfs_agent.store import CHUNK_SIZE, ObjectStore
 
-__all__ = ["BatchResult", "Remote"]
+__all__ = ["BatchResult", "Remote", "check_local", "checkout", "fetch", "push"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,3 +153,132 @@ class Remote:
                 if on_done is not None:
                     on_done(pointer, error)
         return result
+
+
+def check_local(store: ObjectStore, files: Iterable[PointerFile]) -> list[str]:
+    """Describe pointers whose objects are missing or corrupt (wrong size) locally."""
+    problems = []
+    for f in files:
+        if f.pointer.size == 0 or store.contains(f.pointer):
+            continue
+        path = store.object_path(f.pointer.oid)
+        kind = "corrupt" if path.exists() else "missing"
+        problems.append(f"({kind}) {f.path} ({f.pointer.oid})")
+    return problems
+
+
+def push(
+    store: ObjectStore,
+    remote: Remote,
+    files: Iterable[PointerFile],
+    concurrency: int,
+    on_done: Callable[[Pointer, LfsAgentError | None], None] | None = None,
+) -> BatchResult:
+    """Upload the objects of ``files`` that the remote lacks.
+
+    Raises:
+        TransferError: when objects are missing locally (nothing is uploaded then), or
+            when some uploads failed (the others are done).
+    """
+    files = list(files)
+    problems = check_local(store, files)
+    if problems:
+        raise TransferError(
+            "upload failed: objects missing from the local store:\n  "
+            + "\n  ".join(problems)
+            + "\nRun 'lfs-agent fetch --all' to get them, or 'lfs-agent fsck' to check."
+        )
+    result = remote.run_batch(
+        (f.pointer for f in files),
+        lambda p: remote.upload(store, p),
+        concurrency,
+        on_done,
+    )
+    _raise_failures("upload", remote, result)
+    return result
+
+
+def fetch(
+    store: ObjectStore,
+    remote: Remote,
+    files: Iterable[PointerFile],
+    concurrency: int,
+    on_done: Callable[[Pointer, LfsAgentError | None], None] | None = None,
+) -> BatchResult:
+    """Download the objects of ``files`` that the store lacks, verified.
+
+    Raises:
+        TransferError: when some downloads failed (the others are done).
+    """
+    missing = [f.pointer for f in files if not store.contains(f.pointer)]
+
+    def download(pointer: Pointer) -> bool:
+        if store.contains(pointer):
+            return False
+        remote.download(store, pointer)
+        return True
+
+    result = remote.run_batch(missing, download, concurrency, on_done)
+    _raise_failures("download", remote, result)
+    return result
+
+
+def _raise_failures(verb: str, remote: Remote, result: BatchResult) -> None:
+    if result.failed:
+        lines = "\n  ".join(f"{oid}: {exc}" for oid, exc in sorted(result.failed.items()))
+        raise TransferError(
+            f"{len(result.failed)} object(s) failed to {verb} ({remote.url}):\n  {lines}"
+        )
+
+
+def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list[str]:
+    """Replace work-tree files that are still pointers with their content.
+
+    Only a file whose bytes equal its staged pointer is rewritten (local edits are never
+    touched), through a temp file and a rename, keeping its mode. The rewritten paths are
+    then re-staged so the index records their new size and time; their clean filter gives
+    back the same pointer, so the staged blobs do not change and the tree stays clean.
+    Without a configured lfs filter that would stage raw content, so it is skipped.
+
+    Returns:
+        The paths that were rewritten.
+    """
+    top = git.paths.work_tree
+    if top is None:
+        return []
+    written = []
+    for f in files:
+        if not store.contains(f.pointer) or f.pointer.size == 0:
+            continue
+        target = top / f.path
+        try:
+            if target.is_symlink() or target.stat().st_size >= MAX_POINTER_SIZE:
+                continue
+            current = target.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        try:
+            if parse_pointer(current).oid != f.pointer.oid:
+                continue
+        except NotAPointerError:
+            continue
+        temp = target.with_name(f".{target.name}.lfs-agent-{f.pointer.oid[:12]}")
+        try:
+            with store.open(f.pointer) as src, open(temp, "wb") as dst:
+                shutil.copyfileobj(src, dst, CHUNK_SIZE)
+            os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
+            os.replace(temp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        written.append(f.path)
+    has_filter = git.config_get("filter.lfs.process") or git.config_get("filter.lfs.clean")
+    if written and has_filter:
+        paths = b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in written)
+        git.run(["update-index", "-q", "-z", "--stdin"], input=paths)
+    elif written:
+        logger.warning(
+            "no lfs filter is configured: git will show the files as modified "
+            "(run 'lfs-agent install')"
+        )
+    return written

@@ -1,0 +1,255 @@
+"""Per-repository set-up: git config keys, hooks, ``.lfsagent``, ``.gitattributes``.
+
+Two modes:
+
+* **filter mode** (``install``): our filter driver (``filter.lfs.*``) and hooks, so plain
+  git works with no git-lfs installed;
+* **git-lfs mode** (``install --with-git-lfs``): git-lfs keeps its filter and hooks; only
+  its transfers go through our agent (``lfs.customtransfer.lfs-agent.*`` and
+  ``lfs.standalonetransferagent``).
+
+Every key install writes is recorded in ``lfs-agent.installed`` so that ``uninstall``
+removes exactly those. Values are written with ``--replace-all``: running install twice
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lfs_agent.config import SIDECAR_FILE, normalize_remote_url
+from lfs_agent.errors import ConfigError
+from lfs_agent.git import Git
+from lfs_agent.hooks import install_hooks, uninstall_hooks
+
+__all__ = [
+    "AGENT_NAME",
+    "InstallReport",
+    "attribute_line",
+    "install",
+    "track",
+    "tracked_patterns",
+    "uninstall",
+    "untrack",
+]
+
+#: The name git-lfs knows our transfer agent by.
+AGENT_NAME = "lfs-agent"
+#: Where install records the keys it wrote (comma-separated).
+INSTALLED_KEY = "lfs-agent.installed"
+#: The attributes ``git lfs track`` writes after a pattern.
+LFS_ATTRIBUTES = "filter=lfs diff=lfs merge=lfs -text"
+#: The attributes file ``track`` edits.
+ATTRIBUTES_FILE = ".gitattributes"
+
+
+@dataclass
+class InstallReport:
+    """What install or uninstall did, for the CLI to print."""
+
+    messages: list[str] = field(default_factory=list)
+
+
+def _command(python: str) -> str:
+    return f"{shlex.quote(python)} -m lfs_agent"
+
+
+def _is_ours(value: str | None) -> bool:
+    return value is not None and "lfs_agent" in value
+
+
+def _record(git: Git, keys: list[str]) -> None:
+    current = git.config_get(INSTALLED_KEY) or ""
+    merged = list(dict.fromkeys([k for k in current.split(",") if k] + keys))
+    git.config_set(INSTALLED_KEY, ",".join(merged))
+
+
+def _set_keys(git: Git, values: dict[str, str], force: bool) -> list[str]:
+    """Write ``values`` into the local config, refusing to replace foreign values."""
+    for key, value in values.items():
+        existing = git.run(["config", "--local", "--get", key], check=False)
+        old = existing.stdout.decode().strip() if existing.returncode == 0 else None
+        if old is not None and old != value and not _is_ours(old) and not force:
+            raise ConfigError(
+                f"{key} is already set to {old!r} in this repository; run "
+                "'lfs-agent install --force' to replace it"
+            )
+    for key, value in values.items():
+        git.config_set(key, value)
+    return list(values)
+
+
+def install(
+    git: Git,
+    *,
+    remote: str | None = None,
+    local: bool = False,
+    with_git_lfs: bool = False,
+    scope_remote: str | None = None,
+    force: bool = False,
+    python: str | None = None,
+) -> InstallReport:
+    """Set the repository up for lfs-agent.
+
+    Args:
+        git: Runs git in the repository.
+        remote: Bucket URL to record; in ``.lfsagent`` unless ``local``.
+        local: Record the remote in ``.git/config`` instead of ``.lfsagent``.
+        with_git_lfs: Configure git-lfs's transfers only (keep its filter and hooks).
+        scope_remote: With ``with_git_lfs``: use the agent only for this git remote.
+        force: Replace filter settings that another tool wrote in this repository.
+        python: Interpreter the written commands run; defaults to the running one.
+
+    Raises:
+        ConfigError: for a bad remote or when install would overwrite foreign settings.
+        GitError: outside a repository.
+    """
+    python = python or sys.executable
+    paths = git.paths
+    report = InstallReport()
+    cmd = _command(python)
+    if with_git_lfs:
+        keys = {
+            f"lfs.customtransfer.{AGENT_NAME}.path": python,
+            f"lfs.customtransfer.{AGENT_NAME}.args": "-m lfs_agent transfer",
+            f"lfs.customtransfer.{AGENT_NAME}.concurrent": "true",
+        }
+        if scope_remote:
+            url = git.config_get(f"remote.{scope_remote}.url")
+            if url is None:
+                raise ConfigError(f"no git remote named {scope_remote!r}")
+            keys[f"lfs.{_lfs_endpoint(url, paths.work_tree)}.standalonetransferagent"] = AGENT_NAME
+        else:
+            keys["lfs.standalonetransferagent"] = AGENT_NAME
+        written = _set_keys(git, keys, force)
+    else:
+        written = _set_keys(
+            git,
+            {
+                "filter.lfs.process": f"{cmd} filter-process",
+                "filter.lfs.clean": f"{cmd} clean -- %f",
+                "filter.lfs.smudge": f"{cmd} smudge -- %f",
+                "filter.lfs.required": "true",
+            },
+            force,
+        )
+        report.messages.extend(install_hooks(git, python))
+    if remote:
+        url = normalize_remote_url(remote, paths.work_tree)
+        if local:
+            git.config_set("lfs-agent.remote", url)
+            written.append("lfs-agent.remote")
+        else:
+            if paths.work_tree is None:
+                raise ConfigError(f"a bare repository has no work tree for {SIDECAR_FILE}")
+            git.config_set("lfs-agent.remote", url, file=paths.work_tree / SIDECAR_FILE)
+            report.messages.append(f"wrote the remote to {SIDECAR_FILE}: commit it for clones")
+    _record(git, written)
+    return report
+
+
+def _lfs_endpoint(url: str, base: Path | None) -> str:
+    """The LFS endpoint git-lfs derives from a git remote URL (for URL-scoped keys)."""
+    if "://" not in url and ":" in url.split("/", 1)[0]:
+        host, _, path = url.partition(":")  # scp-like ssh: user@host:path
+        url = f"https://{host.split('@')[-1]}/{path}"
+    if "://" not in url:
+        local = Path(url)
+        if not local.is_absolute():
+            local = (base or Path.cwd()) / local
+        return local.resolve().as_uri()
+    if url.startswith("file://"):
+        return url
+    url = url.rstrip("/")
+    return url + ("/info/lfs" if url.endswith(".git") else ".git/info/lfs")
+
+
+def uninstall(git: Git) -> InstallReport:
+    """Remove every key install recorded, and our hooks (restoring chained ones)."""
+    report = InstallReport()
+    recorded = git.config_get(INSTALLED_KEY) or ""
+    for key in [k for k in recorded.split(",") if k]:
+        git.config_unset(key)
+    git.config_unset(INSTALLED_KEY)
+    for section in ("filter.lfs", f"lfs.customtransfer.{AGENT_NAME}"):
+        probe = git.run(
+            ["config", "--local", "--get-regexp", "^" + section.replace(".", r"\.")], check=False
+        )
+        if probe.returncode != 0:
+            git.run(["config", "--local", "--remove-section", section], check=False)
+    report.messages.extend(uninstall_hooks(git))
+    return report
+
+
+def escape_pattern(pattern: str) -> str:
+    """Escape a pattern the way ``git lfs track`` does in ``.gitattributes``."""
+    return pattern.replace(" ", "[[:space:]]").replace("#", "\\#")
+
+
+def attribute_line(pattern: str) -> str:
+    """The ``.gitattributes`` line ``git lfs track PATTERN`` writes."""
+    return f"{escape_pattern(pattern)} {LFS_ATTRIBUTES}"
+
+
+def _attributes_path(git: Git) -> Path:
+    top = git.paths.work_tree
+    if top is None:
+        raise ConfigError("track needs a work tree")
+    return top / ATTRIBUTES_FILE
+
+
+def tracked_patterns(git: Git) -> list[str]:
+    """Patterns in the top-level ``.gitattributes`` that use the lfs filter."""
+    path = _attributes_path(git)
+    if not path.exists():
+        return []
+    patterns = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        fields = line.split()
+        if len(fields) > 1 and not line.startswith("#") and "filter=lfs" in fields[1:]:
+            patterns.append(fields[0])
+    return patterns
+
+
+def track(git: Git, patterns: list[str]) -> list[str]:
+    """Add ``patterns`` to ``.gitattributes`` as git-lfs does; return its messages."""
+    path = _attributes_path(git)
+    existing = set(tracked_patterns(git))
+    messages = []
+    new_lines = []
+    for pattern in patterns:
+        escaped = escape_pattern(pattern)
+        if escaped in existing:
+            messages.append(f'"{pattern}" already supported')
+            continue
+        existing.add(escaped)
+        new_lines.append(attribute_line(pattern))
+        messages.append(f'Tracking "{pattern}"')
+    if new_lines:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+        if text and not text.endswith("\n"):
+            text += "\n"
+        text += "".join(line + "\n" for line in sorted(new_lines))
+        path.write_text(text, encoding="utf-8")
+    return messages
+
+
+def untrack(git: Git, patterns: list[str]) -> list[str]:
+    """Remove ``patterns``' lfs lines from ``.gitattributes``; return git-lfs's messages."""
+    path = _attributes_path(git)
+    if not path.exists():
+        return []
+    wanted = {escape_pattern(p): p for p in patterns}
+    kept = []
+    messages = []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        fields = line.split()
+        if fields and fields[0] in wanted and "filter=lfs" in fields[1:]:
+            messages.append(f'Untracking "{wanted[fields[0]]}"')
+            continue
+        kept.append(line)
+    path.write_text("".join(kept), encoding="utf-8")
+    return messages

@@ -1,0 +1,170 @@
+"""Checking and trimming the local store: ``fsck`` and ``prune``.
+
+fsck re-hashes every stored object (moving corrupt ones to ``<lfs>/bad`` as git-lfs
+does), reports pointers at HEAD whose objects are missing or whose encoding is not
+canonical, and with a remote checks that the bucket holds every object reachable from
+HEAD. prune deletes local objects nothing current refers to, and only those the remote
+is verified to hold, so an unpushed object is never lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass, field
+
+from lfs_agent.errors import LfsAgentError
+from lfs_agent.git import Git
+from lfs_agent.pointer import Pointer
+from lfs_agent.scan import PointerFile, index_pointers, rev_list_pointers, tree_pointers
+from lfs_agent.store import ObjectStore, hash_file
+from lfs_agent.sync import Remote
+
+__all__ = ["FsckReport", "PruneReport", "fsck", "prune", "referenced_pointers"]
+
+
+@dataclass
+class FsckReport:
+    """Problems found; empty lists mean all is well."""
+
+    checked: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    non_canonical: list[str] = field(default_factory=list)
+    remote_problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not (self.corrupt or self.missing or self.non_canonical or self.remote_problems)
+
+
+def fsck(
+    git: Git, store: ObjectStore, remote: Remote | None = None, deep: bool = False
+) -> FsckReport:
+    """Check the store, HEAD's pointers and (optionally) the remote.
+
+    Args:
+        git: Runs git in the repository.
+        store: The local object store.
+        remote: When given, check it holds every object reachable from HEAD.
+        deep: With ``remote``, download each object and check its sha256 too.
+    """
+    report = FsckReport()
+    bad_dir = store.root / "bad"
+    for pointer in list(store.iter_objects()):
+        report.checked += 1
+        if not store.verify(pointer.oid):
+            bad_dir.mkdir(parents=True, exist_ok=True)
+            os.replace(store.object_path(pointer.oid), bad_dir / pointer.oid)
+            report.corrupt.append(f"{pointer.oid}: moved to {bad_dir / pointer.oid}")
+    head = git.rev_parse("HEAD")
+    if head is None:
+        return report
+    for f in tree_pointers(git, head):
+        if not f.pointer.canonical:
+            report.non_canonical.append(f"{f.path} (blob {f.blob})")
+        if not store.contains(f.pointer):
+            report.missing.append(f"{f.path} ({f.pointer.oid})")
+    if remote is not None:
+        seen: set[str] = set()
+        for f in rev_list_pointers(git, [head]):
+            if f.pointer.oid in seen or f.pointer.size == 0:
+                continue
+            seen.add(f.pointer.oid)
+            problem = _check_remote(store, remote, f, deep)
+            if problem:
+                report.remote_problems.append(problem)
+    return report
+
+
+def _check_remote(store: ObjectStore, remote: Remote, f: PointerFile, deep: bool) -> str | None:
+    try:
+        size = remote.backend.stat(f.pointer.oid)
+    except LfsAgentError as exc:
+        return f"{f.path} ({f.pointer.oid}): {exc}"
+    if size is None:
+        return f"{f.path} ({f.pointer.oid}): missing on {remote.url}"
+    if size != f.pointer.size:
+        return (
+            f"{f.path} ({f.pointer.oid}): {size} bytes on {remote.url}, expected {f.pointer.size}"
+        )
+    if deep:
+        temp = store.temp_path(f.pointer.oid)
+        try:
+            remote.backend.download(f.pointer.oid, temp, f.pointer.size, lambda _: None)
+            oid, _ = hash_file(temp)
+        except LfsAgentError as exc:
+            return f"{f.path} ({f.pointer.oid}): {exc}"
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        if oid != f.pointer.oid:
+            return f"{f.path} ({f.pointer.oid}): corrupt on {remote.url} (hashes to {oid})"
+    return None
+
+
+def referenced_pointers(git: Git) -> dict[str, Pointer]:
+    """Objects that current work refers to, by oid.
+
+    That is the trees of HEAD, every local branch and tag tip and other worktrees'
+    HEADs, the index, and the stash.
+    """
+    tips = set()
+    refs = git.output(
+        ["for-each-ref", "--format=%(objectname)", "refs/heads", "refs/tags", "refs/stash"]
+    )
+    tips.update(refs.split())
+    for line in git.output(["worktree", "list", "--porcelain"]).splitlines():
+        if line.startswith("HEAD "):
+            tips.add(line.split()[1])
+    head = git.rev_parse("HEAD")
+    if head:
+        tips.add(head)
+    found: dict[str, Pointer] = {}
+    for tip in sorted(tips):
+        commit = git.rev_parse(tip)
+        if commit is None:
+            continue
+        for f in tree_pointers(git, commit):
+            found[f.pointer.oid] = f.pointer
+    if git.rev_parse("refs/stash"):
+        for f in rev_list_pointers(git, ["refs/stash"], ["HEAD"]):
+            found[f.pointer.oid] = f.pointer
+    for f in index_pointers(git):
+        found[f.pointer.oid] = f.pointer
+    return found
+
+
+@dataclass
+class PruneReport:
+    """What prune removed (or would remove) and what it kept for safety."""
+
+    pruned: list[Pointer] = field(default_factory=list)
+    kept_unpushed: list[Pointer] = field(default_factory=list)
+    temp_files_removed: int = 0
+
+
+def prune(git: Git, store: ObjectStore, remote: Remote, dry_run: bool = False) -> PruneReport:
+    """Delete local objects no current ref uses and that the remote holds.
+
+    Args:
+        git: Runs git in the repository.
+        store: The local object store.
+        remote: Checked for each candidate; an object it lacks is never deleted.
+        dry_run: Report without deleting.
+    """
+    report = PruneReport()
+    keep = referenced_pointers(git)
+    for pointer in store.iter_objects():
+        if pointer.oid in keep:
+            continue
+        if remote.backend.stat(pointer.oid) != pointer.size:
+            report.kept_unpushed.append(pointer)
+            continue
+        report.pruned.append(pointer)
+        if not dry_run:
+            store.remove(pointer.oid)
+    if not dry_run:
+        report.temp_files_removed = store.clean_tmp()
+    return report

@@ -1,0 +1,178 @@
+"""pkt-line framing, as git's long-running filter protocol uses it.
+
+Implements gitprotocol-common(5) "pkt-line Format": four lowercase hex digits giving the
+packet's total length (header included), then the payload. ``0000`` is a flush packet.
+The largest packet is 65520 bytes, so a payload holds at most 65516 bytes. ``0004``
+(an empty data packet) is never sent; git's reader treats it like a flush, and so do we.
+``0001``-``0003`` are protocol-v2 markers that the filter protocol never uses.
+
+The reader and writer work over plain ``read``/``write`` callables so tests can drive
+them with ``io.BytesIO``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from lfs_agent.errors import ProtocolError
+
+__all__ = [
+    "FLUSH",
+    "MAX_PAYLOAD",
+    "PktLineReader",
+    "PktLineWriter",
+    "encode_packet",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The flush packet.
+FLUSH = b"0000"
+#: The largest payload a packet may carry (LARGE_PACKET_DATA_MAX).
+MAX_PAYLOAD = 65516
+#: Bytes of the length header.
+HEADER_SIZE = 4
+# Protocol messages are logged at debug level, truncated to this many bytes.
+_LOG_BYTES = 80
+
+
+def encode_packet(payload: bytes) -> bytes:
+    """Return ``payload`` framed as one data packet.
+
+    Raises:
+        ValueError: for an empty payload or one over :data:`MAX_PAYLOAD` bytes.
+    """
+    if not payload:
+        raise ValueError("empty pkt-line payloads are not allowed; send a flush instead")
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"pkt-line payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    return b"%04x" % (len(payload) + HEADER_SIZE) + payload
+
+
+class PktLineReader:
+    """Reads packets from a ``read(n)`` callable.
+
+    Args:
+        read: Returns up to ``n`` bytes, ``b""`` at EOF (e.g. ``stream.read``).
+    """
+
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self._read = read
+
+    def _read_exact(self, size: int, what: str) -> bytes:
+        data = self._read(size)
+        if len(data) == size:
+            return data
+        parts = [data]
+        got = len(data)
+        while got < size:
+            chunk = self._read(size - got)
+            if not chunk:
+                raise ProtocolError(f"unexpected end of input in pkt-line {what}")
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+    def read_packet(self) -> bytes | None:
+        """Return the next packet's payload, or None for a flush packet.
+
+        Raises:
+            EOFError: at a clean end of input, before any byte of a packet.
+            ProtocolError: for a malformed length or a truncated packet.
+        """
+        header = self._read(HEADER_SIZE)
+        if not header:
+            raise EOFError
+        if len(header) < HEADER_SIZE:
+            header += self._read_exact(HEADER_SIZE - len(header), "header")
+        try:
+            if not all(c in b"0123456789abcdefABCDEF" for c in header):
+                raise ValueError
+            length = int(header, 16)
+        except ValueError:
+            raise ProtocolError(f"invalid pkt-line length header {header!r}") from None
+        if length in (0, HEADER_SIZE):
+            logger.debug("git> 0000")
+            return None
+        if length < HEADER_SIZE:
+            raise ProtocolError(f"unexpected pkt-line special packet {header!r}")
+        if length > MAX_PAYLOAD + HEADER_SIZE:
+            raise ProtocolError(f"pkt-line length {length} exceeds {MAX_PAYLOAD + HEADER_SIZE}")
+        payload = self._read_exact(length - HEADER_SIZE, "payload")
+        logger.debug("git> %r", payload[:_LOG_BYTES])
+        return payload
+
+    def read_text_list(self) -> list[str]:
+        """Read text packets up to a flush; one trailing LF is stripped from each.
+
+        Raises:
+            EOFError: when input ends before the first packet.
+            ProtocolError: for malformed framing or non-UTF-8 text.
+        """
+        lines = []
+        while (packet := self.read_packet()) is not None:
+            try:
+                lines.append(packet.decode("utf-8").removesuffix("\n"))
+            except UnicodeDecodeError:
+                raise ProtocolError(f"pkt-line text is not UTF-8: {packet[:40]!r}") from None
+        return lines
+
+    def iter_content(self) -> Iterator[bytes]:
+        """Yield data packets up to the next flush (binary content, untouched).
+
+        Raises:
+            ProtocolError: when input ends before the flush.
+        """
+        while True:
+            try:
+                packet = self.read_packet()
+            except EOFError:
+                raise ProtocolError("unexpected end of input inside content") from None
+            if packet is None:
+                return
+            yield packet
+
+
+class PktLineWriter:
+    """Writes packets through a ``write(bytes)`` callable.
+
+    Args:
+        write: Accepts bytes (e.g. ``stream.write``).
+        flush: Pushes buffered bytes to the peer (e.g. ``stream.flush``).
+    """
+
+    def __init__(
+        self, write: Callable[[bytes | memoryview], object], flush: Callable[[], object]
+    ) -> None:
+        self._write = write
+        self._flush = flush
+
+    def write_packet(self, payload: bytes) -> None:
+        """Write one data packet."""
+        logger.debug("git< %r", payload[:_LOG_BYTES])
+        self._write(encode_packet(payload))
+
+    def write_text(self, line: str) -> None:
+        """Write one text packet with its trailing LF."""
+        self.write_packet(line.encode("utf-8") + b"\n")
+
+    def write_flush(self) -> None:
+        """Write a flush packet and push everything buffered to the peer."""
+        logger.debug("git< 0000")
+        self._write(FLUSH)
+        self._flush()
+
+    def write_text_list(self, lines: list[str]) -> None:
+        """Write text packets followed by a flush."""
+        for line in lines:
+            self.write_text(line)
+        self.write_flush()
+
+    def write_content(self, data: bytes | memoryview) -> None:
+        """Write binary content split into packets of at most :data:`MAX_PAYLOAD` bytes."""
+        view = memoryview(data)
+        for start in range(0, len(view), MAX_PAYLOAD):
+            chunk = view[start : start + MAX_PAYLOAD]
+            self._write(b"%04x" % (len(chunk) + HEADER_SIZE))
+            self._write(chunk)
