@@ -216,6 +216,7 @@ def cmd_smudge(ctx: Context) -> int:
             path=path,
             fetch=fetch,
             skip=ctx.settings.skip_smudge or ctx.args.skip,
+            skip_download_errors=ctx.settings.skip_download_errors,
         )
     finally:
         if remote is not None:
@@ -238,6 +239,7 @@ def cmd_filter_process(ctx: Context) -> int:
         fetch=ctx.fetcher(remote),
         path_filter=ctx.path_filter(),
         skip_smudge=ctx.settings.skip_smudge or ctx.args.skip,
+        skip_download_errors=ctx.settings.skip_download_errors,
         concurrency=ctx.settings.concurrency,
     )
     try:

@@ -77,6 +77,7 @@ class Settings(BaseModel):
         concurrency: Parallel transfers.
         cache_dir: Shared object cache for CI runners, or None.
         skip_smudge: Leave pointers in the work tree instead of downloading.
+        skip_download_errors: A failed download leaves the pointer instead of failing.
         options: Every other ``lfs-agent.*`` key, for backends (``s3.region`` ...).
         warnings: Things a person should hear about (ignored committed keys ...).
     """
@@ -91,6 +92,7 @@ class Settings(BaseModel):
     concurrency: int = 8
     cache_dir: Path | None = None
     skip_smudge: bool = False
+    skip_download_errors: bool = False
     options: dict[str, str] = {}
     warnings: tuple[str, ...] = ()
 
@@ -258,6 +260,11 @@ def resolve_settings(
         exclude = _split_patterns(ours.pop("fetchexclude")[0])
 
     skip = env.get("GIT_LFS_SKIP_SMUDGE", "").strip().lower() in _TRUE
+    skip_errors = (
+        env.get("GIT_LFS_SKIP_DOWNLOAD_ERRORS", "").strip().lower() in _TRUE
+        or lfs.get("skipdownloaderrors", "").strip().lower() in _TRUE
+        or ours.pop("skipdownloaderrors", ("", ""))[0].strip().lower() in _TRUE
+    )
 
     return Settings(
         remote=remote,
@@ -268,6 +275,7 @@ def resolve_settings(
         concurrency=concurrency,
         cache_dir=cache_dir,
         skip_smudge=skip,
+        skip_download_errors=skip_errors,
         options={name: value for name, (value, _) in ours.items()},
         warnings=tuple(warnings),
     )

@@ -94,6 +94,7 @@ def smudge(
     path: str,
     fetch: Fetch | None = None,
     skip: bool = False,
+    skip_download_errors: bool = False,
 ) -> Pointer | None:
     """Write the work-tree bytes for a blob (given as ``chunks``) through ``write``.
 
@@ -104,6 +105,8 @@ def smudge(
         path: Repository-relative path, for messages.
         fetch: Downloads a missing object into the store; None means no remote.
         skip: Leave pointers as they are (``GIT_LFS_SKIP_SMUDGE``).
+        skip_download_errors: When the object cannot be had, log why and write the
+            pointer instead of raising (git-lfs ``lfs.skipdownloaderrors``).
 
     Returns:
         The pointer that was smudged, or None when the input passed through.
@@ -126,12 +129,19 @@ def smudge(
         write(head if skip else b"")
         return pointer
     if not store.contains(pointer):
-        if fetch is None:
-            raise ObjectNotFoundError(
-                f"{path}: object {pointer.oid} is not in the local store and no remote "
-                "is configured (run 'lfs-agent install --remote URL')"
-            )
-        fetch(pointer)
+        try:
+            if fetch is None:
+                raise ObjectNotFoundError(
+                    f"{path}: object {pointer.oid} is not in the local store and no remote "
+                    "is configured (run 'lfs-agent install --remote URL')"
+                )
+            fetch(pointer)
+        except LfsAgentError as exc:
+            if not skip_download_errors:
+                raise
+            logger.error("%s: %s", path, exc)
+            write(head)
+            return pointer
     with store.open(pointer) as src:
         while chunk := src.read(CHUNK_SIZE):
             write(chunk)
@@ -166,17 +176,22 @@ class DelayedDownloads:
     """Downloads for smudges git agreed to delay, run on a bounded thread pool.
 
     Each oid is downloaded once however many paths point at it. Paths move from
-    *waiting* (download running) to *ready* (finished or failed, not yet listed) to
-    *listed* (handed to git, which will ask for the content).
+    *waiting* (download running) to *ready* (downloaded, not yet listed) to *listed*
+    (handed to git, which then asks for the content). A path whose download failed is
+    logged (path, oid, and the remote's answer) and never listed: git then reports
+    "'<path>' was not filtered properly" for it alone and still checks out every other
+    file, where a ``status=error`` answer would make git abort the whole checkout.
 
     Args:
         fetch: Downloads one object into the store (verified), or raises.
         concurrency: Parallel downloads.
     """
 
-    def __init__(self, fetch: Fetch, concurrency: int) -> None:
+    def __init__(self, fetch: Fetch, concurrency: int, list_failures: bool = False) -> None:
         self._fetch = fetch
         self._concurrency = max(1, concurrency)
+        # List failed paths too (their follow-up smudge then answers with the pointer).
+        self._list_failures = list_failures
         # Created on the first delayed smudge; most processes never need it.
         self._pool: ThreadPoolExecutor | None = None
         self._cond = threading.Condition()
@@ -194,8 +209,7 @@ class DelayedDownloads:
         with self._cond:
             self._pointers[path] = pointer
             if pointer.oid in self._finished:
-                self._ready.append(path)
-                self._cond.notify_all()
+                self._settle([path], pointer, self._finished[pointer.oid])
                 return
             if pointer.oid in self._waiting:
                 self._waiting[pointer.oid].append(path)
@@ -216,8 +230,19 @@ class DelayedDownloads:
             error = LfsAgentError(f"{type(exc).__name__}: {exc}")
         with self._cond:
             self._finished[pointer.oid] = error
-            self._ready.extend(self._waiting.pop(pointer.oid, []))
-            self._cond.notify_all()
+            self._settle(self._waiting.pop(pointer.oid, []), pointer, error)
+
+    def _settle(self, paths: list[str], pointer: Pointer, error: LfsAgentError | None) -> None:
+        """Make finished ``paths`` available, or report their failure (lock held)."""
+        if error is not None:
+            for path in paths:
+                logger.error("%s: %s", path, error)
+        if error is None or self._list_failures:
+            self._ready.extend(paths)
+        else:
+            for path in paths:
+                del self._pointers[path]
+        self._cond.notify_all()
 
     def wait_available(self) -> list[str]:
         """Block until some paths are ready and return them; ``[]`` when none are left."""
@@ -227,15 +252,14 @@ class DelayedDownloads:
             ready, self._ready = self._ready, []
             return ready
 
-    def take(self, path: str) -> tuple[Pointer, LfsAgentError | None] | None:
-        """Return ``(pointer, error)`` for a listed path, or None if it was not delayed."""
+    def take(self, path: str) -> tuple[Pointer, bool] | None:
+        """Return ``(pointer, downloaded)`` for a listed path; None if it is not one."""
         with self._cond:
-            pointer = self._pointers.pop(path, None)
+            pointer = self._pointers.get(path)
             if pointer is None or pointer.oid not in self._finished:
-                if pointer is not None:
-                    self._pointers[path] = pointer
                 return None
-            return pointer, self._finished[pointer.oid]
+            del self._pointers[path]
+            return pointer, self._finished[pointer.oid] is None
 
     def close(self) -> None:
         """Stop the pool (waiting for running downloads)."""
@@ -254,6 +278,8 @@ class FilterProcess:
         path_filter: Paths whose missing objects may be downloaded (fetch include and
             exclude); others are left as pointers.
         skip_smudge: Leave every pointer as it is (``GIT_LFS_SKIP_SMUDGE``).
+        skip_download_errors: When a download fails, log it and leave the pointer in the
+            work tree instead of failing the file (git-lfs ``lfs.skipdownloaderrors``).
         concurrency: Parallel downloads for delayed smudges.
     """
 
@@ -266,6 +292,7 @@ class FilterProcess:
         fetch: Fetch | None = None,
         path_filter: PathFilter | None = None,
         skip_smudge: bool = False,
+        skip_download_errors: bool = False,
         concurrency: int = 8,
     ) -> None:
         self.reader = reader
@@ -274,10 +301,15 @@ class FilterProcess:
         self.fetch = fetch
         self.path_filter = path_filter or PathFilter()
         self.skip_smudge = skip_smudge
+        self.skip_download_errors = skip_download_errors
         # Capabilities agreed in the handshake (a subset of CAPABILITIES).
         self.capabilities: set[str] = set()
         # Background downloads for smudges answered "delayed".
-        self.delayed = DelayedDownloads(fetch, concurrency) if fetch else None
+        self.delayed = (
+            DelayedDownloads(fetch, concurrency, list_failures=skip_download_errors)
+            if fetch
+            else None
+        )
         # Paths whose blob should have been a pointer but was not (reported at exit).
         self.not_pointers: list[str] = []
 
@@ -351,6 +383,8 @@ class FilterProcess:
         content = self.reader.iter_content()
         try:
             result = clean(self.store, content)
+        except ProtocolError:
+            raise  # the stream itself is broken: nothing more can be read or answered
         except (LfsAgentError, OSError) as exc:
             for _ in content:  # read the rest: git must not see a reply before the flush
                 pass
@@ -374,12 +408,11 @@ class FilterProcess:
             if taken is not None:
                 for _ in content:  # git sends empty content for a delayed path
                     pass
-                delayed_pointer, error = taken
-                if error is not None:
-                    logger.error("%s: %s", path, error)
-                    self.writer.write_text_list([STATUS_ERROR])
-                else:
+                delayed_pointer, downloaded = taken
+                if downloaded:
                     self._send_object(path, delayed_pointer)
+                else:  # only listed with skip_download_errors; the error was logged
+                    self._reply(delayed_pointer.encode())
                 return
         head, pointer = split_pointer(content)
         if pointer is None:
@@ -410,7 +443,10 @@ class FilterProcess:
                 self.fetch(pointer)
             except LfsAgentError as exc:
                 logger.error("%s: %s", path, exc)
-                self.writer.write_text_list([STATUS_ERROR])
+                if self.skip_download_errors:
+                    self._reply(head)
+                else:
+                    self.writer.write_text_list([STATUS_ERROR])
                 return
         self._send_object(path, pointer)
 

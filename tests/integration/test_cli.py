@@ -128,3 +128,12 @@ def test_skip_leaves_the_pointer(repo: Path):
     assert agent("smudge", "--skip", "a", cwd=repo, input=ptr).stdout == ptr
     env = dict(os.environ, GIT_LFS_SKIP_SMUDGE="1")
     assert agent("smudge", "a", cwd=repo, input=ptr, env=env).stdout == ptr
+
+
+def test_skip_download_errors_writes_the_pointer_and_succeeds(repo: Path):
+    ptr = pointer_bytes(b"nowhere to be found")
+    env = dict(os.environ, GIT_LFS_SKIP_DOWNLOAD_ERRORS="1")
+    out = agent("smudge", "lost.bin", cwd=repo, input=ptr, env=env)
+    assert out.returncode == 0
+    assert out.stdout == ptr
+    assert "lost.bin" in out.stderr.decode()

@@ -1,0 +1,309 @@
+"""The long-running filter protocol, driven over BytesIO with golden transcripts.
+
+Inputs are what git 2.39 sends (protocols.md 5.3-5.6); expected outputs are compared
+byte for byte.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from pathlib import Path
+
+import pytest
+
+from lfs_agent.errors import ObjectNotFoundError, ProtocolError
+from lfs_agent.gitfilter import FilterProcess
+from lfs_agent.pathmatch import PathFilter
+from lfs_agent.pktline import PktLineReader, PktLineWriter, encode_packet
+from lfs_agent.pointer import Pointer
+from lfs_agent.store import ObjectStore
+from tests.helpers import pointer_bytes, sha256
+
+HANDSHAKE_IN = (
+    b"0016git-filter-client\n000eversion=2\n0000"
+    b"0015capability=clean\n0016capability=smudge\n0015capability=delay\n0000"
+)
+HANDSHAKE_OUT = (
+    b"0016git-filter-server\n000eversion=2\n0000"
+    b"0015capability=clean\n0016capability=smudge\n0015capability=delay\n0000"
+)
+HANDSHAKE_OUT_NO_DELAY = (
+    b"0016git-filter-server\n000eversion=2\n00000015capability=clean\n0016capability=smudge\n0000"
+)
+SUCCESS = b"0013status=success\n0000"
+HELLO = b"hello world\n"
+HELLO_POINTER = pointer_bytes(HELLO)
+
+
+def pkt(*lines: str) -> bytes:
+    return b"".join(encode_packet(line.encode() + b"\n") for line in lines) + b"0000"
+
+
+def content(data: bytes) -> bytes:
+    return (encode_packet(data) if data else b"") + b"0000"
+
+
+def run(store: ObjectStore, data: bytes, **kwargs) -> bytes:
+    out = io.BytesIO()
+    process = FilterProcess(
+        PktLineReader(io.BytesIO(data).read), PktLineWriter(out.write, out.flush), store, **kwargs
+    )
+    process.serve()
+    return out.getvalue()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ObjectStore:
+    return ObjectStore(tmp_path / "lfs")
+
+
+def test_handshake_without_a_remote_does_not_offer_delay(store):
+    assert run(store, HANDSHAKE_IN) == HANDSHAKE_OUT_NO_DELAY
+
+
+def test_handshake_with_a_remote_offers_delay(store):
+    assert run(store, HANDSHAKE_IN, fetch=lambda p: None) == HANDSHAKE_OUT
+
+
+def test_handshake_answers_only_capabilities_git_offered(store):
+    data = b"0016git-filter-client\n000eversion=2\n0000" + pkt("capability=clean")
+    assert run(store, data) == (
+        b"0016git-filter-server\n000eversion=2\n00000015capability=clean\n0000"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "before the handshake"),
+        (pkt("git-filter-server", "version=2"), "bad filter handshake"),
+        (pkt("git-filter-client", "version=3"), "no filter protocol version"),
+    ],
+)
+def test_bad_handshakes_are_protocol_errors(store, data, message):
+    with pytest.raises(ProtocolError, match=message):
+        run(store, data)
+
+
+def test_clean_stores_the_object_and_answers_the_pointer(store):
+    data = HANDSHAKE_IN + pkt("command=clean", "pathname=a.bin") + content(HELLO)
+    expected = HANDSHAKE_OUT_NO_DELAY + SUCCESS + encode_packet(HELLO_POINTER) + b"0000" + b"0000"
+    assert run(store, data) == expected
+    assert store.contains(Pointer(sha256(HELLO), len(HELLO)))
+
+
+def test_clean_passes_a_pointer_through_and_empty_stays_empty(store):
+    crlf = HELLO_POINTER.replace(b"\n", b"\r\n")
+    data = (
+        HANDSHAKE_IN
+        + pkt("command=clean", "pathname=a")
+        + content(crlf)
+        + pkt("command=clean", "pathname=empty")
+        + content(b"")
+    )
+    expected = (
+        HANDSHAKE_OUT_NO_DELAY
+        + SUCCESS
+        + encode_packet(crlf)
+        + b"00000000"
+        + SUCCESS
+        + b"0000"
+        + b"0000"
+    )
+    assert run(store, data) == expected
+    assert not store.objects_dir.exists()
+
+
+def test_smudge_streams_a_stored_object(store):
+    store.ingest(io.BytesIO(HELLO))
+    data = (
+        HANDSHAKE_IN
+        + pkt(
+            "command=smudge",
+            "pathname=a.bin",
+            "ref=refs/heads/main",
+            "treeish=" + "1" * 40,
+            "blob=" + "2" * 40,
+        )
+        + content(HELLO_POINTER)
+    )
+    expected = HANDSHAKE_OUT_NO_DELAY + SUCCESS + encode_packet(HELLO) + b"00000000"
+    assert run(store, data) == expected
+
+
+def test_smudge_of_large_objects_uses_max_size_packets(store):
+    big = bytes(range(256)) * 1000
+    store.ingest(io.BytesIO(big))
+    out = run(
+        store, HANDSHAKE_IN + pkt("command=smudge", "pathname=big") + content(pointer_bytes(big))
+    )
+    body = io.BytesIO(out[len(HANDSHAKE_OUT_NO_DELAY) + len(SUCCESS) :])
+    r = PktLineReader(body.read)
+    packets = list(r.iter_content())
+    assert b"".join(packets) == big
+    assert [len(p) for p in packets[:-1]] == [65516] * (len(packets) - 1)
+
+
+def test_smudge_passes_non_pointer_content_through(store):
+    junk = b"not a pointer" * 100
+    out = run(store, HANDSHAKE_IN + pkt("command=smudge", "pathname=x") + content(junk))
+    assert out == HANDSHAKE_OUT_NO_DELAY + SUCCESS + encode_packet(junk) + b"00000000"
+
+
+def test_smudge_of_a_missing_object_without_remote_is_a_per_file_error(store, caplog):
+    store.ingest(io.BytesIO(HELLO))
+    other = pointer_bytes(b"missing")
+    data = (
+        HANDSHAKE_IN
+        + pkt("command=smudge", "pathname=gone.bin")
+        + content(other)
+        + pkt("command=smudge", "pathname=a.bin")
+        + content(HELLO_POINTER)
+    )
+    out = run(store, data)
+    assert out == (
+        HANDSHAKE_OUT_NO_DELAY
+        + b"0011status=error\n0000"
+        + SUCCESS
+        + encode_packet(HELLO)
+        + b"00000000"
+    )
+    assert "gone.bin" in caplog.text and sha256(b"missing") in caplog.text
+
+
+def test_skip_smudge_and_excluded_paths_keep_the_pointer(store):
+    data = HANDSHAKE_IN + pkt("command=smudge", "pathname=a.bin") + content(HELLO_POINTER)
+    kept = HANDSHAKE_OUT + SUCCESS + encode_packet(HELLO_POINTER) + b"00000000"
+    assert run(store, data, fetch=lambda p: None, skip_smudge=True) == kept
+    assert run(store, data, fetch=lambda p: None, path_filter=PathFilter(["models"])) == kept
+
+
+def test_fetch_error_answers_status_error_and_names_the_remote(store, caplog):
+    def fetch(pointer: Pointer) -> None:
+        raise ObjectNotFoundError(f"object {pointer.oid} is not on remote s3://b/p")
+
+    data = HANDSHAKE_IN + pkt("command=smudge", "pathname=a.bin") + content(HELLO_POINTER)
+    assert run(store, data, fetch=fetch) == HANDSHAKE_OUT + b"0011status=error\n0000"
+    assert "a.bin" in caplog.text and "s3://b/p" in caplog.text
+
+
+def test_delayed_smudges_are_listed_then_answered(store):
+    release = threading.Event()
+    stored = {}
+
+    def fetch(pointer: Pointer) -> None:
+        release.wait(5)
+        data = stored[pointer.oid]
+        store.ingest(io.BytesIO(data), expected=pointer)
+
+    other = b"second file\n"
+    stored[sha256(HELLO)] = HELLO
+    stored[sha256(other)] = other
+    release.set()
+    data = (
+        HANDSHAKE_IN
+        + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
+        + content(HELLO_POINTER)
+        + pkt("command=smudge", "pathname=b.bin", "can-delay=1")
+        + content(pointer_bytes(other))
+        + pkt("command=smudge", "pathname=c.bin", "can-delay=1")
+        + content(HELLO_POINTER)
+        + pkt("command=list_available_blobs")
+        + pkt("command=list_available_blobs")
+        + pkt("command=list_available_blobs")
+        + pkt("command=list_available_blobs")
+    )
+    out = run(store, data, fetch=fetch, concurrency=2)
+    delayed = pkt("status=delayed")
+    assert out.startswith(HANDSHAKE_OUT + delayed * 3)
+    rest = io.BytesIO(out[len(HANDSHAKE_OUT + delayed * 3) :])
+    r = PktLineReader(rest.read)
+    listed = []
+    while True:
+        paths = r.read_text_list()
+        assert r.read_text_list() == ["status=success"]
+        if not paths:
+            break
+        listed.extend(paths)
+    assert sorted(listed) == ["pathname=a.bin", "pathname=b.bin", "pathname=c.bin"]
+
+
+def test_follow_up_smudge_of_a_delayed_path_sends_the_content(store):
+    def fetch(pointer: Pointer) -> None:
+        store.ingest(io.BytesIO(HELLO), expected=pointer)
+
+    data = (
+        HANDSHAKE_IN
+        + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
+        + content(HELLO_POINTER)
+        + pkt("command=list_available_blobs")
+        + pkt("command=smudge", "pathname=a.bin")
+        + content(b"")
+        + pkt("command=list_available_blobs")
+    )
+    expected = (
+        HANDSHAKE_OUT
+        + pkt("status=delayed")
+        + pkt("pathname=a.bin")
+        + SUCCESS
+        + SUCCESS
+        + encode_packet(HELLO)
+        + b"00000000"
+        + b"0000"
+        + SUCCESS
+    )
+    assert run(store, data, fetch=fetch) == expected
+
+
+def test_a_failed_delayed_download_is_logged_and_never_listed(store, caplog):
+    other = b"fine\n"
+
+    def fetch(pointer: Pointer) -> None:
+        if pointer.oid == sha256(HELLO):
+            raise ObjectNotFoundError(f"object {pointer.oid} is not on remote file:///b")
+        store.ingest(io.BytesIO(other), expected=pointer)
+
+    data = (
+        HANDSHAKE_IN
+        + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
+        + content(HELLO_POINTER)
+        + pkt("command=smudge", "pathname=ok.bin", "can-delay=1")
+        + content(pointer_bytes(other))
+        + pkt("command=list_available_blobs")
+        + pkt("command=smudge", "pathname=ok.bin")
+        + content(b"")
+        + pkt("command=list_available_blobs")
+    )
+    expected = (
+        HANDSHAKE_OUT
+        + pkt("status=delayed") * 2
+        + pkt("pathname=ok.bin")
+        + SUCCESS
+        + SUCCESS
+        + encode_packet(other)
+        + b"00000000"
+        + b"0000"
+        + SUCCESS
+    )
+    assert run(store, data, fetch=fetch, concurrency=1) == expected
+    assert f"a.bin: object {sha256(HELLO)} is not on remote file:///b" in caplog.text
+
+
+def test_list_available_with_nothing_delayed_is_empty(store):
+    out = run(store, HANDSHAKE_IN + pkt("command=list_available_blobs"), fetch=lambda p: None)
+    assert out == HANDSHAKE_OUT + b"0000" + SUCCESS
+
+
+def test_unknown_commands_get_status_error(store):
+    out = run(store, HANDSHAKE_IN + pkt("command=frobnicate"))
+    assert out == HANDSHAKE_OUT_NO_DELAY + b"0011status=error\n0000"
+
+
+@pytest.mark.parametrize("size", [7, 5000])
+def test_truncated_content_is_a_protocol_error_and_stores_nothing(store, size):
+    data = HANDSHAKE_IN + pkt("command=clean", "pathname=a") + encode_packet(b"p" * size)
+    with pytest.raises(ProtocolError):
+        run(store, data)
+    assert not store.tmp_dir.exists() or list(store.tmp_dir.iterdir()) == []
+    assert not store.objects_dir.exists()
