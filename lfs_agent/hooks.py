@@ -45,9 +45,7 @@ _TEMPLATE = """\
 {marker} ({name}, v1): {purpose}
 # Installed by 'lfs-agent install'; 'lfs-agent uninstall' removes it.
 lfs_agent() {{
-  if [ -x {python} ]; then
-    {python} -m lfs_agent "$@"
-  elif command -v lfs-agent >/dev/null 2>&1; then
+  {direct}if command -v lfs-agent >/dev/null 2>&1; then
     lfs-agent "$@"
   else
     echo >&2 "This repository is set up for lfs-agent, but it was not found."
@@ -61,12 +59,13 @@ lfs_agent() {{
 _PURPOSES = {"pre-push": "uploads large files to the bucket before git pushes commits"}
 
 
-def render_hook(name: str, python: str | None = None) -> str:
+def render_hook(name: str, python: str | None) -> str:
     """Return the shim for hook ``name``.
 
     Args:
         name: One of :data:`HOOK_NAMES`.
-        python: Interpreter to run lfs-agent with; defaults to the running one.
+        python: Interpreter to run lfs-agent with, tried before ``lfs-agent`` on PATH;
+            None for a shim that only uses PATH (the copy kept in ``hooks/``).
     """
     chained = f'"$0{CHAINED_SUFFIX}"'
     if name in READS_STDIN:
@@ -82,12 +81,12 @@ def render_hook(name: str, python: str | None = None) -> str:
             f'if [ -x {chained} ]; then {chained} "$@" || exit $?; fi\n'
             f'lfs_agent {COMMANDS[name]} "$@"'
         )
+    direct = ""
+    if python:
+        quoted = shlex.quote(python)
+        direct = f'if [ -x {quoted} ]; then\n    {quoted} -m lfs_agent "$@"\n  el'
     return _TEMPLATE.format(
-        marker=MARKER,
-        name=name,
-        purpose=_PURPOSES[name],
-        python=shlex.quote(python or sys.executable),
-        body=body,
+        marker=MARKER, name=name, purpose=_PURPOSES[name], direct=direct, body=body
     )
 
 
@@ -130,7 +129,7 @@ def install_hooks(git: Git, python: str | None = None) -> list[str]:
                 )
             os.replace(path, chained)
             messages.append(f"kept your {name} hook: it now runs first, from {chained.name}")
-        content = render_hook(name, python)
+        content = render_hook(name, python or sys.executable)
         if not path.exists() or path.read_text(errors="replace") != content:
             temp = path.with_name(f".{name}.lfs-agent-tmp")
             temp.write_text(content)

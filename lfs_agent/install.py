@@ -15,6 +15,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -58,7 +59,8 @@ def _command(python: str) -> str:
 
 
 def _is_ours(value: str | None) -> bool:
-    return value is not None and "lfs_agent" in value
+    """True for values lfs-agent writes (``python -m lfs_agent ...``, ``lfs-agent ...``)."""
+    return value is not None and ("lfs_agent" in value or "lfs-agent" in value)
 
 
 def _record(git: Git, keys: list[str]) -> None:
@@ -184,6 +186,11 @@ def uninstall(git: Git) -> InstallReport:
     return report
 
 
+def _quoted(pattern: str) -> str:
+    """Quote a pattern for a message as git-lfs does (Go ``%q``)."""
+    return json.dumps(pattern, ensure_ascii=False)
+
+
 def escape_pattern(pattern: str) -> str:
     """Escape a pattern the way ``git lfs track`` does in ``.gitattributes``."""
     return pattern.replace(" ", "[[:space:]]").replace("#", "\\#")
@@ -223,16 +230,18 @@ def track(git: Git, patterns: list[str]) -> list[str]:
     for pattern in patterns:
         escaped = escape_pattern(pattern)
         if escaped in existing:
-            messages.append(f'"{pattern}" already supported')
+            messages.append(f"{_quoted(pattern)} already supported")
             continue
         existing.add(escaped)
         new_lines.append(attribute_line(pattern))
-        messages.append(f'Tracking "{pattern}"')
+        messages.append(f"Tracking {_quoted(pattern)}")
     if new_lines:
         text = path.read_text(encoding="utf-8") if path.exists() else ""
         if text and not text.endswith("\n"):
             text += "\n"
-        text += "".join(line + "\n" for line in sorted(new_lines))
+        # git-lfs writes one call's lines in map order (it varies from run to run); we
+        # keep the order the patterns were given in.
+        text += "".join(line + "\n" for line in new_lines)
         path.write_text(text, encoding="utf-8")
     return messages
 
@@ -248,7 +257,7 @@ def untrack(git: Git, patterns: list[str]) -> list[str]:
     for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
         fields = line.split()
         if fields and fields[0] in wanted and "filter=lfs" in fields[1:]:
-            messages.append(f'Untracking "{wanted[fields[0]]}"')
+            messages.append(f"Untracking {_quoted(wanted[fields[0]])}")
             continue
         kept.append(line)
     path.write_text("".join(kept), encoding="utf-8")

@@ -1,0 +1,387 @@
+"""The whole workflow with plain git and lfs-agent, git-lfs nowhere on PATH."""
+
+from __future__ import annotations
+
+import os
+import random
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lfs_agent.store import hash_file
+from tests.conftest import AGENT, agent, git
+from tests.helpers import pointer_bytes, sha256, write_random
+
+pytestmark = pytest.mark.integration
+
+FILTER_PROCESS = " ".join(shlex.quote(a) for a in AGENT) + " filter-process"
+
+
+@dataclass
+class Setup:
+    root: Path
+    work: Path
+    remote: Path
+    bucket: Path
+
+    def clone(self, name: str, *extra: str) -> Path:
+        """git clone with our filter passed on the command line (no global install)."""
+        dest = self.root / name
+        proc = git(
+            "clone",
+            "-q",
+            "-c",
+            f"filter.lfs.process={FILTER_PROCESS}",
+            "-c",
+            "filter.lfs.required=true",
+            *extra,
+            str(self.remote),
+            str(dest),
+            cwd=self.root,
+            check=False,
+        )
+        self.last = proc
+        return dest
+
+    def bucket_objects(self) -> list[str]:
+        base = self.bucket / "objects"
+        return sorted(p.name for p in base.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+@pytest.fixture
+def setup(tmp_path: Path, no_git_lfs_path: str) -> Setup:
+    assert shutil.which("git-lfs") is None
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", str(remote), cwd=tmp_path)
+    work = tmp_path / "work"
+    git("init", "-q", str(work), cwd=tmp_path)
+    bucket = tmp_path / "bucket"
+    out = agent("install", "--remote", str(bucket), cwd=work)
+    assert out.returncode == 0, out.stderr
+    assert agent("track", "*.bin", cwd=work).stdout == b'Tracking "*.bin"\n'
+    git("remote", "add", "origin", str(remote), cwd=work)
+    return Setup(tmp_path, work, remote, bucket)
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", message, cwd=repo)
+
+
+def status(repo: Path) -> bytes:
+    return git("status", "--porcelain", cwd=repo).stdout
+
+
+def test_round_trip_of_empty_small_and_100_mib_files(setup: Setup):
+    work = setup.work
+    (work / "empty.bin").write_bytes(b"")
+    (work / "small.bin").write_bytes(b"small model\n")
+    big_oid = write_random(work / "big.bin", 100 * 1024 * 1024, seed=1)
+    commit_all(work, "models")
+    assert git("cat-file", "-p", "HEAD:small.bin", cwd=work).stdout == pointer_bytes(
+        b"small model\n"
+    )
+    assert git("cat-file", "-p", "HEAD:empty.bin", cwd=work).stdout == b""
+    push = git("push", "-q", "origin", "main", cwd=work)
+    assert b"uploaded 2 object(s)" in push.stderr
+    assert setup.bucket_objects() == sorted([big_oid, sha256(b"small model\n")])
+
+    clone = setup.clone("clone")
+    assert setup.last.returncode == 0, setup.last.stderr
+    assert (clone / "small.bin").read_bytes() == b"small model\n"
+    assert (clone / "empty.bin").read_bytes() == b""
+    assert hash_file(clone / "big.bin") == (big_oid, 100 * 1024 * 1024)
+    assert status(clone) == b""
+
+
+def test_clone_then_install_and_pull(setup: Setup):
+    (setup.work / "a.bin").write_bytes(b"A" * 5000)
+    commit_all(setup.work, "a")
+    git("push", "-q", "origin", "main", cwd=setup.work)
+    clone = setup.root / "plain"
+    git("clone", "-q", str(setup.remote), str(clone), cwd=setup.root)
+    assert (clone / "a.bin").read_bytes() == pointer_bytes(b"A" * 5000)
+    assert agent("install", cwd=clone).returncode == 0
+    pulled = agent("pull", cwd=clone)
+    assert pulled.returncode == 0, pulled.stderr
+    assert (clone / "a.bin").read_bytes() == b"A" * 5000
+    assert status(clone) == b""
+
+
+def test_branches_checkout_old_versions_and_status_stays_clean(setup: Setup):
+    work = setup.work
+    (work / "model.bin").write_bytes(b"version 1\n" * 100)
+    commit_all(work, "v1")
+    git("tag", "v1", cwd=work)
+    (work / "model.bin").write_bytes(b"version 2\n" * 100)
+    commit_all(work, "v2")
+    git("checkout", "-qb", "other", cwd=work)
+    (work / "other.bin").write_bytes(b"other branch\n")
+    commit_all(work, "other")
+    git("push", "-q", "origin", "main", "other", "v1", cwd=work)
+
+    clone = setup.clone("clone")
+    assert status(clone) == b""
+    assert (clone / "model.bin").read_bytes() == b"version 2\n" * 100
+    git("checkout", "-q", "other", cwd=clone)
+    assert (clone / "other.bin").read_bytes() == b"other branch\n"
+    assert status(clone) == b""
+    git("checkout", "-q", "v1", cwd=clone)
+    assert (clone / "model.bin").read_bytes() == b"version 1\n" * 100
+    assert not (clone / "other.bin").exists()
+    assert status(clone) == b""
+
+
+def test_merge_rebase_and_stash(setup: Setup):
+    work = setup.work
+    (work / "base.bin").write_bytes(b"base\n")
+    commit_all(work, "base")
+    git("checkout", "-qb", "feature", cwd=work)
+    (work / "feature.bin").write_bytes(b"feature\n")
+    commit_all(work, "feature")
+    git("checkout", "-q", "main", cwd=work)
+    (work / "main.bin").write_bytes(b"main\n")
+    commit_all(work, "main")
+    git("merge", "-q", "--no-edit", "feature", cwd=work)
+    assert (work / "feature.bin").read_bytes() == b"feature\n"
+    assert status(work) == b""
+
+    git("checkout", "-qb", "topic", "HEAD~1", cwd=work)
+    (work / "topic.bin").write_bytes(b"topic\n")
+    commit_all(work, "topic")
+    git("rebase", "-q", "main", cwd=work)
+    assert (work / "topic.bin").read_bytes() == b"topic\n"
+    assert (work / "feature.bin").read_bytes() == b"feature\n"
+    assert git("cat-file", "-p", "HEAD:topic.bin", cwd=work).stdout == pointer_bytes(b"topic\n")
+
+    (work / "base.bin").write_bytes(b"edited, then stashed\n")
+    git("stash", "-q", cwd=work)
+    assert (work / "base.bin").read_bytes() == b"base\n"
+    assert status(work) == b""
+    git("stash", "pop", "-q", cwd=work)
+    assert (work / "base.bin").read_bytes() == b"edited, then stashed\n"
+
+
+def test_sparse_checkout_downloads_only_what_is_checked_out(setup: Setup):
+    work = setup.work
+    (work / "models").mkdir()
+    (work / "data").mkdir()
+    (work / "models" / "m.bin").write_bytes(b"model bytes\n")
+    (work / "data" / "d.bin").write_bytes(b"data bytes\n")
+    commit_all(work, "layout")
+    git("push", "-q", "origin", "main", cwd=work)
+
+    clone = setup.clone("sparse", "--no-checkout")
+    git("sparse-checkout", "set", "models", cwd=clone)
+    git("checkout", "-q", "main", cwd=clone)
+    store = clone / ".git" / "lfs" / "objects"
+    stored = {p.name for p in store.rglob("*") if p.is_file()}
+    assert stored == {sha256(b"model bytes\n")}
+    assert not (clone / "data").exists()
+    git("sparse-checkout", "add", "data", cwd=clone)
+    assert (clone / "data" / "d.bin").read_bytes() == b"data bytes\n"
+    assert status(clone) == b""
+
+
+def test_content_that_looks_like_a_pointer_round_trips(setup: Setup):
+    fake = pointer_bytes(b"whatever") + b"but with an extra line\n"
+    (setup.work / "fake.bin").write_bytes(fake)
+    commit_all(setup.work, "fake")
+    stored = git("cat-file", "-p", "HEAD:fake.bin", cwd=setup.work).stdout
+    assert stored == pointer_bytes(fake)
+    git("push", "-q", "origin", "main", cwd=setup.work)
+    clone = setup.clone("clone")
+    assert (clone / "fake.bin").read_bytes() == fake
+
+
+def _commit_raw_pointer(repo: Path, path: str, data: bytes) -> None:
+    """Commit a pointer for ``data`` without storing the object anywhere."""
+    blob = (
+        git("hash-object", "-w", "--no-filters", "--stdin", cwd=repo, input=pointer_bytes(data))
+        .stdout.decode()
+        .strip()
+    )
+    git("update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", cwd=repo)
+
+
+def test_a_missing_object_fails_its_file_only_with_a_clear_error(setup: Setup):
+    (setup.work / "good.bin").write_bytes(b"good\n")
+    commit_all(setup.work, "good")
+    git("push", "-q", "origin", "main", cwd=setup.work)
+    _commit_raw_pointer(setup.work, "ghost.bin", b"never stored")
+    git("commit", "-qm", "ghost", cwd=setup.work)
+    push = git("push", "origin", "main", cwd=setup.work, check=False)
+    assert push.returncode != 0
+    assert f"(missing) ghost.bin ({sha256(b'never stored')})" in push.stderr.decode()
+    git("push", "-q", "--no-verify", "origin", "main", cwd=setup.work)
+
+    clone = setup.clone("clone")
+    err = setup.last.stderr.decode()
+    assert (
+        f"ghost.bin: object {sha256(b'never stored')} is not on remote {setup.bucket.as_uri()}"
+        in err
+    )
+    assert "'ghost.bin' was not filtered properly" in err
+    assert (clone / "good.bin").read_bytes() == b"good\n"
+    assert not (clone / "ghost.bin").exists()
+
+    # With skipdownloaderrors the pointer stays and the checkout completes cleanly.
+    clone2 = setup.clone("clone2", "-c", "lfs.skipdownloaderrors=true")
+    assert setup.last.returncode == 0
+    assert (clone2 / "ghost.bin").read_bytes() == pointer_bytes(b"never stored")
+    assert (clone2 / "good.bin").read_bytes() == b"good\n"
+    assert status(clone2) == b""
+
+
+def test_a_corrupt_bucket_object_never_reaches_the_work_tree(setup: Setup):
+    data = b"precious weights\n" * 50
+    (setup.work / "w.bin").write_bytes(data)
+    commit_all(setup.work, "w")
+    git("push", "-q", "origin", "main", cwd=setup.work)
+    oid = sha256(data)
+    obj = setup.bucket / "objects" / oid[:2] / oid[2:4] / oid
+    obj.chmod(0o644)
+    obj.write_bytes(b"X" * len(data))
+
+    clone = setup.clone("clone")
+    assert f"object {oid} is corrupt" in setup.last.stderr.decode()
+    assert not (clone / "w.bin").exists()
+
+    plain = setup.root / "plain"
+    git("clone", "-q", str(setup.remote), str(plain), cwd=setup.root)
+    agent("install", cwd=plain)
+    pulled = agent("pull", cwd=plain)
+    assert pulled.returncode == 2
+    assert f"object {oid} is corrupt" in pulled.stderr.decode()
+    assert (plain / "w.bin").read_bytes() == pointer_bytes(data)
+    assert not (plain / ".git/lfs/objects" / oid[:2]).exists()
+
+
+def test_killing_push_at_random_moments_never_leaves_a_partial_object(setup: Setup):
+    work = setup.work
+    oids = {write_random(work / f"f{i}.bin", 6 * 1024 * 1024, seed=100 + i) for i in range(6)}
+    commit_all(work, "six")
+    rng = random.Random(5)
+    env = dict(os.environ, LFS_AGENT_CONCURRENCY="2")
+    for _ in range(4):
+        proc = subprocess.Popen(
+            [*AGENT, "push", "--all"],
+            cwd=work,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.4, 1.2))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for name in setup.bucket_objects():
+            path = next((setup.bucket / "objects").rglob(name))
+            assert hash_file(path)[0] == name, "a bucket object does not match its name"
+    final = agent("push", "--all", cwd=work)
+    assert final.returncode == 0, final.stderr
+    assert set(setup.bucket_objects()) == oids
+
+
+def test_a_foreign_pre_push_hook_still_runs_and_uninstall_restores_it(
+    tmp_path: Path, no_git_lfs_path: str
+):
+    repo = tmp_path / "repo"
+    git("init", "-q", str(repo), cwd=tmp_path)
+    hook = repo / ".git" / "hooks" / "pre-push"
+    marker = tmp_path / "foreign-ran"
+    foreign = f"#!/bin/sh\ncat > {marker}\n"
+    hook.write_text(foreign)
+    hook.chmod(0o755)
+    out = agent("install", "--remote", str(tmp_path / "bucket"), cwd=repo)
+    assert b"kept your pre-push hook" in out.stderr
+    assert agent("install", cwd=repo).returncode == 0  # idempotent
+    assert (hook.parent / "pre-push.lfs-agent-chained").read_text() == foreign
+
+    agent("track", "*.bin", cwd=repo)
+    (repo / "x.bin").write_bytes(b"x\n")
+    commit_all(repo, "x")
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", str(remote), cwd=tmp_path)
+    git("push", "-q", str(remote), "main", cwd=repo)
+    assert marker.read_text().startswith("refs/heads/main ")
+    assert (tmp_path / "bucket" / "objects").exists()
+
+    assert agent("uninstall", cwd=repo).returncode == 0
+    assert hook.read_text() == foreign
+    assert not (hook.parent / "pre-push.lfs-agent-chained").exists()
+    config = git("config", "--local", "--list", cwd=repo).stdout.decode()
+    assert "filter.lfs" not in config and "lfs-agent.installed" not in config
+
+
+def test_install_respects_core_hooks_path_and_refuses_foreign_filter_config(repo: Path):
+    git("config", "core.hooksPath", "githooks", cwd=repo)
+    assert agent("install", cwd=repo).returncode == 0
+    assert (repo / "githooks" / "pre-push").exists()
+    other = repo.parent / "other"
+    git("init", "-q", str(other), cwd=repo.parent)
+    git("config", "filter.lfs.process", "git-lfs filter-process", cwd=other)
+    out = agent("install", cwd=other)
+    assert out.returncode == 2
+    assert "--force" in out.stderr.decode()
+    assert agent("install", "--force", cwd=other).returncode == 0
+
+
+def test_untrack_and_listing(repo: Path):
+    agent("track", "*.h5", "my file.bin", cwd=repo)
+    listed = agent("track", cwd=repo).stdout.decode()
+    assert "    *.h5 (.gitattributes)" in listed
+    assert "    my[[:space:]]file.bin (.gitattributes)" in listed
+    assert agent("untrack", "*.h5", cwd=repo).stdout == b'Untracking "*.h5"\n'
+    assert (repo / ".gitattributes").read_text() == (
+        "my[[:space:]]file.bin filter=lfs diff=lfs merge=lfs -text\n"
+    )
+
+
+def test_fetch_ls_files_status_fsck_and_prune(setup: Setup):
+    work = setup.work
+    (work / "keep.bin").write_bytes(b"keep\n")
+    (work / "old.bin").write_bytes(b"old\n")
+    commit_all(work, "two")
+    git("push", "-q", "origin", "main", cwd=work)
+    (work / "old.bin").unlink()
+    (work / "unpushed.bin").write_bytes(b"unpushed\n")
+    commit_all(work, "drop old, add unpushed")
+    (work / "unpushed.bin").unlink()
+    commit_all(work, "drop unpushed")
+
+    listed = agent("ls-files", "-s", cwd=work).stdout.decode()
+    assert listed == f"{sha256(b'keep' + bytes([10]))[:10]} * keep.bin (5 B)\n"
+    st = agent("status", cwd=work).stdout.decode()
+    assert "On branch main" in st and "unpushed.bin" not in st.split("committed")[1]
+
+    dry = agent("prune", "--dry-run", cwd=work)
+    assert dry.returncode == 0, dry.stderr
+    assert f"would prune {sha256(b'old' + bytes([10]))}" in dry.stdout.decode()
+    pruned = agent("prune", cwd=work).stdout.decode()
+    assert "pruned 1 object(s)" in pruned and "kept 1 unused object(s)" in pruned
+    store = work / ".git" / "lfs" / "objects"
+    names = {p.name for p in store.rglob("*") if p.is_file()}
+    assert names == {sha256(b"keep\n"), sha256(b"unpushed\n")}
+
+    fetched = agent("fetch", "HEAD~2", cwd=work)
+    assert fetched.returncode == 0, fetched.stderr
+    assert (store / sha256(b"old\n")[:2]).exists()
+
+    assert agent("fsck", cwd=work).returncode == 0
+    oid = sha256(b"keep\n")
+    path = store / oid[:2] / oid[2:4] / oid
+    path.write_bytes(b"kee!\n")
+    bad = agent("fsck", cwd=work)
+    assert bad.returncode == 1
+    assert f"objects: corruptObject: {oid}" in bad.stdout.decode()
+    assert (work / ".git" / "lfs" / "bad" / oid).exists()
+    assert agent("fsck", "--remote", cwd=work).returncode == 1  # now missing locally
+    agent("pull", cwd=work)
+    remote_ok = agent("fsck", "--remote", "--deep", cwd=work)
+    assert "unpushed.bin" in remote_ok.stdout.decode()  # never pushed: reported missing
