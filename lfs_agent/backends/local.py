@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import secrets
+import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -25,6 +26,8 @@ __all__ = ["LocalBackend"]
 CHUNK_SIZE = 1024 * 1024
 #: Mode of a published object: read-only for everyone.
 READ_ONLY = 0o444
+#: A temp file this old (seconds) belongs to a dead upload and may be removed.
+STALE_TEMP_SECONDS = 3600
 
 
 class LocalBackend:
@@ -62,6 +65,7 @@ class LocalBackend:
             final.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BackendError(f"cannot write to {self.url}: {exc.strerror}") from exc
+        self._remove_stale_temps(final.parent, oid)
         temp = final.parent / f".{oid}.{secrets.token_hex(6)}.tmp"
         digest = hashlib.sha256()
         written = 0
@@ -93,6 +97,15 @@ class LocalBackend:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
+
+    @staticmethod
+    def _remove_stale_temps(directory: Path, oid: str) -> None:
+        """Delete temp files of earlier uploads of ``oid`` that died (killed, crashed)."""
+        now = time.time()
+        for temp in directory.glob(f".{oid}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - temp.stat().st_mtime > STALE_TEMP_SECONDS:
+                    temp.unlink()
 
     def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
         """Copy the object into ``dest_path``."""

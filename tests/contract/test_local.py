@@ -50,3 +50,24 @@ def test_unknown_schemes_and_missing_sdks_get_clear_errors(monkeypatch):
     monkeypatch.setitem(registry.REGISTRY, "s3", ("lfs_agent_missing_sdk:Nope", "s3"))
     with pytest.raises(BackendUnavailableError, match=r"pip install 'lfs-agent\[s3\]'"):
         open_backend("s3://bucket/prefix")
+
+
+def test_stale_temp_files_of_dead_uploads_are_swept_by_the_next_upload(tmp_path):
+    import os
+    import time
+
+    backend = open_backend((tmp_path / "bucket").as_uri())
+    data = b"swept"
+    oid = sha256(data)
+    directory = tmp_path / "bucket" / "objects" / oid[:2] / oid[2:4]
+    directory.mkdir(parents=True)
+    stale = directory / f".{oid}.dead.tmp"
+    fresh = directory / f".{oid}.live.tmp"
+    for f in (stale, fresh):
+        f.write_bytes(b"partial")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    backend.upload(oid, src, len(data), Recorder())
+    assert sorted(p.name for p in directory.iterdir()) == sorted([oid, fresh.name])
