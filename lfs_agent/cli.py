@@ -538,6 +538,26 @@ def cmd_prune(ctx: Context) -> int:
     return 0
 
 
+def cmd_transfer(ctx: Context) -> int:
+    """``transfer``: git-lfs's custom transfer agent on stdin/stdout (JSON lines)."""
+    from lfs_agent.transfer import TransferAgent
+
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+
+    def read_line() -> str:
+        return stdin.readline().decode("utf-8", "replace")
+
+    def write_line(line: str) -> None:
+        stdout.write(line.encode("utf-8") + b"\n")
+        stdout.flush()
+
+    def open_session() -> tuple[ObjectStore, Remote]:
+        return ctx.store, ctx.required_remote()
+
+    TransferAgent(read_line, write_line, open_session).serve()
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lfs-agent",
@@ -637,6 +657,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="check the bucket holds every object reachable from HEAD",
     )
     p.add_argument("--deep", action="store_true", help="with --remote: download and hash too")
+    add("transfer", cmd_transfer, "git-lfs custom transfer agent (run by git-lfs)")
     p = add("prune", cmd_prune, "delete local objects that are unused and safely in the bucket")
     p.add_argument("--dry-run", action="store_true", help="only say what would go")
     return parser

@@ -1,0 +1,307 @@
+"""git-lfs's custom transfer protocol: ``lfs-agent transfer``.
+
+Implements git-lfs ``docs/custom-transfers.md`` in standalone mode (no LFS server; the
+``action`` of each request is null). git-lfs starts the agent, sends one JSON object per
+line on stdin and reads exactly one line per expected reply on stdout:
+
+* ``init`` → ``{}``, or ``{"error": {"code", "message"}}``;
+* ``upload``/``download`` → zero or more ``progress`` events, then one ``complete``
+  (with ``path`` for downloads, or with ``error`` when that object failed);
+* ``terminate`` (or EOF) → exit 0, no reply.
+
+Requests are strictly serial within one process; git-lfs runs several processes for
+parallelism. Stdout carries protocol lines only; diagnostics go to stderr via logging,
+which git-lfs shows under ``GIT_TRACE=1``. A malformed request never ends the process:
+a per-object error is sent when the oid is known, a top-level error otherwise.
+
+Downloads are written to a temp file in the repository's ``lfs/tmp`` (same file system
+as ``lfs/objects``, so git-lfs's rename works) and verified against size and sha256
+before they are reported, so git-lfs never receives bytes that do not match.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lfs_agent.errors import IntegrityError, LfsAgentError, ProtocolError
+from lfs_agent.pointer import Pointer, is_valid_oid
+from lfs_agent.progress import ThrottledProgress
+from lfs_agent.store import ObjectStore, hash_file
+from lfs_agent.sync import Remote
+
+__all__ = [
+    "CompleteEvent",
+    "ErrorInfo",
+    "InitRequest",
+    "ProgressEvent",
+    "TransferAgent",
+    "TransferRequest",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Event names of the protocol.
+EVENT_INIT = "init"
+EVENT_UPLOAD = "upload"
+EVENT_DOWNLOAD = "download"
+EVENT_TERMINATE = "terminate"
+EVENT_PROGRESS = "progress"
+EVENT_COMPLETE = "complete"
+#: Error code for requests we cannot parse or accept (git-lfs shows it as ``[32]``).
+CODE_BAD_REQUEST = 32
+#: Error code for failures we did not classify.
+CODE_INTERNAL = 1
+# Requests are logged at debug level, truncated to this many characters.
+_LOG_CHARS = 300
+
+
+class _Message(BaseModel):
+    """Lenient on input (unknown fields ignored), strict about the fields we use."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class InitRequest(_Message):
+    """``{"event":"init","operation":...,"remote":...,"concurrent":...,...}``."""
+
+    event: Literal["init"]
+    operation: Literal["upload", "download"]
+    remote: str = ""
+    concurrent: bool = True
+    concurrenttransfers: int = 8
+
+
+class TransferRequest(_Message):
+    """An ``upload`` or ``download`` request for one object."""
+
+    event: Literal["upload", "download"]
+    oid: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    path: str | None = None
+    action: dict[str, Any] | None = None
+
+
+class ErrorInfo(_Message):
+    """``{"code": int, "message": str}``: git-lfs prints ``[code] message``."""
+
+    code: int
+    message: str
+
+
+class ProgressEvent(_Message):
+    """Bytes moved so far for the current object."""
+
+    event: Literal["progress"] = "progress"
+    oid: str
+    bytesSoFar: int  # protocol field name
+    bytesSinceLast: int  # protocol field name
+
+
+class CompleteEvent(_Message):
+    """The end of one request: success (with ``path`` for downloads) or ``error``."""
+
+    event: Literal["complete"] = "complete"
+    oid: str
+    path: str | None = None
+    error: ErrorInfo | None = None
+
+
+def _error_info(exc: LfsAgentError) -> ErrorInfo:
+    return ErrorInfo(code=exc.code, message=str(exc))
+
+
+def _validation_message(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "request"
+        problems.append(f"{where}: {err['msg']}")
+    return "; ".join(problems)
+
+
+class TransferAgent:
+    """Serves one git-lfs worker's requests until ``terminate`` or EOF.
+
+    Args:
+        read_line: Returns the next line from git-lfs, ``""`` at EOF.
+        write_line: Sends one protocol line (without newline) and flushes it.
+        open_session: Called once at ``init``: returns the repository's object store
+            (its ``tmp`` receives downloads) and the configured remote. A
+            :class:`LfsAgentError` raised there becomes the init error reply.
+    """
+
+    def __init__(
+        self,
+        read_line: Callable[[], str],
+        write_line: Callable[[str], None],
+        open_session: Callable[[], tuple[ObjectStore, Remote]],
+    ) -> None:
+        self._read_line = read_line
+        self._write_line = write_line
+        self._open_session = open_session
+        # Set at init: the store receiving downloads, and the remote reused by every
+        # request of this process (one client, one connection pool).
+        self.store: ObjectStore | None = None
+        self.remote: Remote | None = None
+        # "upload" or "download", fixed by init; requests of the other kind are refused.
+        self.operation: str | None = None
+
+    def send(self, message: BaseModel | dict[str, Any]) -> None:
+        """Write one JSON line (only the fields that are set)."""
+        data = message.model_dump(exclude_none=True) if isinstance(message, BaseModel) else message
+        line = json.dumps(data, separators=(",", ":"))
+        logger.debug("agent> %s", line[:_LOG_CHARS])
+        self._write_line(line)
+
+    def serve(self) -> None:
+        """Answer requests until ``terminate`` or end of input."""
+        try:
+            while line := self._read_line():
+                if not line.strip():
+                    continue
+                logger.debug("agent< %s", line.rstrip("\n")[:_LOG_CHARS])
+                if self.handle(line) == EVENT_TERMINATE:
+                    return
+        finally:
+            if self.remote is not None:
+                self.remote.close()
+
+    def handle(self, line: str) -> str | None:
+        """Handle one request line; return its event name when it had one."""
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError as exc:
+            self._top_level_error(f"invalid JSON request: {exc.msg} at column {exc.colno}")
+            return None
+        if not isinstance(message, dict):
+            self._top_level_error("invalid request: expected a JSON object")
+            return None
+        event = message.get("event")
+        if event == EVENT_TERMINATE:
+            return EVENT_TERMINATE
+        if event == EVENT_INIT:
+            self._init(message)
+        elif event in (EVENT_UPLOAD, EVENT_DOWNLOAD):
+            self._transfer(message)
+        else:
+            self._reject(message, f"unknown event {event!r}")
+        return event if isinstance(event, str) else None
+
+    def _top_level_error(self, text: str) -> None:
+        logger.error("%s", text)
+        self.send({"error": ErrorInfo(code=CODE_BAD_REQUEST, message=text).model_dump()})
+
+    def _reject(self, message: dict[str, Any], text: str) -> None:
+        """Refuse a request: per object when its oid is usable, top-level otherwise."""
+        oid = message.get("oid")
+        if isinstance(oid, str) and is_valid_oid(oid):
+            logger.error("%s: %s", oid, text)
+            self.send(CompleteEvent(oid=oid, error=ErrorInfo(code=CODE_BAD_REQUEST, message=text)))
+        else:
+            self._top_level_error(text)
+
+    def _init(self, message: dict[str, Any]) -> None:
+        try:
+            init = InitRequest.model_validate(message)
+        except ValidationError as exc:
+            self._top_level_error(f"invalid init request: {_validation_message(exc)}")
+            return
+        try:
+            store, remote = self._open_session()
+        except LfsAgentError as exc:
+            logger.error("init failed: %s", exc)
+            self.send({"error": _error_info(exc).model_dump()})
+            return
+        if self.remote is not None:
+            self.remote.close()
+        self.store, self.remote, self.operation = store, remote, init.operation
+        logger.debug("init: %s via %s (git remote %r)", init.operation, remote.url, init.remote)
+        self.send({})
+
+    def _transfer(self, message: dict[str, Any]) -> None:
+        try:
+            request = TransferRequest.model_validate(message)
+        except ValidationError as exc:
+            self._reject(
+                message, f"invalid {message.get('event')} request: {_validation_message(exc)}"
+            )
+            return
+        if self.store is None or self.remote is None or self.operation is None:
+            self._reject(message, f"{request.event} request before init")
+            return
+        if request.event != self.operation:
+            self._reject(message, f"{request.event} request in a {self.operation} session")
+            return
+        progress = ThrottledProgress(
+            lambda so_far, since: self.send(
+                ProgressEvent(oid=request.oid, bytesSoFar=so_far, bytesSinceLast=since)
+            )
+        )
+        try:
+            if request.event == EVENT_UPLOAD:
+                self._upload(request, self.remote, progress)
+                done = CompleteEvent(oid=request.oid)
+            else:
+                path = self._download(request, self.store, self.remote, progress)
+                done = CompleteEvent(oid=request.oid, path=str(path))
+        except LfsAgentError as exc:
+            logger.error("%s %s failed: %s", request.event, request.oid, exc)
+            progress.flush()
+            self.send(CompleteEvent(oid=request.oid, error=_error_info(exc)))
+            return
+        except Exception as exc:  # the request-loop boundary: keep serving
+            logger.exception("%s %s failed", request.event, request.oid)
+            progress.flush()
+            error = ErrorInfo(code=CODE_INTERNAL, message=f"{type(exc).__name__}: {exc}")
+            self.send(CompleteEvent(oid=request.oid, error=error))
+            return
+        progress.flush()
+        self.send(done)
+
+    @staticmethod
+    def _upload(request: TransferRequest, remote: Remote, progress: ThrottledProgress) -> None:
+        if not request.path:
+            raise ProtocolError(f"upload of {request.oid} names no path")
+        source = Path(request.path)
+        try:
+            actual = source.stat().st_size
+        except OSError as exc:
+            raise ProtocolError(
+                f"upload of {request.oid}: cannot read {request.path}: {exc.strerror}"
+            ) from None
+        if not source.is_file() or actual != request.size:
+            raise IntegrityError(
+                f"upload of {request.oid}: {request.path} has {actual} bytes, "
+                f"expected {request.size}"
+            )
+        backend = remote.backend
+        if request.size and backend.stat(request.oid) == request.size:
+            progress(request.size)  # the bucket already has it: report it as done
+            return
+        backend.upload(request.oid, source, request.size, progress)
+
+    @staticmethod
+    def _download(
+        request: TransferRequest, store: ObjectStore, remote: Remote, progress: ThrottledProgress
+    ) -> Path:
+        pointer = Pointer(request.oid, request.size)
+        temp = store.temp_path(request.oid)
+        try:
+            remote.backend.download(request.oid, temp, request.size, progress)
+            oid, size = hash_file(temp)
+            if (oid, size) != (pointer.oid, pointer.size):
+                raise IntegrityError(
+                    f"object {pointer.oid} from {remote.url} is corrupt: got {size} bytes "
+                    f"hashing to {oid}, expected {pointer.size} bytes"
+                )
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+            raise
+        return temp
