@@ -109,7 +109,9 @@ class Context:
 
         if not required and not self.settings.remote:
             return None
-        return Remote(self.settings.require_remote(), self.settings.options)
+        return Remote(
+            self.settings.require_remote(), self.settings.options, state_dir=self.store.tmp_dir
+        )
 
     def required_remote(self) -> Remote:
         """The configured remote; a clear error when none is set."""

@@ -237,6 +237,15 @@ class ObjectStore:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
+    def publish_verified(self, path: Path, pointer: Pointer) -> None:
+        """Move a file in ``tmp/`` whose size and sha256 the caller has just checked."""
+        try:
+            if pointer.size:
+                self._publish(path, pointer)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
     def _publish(self, temp_path: Path, pointer: Pointer) -> None:
         final = self.object_path(pointer.oid)
         if self.contains(pointer):

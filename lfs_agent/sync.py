@@ -8,22 +8,24 @@ before the store takes it, and runs transfers on a bounded thread pool.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import shutil
 import stat
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lfs_agent.backends import Backend, open_backend
-from lfs_agent.errors import LfsAgentError, NotAPointerError, TransferError
+from lfs_agent.errors import IntegrityError, LfsAgentError, NotAPointerError, TransferError
 from lfs_agent.git import Git
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
 from lfs_agent.scan import PointerFile
-from lfs_agent.store import CHUNK_SIZE, ObjectStore
+from lfs_agent.store import CHUNK_SIZE, ObjectStore, hash_file
 
 __all__ = ["BatchResult", "Remote", "check_local", "checkout", "fetch", "push"]
 
@@ -58,10 +60,13 @@ class Remote:
         self,
         url: str,
         options: Mapping[str, str] | None = None,
-        opener: Callable[[str, Mapping[str, str]], Backend] = open_backend,
+        state_dir: Path | None = None,
+        opener: Callable[[str, Mapping[str, str], Path | None], Backend] = open_backend,
     ) -> None:
         self.url = url
         self._options = dict(options or {})
+        # Where the backend may remember resumable uploads (the store's tmp dir).
+        self._state_dir = state_dir
         self._opener = opener
         # The backend client, created on first use and reused (connection pools).
         self._backend: Backend | None = None
@@ -72,7 +77,7 @@ class Remote:
         """The opened backend (opened on first access)."""
         with self._lock:
             if self._backend is None:
-                self._backend = self._opener(self.url, self._options)
+                self._backend = self._opener(self.url, self._options, self._state_dir)
             return self._backend
 
     def close(self) -> None:
@@ -94,13 +99,48 @@ class Remote:
         """
         if store.contains(pointer):
             return
-        temp = store.temp_path(pointer.oid)
-        try:
-            self.backend.download(pointer.oid, temp, pointer.size, progress)
-            store.publish_file(temp, pointer)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
+        with self.download_to_temp(store, pointer, progress) as path:
+            store.publish_verified(path, pointer)
+
+    @contextlib.contextmanager
+    def download_to_temp(
+        self, store: ObjectStore, pointer: Pointer, progress: Progress = NULL_PROGRESS
+    ) -> Iterator[Path]:
+        """Download into ``<lfs>/tmp`` and yield the path once size and sha256 match.
+
+        The file is ``tmp/<oid>.part``, held under a lock, so that a download cut short
+        (a killed process, a network failure) is resumed by the next attempt when the
+        backend supports it; a concurrent download of the same oid uses a private file.
+        On a mismatch the partial file is deleted so the next attempt starts over.
+        The caller moves the file away (publish or rename); otherwise it stays for
+        resuming, except after a mismatch.
+
+        Raises:
+            IntegrityError: the bytes do not match the pointer.
+        """
+        store.tmp_dir.mkdir(parents=True, exist_ok=True)
+        partial = store.tmp_dir / f"{pointer.oid}.part"
+        lock_path = store.tmp_dir / f"{pointer.oid}.lock"
+        with open(lock_path, "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                partial = store.temp_path(pointer.oid)  # someone else has the .part
+            try:
+                self.backend.download(pointer.oid, partial, pointer.size, progress)
+                oid, size = hash_file(partial)
+            except FileNotFoundError:
+                raise IntegrityError(f"download of {pointer.oid} produced no file") from None
+            if (oid, size) != (pointer.oid, pointer.size):
+                with contextlib.suppress(FileNotFoundError):
+                    partial.unlink()
+                raise IntegrityError(
+                    f"object {pointer.oid} from {self.url} is corrupt: got {size} bytes "
+                    f"hashing to {oid}, expected {pointer.size} bytes"
+                )
+            yield partial
+        # The lock file stays: removing it could let two later downloads lock two
+        # different files of the same name. clean_tmp removes it once stale.
 
     def upload(
         self, store: ObjectStore, pointer: Pointer, progress: Progress = NULL_PROGRESS

@@ -21,7 +21,6 @@ before they are reported, so git-lfs never receives bytes that do not match.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from lfs_agent.errors import IntegrityError, LfsAgentError, ProtocolError
 from lfs_agent.pointer import Pointer, is_valid_oid
 from lfs_agent.progress import ThrottledProgress
-from lfs_agent.store import ObjectStore, hash_file
+from lfs_agent.store import ObjectStore
 from lfs_agent.sync import Remote
 
 __all__ = [
@@ -290,18 +289,6 @@ class TransferAgent:
     def _download(
         request: TransferRequest, store: ObjectStore, remote: Remote, progress: ThrottledProgress
     ) -> Path:
-        pointer = Pointer(request.oid, request.size)
-        temp = store.temp_path(request.oid)
-        try:
-            remote.backend.download(request.oid, temp, request.size, progress)
-            oid, size = hash_file(temp)
-            if (oid, size) != (pointer.oid, pointer.size):
-                raise IntegrityError(
-                    f"object {pointer.oid} from {remote.url} is corrupt: got {size} bytes "
-                    f"hashing to {oid}, expected {pointer.size} bytes"
-                )
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
-            raise
-        return temp
+        # The verified file stays in lfs/tmp for git-lfs to rename into its store.
+        with remote.download_to_temp(store, Pointer(request.oid, request.size), progress) as path:
+            return path

@@ -65,12 +65,16 @@ class Backend(Protocol):
         """Release connections; the backend is not used afterwards."""
 
 
-def open_backend(url: str, options: Mapping[str, str] | None = None) -> Backend:
+def open_backend(
+    url: str, options: Mapping[str, str] | None = None, state_dir: Path | None = None
+) -> Backend:
     """Open the backend for a normalized remote ``url``.
 
     Args:
         url: As returned by :func:`lfs_agent.config.normalize_remote_url`.
         options: ``lfs-agent.*`` settings; each backend reads its own keys.
+        state_dir: A directory where a backend may keep state between runs (resumable
+            uploads); the repository's ``lfs/tmp``. None: nothing is kept.
 
     Raises:
         ConfigError: for an unknown scheme.
@@ -89,5 +93,5 @@ def open_backend(url: str, options: Mapping[str, str] | None = None) -> Backend:
         raise BackendUnavailableError(
             f"{scheme}:// remotes need {exc.name or 'an optional package'}{hint}"
         ) from None
-    backend: Backend = getattr(module, class_name)(url, dict(options or {}))
+    backend: Backend = getattr(module, class_name)(url, dict(options or {}), state_dir)
     return backend

@@ -36,9 +36,12 @@ class LocalBackend:
     Args:
         url: ``file:///abs/path``.
         options: Unused; accepted for the common constructor signature.
+        state_dir: Unused: folder uploads are quick to redo.
     """
 
-    def __init__(self, url: str, options: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, url: str, options: dict[str, str] | None = None, state_dir: Path | None = None
+    ) -> None:
         self.url = url
         # The folder holding objects/; created on the first upload.
         self.root = Path(unquote(urlparse(url).path))

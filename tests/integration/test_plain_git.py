@@ -250,7 +250,7 @@ def test_a_corrupt_bucket_object_never_reaches_the_work_tree(setup: Setup):
     obj.write_bytes(b"X" * len(data))
 
     clone = setup.clone("clone")
-    assert f"object {oid} is corrupt" in setup.last.stderr.decode()
+    assert f"object {oid} from {setup.bucket.as_uri()} is corrupt" in setup.last.stderr.decode()
     assert not (clone / "w.bin").exists()
 
     plain = setup.root / "plain"
@@ -258,7 +258,7 @@ def test_a_corrupt_bucket_object_never_reaches_the_work_tree(setup: Setup):
     agent("install", cwd=plain)
     pulled = agent("pull", cwd=plain)
     assert pulled.returncode == 2
-    assert f"object {oid} is corrupt" in pulled.stderr.decode()
+    assert f"object {oid} from {setup.bucket.as_uri()} is corrupt" in pulled.stderr.decode()
     assert (plain / "w.bin").read_bytes() == pointer_bytes(data)
     assert not (plain / ".git/lfs/objects" / oid[:2]).exists()
 

@@ -1,0 +1,716 @@
+"""S3 and S3-compatible buckets (MinIO, Ceph, R2, Wasabi ...) through boto3.
+
+Keys are ``<prefix>/objects/<oid[0:2]>/<oid[2:4]>/<oid>``. Credentials, regions and
+endpoints come from boto3's own chain (environment, shared config and profiles, SSO,
+instance roles; ``AWS_ENDPOINT_URL`` works as it is); the options below only choose
+among them. boto3 is imported here and nowhere else.
+
+Uploads never expose a partial object: a single PUT is atomic, and a multipart upload
+becomes visible only when completed. Before anything is sent the file is hashed: its
+sha256 must equal the oid. Each PUT or part carries its own SHA-256 checksum, which S3
+verifies on arrival. An interrupted multipart upload is resumed by the next upload of
+the same object: the upload id is remembered in ``state_dir`` (the repository's
+``lfs/tmp``) and the parts S3 already holds (ListParts) are kept when their checksum or
+MD5 ETag matches the local bytes. Large downloads use parallel ranged GETs into the
+caller's file and resume from the ranges already written.
+
+Options (``lfs-agent.s3.<name>`` in git config or ``.lfsagent``):
+``profile``, ``region``, ``endpoint-url``, ``addressing-style`` (``path``/``virtual``/
+``auto``), ``sse`` (``AES256``/``aws:kms``), ``sse-kms-key-id``, ``storage-class``,
+``part-size`` and ``multipart-threshold`` (bytes, or with a K/M/G suffix),
+``concurrency`` (parallel parts or ranges per object), ``checksum`` (``sha256``/``off``),
+``retry-mode`` (``standard``/``adaptive``) and ``max-attempts``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+import botocore.exceptions
+from botocore.config import Config
+
+from lfs_agent.backends import object_key
+from lfs_agent.errors import (
+    BackendError,
+    ConfigError,
+    IntegrityError,
+    LfsAgentError,
+    ObjectNotFoundError,
+    RetriableError,
+)
+from lfs_agent.progress import Progress
+
+__all__ = ["S3Backend", "parse_size"]
+
+logger = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+#: Default part size for multipart uploads and ranged downloads (32 MiB).
+DEFAULT_PART_SIZE = 32 * MIB
+#: Objects larger than this (bytes) go multipart / ranged (64 MiB).
+DEFAULT_MULTIPART_THRESHOLD = 64 * MIB
+#: S3's limits: at most 10,000 parts, each at least 5 MiB (but the last).
+MAX_PARTS = 10_000
+MIN_PART_SIZE = 5 * MIB
+#: Bytes read per system call while hashing or streaming (1 MiB).
+CHUNK_SIZE = MIB
+#: Multipart uploads older than this (seconds) are stale for ``abort_stale_uploads``.
+STALE_UPLOAD_SECONDS = 24 * 3600
+# Error codes that mean "the credentials are wrong", "no access", "wrong region".
+_BAD_CREDENTIALS = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "ExpiredTokenException",
+}
+_ACCESS_DENIED = {"AccessDenied", "AllAccessDisabled", "403", "Forbidden"}
+_WRONG_REGION = {
+    "PermanentRedirect",
+    "AuthorizationHeaderMalformed",
+    "301",
+    "IllegalLocationConstraintException",
+}
+_THROTTLED = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "InternalError",
+    "ServiceUnavailable",
+    "500",
+    "503",
+}
+# Errors an S3-compatible endpoint gives when it does not support SHA-256 checksums.
+_CHECKSUM_UNSUPPORTED = {
+    "NotImplemented",
+    "InvalidRequest",
+    "InvalidArgument",
+    "XAmzContentChecksumMismatch",
+    "BadDigest",
+}
+
+
+def parse_size(value: str) -> int:
+    """Parse ``"8388608"``, ``"8M"``, ``"8MiB"`` or ``"1G"`` into bytes.
+
+    Raises:
+        ConfigError: for anything else.
+    """
+    text = value.strip().upper().removesuffix("IB").removesuffix("B")
+    factor = 1
+    if text and text[-1] in "KMG":
+        factor = 1024 ** ("KMG".index(text[-1]) + 1)
+        text = text[:-1]
+    try:
+        number = int(text)
+    except ValueError:
+        raise ConfigError(f"not a size: {value!r} (use bytes, or a K/M/G suffix)") from None
+    return number * factor
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+class FileSlice(io.RawIOBase):
+    """A seekable, read-only window ``[offset, offset+length)`` of a file.
+
+    botocore reads request bodies in chunks and seeks back on retries; a slice lets a
+    part stream from disk without holding it in memory.
+    """
+
+    def __init__(self, path: Path, offset: int, length: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self._offset = offset
+        self._length = length
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._length}[whence]
+        self._pos = min(max(0, base + pos), self._length)
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._length - self._pos
+        if remaining <= 0:
+            return 0
+        view = memoryview(buffer)[: min(len(buffer), remaining)]
+        self._file.seek(self._offset + self._pos)
+        n = self._file.readinto(view)
+        self._pos += n
+        return n
+
+    def __len__(self) -> int:
+        return self._length
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+@dataclass(frozen=True)
+class _Part:
+    number: int
+    offset: int
+    length: int
+    sha256: bytes
+    md5: str
+
+
+class S3Backend:
+    """Objects in an S3 bucket under a prefix.
+
+    Args:
+        url: ``s3://bucket/prefix``.
+        options: ``s3.*`` settings (see the module docstring).
+        state_dir: Where resumable multipart uploads are remembered (the repository's
+            ``lfs/tmp``); None disables resuming.
+        client: A ready boto3 S3 client (tests); built from the options otherwise.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        options: dict[str, str] | None = None,
+        state_dir: Path | None = None,
+        client: Any = None,
+    ) -> None:
+        parsed = urlparse(url)
+        self.url = url
+        self.bucket = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        opts = {k.removeprefix("s3."): v for k, v in (options or {}).items() if k.startswith("s3.")}
+        self._opts = opts
+        self.part_size = parse_size(opts.get("part-size", str(DEFAULT_PART_SIZE)))
+        if self.part_size < MIN_PART_SIZE:
+            raise ConfigError(f"lfs-agent.s3.part-size must be at least 5MiB, got {self.part_size}")
+        self.threshold = parse_size(
+            opts.get("multipart-threshold", str(DEFAULT_MULTIPART_THRESHOLD))
+        )
+        self.concurrency = int(opts.get("concurrency", "4"))
+        # False once the endpoint refused a SHA-256 checksum; we then send none.
+        self.checksums = opts.get("checksum", "sha256").lower() != "off"
+        self.state_dir = state_dir
+        self._client = client
+        self._client_lock = threading.Lock()
+        # None until checked: whether the bucket exists (for clear 404 messages).
+        self._bucket_exists: bool | None = None
+
+    # --- client and errors ---------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client, created once and shared by threads (boto3 clients are)."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def _make_client(self) -> Any:
+        o = self._opts
+        config_args: dict[str, Any] = {
+            "retries": {
+                "mode": o.get("retry-mode", "standard"),
+                "max_attempts": int(o.get("max-attempts", "5")),
+            },
+            "max_pool_connections": max(10, self.concurrency * 4),
+            "connect_timeout": 10,
+            "read_timeout": 60,
+            # We send our own SHA-256 checksums; botocore's default CRC32s are refused
+            # by some S3-compatible endpoints.
+            "request_checksum_calculation": "when_required",
+            "response_checksum_validation": "when_required",
+        }
+        if "addressing-style" in o:
+            config_args["s3"] = {"addressing_style": o["addressing-style"]}
+        try:
+            session = boto3.session.Session(profile_name=o.get("profile"))
+            return session.client(
+                "s3",
+                region_name=o.get("region"),
+                endpoint_url=o.get("endpoint-url"),
+                config=Config(**config_args),
+            )
+        except botocore.exceptions.ProfileNotFound as exc:
+            raise ConfigError(f"AWS profile not found: {exc}") from None
+
+    def _where(self, oid: str | None = None) -> str:
+        return f"s3://{self.bucket}/{self._key(oid)}" if oid else self.url
+
+    def _translate(self, exc: Exception, oid: str | None = None) -> LfsAgentError:
+        """Map a botocore exception to one line naming the bucket and the fix."""
+        where = self._where(oid)
+        if isinstance(exc, botocore.exceptions.NoCredentialsError):
+            return BackendError(
+                f"no AWS credentials found for {self.url}: set AWS_ACCESS_KEY_ID/"
+                "AWS_SECRET_ACCESS_KEY, AWS_PROFILE (or lfs-agent.s3.profile), or run "
+                "'aws sso login'"
+            )
+        if isinstance(
+            exc,
+            botocore.exceptions.EndpointConnectionError
+            | botocore.exceptions.ConnectionClosedError
+            | botocore.exceptions.ReadTimeoutError
+            | botocore.exceptions.ConnectTimeoutError,
+        ):
+            return RetriableError(f"cannot reach the S3 endpoint for {self.url}: {exc}")
+        if isinstance(exc, botocore.exceptions.ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "NoSuchBucket":
+                return BackendError(
+                    f"bucket {self.bucket!r} does not exist: create it, or fix lfs-agent.remote"
+                )
+            if code in _BAD_CREDENTIALS:
+                return BackendError(
+                    f"bad or expired AWS credentials for {self.url} ({code}): "
+                    "refresh them or check AWS_PROFILE"
+                )
+            if code in _ACCESS_DENIED or status == 403:
+                return BackendError(
+                    f"access denied to {where}: the credentials need "
+                    "s3:GetObject, s3:PutObject and s3:ListBucket on it"
+                )
+            if code in _WRONG_REGION or status == 301:
+                region = (
+                    exc.response.get("ResponseMetadata", {})
+                    .get("HTTPHeaders", {})
+                    .get("x-amz-bucket-region", "the bucket's region")
+                )
+                return BackendError(
+                    f"wrong region for bucket {self.bucket!r}: set lfs-agent.s3.region to {region}"
+                )
+            if code in _THROTTLED or (status or 0) >= 500:
+                return RetriableError(
+                    f"S3 failed for {where} after retries ({code}): "
+                    f"{error.get('Message', '')}".rstrip(": ")
+                )
+            return BackendError(f"S3 error for {where} ({code}): {error.get('Message', exc)}")
+        if isinstance(exc, botocore.exceptions.BotoCoreError):
+            return BackendError(f"S3 error for {self.url}: {exc}")
+        raise exc
+
+    def _key(self, oid: str | None) -> str:
+        key = object_key(oid) if oid else ""
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _extra_put_args(self) -> dict[str, str]:
+        args = {}
+        sse = self._opts.get("sse")
+        if sse:
+            args["ServerSideEncryption"] = sse
+            if self._opts.get("sse-kms-key-id"):
+                args["SSEKMSKeyId"] = self._opts["sse-kms-key-id"]
+        if self._opts.get("storage-class"):
+            args["StorageClass"] = self._opts["storage-class"]
+        return args
+
+    # --- the Backend interface -----------------------------------------------------
+
+    def stat(self, oid: str) -> int | None:
+        """Return the object's size, or None when absent."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(oid))
+        except botocore.exceptions.ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey"):
+                self._check_bucket()
+                return None
+            raise self._translate(exc, oid) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._translate(exc, oid) from exc
+        return int(head["ContentLength"])
+
+    def _check_bucket(self) -> None:
+        """Turn a 404 caused by a missing bucket into a clear error (checked once)."""
+        if self._bucket_exists is None:
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+                self._bucket_exists = True
+            except botocore.exceptions.ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code"))
+                if code in ("404", "NoSuchBucket"):
+                    self._bucket_exists = False
+                else:
+                    self._bucket_exists = True  # no permission to ask: assume it exists
+        if self._bucket_exists is False:
+            raise BackendError(
+                f"bucket {self.bucket!r} does not exist: create it, or fix lfs-agent.remote"
+            )
+
+    def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
+        """Upload ``src_path`` as ``oid`` after checking it hashes to ``oid``."""
+        try:
+            parts = self._plan(oid, src_path, size)
+            if size <= self.threshold:
+                self._put(oid, src_path, parts[0], progress)
+            else:
+                self._multipart(oid, src_path, size, parts, progress)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise self._translate(exc, oid) from exc
+
+    def _part_size_for(self, size: int) -> int:
+        if size <= self.threshold:
+            return max(size, 1)
+        return max(self.part_size, math.ceil(size / MAX_PARTS))
+
+    def _plan(self, oid: str, src_path: Path, size: int) -> list[_Part]:
+        """Hash the file part by part; refuse it unless it is exactly ``oid``."""
+        part_size = self._part_size_for(size)
+        whole = hashlib.sha256()
+        parts = []
+        offset = 0
+        try:
+            with open(src_path, "rb") as src:
+                number = 1
+                while True:
+                    part_sha, part_md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+                    length = 0
+                    while length < part_size and (
+                        chunk := src.read(min(CHUNK_SIZE, part_size - length))
+                    ):
+                        whole.update(chunk)
+                        part_sha.update(chunk)
+                        part_md5.update(chunk)
+                        length += len(chunk)
+                    if length == 0 and number > 1:
+                        break
+                    parts.append(
+                        _Part(number, offset, length, part_sha.digest(), part_md5.hexdigest())
+                    )
+                    offset += length
+                    number += 1
+                    if length < part_size:
+                        break
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing") from None
+        if offset != size or whole.hexdigest() != oid:
+            raise IntegrityError(
+                f"refusing to upload {oid}: {src_path} has {offset} bytes "
+                f"hashing to {whole.hexdigest()}"
+            )
+        return parts
+
+    def _put(self, oid: str, src_path: Path, part: _Part, progress: Progress) -> None:
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": self._key(oid),
+            **self._extra_put_args(),
+        }
+        with open(src_path, "rb") as body:
+            if self.checksums:
+                try:
+                    self.client.put_object(Body=body, ChecksumSHA256=_b64(part.sha256), **args)
+                    progress(part.length)
+                    return
+                except botocore.exceptions.ClientError as exc:
+                    if not self._checksum_refused(exc):
+                        raise
+                    body.seek(0)
+            self.client.put_object(Body=body, **args)
+        progress(part.length)
+
+    def _checksum_refused(self, exc: botocore.exceptions.ClientError) -> bool:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        message = str(exc.response.get("Error", {}).get("Message", "")).lower()
+        if code in _CHECKSUM_UNSUPPORTED and ("checksum" in message or code == "NotImplemented"):
+            logger.debug(
+                "%s refused a SHA-256 checksum (%s: %s); sending none from now on",
+                self.url,
+                code,
+                message,
+            )
+            self.checksums = False
+            return True
+        return False
+
+    # --- multipart upload with resume ----------------------------------------------
+
+    def _state_path(self, oid: str) -> Path | None:
+        return self.state_dir / f"s3-upload-{oid}.json" if self.state_dir else None
+
+    def _load_state(self, oid: str, size: int, part_size: int) -> str | None:
+        path = self._state_path(oid)
+        if path is None or not path.exists():
+            return None
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        expected = {
+            "bucket": self.bucket,
+            "key": self._key(oid),
+            "size": size,
+            "part_size": part_size,
+        }
+        if any(state.get(k) != v for k, v in expected.items()):
+            return None
+        upload_id = state.get("upload_id")
+        return upload_id if isinstance(upload_id, str) else None
+
+    def _save_state(self, oid: str, size: int, part_size: int, upload_id: str) -> None:
+        path = self._state_path(oid)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_suffix(".tmp")
+        temp.write_text(
+            json.dumps(
+                {
+                    "bucket": self.bucket,
+                    "key": self._key(oid),
+                    "size": size,
+                    "part_size": part_size,
+                    "upload_id": upload_id,
+                    "started": time.time(),
+                }
+            )
+        )
+        os.replace(temp, path)
+
+    def _drop_state(self, oid: str) -> None:
+        path = self._state_path(oid)
+        if path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def _listed_parts(self, oid: str, upload_id: str) -> dict[int, dict[str, Any]] | None:
+        """The parts S3 holds for ``upload_id``, or None when the upload is gone."""
+        found: dict[int, dict[str, Any]] = {}
+        try:
+            paginator = self.client.get_paginator("list_parts")
+            for page in paginator.paginate(
+                Bucket=self.bucket, Key=self._key(oid), UploadId=upload_id
+            ):
+                for part in page.get("Parts", []):
+                    found[int(part["PartNumber"])] = part
+        except botocore.exceptions.ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("NoSuchUpload", "404"):
+                return None
+            raise
+        return found
+
+    @staticmethod
+    def _part_matches(listed: dict[str, Any], part: _Part) -> bool:
+        if int(listed.get("Size", -1)) != part.length:
+            return False
+        if listed.get("ChecksumSHA256"):
+            return bool(listed["ChecksumSHA256"] == _b64(part.sha256))
+        etag = str(listed.get("ETag", "")).strip('"')
+        if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag):
+            return etag == part.md5
+        return True  # no checksum to compare (e.g. SSE-KMS ETags): trust the size
+
+    def _multipart(
+        self, oid: str, src_path: Path, size: int, parts: list[_Part], progress: Progress
+    ) -> None:
+        key = self._key(oid)
+        part_size = self._part_size_for(size)
+        upload_id = self._load_state(oid, size, part_size)
+        listed: dict[int, dict[str, Any]] = {}
+        if upload_id is not None:
+            found = self._listed_parts(oid, upload_id)
+            if found is None:
+                upload_id = None
+            else:
+                listed = found
+                logger.debug(
+                    "resuming upload of %s: %d of %d parts already on S3",
+                    oid,
+                    len(listed),
+                    len(parts),
+                )
+        if upload_id is None:
+            args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, **self._extra_put_args()}
+            if self.checksums:
+                args["ChecksumAlgorithm"] = "SHA256"
+            upload_id = self.client.create_multipart_upload(**args)["UploadId"]
+            self._save_state(oid, size, part_size, upload_id)
+
+        def send(part: _Part) -> dict[str, Any]:
+            previous = listed.get(part.number)
+            if previous is not None and self._part_matches(previous, part):
+                progress(part.length)
+                entry = {"PartNumber": part.number, "ETag": previous["ETag"]}
+                if previous.get("ChecksumSHA256"):
+                    entry["ChecksumSHA256"] = previous["ChecksumSHA256"]
+                elif self.checksums:
+                    entry["ChecksumSHA256"] = _b64(part.sha256)
+                return entry
+            args = {
+                "Bucket": self.bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": part.number,
+            }
+            if self.checksums:
+                args["ChecksumSHA256"] = _b64(part.sha256)
+            with FileSlice(src_path, part.offset, part.length) as body:
+                reply = self.client.upload_part(Body=body, **args)
+            progress(part.length)
+            entry = {"PartNumber": part.number, "ETag": reply["ETag"]}
+            if self.checksums:
+                entry["ChecksumSHA256"] = _b64(part.sha256)
+            return entry
+
+        with ThreadPoolExecutor(max(1, self.concurrency), "lfs-agent-s3-part") as pool:
+            done = list(pool.map(send, parts))
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
+        )
+        self._drop_state(oid)
+
+    def abort_stale_uploads(
+        self, older_than: float = STALE_UPLOAD_SECONDS, now: float | None = None
+    ) -> int:
+        """Abort multipart uploads under our prefix older than ``older_than`` seconds.
+
+        Returns:
+            How many uploads were aborted.
+        """
+        now = time.time() if now is None else now
+        aborted = 0
+        try:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(None)):
+                for upload in page.get("Uploads", []):
+                    if now - upload["Initiated"].timestamp() > older_than:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        aborted += 1
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise self._translate(exc) from exc
+        return aborted
+
+    # --- downloads -------------------------------------------------------------------
+
+    def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
+        """Write the object into ``dest_path``, resuming what an earlier attempt wrote."""
+        try:
+            if size > self.threshold:
+                self._ranged_download(oid, dest_path, size, progress)
+            else:
+                self._stream_download(oid, dest_path, size, progress)
+        except botocore.exceptions.ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404"):
+                self._check_bucket()
+                raise ObjectNotFoundError(f"object {oid} is not on remote {self.url}") from None
+            raise self._translate(exc, oid) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._translate(exc, oid) from exc
+
+    def _get(self, oid: str, start: int, end: int | None = None) -> Any:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(oid)}
+        if start or end is not None:
+            args["Range"] = f"bytes={start}-{'' if end is None else end}"
+        return self.client.get_object(**args)["Body"]
+
+    def _stream_download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
+        have = dest_path.stat().st_size if dest_path.exists() else 0
+        if have >= size or have == 0:
+            have = 0
+        elif have:
+            logger.debug("resuming download of %s at byte %d", oid, have)
+            progress(have)
+        body = self._get(oid, have)
+        with open(dest_path, "r+b" if have else "wb") as dst:
+            dst.seek(have)
+            dst.truncate()
+            for chunk in iter(lambda: body.read(CHUNK_SIZE), b""):
+                dst.write(chunk)
+                progress(len(chunk))
+
+    def _ranged_download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
+        part_size = self.part_size
+        count = math.ceil(size / part_size)
+        record = dest_path.with_name(dest_path.name + ".ranges")
+        done: set[int] = set()
+        if dest_path.exists() and record.exists():
+            with contextlib.suppress(OSError, ValueError):
+                saved = json.loads(record.read_text())
+                if saved.get("size") == size and saved.get("part_size") == part_size:
+                    done = {int(i) for i in saved.get("done", [])}
+        if not done:
+            with open(dest_path, "wb") as f:
+                f.truncate(size)
+        for i in done:
+            progress(min(part_size, size - i * part_size))
+        lock = threading.Lock()
+
+        def save() -> None:
+            temp = record.with_name(record.name + ".tmp")
+            temp.write_text(
+                json.dumps({"size": size, "part_size": part_size, "done": sorted(done)})
+            )
+            os.replace(temp, record)
+
+        fd = os.open(dest_path, os.O_WRONLY)
+        try:
+
+            def fetch(index: int) -> None:
+                start = index * part_size
+                end = min(size, start + part_size) - 1
+                body = self._get(oid, start, end)
+                offset = start
+                for chunk in iter(lambda: body.read(CHUNK_SIZE), b""):
+                    os.pwrite(fd, chunk, offset)
+                    offset += len(chunk)
+                    progress(len(chunk))
+                if offset != end + 1:
+                    raise RetriableError(f"short read of {oid} bytes {start}-{end}")
+                with lock:
+                    done.add(index)
+                    save()
+
+            todo = [i for i in range(count) if i not in done]
+            with ThreadPoolExecutor(max(1, self.concurrency), "lfs-agent-s3-range") as pool:
+                for _ in pool.map(fetch, todo):
+                    pass
+        finally:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            record.unlink()
+
+    def iter_keys(self) -> Iterator[str]:
+        """Yield every object key under the prefix (for tests and tools)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(None)):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+    def close(self) -> None:
+        """Close the client's connection pool."""
+        with self._client_lock:
+            if self._client is not None:
+                with contextlib.suppress(Exception):
+                    self._client.close()
+                self._client = None
