@@ -143,6 +143,7 @@ class PruneReport:
     pruned: list[Pointer] = field(default_factory=list)
     kept_unpushed: list[Pointer] = field(default_factory=list)
     temp_files_removed: int = 0
+    stale_uploads_aborted: int = 0
 
 
 def prune(git: Git, store: ObjectStore, remote: Remote, dry_run: bool = False) -> PruneReport:
@@ -167,4 +168,8 @@ def prune(git: Git, store: ObjectStore, remote: Remote, dry_run: bool = False) -
             store.remove(pointer.oid)
     if not dry_run:
         report.temp_files_removed = store.clean_tmp()
+        # Backends with resumable uploads (S3 multipart) can leave abandoned ones.
+        abort_stale = getattr(remote.backend, "abort_stale_uploads", None)
+        if abort_stale is not None:
+            report.stale_uploads_aborted = abort_stale()
     return report

@@ -126,3 +126,46 @@ def no_git_lfs_path(
     monkeypatch.setenv("PATH", path)
     monkeypatch.setenv("GIT_EXEC_PATH", git_exec)
     yield path
+
+
+# --- S3: a moto server process on loopback ---------------------------------------------
+
+S3_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory):
+    from tests.servers import moto_server
+
+    server = moto_server(tmp_path_factory.mktemp("moto"), S3_CREDENTIALS)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(moto, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Point boto3's own configuration chain at the moto server (env only)."""
+    for key, value in {**S3_CREDENTIALS, "AWS_ENDPOINT_URL": moto.url}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    return dict(os.environ)
+
+
+@pytest.fixture
+def s3_bucket(s3_env, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty bucket; returns its name."""
+    import boto3
+
+    name = "t-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:50]
+    name = name.strip("-") + f"-{next(_bucket_counter)}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+_bucket_counter = iter(range(1_000_000))

@@ -1,12 +1,14 @@
 """The contract every backend passes, as a mixin.
 
 A test module subclasses :class:`BackendContract` and provides a ``remote_url`` fixture
-(and, for a remote needing it, ``backend_env``: environment for child processes). The
-same tests then run against the local folder, S3, GCS and HTTP backends.
+(and, where needed, ``backend_env``, the environment for child processes, and
+``backend_options``, e.g. a small part size so that a kill lands mid-upload). The same
+tests then run against the local folder, S3, GCS and HTTP backends.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,10 +23,10 @@ from lfs_agent.errors import IntegrityError, ObjectNotFoundError
 from tests.helpers import random_bytes, sha256
 
 SLOW_UPLOAD = """
-import sys, time
+import json, sys, time
 from pathlib import Path
 from lfs_agent.backends import open_backend
-backend = open_backend(sys.argv[1])
+backend = open_backend(sys.argv[1], json.loads(sys.argv[5]))
 def progress(delta):
     print("progress", delta, flush=True)
     time.sleep(0.05)
@@ -51,8 +53,12 @@ class BackendContract:
         return dict(os.environ)
 
     @pytest.fixture
-    def backend(self, remote_url: str) -> Backend:
-        b = open_backend(remote_url)
+    def backend_options(self) -> dict[str, str]:
+        return {}
+
+    @pytest.fixture
+    def backend(self, remote_url: str, backend_options: dict[str, str]) -> Backend:
+        b = open_backend(remote_url, backend_options)
         yield b
         b.close()
 
@@ -106,7 +112,7 @@ class BackendContract:
         assert sha256(dest.read_bytes()) == oid
 
     def test_a_kill_during_upload_leaves_no_object(
-        self, remote_url, backend, backend_env, tmp_path
+        self, remote_url, backend, backend_env, backend_options, tmp_path
     ):
         data = random_bytes(8 * 1024 * 1024, seed=3)
         oid = sha256(data)
@@ -114,7 +120,16 @@ class BackendContract:
         env = dict(backend_env)
         env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
         proc = subprocess.Popen(
-            [sys.executable, "-c", SLOW_UPLOAD, remote_url, oid, str(src), str(len(data))],
+            [
+                sys.executable,
+                "-c",
+                SLOW_UPLOAD,
+                remote_url,
+                oid,
+                str(src),
+                str(len(data)),
+                json.dumps(backend_options),
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,

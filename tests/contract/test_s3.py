@@ -1,0 +1,338 @@
+"""The S3 backend against a moto server process over HTTP on loopback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import botocore.exceptions
+import pytest
+
+from lfs_agent.backends import open_backend
+from lfs_agent.backends.s3 import S3Backend, parse_size
+from lfs_agent.errors import BackendError, ConfigError, IntegrityError
+from tests.conftest import ROOT
+from tests.contract.backend_contract import BackendContract, Recorder
+from tests.helpers import sha256, write_random
+from tests.servers import moto_server
+
+pytestmark = pytest.mark.s3
+MIB = 1024 * 1024
+SMALL_PARTS = {"s3.part-size": "5MiB", "s3.multipart-threshold": "5MiB", "s3.concurrency": "1"}
+
+
+class TestS3Backend(BackendContract):
+    @pytest.fixture
+    def remote_url(self, s3_bucket: str) -> str:
+        return f"s3://{s3_bucket}/team/models"
+
+    @pytest.fixture
+    def backend_env(self, s3_env):
+        return s3_env
+
+    @pytest.fixture
+    def backend_options(self) -> dict[str, str]:
+        return dict(SMALL_PARTS)
+
+
+class CallCounter:
+    """Counts S3 API calls a client makes, by operation name (botocore events)."""
+
+    def __init__(self, client) -> None:
+        self.calls: list[tuple[str, dict]] = []
+        client.meta.events.register("provide-client-params.s3.*", self._record)
+
+    def _record(self, params, event_name, **_):
+        self.calls.append((event_name.rsplit(".", 1)[-1], dict(params)))
+
+    def count(self, name: str) -> int:
+        return sum(1 for op, _ in self.calls if op == name)
+
+
+def make_backend(bucket: str, tmp_path: Path, **options: str) -> tuple[S3Backend, CallCounter]:
+    client = boto3.client("s3")
+    counter = CallCounter(client)
+    backend = S3Backend(
+        f"s3://{bucket}/p", {**SMALL_PARTS, **options}, state_dir=tmp_path / "state", client=client
+    )
+    return backend, counter
+
+
+def test_keys_follow_the_shared_layout(s3_bucket, tmp_path):
+    backend, _ = make_backend(s3_bucket, tmp_path)
+    src = tmp_path / "x"
+    src.write_bytes(b"layout")
+    oid = sha256(b"layout")
+    backend.upload(oid, src, 6, Recorder())
+    assert list(backend.iter_keys()) == [f"p/objects/{oid[:2]}/{oid[2:4]}/{oid}"]
+
+
+def test_multipart_upload_with_a_small_part_size(s3_bucket, tmp_path):
+    backend, counter = make_backend(s3_bucket, tmp_path, **{"s3.concurrency": "3"})
+    src = tmp_path / "big"
+    oid = write_random(src, 12 * MIB + 5, seed=1)
+    progress = Recorder()
+    backend.upload(oid, src, 12 * MIB + 5, progress)
+    assert counter.count("UploadPart") == 3
+    assert all(p.get("ChecksumSHA256") for op, p in counter.calls if op == "UploadPart")
+    head = boto3.client("s3").head_object(
+        Bucket=s3_bucket, Key=f"p/objects/{oid[:2]}/{oid[2:4]}/{oid}"
+    )
+    assert head["ETag"].strip('"').endswith("-3")
+    assert progress.total == 12 * MIB + 5
+    assert not list((tmp_path / "state").glob("s3-upload-*"))  # state dropped once complete
+    dest = tmp_path / "dest"
+    backend.download(oid, dest, 12 * MIB + 5, Recorder())
+    assert sha256(dest.read_bytes()) == oid
+
+
+SLOW_MULTIPART = """
+import json, sys, time
+from pathlib import Path
+from lfs_agent.backends.s3 import S3Backend
+backend = S3Backend(sys.argv[1], json.loads(sys.argv[2]), state_dir=Path(sys.argv[3]))
+def progress(delta):
+    print("part", delta, flush=True)
+    time.sleep(30)
+backend.upload(sys.argv[4], Path(sys.argv[5]), int(sys.argv[6]), progress)
+"""
+
+
+def test_a_killed_multipart_upload_is_resumed_not_restarted(s3_bucket, s3_env, tmp_path):
+    size = 30 * MIB
+    src = tmp_path / "big"
+    oid = write_random(src, size, seed=2)
+    state = tmp_path / "state"
+    url = f"s3://{s3_bucket}/p"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            SLOW_MULTIPART,
+            url,
+            json.dumps(SMALL_PARTS),
+            str(state),
+            oid,
+            str(src),
+            str(size),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**s3_env, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().startswith(b"part"), proc.stderr.read() if proc.stderr else b""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    client = boto3.client("s3")
+    uploads = client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
+    assert len(uploads) == 1
+    parts_before = client.list_parts(
+        Bucket=s3_bucket, Key=uploads[0]["Key"], UploadId=uploads[0]["UploadId"]
+    )["Parts"]
+    assert len(parts_before) >= 1
+    with pytest.raises(botocore.exceptions.ClientError):
+        client.head_object(Bucket=s3_bucket, Key=uploads[0]["Key"])  # nothing visible yet
+
+    backend, counter = make_backend(s3_bucket, tmp_path)
+    progress = Recorder()
+    backend.upload(oid, src, size, progress)
+    assert counter.count("CreateMultipartUpload") == 0  # the same upload was continued
+    assert counter.count("UploadPart") == 6 - len(parts_before)  # fewer bytes sent
+    assert progress.total == size
+    dest = tmp_path / "dest"
+    backend.download(oid, dest, size, Recorder())
+    assert sha256(dest.read_bytes()) == oid
+    assert client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+
+
+def test_a_forgotten_upload_id_starts_a_new_upload(s3_bucket, tmp_path):
+    backend, counter = make_backend(s3_bucket, tmp_path)
+    src = tmp_path / "big"
+    oid = write_random(src, 11 * MIB, seed=3)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / f"s3-upload-{oid}.json").write_text(
+        json.dumps(
+            {
+                "bucket": s3_bucket,
+                "key": f"p/objects/{oid[:2]}/{oid[2:4]}/{oid}",
+                "size": 11 * MIB,
+                "part_size": 5 * MIB,
+                "upload_id": "no-such-upload",
+            }
+        )
+    )
+    backend.upload(oid, src, 11 * MIB, Recorder())
+    assert counter.count("CreateMultipartUpload") == 1
+    assert backend.stat(oid) == 11 * MIB
+
+
+SLOW_DOWNLOAD = """
+import json, sys, time
+from pathlib import Path
+from lfs_agent.backends.s3 import S3Backend
+backend = S3Backend(sys.argv[1], json.loads(sys.argv[2]))
+def progress(delta):
+    if Path(sys.argv[3] + ".ranges").exists():
+        print("range done", flush=True)
+        time.sleep(30)
+backend.download(sys.argv[4], Path(sys.argv[3]), int(sys.argv[5]), progress)
+"""
+
+
+def test_a_killed_ranged_download_resumes(s3_bucket, s3_env, tmp_path):
+    size = 20 * MIB
+    src = tmp_path / "big"
+    oid = write_random(src, size, seed=4)
+    backend, _ = make_backend(s3_bucket, tmp_path)
+    backend.upload(oid, src, size, Recorder())
+    dest = tmp_path / "partial"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            SLOW_DOWNLOAD,
+            f"s3://{s3_bucket}/p",
+            json.dumps(SMALL_PARTS),
+            str(dest),
+            oid,
+            str(size),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**s3_env, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"range done\n", proc.stderr.read() if proc.stderr else b""
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = json.loads((tmp_path / "partial.ranges").read_text())["done"]
+    assert done_before
+
+    again, counter = make_backend(s3_bucket, tmp_path)
+    again.download(oid, dest, size, Recorder())
+    assert counter.count("GetObject") == 4 - len(done_before)
+    assert sha256(dest.read_bytes()) == oid
+    assert not (tmp_path / "partial.ranges").exists()
+
+
+def test_a_partial_small_download_continues_with_a_range(s3_bucket, tmp_path):
+    backend, counter = make_backend(s3_bucket, tmp_path, **{"s3.multipart-threshold": "64MiB"})
+    data = b"0123456789" * 1000
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    oid = sha256(data)
+    backend.upload(oid, src, len(data), Recorder())
+    dest = tmp_path / "dest"
+    dest.write_bytes(data[:4000])
+    backend.download(oid, dest, len(data), Recorder())
+    assert dest.read_bytes() == data
+    gets = [p for op, p in counter.calls if op == "GetObject"]
+    assert gets[-1]["Range"] == "bytes=4000-"
+
+
+def test_a_missing_bucket_is_named(s3_env, tmp_path):
+    backend = open_backend("s3://no-such-bucket-here/x")
+    with pytest.raises(BackendError, match="bucket 'no-such-bucket-here' does not exist"):
+        backend.stat(sha256(b"x"))
+    src = tmp_path / "x"
+    src.write_bytes(b"x")
+    with pytest.raises(BackendError, match="bucket 'no-such-bucket-here' does not exist"):
+        backend.upload(sha256(b"x"), src, 1, Recorder())
+
+
+def test_wrong_credentials_get_one_clear_line(tmp_path, monkeypatch):
+    server = moto_server(
+        tmp_path,
+        {
+            "INITIAL_NO_AUTH_ACTION_COUNT": "0",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+        },
+    )
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        backend = open_backend("s3://some-bucket/x")
+        with pytest.raises(BackendError) as info:
+            backend.download(sha256(b"x"), tmp_path / "d", 1, Recorder())
+        message = str(info.value)
+        assert "\n" not in message
+        assert "bad or expired AWS credentials for s3://some-bucket/x" in message
+    finally:
+        server.stop()
+
+
+def test_no_credentials_at_all_says_how_to_provide_them(tmp_path, monkeypatch, moto):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto.url)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    backend = open_backend("s3://bucket/x", {"s3.region": "us-east-1"})
+    with pytest.raises(BackendError, match="no AWS credentials found for s3://bucket/x"):
+        backend.stat(sha256(b"x"))
+
+
+def test_upload_refuses_bytes_that_do_not_hash_to_the_oid_before_sending(s3_bucket, tmp_path):
+    backend, counter = make_backend(s3_bucket, tmp_path)
+    src = tmp_path / "big"
+    write_random(src, 11 * MIB, seed=5)
+    with pytest.raises(IntegrityError, match="refusing to upload"):
+        backend.upload(sha256(b"something else"), src, 11 * MIB, Recorder())
+    assert counter.calls == []
+
+
+def test_abort_stale_uploads_for_prune(s3_bucket, tmp_path):
+    backend, _ = make_backend(s3_bucket, tmp_path)
+    client = boto3.client("s3")
+    client.create_multipart_upload(Bucket=s3_bucket, Key="p/objects/aa/bb/" + "a" * 64)
+    client.create_multipart_upload(Bucket=s3_bucket, Key="elsewhere/key")
+    # moto reports every upload as initiated at one fixed date (2010-11-10), so age is
+    # expressed relative to that: younger than a century is fresh, older than a day stale.
+    initiated = client.list_multipart_uploads(Bucket=s3_bucket)["Uploads"][0]["Initiated"]
+    assert backend.abort_stale_uploads(older_than=100 * 365 * 86400) == 0
+    now = initiated.timestamp() + 3600
+    assert backend.abort_stale_uploads(older_than=7200, now=now) == 0
+    assert backend.abort_stale_uploads(older_than=86400, now=now + 86400) == 1
+    left = [u["Key"] for u in client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])]
+    assert left == ["elsewhere/key"]
+
+
+def test_encryption_and_storage_class_are_sent(s3_bucket, tmp_path):
+    backend, counter = make_backend(
+        s3_bucket, tmp_path, **{"s3.sse": "AES256", "s3.storage-class": "STANDARD_IA"}
+    )
+    src = tmp_path / "x"
+    src.write_bytes(b"secret model")
+    backend.upload(sha256(b"secret model"), src, 12, Recorder())
+    put = next(p for op, p in counter.calls if op == "PutObject")
+    assert put["ServerSideEncryption"] == "AES256" and put["StorageClass"] == "STANDARD_IA"
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("8388608", 8 * MIB),
+        ("8M", 8 * MIB),
+        ("8MiB", 8 * MIB),
+        ("1G", 1024 * MIB),
+        ("64k", 64 * 1024),
+    ],
+)
+def test_sizes_parse(text, size):
+    assert parse_size(text) == size
+
+
+def test_bad_sizes_and_tiny_parts_are_config_errors():
+    with pytest.raises(ConfigError, match="not a size"):
+        parse_size("lots")
+    with pytest.raises(ConfigError, match="at least 5MiB"):
+        S3Backend("s3://b/p", {"s3.part-size": "1M"})

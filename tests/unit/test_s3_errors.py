@@ -1,0 +1,95 @@
+"""S3 error translation and the checksum fallback, with an injected fake client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import botocore.exceptions
+import pytest
+
+from lfs_agent.backends.s3 import S3Backend
+from lfs_agent.errors import BackendError, RetriableError
+from tests.contract.backend_contract import Recorder
+from tests.helpers import sha256
+
+
+def client_error(
+    code: str, status: int, message: str = "", headers=None
+) -> botocore.exceptions.ClientError:
+    return botocore.exceptions.ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers or {}},
+        },
+        "GetObject",
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "text"),
+    [
+        (client_error("NoSuchBucket", 404), BackendError, "bucket 'bkt' does not exist"),
+        (client_error("AccessDenied", 403), BackendError, "access denied to s3://bkt/pre/objects/"),
+        (client_error("InvalidAccessKeyId", 403), BackendError, "bad or expired AWS credentials"),
+        (client_error("ExpiredToken", 400), BackendError, "bad or expired AWS credentials"),
+        (
+            client_error("PermanentRedirect", 301, headers={"x-amz-bucket-region": "eu-west-1"}),
+            BackendError,
+            "wrong region for bucket 'bkt': set lfs-agent.s3.region to eu-west-1",
+        ),
+        (
+            client_error("SlowDown", 503, "Please reduce your request rate"),
+            RetriableError,
+            "S3 failed for s3://bkt/pre/objects/",
+        ),
+        (client_error("Weird", 400, "odd"), BackendError, "S3 error for s3://bkt/pre/objects/"),
+        (botocore.exceptions.NoCredentialsError(), BackendError, "no AWS credentials found"),
+        (
+            botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+            RetriableError,
+            "cannot reach the S3 endpoint for s3://bkt/pre",
+        ),
+    ],
+)
+def test_errors_become_one_line_naming_the_bucket_and_fix(error, kind, text):
+    backend = S3Backend("s3://bkt/pre", {})
+    translated = backend._translate(error, sha256(b"x"))
+    assert type(translated) is kind
+    assert text in str(translated)
+    assert "\n" not in str(translated)
+
+
+class RefusesChecksums:
+    """A client for an S3-compatible endpoint without SHA-256 checksum support."""
+
+    def __init__(self) -> None:
+        self.puts: list[dict] = []
+
+    def put_object(self, **kwargs):
+        if "ChecksumSHA256" in kwargs:
+            raise botocore.exceptions.ClientError(
+                {
+                    "Error": {
+                        "Code": "NotImplemented",
+                        "Message": "x-amz-checksum-sha256 not supported",
+                    },
+                    "ResponseMetadata": {"HTTPStatusCode": 501},
+                },
+                "PutObject",
+            )
+        kwargs["Body"].read()
+        self.puts.append(kwargs)
+        return {}
+
+
+def test_an_endpoint_refusing_checksums_falls_back_and_says_so(tmp_path: Path, caplog):
+    client = RefusesChecksums()
+    backend = S3Backend("s3://bkt/pre", {}, client=client)
+    src = tmp_path / "x"
+    src.write_bytes(b"data")
+    with caplog.at_level("DEBUG", logger="lfs_agent.backends.s3"):
+        backend.upload(sha256(b"data"), src, 4, Recorder())
+        backend.upload(sha256(b"data"), src, 4, Recorder())
+    assert len(client.puts) == 2
+    assert backend.checksums is False
+    assert "refused a SHA-256 checksum" in caplog.text
