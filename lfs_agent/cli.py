@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lfs_agent import __version__
@@ -65,8 +66,10 @@ class Context:
         args: Parsed command line; ``args.remote`` (when present) overrides config.
     """
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, cwd: Path | None = None) -> None:
         self.args = args
+        # The repository's directory; None: the current directory.
+        self.cwd = cwd
         self._git: Git | None = None
         self._settings: Settings | None = None
         self._store: ObjectStore | None = None
@@ -77,7 +80,7 @@ class Context:
         if self._git is None:
             from lfs_agent.git import Git
 
-            self._git = Git()
+            self._git = Git(self.cwd)
         return self._git
 
     @property
@@ -109,8 +112,16 @@ class Context:
 
         if not required and not self.settings.remote:
             return None
+        cache = None
+        if self.settings.cache_dir is not None:
+            from lfs_agent.store import ObjectStore
+
+            cache = ObjectStore(self.settings.cache_dir)
         return Remote(
-            self.settings.require_remote(), self.settings.options, state_dir=self.store.tmp_dir
+            self.settings.require_remote(),
+            self.settings.options,
+            state_dir=self.store.tmp_dir,
+            cache=cache,
         )
 
     def required_remote(self) -> Remote:
@@ -219,6 +230,7 @@ def cmd_smudge(ctx: Context) -> int:
             fetch=fetch,
             skip=ctx.settings.skip_smudge or ctx.args.skip,
             skip_download_errors=ctx.settings.skip_download_errors,
+            excluded=not ctx.path_filter().allows(path),
         )
     finally:
         if remote is not None:
@@ -425,6 +437,11 @@ def cmd_checkout(ctx: Context) -> int:
 
 def cmd_pull(ctx: Context) -> int:
     """``pull``: fetch the objects of the checked-out files, then check them out."""
+    _pull(ctx)
+    return 0
+
+
+def _pull(ctx: Context) -> None:
     from lfs_agent.scan import index_pointers
     from lfs_agent.sync import checkout
 
@@ -433,7 +450,6 @@ def cmd_pull(ctx: Context) -> int:
     _download(ctx, files)
     written = checkout(ctx.git, ctx.store, files)
     print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
-    return 0
 
 
 def cmd_ls_files(ctx: Context) -> int:
@@ -540,6 +556,52 @@ def cmd_prune(ctx: Context) -> int:
     return 0
 
 
+def _clone_directory(url: str) -> str:
+    """The directory git clone would pick for ``url`` (its "humanish" part)."""
+    name = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    name = name.removesuffix(".git") if name != ".git" else name
+    return name or "repo"
+
+
+def cmd_clone(ctx: Context) -> int:
+    """``clone URL [DIR]``: clone lazily, install, download only what matches."""
+    import subprocess
+
+    from lfs_agent.install import install
+
+    args = ctx.args
+    dest = Path(args.directory or _clone_directory(args.url)).absolute()
+    process = f"{_quoted_python()} -m lfs_agent filter-process --skip"
+    cmd = ["git", "clone", "-c", f"filter.lfs.process={process}", "-c", "filter.lfs.required=true"]
+    if args.branch:
+        cmd += ["--branch", args.branch]
+    if args.depth:
+        cmd += ["--depth", str(args.depth)]
+    cmd += ["--", args.url, str(dest)]
+    if subprocess.run(cmd, check=False).returncode != 0:  # git printed why
+        return EXIT_ERROR
+    repo = Context(args, cwd=dest)
+    install(repo.git)
+    for key, values in (("fetchinclude", args.include), ("fetchexclude", args.exclude)):
+        if values:
+            repo.git.config_set(f"lfs-agent.{key}", ",".join(_split_cli(values)))
+    if not repo.settings.remote:
+        print(
+            f"lfs-agent: cloned into {dest}, but it names no remote (.lfsagent): run "
+            "'lfs-agent install --remote URL' there, then 'lfs-agent pull'",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    _pull(repo)
+    return 0
+
+
+def _quoted_python() -> str:
+    import shlex
+
+    return shlex.quote(sys.executable)
+
+
 def cmd_transfer(ctx: Context) -> int:
     """``transfer``: git-lfs's custom transfer agent on stdin/stdout (JSON lines)."""
     from lfs_agent.transfer import TransferAgent
@@ -643,6 +705,16 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="every object of every branch and tag")
     add_filters(p)
     p = add("pull", cmd_pull, "fetch, then replace pointer files in the work tree")
+    add_filters(p)
+    p = add(
+        "clone",
+        cmd_clone,
+        "clone without downloading, install, then fetch only what matches (lazy CI clone)",
+    )
+    p.add_argument("url", metavar="URL")
+    p.add_argument("directory", metavar="DIR", nargs="?")
+    p.add_argument("-b", "--branch", metavar="BRANCH")
+    p.add_argument("--depth", type=int, metavar="N")
     add_filters(p)
     p = add("checkout", cmd_checkout, "replace pointer files with local content (no download)")
     add_filters(p)

@@ -40,6 +40,10 @@ __all__ = [
 
 #: The committed file naming the remote (git-config syntax).
 SIDECAR_FILE = ".lfsagent"
+#: git-lfs's committed config file, of which we read only the keys git-lfs allows there.
+LFSCONFIG_FILE = ".lfsconfig"
+#: ``lfs.*`` keys git-lfs honours in ``.lfsconfig`` and that mean something to us.
+LFSCONFIG_KEYS = frozenset({"fetchinclude", "fetchexclude", "skipdownloaderrors"})
 #: Our git-config section.
 SECTION = "lfs-agent"
 #: Remote URL schemes and what each looks like, for error messages.
@@ -157,11 +161,14 @@ def _split_patterns(value: str) -> tuple[str, ...]:
     return tuple(patterns)
 
 
-def read_sidecar(git: Git, work_tree: Path | None) -> list[ConfigEntry]:
-    """Read ``.lfsagent`` from the work tree, else the index, else ``HEAD``."""
-    if work_tree is not None and (work_tree / SIDECAR_FILE).is_file():
-        return git.config_entries(["-f", str(work_tree / SIDECAR_FILE)])
-    for blob in (f":{SIDECAR_FILE}", f"HEAD:{SIDECAR_FILE}"):
+def read_sidecar(git: Git, work_tree: Path | None, name: str = SIDECAR_FILE) -> list[ConfigEntry]:
+    """Read a committed config file from the work tree, else the index, else ``HEAD``.
+
+    This is how git-lfs reads ``.lfsconfig``; ``.lfsagent`` is read the same way.
+    """
+    if work_tree is not None and (work_tree / name).is_file():
+        return git.config_entries(["-f", str(work_tree / name)])
+    for blob in (f":{name}", f"HEAD:{name}"):
         probe = git.run(["cat-file", "-e", blob], check=False)
         if probe.returncode == 0:
             return git.config_entries(["--blob", blob])
@@ -214,6 +221,18 @@ def resolve_settings(
             elif section == "lfs" and not committed:
                 lfs[name] = entry.value
 
+    for entry in read_sidecar(git, paths.work_tree, LFSCONFIG_FILE):
+        section, _, name = entry.key.partition(".")
+        if section == "lfs" and name in LFSCONFIG_KEYS:
+            lfs[name] = entry.value  # lowest precedence: any git config overrides it
+        elif section == "lfs" and (
+            name.startswith("customtransfer.")
+            or name in ("standalonetransferagent", "storage", "concurrenttransfers")
+            or name.endswith(("standalonetransferagent", ".path", ".args"))
+        ):
+            warnings.append(
+                f"ignored {entry.key} in {LFSCONFIG_FILE}: it may only be set in git config"
+            )
     take(outer, "global git config")
     take(read_sidecar(git, paths.work_tree), SIDECAR_FILE, committed=True)
     take(repo, "git config")

@@ -95,6 +95,7 @@ def smudge(
     fetch: Fetch | None = None,
     skip: bool = False,
     skip_download_errors: bool = False,
+    excluded: bool = False,
 ) -> Pointer | None:
     """Write the work-tree bytes for a blob (given as ``chunks``) through ``write``.
 
@@ -107,6 +108,8 @@ def smudge(
         skip: Leave pointers as they are (``GIT_LFS_SKIP_SMUDGE``).
         skip_download_errors: When the object cannot be had, log why and write the
             pointer instead of raising (git-lfs ``lfs.skipdownloaderrors``).
+        excluded: The path is outside the fetch include/exclude patterns: a missing
+            object is not downloaded and the pointer is written instead.
 
     Returns:
         The pointer that was smudged, or None when the input passed through.
@@ -129,6 +132,9 @@ def smudge(
         write(head if skip else b"")
         return pointer
     if not store.contains(pointer):
+        if excluded:
+            write(head)
+            return pointer
         try:
             if fetch is None:
                 raise ObjectNotFoundError(

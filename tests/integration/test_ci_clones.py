@@ -1,0 +1,196 @@
+"""Lazy CI clones, self-configuring clones, fetch filters and the shared cache."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import AGENT, agent, git
+from tests.helpers import pointer_bytes, sha256
+
+pytestmark = pytest.mark.integration
+
+FILES = {
+    "models/resnet.bin": b"resnet weights\n" * 100,
+    "models/bert.bin": b"bert weights\n" * 100,
+    "data/train.bin": b"training data\n" * 100,
+    "data/test.bin": b"test data\n" * 100,
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path, no_git_lfs_path) -> tuple[Path, Path, Path]:
+    """A pushed project with models/ and data/; returns (root, server, bucket)."""
+    server = tmp_path / "server.git"
+    git("init", "-q", "--bare", str(server), cwd=tmp_path)
+    work = tmp_path / "work"
+    git("init", "-q", str(work), cwd=tmp_path)
+    bucket = tmp_path / "bucket"
+    agent("install", "--remote", str(bucket), cwd=work)
+    agent("track", "*.bin", cwd=work)
+    for path, data in FILES.items():
+        (work / path).parent.mkdir(exist_ok=True)
+        (work / path).write_bytes(data)
+    (work / "README").write_text("project\n")
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "project", cwd=work)
+    git("remote", "add", "origin", str(server), cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+    return tmp_path, server, bucket
+
+
+def stored(repo: Path) -> set[str]:
+    base = repo / ".git" / "lfs" / "objects"
+    return {p.name for p in base.rglob("*") if p.is_file()} if base.exists() else set()
+
+
+def corrupt_in_bucket(bucket: Path, data: bytes) -> None:
+    oid = sha256(data)
+    path = bucket / "objects" / oid[:2] / oid[2:4] / oid
+    path.chmod(0o644)
+    path.write_bytes(b"!" * len(data))
+
+
+def test_clone_with_include_downloads_only_the_matching_objects(project):
+    root, server, bucket = project
+    # Objects outside the pattern are made unreadable as themselves: had the clone
+    # read them, it would have failed on their hash.
+    for path in ("data/train.bin", "data/test.bin"):
+        corrupt_in_bucket(bucket, FILES[path])
+    out = agent("clone", "--include", "models/*", str(server), str(root / "ci"), cwd=root)
+    assert out.returncode == 0, out.stderr
+    ci = root / "ci"
+    assert stored(ci) == {sha256(FILES["models/resnet.bin"]), sha256(FILES["models/bert.bin"])}
+    for path, data in FILES.items():
+        expected = data if path.startswith("models/") else pointer_bytes(data)
+        assert (ci / path).read_bytes() == expected
+    assert git("status", "--porcelain", cwd=ci).stdout == b""
+    # The patterns stay with the clone: checkouts keep the rest as pointers.
+    assert git("config", "lfs-agent.fetchinclude", cwd=ci).stdout.strip() == b"models/*"
+
+
+def test_pull_include_after_a_lazy_clone_materializes_more(project):
+    root, server, _bucket = project
+    agent("clone", "-I", "models/resnet.bin", str(server), str(root / "ci"), cwd=root)
+    ci = root / "ci"
+    assert (ci / "models/bert.bin").read_bytes() == pointer_bytes(FILES["models/bert.bin"])
+    out = agent("pull", "--include", "data/train.bin", cwd=ci)
+    assert out.returncode == 0, out.stderr
+    assert (ci / "data/train.bin").read_bytes() == FILES["data/train.bin"]
+    assert (ci / "data/test.bin").read_bytes() == pointer_bytes(FILES["data/test.bin"])
+    assert (ci / "models/bert.bin").read_bytes() == pointer_bytes(FILES["models/bert.bin"])
+    assert git("status", "--porcelain", cwd=ci).stdout == b""
+
+
+def test_skip_smudge_clone_install_pull_equals_lfs_agent_clone(project):
+    root, server, _ = project
+    agent(
+        "clone",
+        "--include",
+        "models/*",
+        "--exclude",
+        "models/bert.bin",
+        str(server),
+        str(root / "a"),
+        cwd=root,
+    )
+    env = dict(os.environ, GIT_LFS_SKIP_SMUDGE="1")
+    process = " ".join(shlex.quote(x) for x in AGENT) + " filter-process"
+    git(
+        "clone",
+        "-q",
+        "-c",
+        f"filter.lfs.process={process}",
+        str(server),
+        str(root / "b"),
+        cwd=root,
+        env=env,
+    )
+    assert agent("install", cwd=root / "b").returncode == 0
+    pulled = agent("pull", "--include", "models/*", "--exclude", "models/bert.bin", cwd=root / "b")
+    assert pulled.returncode == 0, pulled.stderr
+    for path in [*FILES, "README"]:
+        assert (root / "a" / path).read_bytes() == (root / "b" / path).read_bytes(), path
+    assert stored(root / "a") == stored(root / "b") == {sha256(FILES["models/resnet.bin"])}
+    assert git("status", "--porcelain", cwd=root / "b").stdout == b""
+
+
+def test_a_warm_shared_cache_serves_a_clone_without_the_bucket(project, monkeypatch):
+    root, server, bucket = project
+    cache = root / "runner-cache"
+    monkeypatch.setenv("LFS_AGENT_CACHE_DIR", str(cache))
+    assert agent("clone", str(server), str(root / "first"), cwd=root).returncode == 0
+    cached = {p.name for p in (cache / "objects").rglob("*") if p.is_file()}
+    assert cached == {sha256(d) for d in FILES.values()}
+    shutil.rmtree(bucket)
+    out = agent("clone", str(server), str(root / "second"), cwd=root)
+    assert out.returncode == 0, out.stderr
+    for path, data in FILES.items():
+        assert (root / "second" / path).read_bytes() == data
+    assert git("status", "--porcelain", cwd=root / "second").stdout == b""
+    # Same file system: the clone's objects are hard links to the cache's.
+    oid = sha256(FILES["models/bert.bin"])
+    linked = root / "second" / ".git/lfs/objects" / oid[:2] / oid[2:4] / oid
+    assert linked.stat().st_nlink >= 2
+
+
+def test_lfsconfig_fetch_filters_are_honoured_by_checkout_smudge(project):
+    root, server, _ = project
+    work = root / "work"
+    (work / ".lfsconfig").write_text("[lfs]\n\tfetchexclude = data\n")
+    git("add", ".lfsconfig", cwd=work)
+    git("commit", "-qm", "exclude data", cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+    process = " ".join(shlex.quote(x) for x in AGENT) + " filter-process"
+    git(
+        "clone",
+        "-q",
+        "-c",
+        f"filter.lfs.process={process}",
+        "-c",
+        "filter.lfs.required=true",
+        str(server),
+        str(root / "c"),
+        cwd=root,
+    )
+    c = root / "c"
+    assert (c / "models/bert.bin").read_bytes() == FILES["models/bert.bin"]
+    assert (c / "data/train.bin").read_bytes() == pointer_bytes(FILES["data/train.bin"])
+    assert git("status", "--porcelain", cwd=c).stdout == b""
+    # git config overrides .lfsconfig, as with git-lfs.
+    git("config", "lfs.fetchexclude", "", cwd=c)
+    assert agent("pull", cwd=c).returncode == 0
+    assert (c / "data/train.bin").read_bytes() == FILES["data/train.bin"]
+
+
+def test_committed_files_cannot_run_programs_or_carry_secrets(project):
+    root, server, _ = project
+    work = root / "work"
+    pwned = root / "PWNED"
+    evil = f"sh -c 'touch {pwned}'"
+    with open(work / ".lfsagent", "a") as f:
+        f.write(f"\tpath = {evil}\n\tcommand = {evil}\n")
+        f.write('[lfs-agent "s3"]\n\tsecret-access-key = AKIAEXAMPLE\n')
+    (work / ".lfsconfig").write_text(
+        "[lfs]\n\tstandalonetransferagent = evil\n"
+        f"[lfs \"customtransfer.evil\"]\n\tpath = /bin/sh\n\targs = -c 'touch {pwned}'\n"
+    )
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "evil config", cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+    out = agent("clone", str(server), str(root / "victim"), cwd=root)
+    assert out.returncode == 0, out.stderr
+    err = out.stderr.decode()
+    assert "ignored lfs-agent.path in .lfsagent" in err
+    assert "ignored lfs-agent.command in .lfsagent" in err
+    assert "ignored lfs-agent.s3.secret-access-key in .lfsagent" in err
+    assert "ignored lfs.customtransfer.evil.path in .lfsconfig" in err
+    assert "ignored lfs.standalonetransferagent in .lfsconfig" in err
+    assert not pwned.exists()
+    assert (root / "victim" / "models/bert.bin").read_bytes() == FILES["models/bert.bin"]
+    config = git("config", "--local", "--list", cwd=root / "victim").stdout.decode()
+    assert "evil" not in config and "AKIA" not in config
