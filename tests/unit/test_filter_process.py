@@ -189,18 +189,19 @@ def test_fetch_error_answers_status_error_and_names_the_remote(store, caplog):
 
 
 def test_delayed_smudges_are_listed_then_answered(store):
+    # Downloads are held until git starts asking for available blobs, so every smudge
+    # (c.bin shares a.bin's object) is answered "delayed", whatever the thread timing.
     release = threading.Event()
     stored = {}
 
     def fetch(pointer: Pointer) -> None:
-        release.wait(5)
+        assert release.wait(5)
         data = stored[pointer.oid]
         store.ingest(io.BytesIO(data), expected=pointer)
 
     other = b"second file\n"
     stored[sha256(HELLO)] = HELLO
     stored[sha256(other)] = other
-    release.set()
     data = (
         HANDSHAKE_IN
         + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
@@ -214,7 +215,23 @@ def test_delayed_smudges_are_listed_then_answered(store):
         + pkt("command=list_available_blobs")
         + pkt("command=list_available_blobs")
     )
-    out = run(store, data, fetch=fetch, concurrency=2)
+    gate = data.index(b"command=list_available_blobs")
+    stream = io.BytesIO(data)
+
+    def read(n: int) -> bytes:
+        if stream.tell() >= gate - 4:
+            release.set()
+        return stream.read(n)
+
+    out_stream = io.BytesIO()
+    FilterProcess(
+        PktLineReader(read),
+        PktLineWriter(out_stream.write, out_stream.flush),
+        store,
+        fetch=fetch,
+        concurrency=2,
+    ).serve()
+    out = out_stream.getvalue()
     delayed = pkt("status=delayed")
     assert out.startswith(HANDSHAKE_OUT + delayed * 3)
     rest = io.BytesIO(out[len(HANDSHAKE_OUT + delayed * 3) :])
