@@ -169,3 +169,54 @@ def s3_bucket(s3_env, request: pytest.FixtureRequest) -> str:
 
 
 _bucket_counter = iter(range(1_000_000))
+
+
+# --- GCS: the gcp-storage-emulator process on loopback --------------------------------
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory: pytest.TempPathFactory):
+    from tests.servers import gcs_emulator
+
+    server = gcs_emulator(tmp_path_factory.mktemp("gcs"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def gcs_env(gcs_server, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_server.url)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test")
+    return dict(os.environ)
+
+
+@pytest.fixture
+def gcs_bucket(gcs_env, request: pytest.FixtureRequest) -> str:
+    from google.cloud import storage
+
+    name = "t-" + "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:50]
+    name = name.strip("-") + f"-{next(_bucket_counter)}"
+    storage.Client(project="test").create_bucket(name)
+    return name
+
+
+# --- HTTP: a small object server process on loopback -----------------------------------
+
+
+@pytest.fixture
+def http_server(tmp_path: Path):
+    from tests.servers import http_object_server
+
+    root = tmp_path / "http-root"
+    root.mkdir()
+    server = http_object_server(root, tmp_path)
+    yield server
+    server.stop()
+
+
+def http_stats(server) -> dict[str, int]:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(server.url + "/_stats") as response:  # loopback only
+        return dict(json.load(response))

@@ -59,3 +59,20 @@ def moto_server(log_dir: Path, extra_env: dict[str, str] | None = None) -> Serve
         log_dir / f"moto-{port}.log",
         env,
     )
+
+
+def gcs_emulator(log_dir: Path) -> ServerProcess:
+    port = free_port()
+    exe = Path(sys.executable).parent / "gcp-storage-emulator"
+    return ServerProcess(
+        [str(exe), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+        port,
+        log_dir / f"gcs-{port}.log",
+    )
+
+
+def http_object_server(root: Path, log_dir: Path, auth: str | None = None) -> ServerProcess:
+    port = free_port()
+    script = Path(__file__).with_name("http_object_server.py")
+    args = [sys.executable, str(script), str(root), str(port), *([auth] if auth else [])]
+    return ServerProcess(args, port, log_dir / f"http-{port}.log")

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 from lfs_agent.errors import BackendUnavailableError, ConfigError
 from lfs_agent.progress import Progress
 
-__all__ = ["REGISTRY", "Backend", "object_key", "open_backend"]
+__all__ = ["REGISTRY", "Backend", "object_key", "open_backend", "parse_size"]
 
 #: scheme -> ("module:Class", pip extra that provides its SDK or None).
 REGISTRY: dict[str, tuple[str, str | None]] = {
@@ -31,6 +31,24 @@ REGISTRY: dict[str, tuple[str, str | None]] = {
     "http": ("lfs_agent.backends.http:HTTPBackend", None),
     "https": ("lfs_agent.backends.http:HTTPBackend", None),
 }
+
+
+def parse_size(value: str) -> int:
+    """Parse ``"8388608"``, ``"8M"``, ``"8MiB"`` or ``"1G"`` into bytes.
+
+    Raises:
+        ConfigError: for anything else.
+    """
+    text = value.strip().upper().removesuffix("IB").removesuffix("B")
+    factor = 1
+    if text and text[-1] in "KMG":
+        factor = 1024 ** ("KMG".index(text[-1]) + 1)
+        text = text[:-1]
+    try:
+        number = int(text)
+    except ValueError:
+        raise ConfigError(f"not a size: {value!r} (use bytes, or a K/M/G suffix)") from None
+    return number * factor
 
 
 def object_key(oid: str) -> str:

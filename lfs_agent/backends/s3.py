@@ -45,7 +45,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from lfs_agent.backends import object_key
+from lfs_agent.backends import object_key, parse_size
 from lfs_agent.errors import (
     BackendError,
     ConfigError,
@@ -56,7 +56,7 @@ from lfs_agent.errors import (
 )
 from lfs_agent.progress import Progress
 
-__all__ = ["S3Backend", "parse_size"]
+__all__ = ["S3Backend"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,24 +106,6 @@ _CHECKSUM_UNSUPPORTED = {
     "XAmzContentChecksumMismatch",
     "BadDigest",
 }
-
-
-def parse_size(value: str) -> int:
-    """Parse ``"8388608"``, ``"8M"``, ``"8MiB"`` or ``"1G"`` into bytes.
-
-    Raises:
-        ConfigError: for anything else.
-    """
-    text = value.strip().upper().removesuffix("IB").removesuffix("B")
-    factor = 1
-    if text and text[-1] in "KMG":
-        factor = 1024 ** ("KMG".index(text[-1]) + 1)
-        text = text[:-1]
-    try:
-        number = int(text)
-    except ValueError:
-        raise ConfigError(f"not a size: {value!r} (use bytes, or a K/M/G suffix)") from None
-    return number * factor
 
 
 def _b64(digest: bytes) -> str:

@@ -12,8 +12,8 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from lfs_agent.backends import open_backend
-from lfs_agent.backends.s3 import S3Backend, parse_size
+from lfs_agent.backends import open_backend, parse_size
+from lfs_agent.backends.s3 import S3Backend
 from lfs_agent.errors import BackendError, ConfigError, IntegrityError
 from tests.conftest import ROOT
 from tests.contract.backend_contract import BackendContract, Recorder

@@ -1,0 +1,238 @@
+"""Google Cloud Storage buckets through google-cloud-storage.
+
+Keys are ``<prefix>/objects/<oid[0:2]>/<oid[2:4]>/<oid>``. Credentials come from
+Application Default Credentials (``gcloud auth application-default login``, a service
+account key named by ``GOOGLE_APPLICATION_CREDENTIALS``, workload identity ...);
+``STORAGE_EMULATOR_HOST`` is honoured by the SDK itself. The SDK is imported here only.
+
+Uploads are create-only (``if_generation_match=0``): a concurrent writer of the same
+oid is not an error, the bytes are the same. Before anything is sent the file is hashed
+and must match the oid; the SDK checks CRC32C on the wire. Files larger than the chunk
+size use a resumable upload session, which creates no object until it is finalized, so
+an interrupted upload leaves nothing visible and the next push starts a new session
+(the SDK offers no way to reattach to a session from another process). Downloads are
+resumed from the bytes already in the caller's file.
+
+Options (``lfs-agent.gcs.<name>``): ``project``, ``user-project`` (requester pays),
+``chunk-size`` (bytes, a multiple of 256 KiB; K/M/G suffixes allowed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import google.auth.exceptions
+from google.api_core import exceptions as gexc
+from google.cloud import storage
+
+from lfs_agent.backends import object_key, parse_size
+from lfs_agent.errors import (
+    BackendError,
+    ConfigError,
+    IntegrityError,
+    LfsAgentError,
+    ObjectNotFoundError,
+    RetriableError,
+)
+from lfs_agent.progress import Progress
+
+__all__ = ["GCSBackend"]
+
+logger = logging.getLogger(__name__)
+
+#: Resumable-upload chunk size (must be a multiple of 256 KiB): 16 MiB.
+DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
+CHUNK_QUANTUM = 256 * 1024
+#: Bytes per read while hashing or streaming (1 MiB).
+READ_SIZE = 1024 * 1024
+
+
+class _Counting:
+    """Wraps a file and reports bytes read (SDK uploads) or written (downloads)."""
+
+    def __init__(self, file: Any, progress: Progress) -> None:
+        self._file = file
+        self._progress = progress
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._file.read(size)
+        self._progress(len(data))
+        return data
+
+    def write(self, data: bytes) -> int:
+        self._file.write(data)
+        self._progress(len(data))
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
+class GCSBackend:
+    """Objects in a GCS bucket under a prefix.
+
+    Args:
+        url: ``gs://bucket/prefix``.
+        options: ``gcs.*`` settings (see the module docstring).
+        state_dir: Unused (resumable sessions cannot be reattached across processes).
+        client: A ready ``storage.Client`` (tests); built from the options otherwise.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        options: dict[str, str] | None = None,
+        state_dir: Path | None = None,
+        client: Any = None,
+    ) -> None:
+        parsed = urlparse(url)
+        self.url = url
+        self.bucket_name = parsed.netloc
+        self.prefix = parsed.path.strip("/")
+        opts = {
+            k.removeprefix("gcs."): v for k, v in (options or {}).items() if k.startswith("gcs.")
+        }
+        self._opts = opts
+        self.chunk_size = parse_size(opts.get("chunk-size", str(DEFAULT_CHUNK_SIZE)))
+        if self.chunk_size % CHUNK_QUANTUM:
+            raise ConfigError("lfs-agent.gcs.chunk-size must be a multiple of 256KiB")
+        self._client = client
+        self._lock = threading.Lock()
+        # Checked once, on the first 404, to tell a missing bucket from a missing object.
+        self._bucket_exists: bool | None = None
+
+    @property
+    def bucket(self) -> Any:
+        """The bucket handle (the client is created on first use)."""
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = storage.Client(project=self._opts.get("project"))
+                except google.auth.exceptions.DefaultCredentialsError:
+                    raise BackendError(
+                        f"no Google credentials for {self.url}: run 'gcloud auth "
+                        "application-default login', or set GOOGLE_APPLICATION_CREDENTIALS"
+                    ) from None
+            return self._client.bucket(
+                self.bucket_name, user_project=self._opts.get("user-project")
+            )
+
+    def _key(self, oid: str) -> str:
+        return f"{self.prefix}/{object_key(oid)}" if self.prefix else object_key(oid)
+
+    def _translate(self, exc: Exception, oid: str) -> LfsAgentError:
+        where = f"gs://{self.bucket_name}/{self._key(oid)}"
+        if isinstance(
+            exc,
+            google.auth.exceptions.DefaultCredentialsError | google.auth.exceptions.RefreshError,
+        ):
+            return BackendError(
+                f"no valid Google credentials for {self.url}: run 'gcloud auth "
+                "application-default login'"
+            )
+        if isinstance(exc, gexc.Forbidden | gexc.Unauthorized):
+            return BackendError(
+                f"permission denied on {where}: the account needs "
+                "storage.objects.get/create on the bucket"
+            )
+        if isinstance(exc, gexc.TooManyRequests | gexc.ServerError | gexc.ServiceUnavailable):
+            return RetriableError(f"GCS failed for {where} after retries: {exc.message}")
+        if isinstance(exc, gexc.GoogleAPICallError):
+            return BackendError(f"GCS error for {where}: {exc.message}")
+        if isinstance(exc, ConnectionError | OSError):
+            return RetriableError(f"cannot reach GCS for {self.url}: {exc}")
+        raise exc
+
+    def _check_bucket(self) -> None:
+        if self._bucket_exists is None:
+            try:
+                self._bucket_exists = self.bucket.exists()
+            except gexc.Forbidden:
+                self._bucket_exists = True  # may not list buckets: assume it exists
+        if not self._bucket_exists:
+            raise BackendError(
+                f"bucket {self.bucket_name!r} does not exist: create it, or fix lfs-agent.remote"
+            )
+
+    def stat(self, oid: str) -> int | None:
+        """Return the object's size, or None when absent."""
+        try:
+            blob = self.bucket.get_blob(self._key(oid))
+        except gexc.NotFound:
+            blob = None
+        except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError, OSError) as exc:
+            raise self._translate(exc, oid) from exc
+        if blob is None:
+            self._check_bucket()
+            return None
+        return int(blob.size)
+
+    def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
+        """Upload ``src_path`` as ``oid`` (create-only) after checking its hash."""
+        digest = hashlib.sha256()
+        try:
+            with open(src_path, "rb") as src:
+                while chunk := src.read(READ_SIZE):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing") from None
+        if digest.hexdigest() != oid:
+            raise IntegrityError(
+                f"refusing to upload {oid}: {src_path} hashes to {digest.hexdigest()}"
+            )
+        blob = self.bucket.blob(self._key(oid), chunk_size=self.chunk_size)
+        try:
+            with open(src_path, "rb") as src:
+                blob.upload_from_file(
+                    _Counting(src, progress),
+                    size=size,
+                    if_generation_match=0,
+                    checksum="crc32c",
+                    content_type="application/octet-stream",
+                )
+        except gexc.PreconditionFailed:
+            logger.debug("%s already exists in %s (a concurrent upload)", oid, self.url)
+        except gexc.NotFound as exc:
+            self._check_bucket()
+            raise self._translate(exc, oid) from exc
+        except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError, OSError) as exc:
+            raise self._translate(exc, oid) from exc
+
+    def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
+        """Write the object into ``dest_path``, continuing a partial file."""
+        have = dest_path.stat().st_size if dest_path.exists() else 0
+        if have >= size:
+            have = 0
+        blob = self.bucket.blob(self._key(oid), chunk_size=self.chunk_size)
+        try:
+            with open(dest_path, "r+b" if have else "wb") as dst:
+                dst.seek(have)
+                dst.truncate()
+                if have:
+                    progress(have)
+                    logger.debug("resuming download of %s at byte %d", oid, have)
+                # CRC32C covers whole objects only; a resumed part is checked by sha256.
+                blob.download_to_file(
+                    _Counting(dst, progress),
+                    start=have or None,
+                    checksum=None if have else "crc32c",
+                )
+        except gexc.NotFound:
+            self._check_bucket()
+            raise ObjectNotFoundError(f"object {oid} is not on remote {self.url}") from None
+        except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError) as exc:
+            raise self._translate(exc, oid) from exc
+
+    def close(self) -> None:
+        """Close the client's HTTP session."""
+        with self._lock:
+            if self._client is not None:
+                with contextlib.suppress(Exception):
+                    self._client.close()
+                self._client = None

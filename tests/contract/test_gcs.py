@@ -1,0 +1,145 @@
+"""The GCS backend against the gcp-storage-emulator process over HTTP on loopback."""
+
+from __future__ import annotations
+
+import shlex
+import threading
+from pathlib import Path
+
+import pytest
+from google.cloud import storage
+
+from lfs_agent.backends import open_backend
+from lfs_agent.backends.gcs import GCSBackend
+from lfs_agent.errors import BackendError, ConfigError
+from tests.conftest import AGENT, agent, git
+from tests.contract.backend_contract import BackendContract, Recorder
+from tests.helpers import sha256, write_random
+
+pytestmark = pytest.mark.gcs
+MIB = 1024 * 1024
+
+
+class TestGCSBackend(BackendContract):
+    @pytest.fixture
+    def remote_url(self, gcs_bucket: str) -> str:
+        return f"gs://{gcs_bucket}/team/models"
+
+    @pytest.fixture
+    def backend_env(self, gcs_env):
+        return gcs_env
+
+    @pytest.fixture
+    def backend_options(self) -> dict[str, str]:
+        return {"gcs.chunk-size": "256KiB"}  # a kill lands mid resumable upload
+
+
+def test_a_large_object_goes_up_and_down_in_several_chunks(gcs_bucket, tmp_path):
+    backend = open_backend(f"gs://{gcs_bucket}/p", {"gcs.chunk-size": "256KiB"})
+    src = tmp_path / "big"
+    oid = write_random(src, 9 * MIB + 17, seed=1)  # resumable above 8 MiB
+    progress = Recorder()
+    backend.upload(oid, src, 9 * MIB + 17, progress)
+    assert progress.calls > 3  # reported chunk by chunk
+    assert progress.total == 9 * MIB + 17
+    blob = (
+        storage.Client(project="test")
+        .bucket(gcs_bucket)
+        .get_blob(f"p/objects/{oid[:2]}/{oid[2:4]}/{oid}")
+    )
+    assert blob.size == 9 * MIB + 17
+    dest = tmp_path / "dest"
+    backend.download(oid, dest, 9 * MIB + 17, Recorder())
+    assert sha256(dest.read_bytes()) == oid
+
+
+def test_concurrent_creates_of_the_same_oid_both_succeed(gcs_bucket, tmp_path):
+    src = tmp_path / "same"
+    oid = write_random(src, 2 * MIB, seed=2)
+    errors: list[BaseException] = []
+
+    def upload() -> None:
+        try:
+            open_backend(f"gs://{gcs_bucket}", {"gcs.chunk-size": "256KiB"}).upload(
+                oid, src, 2 * MIB, Recorder()
+            )
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert open_backend(f"gs://{gcs_bucket}").stat(oid) == 2 * MIB
+
+
+def test_a_partial_download_is_continued(gcs_bucket, tmp_path):
+    backend = open_backend(f"gs://{gcs_bucket}")
+    data = b"abcdefghij" * 1000
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    backend.upload(sha256(data), src, len(data), Recorder())
+    dest = tmp_path / "dest"
+    dest.write_bytes(data[:3000])
+    progress = Recorder()
+    backend.download(sha256(data), dest, len(data), progress)
+    assert dest.read_bytes() == data
+    assert progress.total == len(data)
+
+
+def test_a_missing_bucket_is_named(gcs_env, tmp_path):
+    backend = open_backend("gs://no-such-bucket-anywhere/x")
+    with pytest.raises(BackendError, match="bucket 'no-such-bucket-anywhere' does not exist"):
+        backend.stat(sha256(b"x"))
+    with pytest.raises(BackendError, match="does not exist"):
+        backend.download(sha256(b"x"), tmp_path / "d", 1, Recorder())
+
+
+def test_no_credentials_says_how_to_log_in(monkeypatch, tmp_path):
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    backend = GCSBackend("gs://bucket/x", {})
+    with pytest.raises(BackendError, match="gcloud auth application-default login"):
+        backend.stat(sha256(b"x"))
+
+
+def test_chunk_size_must_be_a_multiple_of_256k():
+    with pytest.raises(ConfigError, match="multiple of 256KiB"):
+        GCSBackend("gs://b/p", {"gcs.chunk-size": "100000"})
+
+
+@pytest.mark.integration
+def test_git_round_trip_through_a_gs_remote(gcs_bucket, tmp_path: Path, no_git_lfs_path):
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", str(remote), cwd=tmp_path)
+    work = tmp_path / "work"
+    git("init", "-q", str(work), cwd=tmp_path)
+    assert agent("install", "--remote", f"gs://{gcs_bucket}/repo", cwd=work).returncode == 0
+    agent("track", "*.bin", cwd=work)
+    oid = write_random(work / "model.bin", 2 * MIB, seed=3)
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "model", cwd=work)
+    git("remote", "add", "origin", str(remote), cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+    assert open_backend(f"gs://{gcs_bucket}/repo").stat(oid) == 2 * MIB
+    clone = tmp_path / "clone"
+    process = " ".join(shlex.quote(a) for a in AGENT) + " filter-process"
+    git(
+        "clone",
+        "-q",
+        "-c",
+        f"filter.lfs.process={process}",
+        "-c",
+        "filter.lfs.required=true",
+        str(remote),
+        str(clone),
+        cwd=tmp_path,
+    )
+    assert sha256((clone / "model.bin").read_bytes()) == oid
+    assert git("status", "--porcelain", cwd=clone).stdout == b""

@@ -1,0 +1,101 @@
+"""The HTTP backend against a real object server process on loopback."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from lfs_agent.backends import open_backend
+from lfs_agent.errors import BackendError
+from tests.conftest import AGENT, agent, git, http_stats
+from tests.contract.backend_contract import BackendContract, Recorder
+from tests.helpers import sha256, write_random
+from tests.servers import http_object_server
+
+
+class TestHTTPBackend(BackendContract):
+    @pytest.fixture
+    def remote_url(self, http_server) -> str:
+        return http_server.url + "/team/models"
+
+
+def test_git_credential_helper_answers_a_401(tmp_path: Path, monkeypatch):
+    root = tmp_path / "root"
+    root.mkdir()
+    server = http_object_server(root, tmp_path, auth="alice:s3cret")
+    try:
+        store = tmp_path / "creds"
+        store.write_text(f"http://alice:s3cret@127.0.0.1:{server.port}\n")
+        monkeypatch.setenv("GIT_CONFIG_PARAMETERS", f"'credential.helper'='store --file={store}'")
+        backend = open_backend(server.url)
+        src = tmp_path / "x"
+        src.write_bytes(b"authorized")
+        backend.upload(sha256(b"authorized"), src, 10, Recorder())
+        assert backend.stat(sha256(b"authorized")) == 10
+        monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'credential.helper'=''")
+        with pytest.raises(BackendError, match=r"authentication required for http://127\.0\.0\.1"):
+            open_backend(server.url).stat(sha256(b"authorized"))
+    finally:
+        server.stop()
+
+
+def test_a_configured_header_authenticates(tmp_path: Path):
+    root = tmp_path / "root"
+    root.mkdir()
+    server = http_object_server(root, tmp_path, auth="ci:token")
+    try:
+        import base64
+
+        header = "Authorization: Basic " + base64.b64encode(b"ci:token").decode()
+        backend = open_backend(server.url, {"http.header": header, "http.git-credentials": "false"})
+        assert backend.stat(sha256(b"nothing")) is None
+    finally:
+        server.stop()
+
+
+@pytest.mark.integration
+def test_git_round_trip_and_lazy_clone_count_gets(http_server, tmp_path: Path, no_git_lfs_path):
+    remote = tmp_path / "remote.git"
+    git("init", "-q", "--bare", str(remote), cwd=tmp_path)
+    work = tmp_path / "work"
+    git("init", "-q", str(work), cwd=tmp_path)
+    assert agent("install", "--remote", http_server.url + "/lfs", cwd=work).returncode == 0
+    agent("track", "*.bin", cwd=work)
+    (work / "models").mkdir()
+    (work / "data").mkdir()
+    model = write_random(work / "models" / "m.bin", 3 * 1024 * 1024, seed=1)
+    (work / "data" / "d1.bin").write_bytes(b"d1\n" * 100)
+    (work / "data" / "d2.bin").write_bytes(b"d2\n" * 100)
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "x", cwd=work)
+    git("remote", "add", "origin", str(remote), cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+    assert http_stats(http_server)["PUT"] == 3
+
+    full = tmp_path / "full"
+    process = " ".join(shlex.quote(a) for a in AGENT) + " filter-process"
+    git(
+        "clone",
+        "-q",
+        "-c",
+        f"filter.lfs.process={process}",
+        "-c",
+        "filter.lfs.required=true",
+        str(remote),
+        str(full),
+        cwd=tmp_path,
+    )
+    assert sha256((full / "models/m.bin").read_bytes()) == model
+    assert (full / "data/d1.bin").read_bytes() == b"d1\n" * 100
+    gets_before = http_stats(http_server)["GET"]
+    assert gets_before == 3
+
+    out = agent("clone", "--include", "models/*", str(remote), str(tmp_path / "lazy"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    stats = http_stats(http_server)
+    assert stats["GET"] - gets_before == 1  # exactly the one matching object was read
+    key = f"GET /lfs/objects/{model[:2]}/{model[2:4]}/{model}"
+    assert stats[key] == 2
+    assert git("status", "--porcelain", cwd=tmp_path / "lazy").stdout == b""
