@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lfs_agent import __version__
-from lfs_agent.errors import ConfigError, LfsAgentError
+from lfs_agent.errors import ConfigError, GitError, LfsAgentError, TransferError
 
 if TYPE_CHECKING:  # heavy imports stay out of start-up; commands import what they use
     from lfs_agent.config import Settings
     from lfs_agent.git import Git
     from lfs_agent.gitfilter import Fetch
+    from lfs_agent.metrics import LocalRecords, TagRecord
     from lfs_agent.pathmatch import PathFilter
     from lfs_agent.pointer import Pointer
     from lfs_agent.scan import PointerFile
@@ -602,6 +603,257 @@ def _quoted_python() -> str:
     return shlex.quote(sys.executable)
 
 
+def _record_store(ctx: Context) -> LocalRecords:
+    from lfs_agent.metrics import LocalRecords
+
+    return LocalRecords(ctx.git.paths.common_dir / "lfs-agent")
+
+
+def _push_record_with_objects(ctx: Context, remote: Remote, record: TagRecord) -> None:
+    """Make sure the bucket holds every artifact, then store the record there."""
+    import time
+
+    from lfs_agent.metrics import push_record
+    from lfs_agent.pointer import Pointer
+
+    backend = remote.backend
+    for artifact in record.artifacts:
+        pointer = Pointer(artifact.oid, artifact.size)
+        if artifact.size == 0 or backend.stat(artifact.oid) == artifact.size:
+            continue
+        if not ctx.store.contains(pointer):
+            raise TransferError(
+                f"{artifact.path} ({artifact.oid}) is neither in the local store nor in "
+                f"{remote.url}: run 'lfs-agent fetch' or push from a clone that has it"
+            )
+        remote.upload(ctx.store, pointer)
+    push_record(backend, record, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+
+
+def cmd_tag(ctx: Context) -> int:
+    """``tag NAME``: an annotated tag at HEAD plus its metrics record in the bucket."""
+    from lfs_agent.metrics import build_record, load_metrics_file, parse_pairs
+
+    args, git = ctx.args, ctx.git
+    if git.run(["check-ref-format", f"refs/tags/{args.name}"], check=False).returncode:
+        raise ConfigError(f"{args.name!r} is not a valid tag name")
+    if git.rev_parse("HEAD") is None:
+        raise GitError("nothing to tag: this repository has no commits yet")
+    if (
+        git.run(["rev-parse", "-q", "--verify", f"refs/tags/{args.name}"], check=False).returncode
+        == 0
+        and not args.force
+    ):
+        raise ConfigError(
+            f"tag {args.name!r} already exists: use --force to move it "
+            "(its earlier records are kept)"
+        )
+    metrics: dict[str, int | float] = {}
+    for path in args.metrics_files or []:
+        metrics.update(load_metrics_file(Path(path)))
+    metrics.update(parse_pairs(args.metric or [], numeric=True))
+    params = parse_pairs(args.param or [], numeric=False)
+    git.run(
+        [
+            "tag",
+            "-a",
+            *(["-f"] if args.force else []),
+            "-m",
+            args.message or args.name,
+            args.name,
+            "HEAD",
+        ]
+    )
+    record = build_record(git, args.name, metrics, params)
+    local = _record_store(ctx)
+    remote = ctx.remote(required=False)
+    summary = (
+        f"tagged {args.name} at {record.commit[:12]}: {len(record.metrics)} metric(s), "
+        f"{len(record.params)} param(s), {len(record.artifacts)} artifact(s)"
+    )
+    if remote is None:
+        local.save(record, pending=True)
+        print(summary)
+        raise ConfigError(
+            "no remote configured: the record is kept locally; set one with "
+            "'lfs-agent install --remote URL', then run 'lfs-agent metrics push'"
+        )
+    try:
+        _push_record_with_objects(ctx, remote, record)
+    except LfsAgentError as exc:
+        local.save(record, pending=True)
+        print(summary)
+        raise TransferError(
+            f"the tag was created, but its record did not reach {remote.url}: "
+            f"{exc} (run 'lfs-agent metrics push' later)"
+        ) from exc
+    finally:
+        remote.close()
+    local.save(record, pending=False)
+    print(summary)
+    return 0
+
+
+def _load_records(ctx: Context, tags: list[str] | None = None) -> dict[str, TagRecord]:
+    """Records from the bucket (falling back to local copies), by tag."""
+    from lfs_agent.metrics import fetch_record, remote_tags
+
+    local = _record_store(ctx)
+    remote = ctx.remote(required=False)
+    found: dict[str, TagRecord] = {}
+    try:
+        if remote is not None:
+            names = tags if tags is not None else sorted(set(remote_tags(remote.backend)))
+            for tag in names:
+                record = fetch_record(remote.backend, tag)
+                if record is not None:
+                    found[tag] = record
+    except LfsAgentError as exc:
+        logger.warning(
+            "cannot read records from %s (%s); using local copies", remote and remote.url, exc
+        )
+    finally:
+        if remote is not None:
+            remote.close()
+    for tag in tags if tags is not None else local.tags():
+        if tag not in found:
+            record = local.load(tag)
+            if record is not None:
+                found[tag] = record
+    return found
+
+
+def _print_json(data: object) -> None:
+    import json
+
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def cmd_metrics_list(ctx: Context) -> int:
+    """``metrics list``: every tag with its metrics, newest first or sorted by one."""
+    from lfs_agent.metrics import format_number
+
+    records = list(_load_records(ctx).values())
+    if ctx.args.sort:
+        name = ctx.args.sort
+        records.sort(key=lambda r: (name not in r.metrics, -r.metrics.get(name, 0.0), r.tag))
+    else:
+        records.sort(key=lambda r: (r.tagged_at, r.tag), reverse=True)
+    if ctx.args.json:
+        _print_json([r.model_dump() for r in records])
+        return 0
+    names = sorted({m for r in records for m in r.metrics})
+    rows = [["TAG", "DATE", "COMMIT", *names]]
+    for r in records:
+        rows.append(
+            [
+                r.tag,
+                r.tagged_at[:10],
+                r.commit[:10],
+                *(format_number(r.metrics.get(m)) for m in names),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _one_record(ctx: Context, tag: str) -> TagRecord:
+    record = _load_records(ctx, [tag]).get(tag)
+    if record is None:
+        raise ConfigError(f"no metrics record for tag {tag!r} (locally or in the bucket)")
+    return record
+
+
+def cmd_metrics_show(ctx: Context) -> int:
+    """``metrics show TAG``: one tag's record."""
+    from lfs_agent.metrics import format_number
+
+    record = _one_record(ctx, ctx.args.tag)
+    if ctx.args.json:
+        _print_json(record.model_dump())
+        return 0
+    print(
+        f"tag     {record.tag}\ncommit  {record.commit}\ntagger  {record.tagger}\n"
+        f"date    {record.tagged_at}\nmessage {record.message}"
+    )
+    print("metrics:")
+    for name, value in sorted(record.metrics.items()):
+        print(f"  {name} = {format_number(value)}")
+    print("params:")
+    for name, text in sorted(record.params.items()):
+        print(f"  {name} = {text}")
+    print("artifacts:")
+    for a in record.artifacts:
+        print(f"  {a.path}  {a.oid[:12]}  {human_size(a.size)}")
+    return 0
+
+
+def cmd_metrics_diff(ctx: Context) -> int:
+    """``metrics diff A B``: metrics, params and artifacts that changed from A to B."""
+    from lfs_agent.metrics import diff_records, format_number
+
+    diff = diff_records(_one_record(ctx, ctx.args.old), _one_record(ctx, ctx.args.new))
+    if ctx.args.json:
+        _print_json(diff)
+        return 0
+    rows = [["METRIC", ctx.args.old, ctx.args.new, "DELTA"]]
+    for name, m in diff["metrics"].items():
+        delta = m["delta"]
+        sign = "+" if delta is not None and delta > 0 else ""
+        rows.append(
+            [name, format_number(m["old"]), format_number(m["new"]), sign + format_number(delta)]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for name, p in diff["params"].items():
+        print(f"param {name}: {p['old']} -> {p['new']}")
+    for a in diff["artifacts"]:
+        old = f"{a['old_oid'][:12]} ({human_size(a['old_size'])})" if a["old_oid"] else "-"
+        new = f"{a['new_oid'][:12]} ({human_size(a['new_size'])})" if a["new_oid"] else "-"
+        print(f"artifact {a['path']}: {old} -> {new}")
+    return 0
+
+
+def cmd_metrics_push(ctx: Context) -> int:
+    """``metrics push``: upload records that could not reach the bucket earlier."""
+    local = _record_store(ctx)
+    pending = local.pending()
+    if not pending:
+        print("metrics: nothing pending")
+        return 0
+    remote = ctx.required_remote()
+    try:
+        for tag in pending:
+            record = local.load(tag)
+            if record is None:
+                continue
+            _push_record_with_objects(ctx, remote, record)
+            local.save(record, pending=False)
+            print(f"pushed the record of {tag}")
+    finally:
+        remote.close()
+    return 0
+
+
+def cmd_metrics_export(ctx: Context) -> int:
+    """``metrics export --mlflow URI [TAG...]``: one MLflow run per tag."""
+    from lfs_agent.mlflow import MlflowExporter
+
+    records = _load_records(ctx, ctx.args.tags or None)
+    if ctx.args.tags:
+        missing = sorted(set(ctx.args.tags) - set(records))
+        if missing:
+            raise ConfigError(f"no metrics record for {', '.join(missing)}")
+    exporter = MlflowExporter(ctx.args.mlflow, ctx.args.experiment)
+    for tag in sorted(records):
+        run_id, created = exporter.export(records[tag])
+        print(f"{tag}: {'created' if created else 'updated'} MLflow run {run_id}")
+    return 0
+
+
 def cmd_transfer(ctx: Context) -> int:
     """``transfer``: git-lfs's custom transfer agent on stdin/stdout (JSON lines)."""
     from lfs_agent.transfer import TransferAgent
@@ -732,6 +984,41 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--deep", action="store_true", help="with --remote: download and hash too")
     add("transfer", cmd_transfer, "git-lfs custom transfer agent (run by git-lfs)")
+    p = add("tag", cmd_tag, "annotated tag at HEAD with a metrics record in the bucket")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("-m", "--message", metavar="MSG")
+    p.add_argument(
+        "--metrics",
+        dest="metrics_files",
+        action="append",
+        metavar="FILE",
+        help="JSON or YAML file of (nested) numbers; repeatable",
+    )
+    p.add_argument("--metric", action="append", metavar="K=V", help="one number; repeatable")
+    p.add_argument("--param", action="append", metavar="K=V", help="one string; repeatable")
+    p.add_argument("-f", "--force", action="store_true", help="move an existing tag")
+    p = sub.add_parser("metrics", help="metrics records of tags: list, show, diff, push, export")
+    msub = p.add_subparsers(dest="metrics_command", metavar="SUBCOMMAND", required=True)
+    q = msub.add_parser("list", help="every tag with its metrics")
+    q.set_defaults(func=cmd_metrics_list)
+    q.add_argument("--sort", metavar="METRIC", help="highest first by this metric")
+    q.add_argument("--json", action="store_true")
+    q = msub.add_parser("show", help="one tag's record")
+    q.set_defaults(func=cmd_metrics_show)
+    q.add_argument("tag", metavar="TAG")
+    q.add_argument("--json", action="store_true")
+    q = msub.add_parser("diff", help="what changed from one tag to another")
+    q.set_defaults(func=cmd_metrics_diff)
+    q.add_argument("old", metavar="A")
+    q.add_argument("new", metavar="B")
+    q.add_argument("--json", action="store_true")
+    q = msub.add_parser("push", help="upload records that could not be uploaded before")
+    q.set_defaults(func=cmd_metrics_push)
+    q = msub.add_parser("export", help="export records to MLflow (one run per tag)")
+    q.set_defaults(func=cmd_metrics_export)
+    q.add_argument("--mlflow", required=True, metavar="URI", help="MLflow tracking server URL")
+    q.add_argument("--experiment", default="lfs-agent", help="experiment name (lfs-agent)")
+    q.add_argument("tags", metavar="TAG", nargs="*")
     p = add("prune", cmd_prune, "delete local objects that are unused and safely in the bucket")
     p.add_argument("--dry-run", action="store_true", help="only say what would go")
     return parser

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 from lfs_agent.errors import BackendUnavailableError, ConfigError
 from lfs_agent.progress import Progress
 
-__all__ = ["REGISTRY", "Backend", "object_key", "open_backend", "parse_size"]
+__all__ = ["REGISTRY", "Backend", "check_meta_key", "object_key", "open_backend", "parse_size"]
 
 #: scheme -> ("module:Class", pip extra that provides its SDK or None).
 REGISTRY: dict[str, tuple[str, str | None]] = {
@@ -51,6 +51,18 @@ def parse_size(value: str) -> int:
     return number * factor
 
 
+def check_meta_key(key: str) -> str:
+    """Refuse record keys that could escape the remote's prefix.
+
+    Raises:
+        ConfigError: for absolute keys, ``..`` parts or empty parts.
+    """
+    parts = key.split("/")
+    if not key.startswith("meta/") or any(p in ("", ".", "..") for p in parts):
+        raise ConfigError(f"invalid record key {key!r}")
+    return key
+
+
 def object_key(oid: str) -> str:
     """The object's path below a remote's root: ``objects/ab/cd/<oid>``."""
     return f"objects/{oid[0:2]}/{oid[2:4]}/{oid}"
@@ -78,6 +90,15 @@ class Backend(Protocol):
         Raises:
             ObjectNotFoundError: when the remote does not hold ``oid``.
         """
+
+    def put_meta(self, key: str, data: bytes) -> None:
+        """Store a small record (e.g. ``meta/tags/v1.json``), replacing it atomically."""
+
+    def get_meta(self, key: str) -> bytes | None:
+        """Return a record stored with :meth:`put_meta`, or None."""
+
+    def list_meta(self, prefix: str) -> list[str]:
+        """Return the keys of records under ``prefix`` (e.g. ``meta/tags/``), sorted."""
 
     def close(self) -> None:
         """Release connections; the backend is not used afterwards."""

@@ -31,7 +31,7 @@ import google.auth.exceptions
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
-from lfs_agent.backends import object_key, parse_size
+from lfs_agent.backends import check_meta_key, object_key, parse_size
 from lfs_agent.errors import (
     BackendError,
     ConfigError,
@@ -108,8 +108,8 @@ class GCSBackend:
         self._bucket_exists: bool | None = None
 
     @property
-    def bucket(self) -> Any:
-        """The bucket handle (the client is created on first use)."""
+    def client(self) -> Any:
+        """The storage client, created on first use."""
         with self._lock:
             if self._client is None:
                 try:
@@ -119,9 +119,12 @@ class GCSBackend:
                         f"no Google credentials for {self.url}: run 'gcloud auth "
                         "application-default login', or set GOOGLE_APPLICATION_CREDENTIALS"
                     ) from None
-            return self._client.bucket(
-                self.bucket_name, user_project=self._opts.get("user-project")
-            )
+            return self._client
+
+    @property
+    def bucket(self) -> Any:
+        """The bucket handle."""
+        return self.client.bucket(self.bucket_name, user_project=self._opts.get("user-project"))
 
     def _key(self, oid: str) -> str:
         return f"{self.prefix}/{object_key(oid)}" if self.prefix else object_key(oid)
@@ -228,6 +231,39 @@ class GCSBackend:
             raise ObjectNotFoundError(f"object {oid} is not on remote {self.url}") from None
         except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError) as exc:
             raise self._translate(exc, oid) from exc
+
+    def _meta_key(self, key: str) -> str:
+        key = check_meta_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_meta(self, key: str, data: bytes) -> None:
+        """Store a record (one request: atomic)."""
+        try:
+            self.bucket.blob(self._meta_key(key)).upload_from_string(
+                data, content_type="application/json"
+            )
+        except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError) as exc:
+            raise self._translate(exc, "0" * 64) from exc
+
+    def get_meta(self, key: str) -> bytes | None:
+        """Read a record, or None."""
+        try:
+            data: bytes = self.bucket.blob(self._meta_key(key)).download_as_bytes()
+            return data
+        except gexc.NotFound:
+            return None
+        except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError) as exc:
+            raise self._translate(exc, "0" * 64) from exc
+
+    def list_meta(self, prefix: str) -> list[str]:
+        """Keys of the records under ``prefix``."""
+        full = self._meta_key(prefix.rstrip("/") + "/x")[:-1]
+        strip = f"{self.prefix}/" if self.prefix else ""
+        try:
+            blobs = self.client.list_blobs(self.bucket_name, prefix=full)
+            return sorted(b.name.removeprefix(strip) for b in blobs)
+        except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError) as exc:
+            raise self._translate(exc, "0" * 64) from exc
 
     def close(self) -> None:
         """Close the client's HTTP session."""

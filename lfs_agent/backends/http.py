@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import json
 import logging
 import subprocess
 import threading
@@ -30,7 +31,7 @@ from urllib.parse import urlparse
 
 import requests
 
-from lfs_agent.backends import object_key
+from lfs_agent.backends import check_meta_key, object_key
 from lfs_agent.errors import (
     BackendError,
     IntegrityError,
@@ -148,9 +149,11 @@ class HTTPBackend:
 
     # --- requests with retries and auth -----------------------------------------------
 
-    def _request(self, method: str, oid: str, **kwargs: Any) -> requests.Response:
+    def _request(
+        self, method: str, oid: str, url: str | None = None, **kwargs: Any
+    ) -> requests.Response:
         """Send a request, retrying transient failures; return the final response."""
-        url = self._object_url(oid)
+        url = url or self._object_url(oid)
         asked_credentials = False
         attempt = 0
         while True:
@@ -221,7 +224,7 @@ class HTTPBackend:
             logger.debug("git credential %s failed", action)
 
     def _error(self, response: requests.Response, oid: str) -> LfsAgentError:
-        where = self._object_url(oid)
+        where = f"{self.url}/{oid}" if oid.startswith("meta/") else self._object_url(oid)
         status = response.status_code
         if status == 401:
             return BackendError(
@@ -315,6 +318,41 @@ class HTTPBackend:
                     raise RetriableError(
                         f"download of {oid} from {self.url} ended early at byte {have} of {size}"
                     )
+
+    # Records: plain HTTP has no listing, so ``meta/index.json`` lists the keys.
+    META_INDEX = "meta/index.json"
+
+    def _meta_request(self, method: str, key: str, **kwargs: Any) -> requests.Response:
+        check_meta_key(key)
+        return self._request(method, "", url=f"{self.url}/{key}", **kwargs)
+
+    def put_meta(self, key: str, data: bytes) -> None:
+        """PUT a record, then add its key to the index record."""
+        response = self._meta_request(
+            "PUT", key, data=data, headers={"Content-Type": "application/json"}
+        )
+        if response.status_code not in (200, 201, 204):
+            raise self._error(response, key)
+        if key != self.META_INDEX:
+            keys = set(self.list_meta("meta/"))
+            if key not in keys:
+                keys.add(key)
+                self.put_meta(self.META_INDEX, json.dumps(sorted(keys)).encode())
+
+    def get_meta(self, key: str) -> bytes | None:
+        """GET a record, or None on 404."""
+        response = self._meta_request("GET", key)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._error(response, key)
+        return response.content
+
+    def list_meta(self, prefix: str) -> list[str]:
+        """Keys under ``prefix``, from the index record."""
+        raw = self.get_meta(self.META_INDEX)
+        keys = json.loads(raw) if raw else []
+        return sorted(k for k in keys if isinstance(k, str) and k.startswith(prefix))
 
     def close(self) -> None:
         """Close the session's connections."""

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from lfs_agent.backends import object_key
+from lfs_agent.backends import check_meta_key, object_key
 from lfs_agent.errors import BackendError, IntegrityError, ObjectNotFoundError
 from lfs_agent.progress import Progress
 
@@ -124,6 +124,37 @@ class LocalBackend:
             while n := src.readinto(buf):
                 dst.write(view[:n])
                 progress(n)
+
+    def put_meta(self, key: str, data: bytes) -> None:
+        """Write a record through a temp file and a rename."""
+        path = self.root / check_meta_key(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+            temp.write_bytes(data)
+            os.replace(temp, path)
+        except OSError as exc:
+            raise BackendError(f"cannot write {key} to {self.url}: {exc.strerror}") from exc
+
+    def get_meta(self, key: str) -> bytes | None:
+        """Read a record, or None."""
+        try:
+            return (self.root / check_meta_key(key)).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise BackendError(f"cannot read {key} from {self.url}: {exc.strerror}") from exc
+
+    def list_meta(self, prefix: str) -> list[str]:
+        """Keys of the records under ``prefix``."""
+        base = self.root / check_meta_key(prefix.rstrip("/") + "/x").rsplit("/", 1)[0]
+        if not base.is_dir():
+            return []
+        return sorted(
+            str(p.relative_to(self.root))
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
 
     def close(self) -> None:
         """Nothing to release."""

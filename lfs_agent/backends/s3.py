@@ -45,7 +45,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from lfs_agent.backends import object_key, parse_size
+from lfs_agent.backends import check_meta_key, object_key, parse_size
 from lfs_agent.errors import (
     BackendError,
     ConfigError,
@@ -681,6 +681,51 @@ class S3Backend:
             os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             record.unlink()
+
+    def _meta_key(self, key: str) -> str:
+        key = check_meta_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_meta(self, key: str, data: bytes) -> None:
+        """Store a record with one PUT (atomic)."""
+        try:
+            self.client.put_object(
+                Bucket=self.bucket,
+                Key=self._meta_key(key),
+                Body=data,
+                ContentType="application/json",
+                **self._extra_put_args(),
+            )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise self._translate(exc) from exc
+
+    def get_meta(self, key: str) -> bytes | None:
+        """Read a record, or None."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._meta_key(key))["Body"]
+            data: bytes = body.read()
+            return data
+        except botocore.exceptions.ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404"):
+                return None
+            raise self._translate(exc) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._translate(exc) from exc
+
+    def list_meta(self, prefix: str) -> list[str]:
+        """Keys of the records under ``prefix``."""
+        full = self._meta_key(prefix.rstrip("/") + "/x")[:-1]
+        strip = f"{self.prefix}/" if self.prefix else ""
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            keys = [
+                item["Key"].removeprefix(strip)
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=full)
+                for item in page.get("Contents", [])
+            ]
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise self._translate(exc) from exc
+        return sorted(keys)
 
     def iter_keys(self) -> Iterator[str]:
         """Yield every object key under the prefix (for tests and tools)."""

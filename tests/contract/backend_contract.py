@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.backends import Backend, open_backend
-from lfs_agent.errors import IntegrityError, ObjectNotFoundError
+from lfs_agent.errors import ConfigError, IntegrityError, ObjectNotFoundError
 from tests.helpers import random_bytes, sha256
 
 SLOW_UPLOAD = """
@@ -144,3 +144,18 @@ class BackendContract:
         # A later upload completes normally.
         backend.upload(oid, src, len(data), Recorder())
         assert backend.stat(oid) == len(data)
+
+    def test_records_round_trip_and_list(self, backend):
+        assert backend.get_meta("meta/tags/v1.json") is None
+        assert backend.list_meta("meta/tags/") == []
+        backend.put_meta("meta/tags/v1.json", b'{"a": 1}')
+        backend.put_meta("meta/tags/v1.json", b'{"a": 2}')
+        backend.put_meta("meta/tags/release/v2.json", b"{}")
+        backend.put_meta("meta/history/v1/1.json", b"{}")
+        assert backend.get_meta("meta/tags/v1.json") == b'{"a": 2}'
+        assert backend.list_meta("meta/tags/") == ["meta/tags/release/v2.json", "meta/tags/v1.json"]
+
+    @pytest.mark.parametrize("key", ["../x", "meta/../../x", "objects/aa", "/meta/x", "meta//x"])
+    def test_record_keys_cannot_escape(self, backend, key):
+        with pytest.raises(ConfigError, match="invalid record key"):
+            backend.put_meta(key, b"{}")

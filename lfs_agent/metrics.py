@@ -1,0 +1,345 @@
+"""A metrics sidecar per git tag: what a model version scored, and what it pins.
+
+For each tag, a :class:`TagRecord` holds the tag, its commit, message, tagger and time,
+numeric metrics (nested JSON/YAML flattened with dots), string params, and the artifacts:
+every LFS file at that commit with its oid and size. Records live in the bucket at
+``meta/tags/<tag>.json`` (every version also under ``meta/history/<tag>/``, so a moved tag
+keeps its earlier records) and in a local copy under ``<git common dir>/lfs-agent/``;
+a record that could not reach the bucket is marked pending until ``metrics push``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from lfs_agent.errors import ConfigError, GitError
+from lfs_agent.git import Git
+from lfs_agent.scan import tree_pointers
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Artifact",
+    "LocalRecords",
+    "RecordBackend",
+    "TagRecord",
+    "build_record",
+    "diff_records",
+    "fetch_record",
+    "flatten_metrics",
+    "format_number",
+    "load_metrics_file",
+    "parse_pairs",
+    "push_record",
+    "remote_tags",
+]
+
+#: Version of the record schema; readers refuse records from the future.
+SCHEMA_VERSION = 1
+#: Record keys in the bucket.
+TAGS_PREFIX = "meta/tags/"
+HISTORY_PREFIX = "meta/history/"
+
+
+class Artifact(BaseModel):
+    """One LFS file pinned by a tag."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    oid: str
+    size: int
+
+
+class TagRecord(BaseModel):
+    """The sidecar record of one tag."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    schema_version: int = SCHEMA_VERSION
+    tag: str
+    commit: str
+    message: str = ""
+    tagger: str = ""
+    tagged_at: str = ""
+    metrics: dict[str, int | float] = {}
+    params: dict[str, str] = {}
+    artifacts: list[Artifact] = []
+
+    def to_json(self) -> bytes:
+        """Serialize with sorted keys and a final newline."""
+        return (json.dumps(self.model_dump(), indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str) -> TagRecord:
+        """Parse a stored record.
+
+        Raises:
+            ConfigError: when it is not a record this version understands.
+        """
+        try:
+            record = cls.model_validate_json(data)
+        except ValidationError as exc:
+            raise ConfigError(
+                f"{where} is not a valid tag record: {exc.errors()[0]['msg']}"
+            ) from None
+        if record.schema_version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"{where} uses record schema {record.schema_version}; upgrade lfs-agent"
+            )
+        return record
+
+
+class RecordBackend(Protocol):
+    """The part of a backend that stores records."""
+
+    def put_meta(self, key: str, data: bytes) -> None:
+        """Store a record."""
+
+    def get_meta(self, key: str) -> bytes | None:
+        """Read a record or None."""
+
+    def list_meta(self, prefix: str) -> list[str]:
+        """List record keys under a prefix."""
+
+
+def flatten_metrics(data: Any, where: str, prefix: str = "") -> dict[str, int | float]:
+    """Flatten nested mappings into ``{"a.b": number}``.
+
+    Raises:
+        ConfigError: for a value that is not a number (naming its key and ``where``).
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of metric names to numbers")
+    flat: dict[str, int | float] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_metrics(value, where, name + "."))
+        elif (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ):
+            flat[name] = value
+        else:
+            raise ConfigError(f"{where}: metric {name!r} is not a number: {value!r}")
+    return flat
+
+
+def load_metrics_file(path: Path) -> dict[str, int | float]:
+    """Read metrics from a JSON or YAML file.
+
+    Raises:
+        ConfigError: when the file is missing, unreadable, or holds non-numbers.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"metrics file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read metrics file {path}: {exc.strerror}") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ConfigError("YAML metrics files need PyYAML: pip install pyyaml") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"metrics file {path} is not valid YAML: {exc}") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"metrics file {path} is not valid JSON: {exc.msg} (line {exc.lineno})"
+            ) from None
+    return flatten_metrics(data, str(path))
+
+
+def parse_pairs(items: Iterable[str], numeric: bool) -> dict[str, Any]:
+    """Parse ``K=V`` arguments; values must be numbers when ``numeric``.
+
+    Raises:
+        ConfigError: for a missing ``=`` or a non-numeric metric.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"expected KEY=VALUE, got {item!r}")
+        if numeric:
+            try:
+                number = float(value)
+            except ValueError:
+                raise ConfigError(f"metric {key!r} is not a number: {value!r}") from None
+            if not math.isfinite(number):
+                raise ConfigError(f"metric {key!r} is not a finite number: {value!r}")
+            out[key] = int(number) if value.strip().lstrip("+-").isdigit() else number
+        else:
+            out[key] = value
+    return out
+
+
+def build_record(
+    git: Git, tag: str, metrics: Mapping[str, float], params: Mapping[str, str]
+) -> TagRecord:
+    """Describe the annotated tag ``tag`` as it exists in the repository now."""
+    fmt = "%(objectname)%00%(taggername) %(taggeremail)%00%(taggerdate:iso-strict)%00%(contents)"
+    out = git.run(["for-each-ref", f"--format={fmt}", f"refs/tags/{tag}"]).stdout
+    if not out:
+        raise GitError(f"tag {tag!r} does not exist")
+    _, tagger, tagged_at, message = out.decode("utf-8", "replace").split("\0", 3)
+    commit = git.rev_parse(f"refs/tags/{tag}")
+    if commit is None:
+        raise GitError(f"tag {tag!r} does not point at a commit")
+    artifacts = sorted(
+        (
+            Artifact(path=f.path, oid=f.pointer.oid, size=f.pointer.size)
+            for f in tree_pointers(git, commit)
+        ),
+        key=lambda a: a.path,
+    )
+    return TagRecord(
+        tag=tag,
+        commit=commit,
+        message=message.strip(),
+        tagger=tagger.strip(),
+        tagged_at=tagged_at.strip(),
+        metrics=dict(metrics),
+        params=dict(params),
+        artifacts=artifacts,
+    )
+
+
+def _exact(value: float) -> Decimal:
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+def format_number(value: float | Decimal | None) -> str:
+    """Print a number as written, without binary float noise.
+
+    ``0.06``, not ``0.06000000000000005``; ``-`` for a missing number.
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, int):
+        return str(value)
+    text = repr(value)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _json_number(value: Decimal | float | None) -> float | int | None:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def diff_records(old: TagRecord, new: TagRecord) -> dict[str, Any]:
+    """Compare two records: metrics (old, new, delta), params and artifacts changed."""
+    metrics = {}
+    for name in sorted(set(old.metrics) | set(new.metrics)):
+        a, b = old.metrics.get(name), new.metrics.get(name)
+        delta = _exact(b) - _exact(a) if a is not None and b is not None else None
+        metrics[name] = {"old": a, "new": b, "delta": _json_number(delta)}
+    params = {
+        name: {"old": old.params.get(name), "new": new.params.get(name)}
+        for name in sorted(set(old.params) | set(new.params))
+        if old.params.get(name) != new.params.get(name)
+    }
+    before = {a.path: a for a in old.artifacts}
+    after = {a.path: a for a in new.artifacts}
+    artifacts = []
+    for path in sorted(set(before) | set(after)):
+        was, now = before.get(path), after.get(path)
+        if was != now:
+            artifacts.append(
+                {
+                    "path": path,
+                    "old_oid": was.oid if was else None,
+                    "new_oid": now.oid if now else None,
+                    "old_size": was.size if was else None,
+                    "new_size": now.size if now else None,
+                }
+            )
+    return {
+        "old": old.tag,
+        "new": new.tag,
+        "metrics": metrics,
+        "params": params,
+        "artifacts": artifacts,
+    }
+
+
+class LocalRecords:
+    """The local copies of records, and which of them still need pushing.
+
+    Args:
+        root: ``<git common dir>/lfs-agent``.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.tags_dir = root / "tags"
+        self.pending_dir = root / "pending"
+
+    def _path(self, base: Path, tag: str) -> Path:
+        return base / f"{tag}.json"
+
+    def save(self, record: TagRecord, pending: bool) -> None:
+        """Write the local copy; mark it pending when the bucket did not get it."""
+        path = self._path(self.tags_dir, record.tag)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(record.to_json())
+        marker = self._path(self.pending_dir, record.tag)
+        if pending:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_bytes(b"")
+        else:
+            marker.unlink(missing_ok=True)
+
+    def load(self, tag: str) -> TagRecord | None:
+        """The local copy of ``tag``'s record, or None."""
+        path = self._path(self.tags_dir, tag)
+        return TagRecord.from_json(path.read_bytes(), str(path)) if path.exists() else None
+
+    def tags(self) -> list[str]:
+        """Tags with a local copy."""
+        if not self.tags_dir.is_dir():
+            return []
+        return sorted(str(p.relative_to(self.tags_dir))[:-5] for p in self.tags_dir.rglob("*.json"))
+
+    def pending(self) -> list[str]:
+        """Tags whose records have not reached the bucket."""
+        if not self.pending_dir.is_dir():
+            return []
+        return sorted(
+            str(p.relative_to(self.pending_dir))[:-5] for p in self.pending_dir.rglob("*.json")
+        )
+
+
+def push_record(backend: RecordBackend, record: TagRecord, stamp: str) -> None:
+    """Store ``record`` in the bucket, and a copy under the tag's history."""
+    data = record.to_json()
+    backend.put_meta(f"{HISTORY_PREFIX}{record.tag}/{stamp}-{record.commit[:12]}.json", data)
+    backend.put_meta(f"{TAGS_PREFIX}{record.tag}.json", data)
+
+
+def fetch_record(backend: RecordBackend, tag: str) -> TagRecord | None:
+    """The bucket's record of ``tag``, or None."""
+    key = f"{TAGS_PREFIX}{tag}.json"
+    data = backend.get_meta(key)
+    return TagRecord.from_json(data, key) if data is not None else None
+
+
+def remote_tags(backend: RecordBackend) -> list[str]:
+    """Tags with a record in the bucket."""
+    return [k[len(TAGS_PREFIX) : -5] for k in backend.list_meta(TAGS_PREFIX) if k.endswith(".json")]
