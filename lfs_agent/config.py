@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
-
-from pydantic import BaseModel, ConfigDict
 
 from lfs_agent.errors import ConfigError
 from lfs_agent.git import REPO_SCOPES, ConfigEntry, Git
@@ -69,8 +68,13 @@ _SCP_LIKE_RE = re.compile(r"[^/]+:")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 
-class Settings(BaseModel):
+@dataclass(frozen=True)
+class Settings:
     """Everything a command needs to know about this repository's setup.
+
+    A frozen dataclass rather than a pydantic model on purpose: git spawns lfs-agent for
+    every filter run and hook, and importing pydantic costs ~150 ms there, more than all
+    the rest of start-up. :func:`resolve_settings` validates every value it sets.
 
     Attributes:
         remote: Normalized remote URL (``file:///...``, ``s3://...``), or None.
@@ -86,18 +90,16 @@ class Settings(BaseModel):
         warnings: Things a person should hear about (ignored committed keys ...).
     """
 
-    model_config = ConfigDict(frozen=True)
-
+    lfs_dir: Path
     remote: str | None = None
     remote_origin: str = ""
-    lfs_dir: Path
     fetch_include: tuple[str, ...] = ()
     fetch_exclude: tuple[str, ...] = ()
     concurrency: int = 8
     cache_dir: Path | None = None
     skip_smudge: bool = False
     skip_download_errors: bool = False
-    options: dict[str, str] = {}
+    options: dict[str, str] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
     def require_remote(self) -> str:
@@ -168,10 +170,11 @@ def read_sidecar(git: Git, work_tree: Path | None, name: str = SIDECAR_FILE) -> 
     """
     if work_tree is not None and (work_tree / name).is_file():
         return git.config_entries(["-f", str(work_tree / name)])
+    # `git config --blob` fails for a missing blob, so no separate existence probe.
     for blob in (f":{name}", f"HEAD:{name}"):
-        probe = git.run(["cat-file", "-e", blob], check=False)
-        if probe.returncode == 0:
-            return git.config_entries(["--blob", blob])
+        entries = git.config_entries(["--blob", blob])
+        if entries:
+            return entries
     return []
 
 

@@ -105,24 +105,23 @@ class Git:
         Raises:
             GitError: outside a repository.
         """
-        proc = self.run(
-            [
-                "rev-parse",
-                "--path-format=absolute",
-                "--git-dir",
-                "--git-common-dir",
-                "--is-bare-repository",
-            ],
-            check=False,
-        )
+        base = [
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-dir",
+            "--git-common-dir",
+            "--is-bare-repository",
+        ]
+        # One call in a work tree; --show-toplevel fails in a bare repository (or inside
+        # the git dir), hence the second try without it.
+        proc = self.run([*base, "--show-toplevel"], check=False)
+        if proc.returncode != 0:
+            proc = self.run(base, check=False)
         if proc.returncode != 0:
             raise GitError("not a git repository (or any parent up to the file system root)")
-        git_dir, common_dir, bare = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
-        work_tree = None
-        if bare != "true":
-            top = self.run(["rev-parse", "--show-toplevel"], check=False)
-            if top.returncode == 0 and top.stdout.strip():
-                work_tree = Path(top.stdout.decode("utf-8", "surrogateescape").rstrip("\n"))
+        found = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+        git_dir, common_dir, bare = found[:3]
+        work_tree = Path(found[3]) if len(found) > 3 and bare != "true" else None
         return RepoPaths(Path(git_dir), Path(common_dir), work_tree)
 
     def config_entries(self, extra_args: Sequence[str] = ()) -> list[ConfigEntry]:

@@ -18,14 +18,16 @@ import logging
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from lfs_agent.errors import LfsAgentError, NotAPointerError, ObjectNotFoundError, ProtocolError
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import PktLineReader, PktLineWriter
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.store import CHUNK_SIZE, ObjectStore
+
+if TYPE_CHECKING:  # imported when the first download starts: start-up matters here
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = [
     "DelayedDownloads",
@@ -222,6 +224,8 @@ class DelayedDownloads:
                 return
             self._waiting[pointer.oid] = [path]
             if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._pool = ThreadPoolExecutor(self._concurrency, "lfs-agent-download")
             self._pool.submit(self._run, pointer)
 

@@ -15,7 +15,6 @@ import shutil
 import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -225,6 +224,8 @@ class Remote:
         result = BatchResult()
         if not ordered:
             return result
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             futures = {pool.submit(action, p): p for p in ordered}
             for future in as_completed(futures):

@@ -1,0 +1,531 @@
+"""Benchmarks: lfs-agent against git-lfs and DVC, on the same machine, in one run.
+
+Each case is run for every tool, alternating tools within each round, and the table shows
+median seconds, the ratio ours/peer, and peak RSS (the largest process of the command,
+from getrusage of its children). Run through ``scripts/bench``, which installs the peers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+DVC = ROOT / ".venv-bench" / "bin" / "dvc"
+PYTHON = str(VENV_BIN / "python")
+MIB = 1024 * 1024
+# Runs a command and prints the peak RSS (KiB) of the largest process it started.
+MEASURE = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.run(sys.argv[2:], cwd=sys.argv[1], stdout=subprocess.DEVNULL).returncode\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)\n"
+)
+
+
+@dataclass
+class Sample:
+    seconds: float
+    rss_mb: float
+
+
+@dataclass
+class Case:
+    name: str
+    results: dict[str, list[Sample]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+class Bench:
+    def __init__(self, work: Path, quick: bool, runs: int) -> None:
+        self.work = work
+        self.quick = quick
+        self.runs = runs
+        self.cases: list[Case] = []
+        home = work / "home"
+        home.mkdir(parents=True)
+        self.env = {
+            "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(home),
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
+            "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
+            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
+            "LC_ALL": "C",
+            "DVC_NO_ANALYTICS": "1",
+            "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        self.git("config", "--global", "init.defaultBranch", "main", cwd=work)
+        self.git("config", "--global", "protocol.file.allow", "always", cwd=work)
+        self.has_git_lfs = shutil.which("git-lfs", path=self.env["PATH"]) is not None
+        if self.has_git_lfs:
+            self.git("lfs", "install", "--skip-repo", cwd=work)
+        self.has_dvc = DVC.exists()
+        self.counter = 0
+
+    # --- helpers --------------------------------------------------------------------
+
+    def run(self, args: list[str], cwd: Path, env: dict[str, str] | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        proc = subprocess.run(args, cwd=cwd, env=env or self.env, capture_output=True, check=False)
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed in {cwd}:\n"
+                               f"{proc.stderr.decode(errors='replace')[-2000:]}")
+        return proc
+
+    def git(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+        self.run(["git", *args], cwd, env)
+
+    def measure(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Sample:
+        start = time.perf_counter()
+        proc = self.run([sys.executable, "-c", MEASURE, str(cwd), *args], cwd, env, check=False)
+        seconds = time.perf_counter() - start
+        rss_kb, rc = proc.stdout.decode().split()
+        if rc != "0":
+            raise RuntimeError(f"measured command failed: {' '.join(args)}\n"
+                               f"{proc.stderr.decode(errors='replace')[-2000:]}")
+        return Sample(seconds, int(rss_kb) / 1024)
+
+    def fresh(self, name: str) -> Path:
+        self.counter += 1
+        path = self.work / f"{name}-{self.counter}"
+        path.mkdir()
+        return path
+
+    def case(self, name: str, tools: dict[str, Callable[[], Sample] | str]) -> None:
+        """Run ``tools`` (name -> measuring function, or a reason it is skipped)."""
+        case = Case(name)
+        self.cases.append(case)
+        print(f"== {name}", file=sys.stderr, flush=True)
+        for _ in range(self.runs):
+            for tool, fn in tools.items():
+                if isinstance(fn, str):
+                    case.skipped[tool] = fn
+                    continue
+                case.results.setdefault(tool, []).append(fn())
+
+    # --- data -------------------------------------------------------------------------
+
+    def make_file(self, path: Path, size: int, seed: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        block = os.urandom(MIB) if size >= MIB else os.urandom(size)
+        with open(path, "wb") as f:
+            remaining = size
+            while remaining:
+                chunk = block[: min(len(block), remaining)]
+                f.write(chunk)
+                remaining -= len(chunk)
+            f.write(seed.to_bytes(8, "big"))  # distinct content per file
+
+    def place(self, src: Path, dest: Path) -> None:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+
+    # --- repositories per tool ---------------------------------------------------------------
+
+    def ours_repo(self, name: str, remote: str | None = None) -> Path:
+        repo = self.fresh(name)
+        self.git("init", "-q", cwd=repo)
+        args = [str(VENV_BIN / "lfs-agent"), "install"]
+        if remote:
+            args += ["--remote", remote]  # into the committed .lfsagent, for clones
+        self.run(args, repo)
+        self.run([str(VENV_BIN / "lfs-agent"), "track", "*.bin"], repo)
+        return repo
+
+    def lfs_repo(self, name: str) -> Path:
+        repo = self.fresh(name)
+        self.git("init", "-q", cwd=repo)
+        self.git("lfs", "track", "*.bin", cwd=repo)
+        return repo
+
+    def dvc_repo(self, name: str) -> Path:
+        repo = self.fresh(name)
+        self.git("init", "-q", cwd=repo)
+        self.run([str(DVC), "init", "-q"], repo)
+        return repo
+
+    def bare(self, name: str) -> Path:
+        path = self.fresh(name)
+        self.git("init", "-q", "--bare", cwd=path)
+        return path
+
+    # --- cases ------------------------------------------------------------------------------
+
+    def bench_clean(self, size: int) -> None:
+        master = self.work / "master-big.bin"
+        self.make_file(master, size, 1)
+
+        def ours() -> Sample:
+            repo = self.ours_repo("clean-ours")
+            self.place(master, repo / "big.bin")
+            return self.measure(["git", "add", "big.bin"], repo)
+
+        def lfs() -> Sample:
+            repo = self.lfs_repo("clean-lfs")
+            self.place(master, repo / "big.bin")
+            return self.measure(["git", "add", "big.bin"], repo)
+
+        def dvc() -> Sample:
+            repo = self.dvc_repo("clean-dvc")
+            self.place(master, repo / "big.bin")
+            return self.measure([str(DVC), "add", "-q", "big.bin"], repo)
+
+        self.case(f"clean: git add of one {human(size)} file",
+                  {"lfs-agent": ours, "git-lfs": lfs if self.has_git_lfs else "git-lfs not installed",
+                   "dvc": dvc if self.has_dvc else "dvc not installed"})
+
+    def bench_small(self, count: int, size: int) -> None:
+        masters = self.work / "small-masters"
+        for i in range(count):
+            self.make_file(masters / f"f{i:05d}.bin", size, i)
+
+        def populate(repo: Path) -> None:
+            shutil.copytree(masters, repo / "files")
+
+        def run_tool(make: Callable[[str], Path]) -> tuple[Sample, Path]:
+            repo = make("small")
+            populate(repo)
+            return self.measure(["git", "add", "files"], repo), repo
+
+        checkout_samples: dict[str, list[Sample]] = {}
+
+        def add_then_checkout(tool: str, make: Callable[[str], Path]) -> Sample:
+            sample, repo = run_tool(make)
+            self.git("commit", "-qm", "files", cwd=repo)
+            shutil.rmtree(repo / "files")
+            checkout_samples.setdefault(tool, []).append(
+                self.measure(["git", "checkout", "--", "files"], repo))
+            return sample
+
+        name = f"small files: git add of {count} x {human(size)}"
+        self.case(name, {
+            "lfs-agent": lambda: add_then_checkout("lfs-agent", self.ours_repo),
+            "git-lfs": (lambda: add_then_checkout("git-lfs", self.lfs_repo))
+            if self.has_git_lfs else "git-lfs not installed",
+        })
+        checkout = Case(f"small files: fresh checkout of {count} x {human(size)}",
+                        results=checkout_samples)
+        self.cases.append(checkout)
+
+    def bench_push_clone(self, label: str, files: dict[str, int]) -> None:
+        masters = self.work / f"masters-{label}"
+        for i, (path, size) in enumerate(files.items()):
+            self.make_file(masters / path, size, 1000 + i)
+        push: dict[str, Callable[[], Sample] | str] = {}
+        pull: dict[str, list[Sample]] = {}
+
+        def ours() -> Sample:
+            bucket = self.fresh("bucket")
+            server = self.bare("server")
+            repo = self.ours_repo("push-ours", remote=str(bucket))
+            shutil.copytree(masters, repo / "data")
+            self.git("add", "-A", cwd=repo)
+            self.git("commit", "-qm", "data", cwd=repo)
+            self.git("remote", "add", "origin", str(server), cwd=repo)
+            sample = self.measure(["git", "push", "-q", "origin", "main"], repo)
+            clone = self.work / f"clone-ours-{self.counter}"
+            self.counter += 1
+            pull.setdefault("lfs-agent", []).append(self.measure(
+                ["git", "clone", "-q", "-c", f"filter.lfs.process={PYTHON} -m lfs_agent filter-process",
+                 "-c", "filter.lfs.required=true", str(server), str(clone)], self.work))
+            return sample
+
+        def lfs() -> Sample:
+            server = self.bare("server")
+            repo = self.lfs_repo("push-lfs")
+            shutil.copytree(masters, repo / "data")
+            self.git("add", "-A", cwd=repo)
+            self.git("commit", "-qm", "data", cwd=repo)
+            self.git("remote", "add", "origin", server.as_uri(), cwd=repo)
+            sample = self.measure(["git", "push", "-q", "origin", "main"], repo)
+            clone = self.work / f"clone-lfs-{self.counter}"
+            self.counter += 1
+            pull.setdefault("git-lfs", []).append(self.measure(
+                ["git", "clone", "-q", server.as_uri(), str(clone)], self.work))
+            return sample
+
+        def dvc() -> Sample:
+            remote = self.fresh("dvc-remote")
+            repo = self.dvc_repo("push-dvc")
+            shutil.copytree(masters, repo / "data")
+            self.run([str(DVC), "add", "-q", "data"], repo)
+            self.run([str(DVC), "remote", "add", "-d", "store", str(remote)], repo)
+            sample = self.measure([str(DVC), "push", "-q"], repo)
+            shutil.rmtree(repo / ".dvc" / "cache")
+            shutil.rmtree(repo / "data")
+            pull.setdefault("dvc", []).append(self.measure([str(DVC), "pull", "-q"], repo))
+            return sample
+
+        push["lfs-agent"] = ours
+        push["git-lfs"] = lfs if self.has_git_lfs else "git-lfs not installed"
+        push["dvc"] = dvc if self.has_dvc else "dvc not installed"
+        self.case(f"push {label} to a local bucket (git-lfs: file:// remote)", push)
+        self.cases.append(Case(f"clone/pull {label} from a local bucket", results=pull))
+
+    def bench_s3(self, label: str, files: dict[str, int], moto_url: str) -> None:
+        import boto3
+
+        masters = self.work / f"masters-s3-{label}"
+        for i, (path, size) in enumerate(files.items()):
+            self.make_file(masters / path, size, 2000 + i)
+        s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="bench",
+                          aws_secret_access_key="bench", region_name="us-east-1")
+        env = dict(self.env, AWS_ENDPOINT_URL=moto_url)
+        pull: dict[str, list[Sample]] = {}
+
+        def bucket() -> str:
+            self.counter += 1
+            name = f"bench-{self.counter}"
+            s3.create_bucket(Bucket=name)
+            return name
+
+        def ours() -> Sample:
+            server = self.bare("server")
+            repo = self.ours_repo("s3-ours", remote=f"s3://{bucket()}/repo")
+            shutil.copytree(masters, repo / "data")
+            self.git("add", "-A", cwd=repo)
+            self.git("commit", "-qm", "data", cwd=repo)
+            self.git("remote", "add", "origin", str(server), cwd=repo)
+            sample = self.measure(["git", "push", "-q", "origin", "main"], repo, env)
+            shutil.rmtree(repo / ".git" / "lfs" / "objects")
+            shutil.rmtree(repo / "data")
+            pull.setdefault("lfs-agent", []).append(
+                self.measure([str(VENV_BIN / "lfs-agent"), "pull"], repo, env))
+            return sample
+
+        def dvc() -> Sample:
+            repo = self.dvc_repo("s3-dvc")
+            shutil.copytree(masters, repo / "data")
+            self.run([str(DVC), "add", "-q", "data"], repo)
+            self.run([str(DVC), "remote", "add", "-d", "s3", f"s3://{bucket()}/repo"], repo)
+            self.run([str(DVC), "remote", "modify", "s3", "endpointurl", moto_url], repo)
+            sample = self.measure([str(DVC), "push", "-q"], repo, env)
+            shutil.rmtree(repo / ".dvc" / "cache")
+            shutil.rmtree(repo / "data")
+            pull.setdefault("dvc", []).append(self.measure([str(DVC), "pull", "-q"], repo, env))
+            return sample
+
+        self.case(f"push {label} to S3 (moto server)",
+                  {"lfs-agent": ours, "dvc": dvc if self.has_dvc else "dvc not installed"})
+        self.cases.append(Case(f"pull {label} from S3 (moto server)", results=pull))
+
+    def bench_lazy(self, count: int, size: int) -> None:
+        masters = self.work / "masters-lazy"
+        for i in range(count):
+            self.make_file(masters / f"m{i}.bin", size, 3000 + i)
+        # One repository per tool, cloned lazily again in each round.
+        bucket = self.fresh("lazy-bucket")
+        ours_server = self.bare("lazy-server")
+        repo = self.ours_repo("lazy-ours", remote=str(bucket))
+        shutil.copytree(masters, repo / "models")
+        self.git("add", "-A", cwd=repo)
+        self.git("commit", "-qm", "models", cwd=repo)
+        self.git("remote", "add", "origin", str(ours_server), cwd=repo)
+        self.git("push", "-q", "origin", "main", cwd=repo)
+        tools: dict[str, Callable[[], Sample] | str] = {}
+
+        def ours() -> Sample:
+            dest = self.work / f"lazy-clone-ours-{self.counter}"
+            self.counter += 1
+            return self.measure([str(VENV_BIN / "lfs-agent"), "clone", "--include", "models/m0.bin",
+                                 str(ours_server), str(dest)], self.work)
+
+        tools["lfs-agent"] = ours
+        if self.has_git_lfs:
+            lfs_server = self.bare("lazy-lfs-server")
+            lrepo = self.lfs_repo("lazy-lfs")
+            shutil.copytree(masters, lrepo / "models")
+            self.git("add", "-A", cwd=lrepo)
+            self.git("commit", "-qm", "models", cwd=lrepo)
+            self.git("remote", "add", "origin", lfs_server.as_uri(), cwd=lrepo)
+            self.git("push", "-q", "origin", "main", cwd=lrepo)
+
+            def lfs() -> Sample:
+                dest = self.work / f"lazy-clone-lfs-{self.counter}"
+                self.counter += 1
+                script = (f"GIT_LFS_SKIP_SMUDGE=1 git clone -q {lfs_server.as_uri()} {dest} && "
+                          f"cd {dest} && git lfs pull -I models/m0.bin")
+                return self.measure(["sh", "-c", script], self.work)
+
+            tools["git-lfs"] = lfs
+        else:
+            tools["git-lfs"] = "git-lfs not installed"
+        self.case(f"lazy CI clone of 1 x {human(size)} out of {count} x {human(size)}", tools)
+
+    def bench_startup(self) -> None:
+        handshake = (b"0016git-filter-client\n000eversion=2\n0000"
+                     b"0015capability=clean\n0016capability=smudge\n0015capability=delay\n0000")
+        repo = self.ours_repo("startup")
+        lrepo = self.lfs_repo("startup-lfs") if self.has_git_lfs else None
+
+        def filter_handshake(cmd: list[str], cwd: Path) -> Sample:
+            start = time.perf_counter()
+            proc = subprocess.Popen(cmd, cwd=cwd, env=self.env, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(handshake)
+            proc.stdin.flush()
+            reply = b""
+            while not reply.endswith(b"0015capability=delay\n0000") and not reply.endswith(
+                    b"0016capability=smudge\n0000"):
+                chunk = proc.stdout.read1(4096)
+                if not chunk:
+                    break
+                reply += chunk
+            proc.stdin.close()
+            proc.wait()
+            return Sample(time.perf_counter() - start, 0.0)
+
+        self.case("start-up: --version", {
+            "lfs-agent": lambda: self.measure([str(VENV_BIN / "lfs-agent"), "--version"], repo),
+            "git-lfs": (lambda: self.measure(["git-lfs", "version"], repo))
+            if self.has_git_lfs else "git-lfs not installed",
+        })
+        self.case("start-up: filter-process handshake", {
+            "lfs-agent": lambda: filter_handshake([PYTHON, "-m", "lfs_agent", "filter-process"], repo),
+            "git-lfs": (lambda: filter_handshake(["git-lfs", "filter-process"], lrepo))
+            if lrepo is not None else "git-lfs not installed",
+        })
+
+    # --- report -------------------------------------------------------------------------------
+
+    def report(self) -> list[dict[str, object]]:
+        rows = []
+        for case in self.cases:
+            medians = {tool: (statistics.median(s.seconds for s in samples),
+                              max(s.rss_mb for s in samples))
+                       for tool, samples in case.results.items() if samples}
+            ours = medians.get("lfs-agent")
+            for peer in ("git-lfs", "dvc"):
+                if peer in medians and ours:
+                    medians_ratio = ours[0] / medians[peer][0] if medians[peer][0] else None
+                else:
+                    medians_ratio = None
+                if peer in medians or peer in case.skipped:
+                    rows.append({"case": case.name, "peer": peer,
+                                 "ours_s": ours[0] if ours else None,
+                                 "peer_s": medians[peer][0] if peer in medians else None,
+                                 "ratio": medians_ratio,
+                                 "ours_rss_mb": ours[1] if ours else None,
+                                 "peer_rss_mb": medians[peer][1] if peer in medians else None,
+                                 "skipped": case.skipped.get(peer)})
+            if not any(r["case"] == case.name for r in rows) and ours:
+                rows.append({"case": case.name, "peer": "-", "ours_s": ours[0], "peer_s": None,
+                             "ratio": None, "ours_rss_mb": ours[1], "peer_rss_mb": None,
+                             "skipped": None})
+        return rows
+
+
+def human(size: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor:
+            return f"{size / factor:g} {unit}"
+    return f"{size} B"
+
+
+def fmt(value: object, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(rows: list[dict[str, object]], markdown: bool) -> None:
+    header = ["case", "peer", "lfs-agent s", "peer s", "ratio", "lfs-agent RSS MB", "peer RSS MB"]
+    lines = []
+    for r in rows:
+        peer_s = fmt(r["peer_s"], ".3f") if not r["skipped"] else f"skipped: {r['skipped']}"
+        lines.append([str(r["case"]), str(r["peer"]), fmt(r["ours_s"], ".3f"), peer_s,
+                      fmt(r["ratio"], ".2f"), fmt(r["ours_rss_mb"], ".0f"),
+                      fmt(r["peer_rss_mb"], ".0f")])
+    if markdown:
+        print("| " + " | ".join(header) + " |")
+        print("|" + "---|" * len(header))
+        for line in lines:
+            print("| " + " | ".join(line) + " |")
+        return
+    widths = [max(len(x) for x in col) for col in zip(header, *lines, strict=False)]
+    for line in [header, *lines]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+def start_moto(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(work / "moto.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen([PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the moto server did not start")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny inputs, one run")
+    parser.add_argument("--runs", type=int, help="rounds per case (default 3; 1 with --quick)")
+    parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--only", metavar="WORD", help="run only cases whose group has WORD")
+    args = parser.parse_args()
+    runs = args.runs or (1 if args.quick else 3)
+    big = 2 * MIB if args.quick else 1 << 30
+    small_n = 20 if args.quick else 2000
+    push_small_n = 20 if args.quick else 1000
+    lazy_size = 1 * MIB if args.quick else 100 * MIB
+    work = Path(tempfile.mkdtemp(prefix="lfs-agent-bench-"))
+    bench = Bench(work, args.quick, runs)
+    moto = None
+    try:
+        groups: list[tuple[str, Callable[[], None]]] = [
+            ("startup", bench.bench_startup),
+            ("clean", lambda: bench.bench_clean(big)),
+            ("small", lambda: bench.bench_small(small_n, 16 * 1024)),
+            ("push", lambda: bench.bench_push_clone(human(big), {"big.bin": big})),
+            ("push", lambda: bench.bench_push_clone(
+                f"{push_small_n} small files",
+                {f"s{i:04d}.bin": 16 * 1024 for i in range(push_small_n)})),
+            ("lazy", lambda: bench.bench_lazy(10 if not args.quick else 4, lazy_size)),
+        ]
+        for group, fn in groups:
+            if not args.only or args.only in group:
+                fn()
+        if not args.only or args.only in "s3":
+            moto, url = start_moto(work)
+            bench.bench_s3(human(big), {"big.bin": big}, url)
+            bench.bench_s3(f"{push_small_n} small files",
+                           {f"s{i:04d}.bin": 16 * 1024 for i in range(push_small_n)}, url)
+    finally:
+        if moto is not None:
+            moto.send_signal(signal.SIGTERM)
+            moto.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    rows = bench.report()
+    print(f"\nlfs-agent benchmarks ({'quick' if args.quick else 'full'}, {runs} run(s) per case, "
+          f"median seconds; ratio = lfs-agent / peer, lower is better)")
+    print_table(rows, args.markdown)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
