@@ -61,12 +61,16 @@ class Bench:
             "HOME": str(home),
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_CONFIG_GLOBAL": str(home / ".gitconfig"),
-            "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
+            "GIT_AUTHOR_NAME": "bench",
+            "GIT_AUTHOR_EMAIL": "bench@example.com",
+            "GIT_COMMITTER_NAME": "bench",
+            "GIT_COMMITTER_EMAIL": "bench@example.com",
             "LC_ALL": "C",
             "DVC_NO_ANALYTICS": "1",
-            "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
         }
         self.git("config", "--global", "init.defaultBranch", "main", cwd=work)
         self.git("config", "--global", "protocol.file.allow", "always", cwd=work)
@@ -78,12 +82,14 @@ class Bench:
 
     # --- helpers --------------------------------------------------------------------
 
-    def run(self, args: list[str], cwd: Path, env: dict[str, str] | None = None,
-            check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    def run(
+        self, args: list[str], cwd: Path, env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[bytes]:
         proc = subprocess.run(args, cwd=cwd, env=env or self.env, capture_output=True, check=False)
         if check and proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(args)} failed in {cwd}:\n"
-                               f"{proc.stderr.decode(errors='replace')[-2000:]}")
+            raise RuntimeError(
+                f"{' '.join(args)} failed in {cwd}:\n{proc.stderr.decode(errors='replace')[-2000:]}"
+            )
         return proc
 
     def git(self, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
@@ -95,8 +101,10 @@ class Bench:
         seconds = time.perf_counter() - start
         rss_kb, rc = proc.stdout.decode().split()
         if rc != "0":
-            raise RuntimeError(f"measured command failed: {' '.join(args)}\n"
-                               f"{proc.stderr.decode(errors='replace')[-2000:]}")
+            raise RuntimeError(
+                f"measured command failed: {' '.join(args)}\n"
+                f"{proc.stderr.decode(errors='replace')[-2000:]}"
+            )
         return Sample(seconds, int(rss_kb) / 1024)
 
     def fresh(self, name: str) -> Path:
@@ -184,9 +192,14 @@ class Bench:
             self.place(master, repo / "big.bin")
             return self.measure([str(DVC), "add", "-q", "big.bin"], repo)
 
-        self.case(f"clean: git add of one {human(size)} file",
-                  {"lfs-agent": ours, "git-lfs": lfs if self.has_git_lfs else "git-lfs not installed",
-                   "dvc": dvc if self.has_dvc else "dvc not installed"})
+        self.case(
+            f"clean: git add of one {human(size)} file",
+            {
+                "lfs-agent": ours,
+                "git-lfs": lfs if self.has_git_lfs else "git-lfs not installed",
+                "dvc": dvc if self.has_dvc else "dvc not installed",
+            },
+        )
 
     def bench_small(self, count: int, size: int) -> None:
         masters = self.work / "small-masters"
@@ -208,17 +221,23 @@ class Bench:
             self.git("commit", "-qm", "files", cwd=repo)
             shutil.rmtree(repo / "files")
             checkout_samples.setdefault(tool, []).append(
-                self.measure(["git", "checkout", "--", "files"], repo))
+                self.measure(["git", "checkout", "--", "files"], repo)
+            )
             return sample
 
         name = f"small files: git add of {count} x {human(size)}"
-        self.case(name, {
-            "lfs-agent": lambda: add_then_checkout("lfs-agent", self.ours_repo),
-            "git-lfs": (lambda: add_then_checkout("git-lfs", self.lfs_repo))
-            if self.has_git_lfs else "git-lfs not installed",
-        })
-        checkout = Case(f"small files: fresh checkout of {count} x {human(size)}",
-                        results=checkout_samples)
+        self.case(
+            name,
+            {
+                "lfs-agent": lambda: add_then_checkout("lfs-agent", self.ours_repo),
+                "git-lfs": (lambda: add_then_checkout("git-lfs", self.lfs_repo))
+                if self.has_git_lfs
+                else "git-lfs not installed",
+            },
+        )
+        checkout = Case(
+            f"small files: fresh checkout of {count} x {human(size)}", results=checkout_samples
+        )
         self.cases.append(checkout)
 
     def bench_push_clone(self, label: str, files: dict[str, int]) -> None:
@@ -239,9 +258,22 @@ class Bench:
             sample = self.measure(["git", "push", "-q", "origin", "main"], repo)
             clone = self.work / f"clone-ours-{self.counter}"
             self.counter += 1
-            pull.setdefault("lfs-agent", []).append(self.measure(
-                ["git", "clone", "-q", "-c", f"filter.lfs.process={PYTHON} -m lfs_agent filter-process",
-                 "-c", "filter.lfs.required=true", str(server), str(clone)], self.work))
+            pull.setdefault("lfs-agent", []).append(
+                self.measure(
+                    [
+                        "git",
+                        "clone",
+                        "-q",
+                        "-c",
+                        f"filter.lfs.process={PYTHON} -m lfs_agent filter-process",
+                        "-c",
+                        "filter.lfs.required=true",
+                        str(server),
+                        str(clone),
+                    ],
+                    self.work,
+                )
+            )
             return sample
 
         def lfs() -> Sample:
@@ -254,8 +286,9 @@ class Bench:
             sample = self.measure(["git", "push", "-q", "origin", "main"], repo)
             clone = self.work / f"clone-lfs-{self.counter}"
             self.counter += 1
-            pull.setdefault("git-lfs", []).append(self.measure(
-                ["git", "clone", "-q", server.as_uri(), str(clone)], self.work))
+            pull.setdefault("git-lfs", []).append(
+                self.measure(["git", "clone", "-q", server.as_uri(), str(clone)], self.work)
+            )
             return sample
 
         def dvc() -> Sample:
@@ -282,8 +315,13 @@ class Bench:
         masters = self.work / f"masters-s3-{label}"
         for i, (path, size) in enumerate(files.items()):
             self.make_file(masters / path, size, 2000 + i)
-        s3 = boto3.client("s3", endpoint_url=moto_url, aws_access_key_id="bench",
-                          aws_secret_access_key="bench", region_name="us-east-1")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=moto_url,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            region_name="us-east-1",
+        )
         env = dict(self.env, AWS_ENDPOINT_URL=moto_url)
         pull: dict[str, list[Sample]] = {}
 
@@ -304,7 +342,8 @@ class Bench:
             shutil.rmtree(repo / ".git" / "lfs" / "objects")
             shutil.rmtree(repo / "data")
             pull.setdefault("lfs-agent", []).append(
-                self.measure([str(VENV_BIN / "lfs-agent"), "pull"], repo, env))
+                self.measure([str(VENV_BIN / "lfs-agent"), "pull"], repo, env)
+            )
             return sample
 
         def dvc() -> Sample:
@@ -319,8 +358,10 @@ class Bench:
             pull.setdefault("dvc", []).append(self.measure([str(DVC), "pull", "-q"], repo, env))
             return sample
 
-        self.case(f"push {label} to S3 (moto server)",
-                  {"lfs-agent": ours, "dvc": dvc if self.has_dvc else "dvc not installed"})
+        self.case(
+            f"push {label} to S3 (moto server)",
+            {"lfs-agent": ours, "dvc": dvc if self.has_dvc else "dvc not installed"},
+        )
         self.cases.append(Case(f"pull {label} from S3 (moto server)", results=pull))
 
     def bench_lazy(self, count: int, size: int) -> None:
@@ -341,8 +382,17 @@ class Bench:
         def ours() -> Sample:
             dest = self.work / f"lazy-clone-ours-{self.counter}"
             self.counter += 1
-            return self.measure([str(VENV_BIN / "lfs-agent"), "clone", "--include", "models/m0.bin",
-                                 str(ours_server), str(dest)], self.work)
+            return self.measure(
+                [
+                    str(VENV_BIN / "lfs-agent"),
+                    "clone",
+                    "--include",
+                    "models/m0.bin",
+                    str(ours_server),
+                    str(dest),
+                ],
+                self.work,
+            )
 
         tools["lfs-agent"] = ours
         if self.has_git_lfs:
@@ -357,8 +407,10 @@ class Bench:
             def lfs() -> Sample:
                 dest = self.work / f"lazy-clone-lfs-{self.counter}"
                 self.counter += 1
-                script = (f"GIT_LFS_SKIP_SMUDGE=1 git clone -q {lfs_server.as_uri()} {dest} && "
-                          f"cd {dest} && git lfs pull -I models/m0.bin")
+                script = (
+                    f"GIT_LFS_SKIP_SMUDGE=1 git clone -q {lfs_server.as_uri()} {dest} && "
+                    f"cd {dest} && git lfs pull -I models/m0.bin"
+                )
                 return self.measure(["sh", "-c", script], self.work)
 
             tools["git-lfs"] = lfs
@@ -367,21 +419,30 @@ class Bench:
         self.case(f"lazy CI clone of 1 x {human(size)} out of {count} x {human(size)}", tools)
 
     def bench_startup(self) -> None:
-        handshake = (b"0016git-filter-client\n000eversion=2\n0000"
-                     b"0015capability=clean\n0016capability=smudge\n0015capability=delay\n0000")
+        handshake = (
+            b"0016git-filter-client\n000eversion=2\n0000"
+            b"0015capability=clean\n0016capability=smudge\n0015capability=delay\n0000"
+        )
         repo = self.ours_repo("startup")
         lrepo = self.lfs_repo("startup-lfs") if self.has_git_lfs else None
 
         def filter_handshake(cmd: list[str], cwd: Path) -> Sample:
             start = time.perf_counter()
-            proc = subprocess.Popen(cmd, cwd=cwd, env=self.env, stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                cmd,
+                cwd=cwd,
+                env=self.env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
             assert proc.stdin is not None and proc.stdout is not None
             proc.stdin.write(handshake)
             proc.stdin.flush()
             reply = b""
             while not reply.endswith(b"0015capability=delay\n0000") and not reply.endswith(
-                    b"0016capability=smudge\n0000"):
+                b"0016capability=smudge\n0000"
+            ):
                 chunk = proc.stdout.read1(4096)
                 if not chunk:
                     break
@@ -390,25 +451,40 @@ class Bench:
             proc.wait()
             return Sample(time.perf_counter() - start, 0.0)
 
-        self.case("start-up: --version", {
-            "lfs-agent": lambda: self.measure([str(VENV_BIN / "lfs-agent"), "--version"], repo),
-            "git-lfs": (lambda: self.measure(["git-lfs", "version"], repo))
-            if self.has_git_lfs else "git-lfs not installed",
-        })
-        self.case("start-up: filter-process handshake", {
-            "lfs-agent": lambda: filter_handshake([PYTHON, "-m", "lfs_agent", "filter-process"], repo),
-            "git-lfs": (lambda: filter_handshake(["git-lfs", "filter-process"], lrepo))
-            if lrepo is not None else "git-lfs not installed",
-        })
+        self.case(
+            "start-up: --version",
+            {
+                "lfs-agent": lambda: self.measure([str(VENV_BIN / "lfs-agent"), "--version"], repo),
+                "git-lfs": (lambda: self.measure(["git-lfs", "version"], repo))
+                if self.has_git_lfs
+                else "git-lfs not installed",
+            },
+        )
+        self.case(
+            "start-up: filter-process handshake",
+            {
+                "lfs-agent": lambda: filter_handshake(
+                    [PYTHON, "-m", "lfs_agent", "filter-process"], repo
+                ),
+                "git-lfs": (lambda: filter_handshake(["git-lfs", "filter-process"], lrepo))
+                if lrepo is not None
+                else "git-lfs not installed",
+            },
+        )
 
     # --- report -------------------------------------------------------------------------------
 
     def report(self) -> list[dict[str, object]]:
         rows = []
         for case in self.cases:
-            medians = {tool: (statistics.median(s.seconds for s in samples),
-                              max(s.rss_mb for s in samples))
-                       for tool, samples in case.results.items() if samples}
+            medians = {
+                tool: (
+                    statistics.median(s.seconds for s in samples),
+                    max(s.rss_mb for s in samples),
+                )
+                for tool, samples in case.results.items()
+                if samples
+            }
             ours = medians.get("lfs-agent")
             for peer in ("git-lfs", "dvc"):
                 if peer in medians and ours:
@@ -416,17 +492,31 @@ class Bench:
                 else:
                     medians_ratio = None
                 if peer in medians or peer in case.skipped:
-                    rows.append({"case": case.name, "peer": peer,
-                                 "ours_s": ours[0] if ours else None,
-                                 "peer_s": medians[peer][0] if peer in medians else None,
-                                 "ratio": medians_ratio,
-                                 "ours_rss_mb": ours[1] if ours else None,
-                                 "peer_rss_mb": medians[peer][1] if peer in medians else None,
-                                 "skipped": case.skipped.get(peer)})
+                    rows.append(
+                        {
+                            "case": case.name,
+                            "peer": peer,
+                            "ours_s": ours[0] if ours else None,
+                            "peer_s": medians[peer][0] if peer in medians else None,
+                            "ratio": medians_ratio,
+                            "ours_rss_mb": ours[1] if ours else None,
+                            "peer_rss_mb": medians[peer][1] if peer in medians else None,
+                            "skipped": case.skipped.get(peer),
+                        }
+                    )
             if not any(r["case"] == case.name for r in rows) and ours:
-                rows.append({"case": case.name, "peer": "-", "ours_s": ours[0], "peer_s": None,
-                             "ratio": None, "ours_rss_mb": ours[1], "peer_rss_mb": None,
-                             "skipped": None})
+                rows.append(
+                    {
+                        "case": case.name,
+                        "peer": "-",
+                        "ours_s": ours[0],
+                        "peer_s": None,
+                        "ratio": None,
+                        "ours_rss_mb": ours[1],
+                        "peer_rss_mb": None,
+                        "skipped": None,
+                    }
+                )
         return rows
 
 
@@ -446,9 +536,17 @@ def print_table(rows: list[dict[str, object]], markdown: bool) -> None:
     lines = []
     for r in rows:
         peer_s = fmt(r["peer_s"], ".3f") if not r["skipped"] else f"skipped: {r['skipped']}"
-        lines.append([str(r["case"]), str(r["peer"]), fmt(r["ours_s"], ".3f"), peer_s,
-                      fmt(r["ratio"], ".2f"), fmt(r["ours_rss_mb"], ".0f"),
-                      fmt(r["peer_rss_mb"], ".0f")])
+        lines.append(
+            [
+                str(r["case"]),
+                str(r["peer"]),
+                fmt(r["ours_s"], ".3f"),
+                peer_s,
+                fmt(r["ratio"], ".2f"),
+                fmt(r["ours_rss_mb"], ".0f"),
+                fmt(r["peer_rss_mb"], ".0f"),
+            ]
+        )
     if markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
@@ -465,8 +563,11 @@ def start_moto(work: Path) -> tuple[subprocess.Popen[bytes], str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(work / "moto.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen([PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -500,9 +601,13 @@ def main() -> int:
             ("clean", lambda: bench.bench_clean(big)),
             ("small", lambda: bench.bench_small(small_n, 16 * 1024)),
             ("push", lambda: bench.bench_push_clone(human(big), {"big.bin": big})),
-            ("push", lambda: bench.bench_push_clone(
-                f"{push_small_n} small files",
-                {f"s{i:04d}.bin": 16 * 1024 for i in range(push_small_n)})),
+            (
+                "push",
+                lambda: bench.bench_push_clone(
+                    f"{push_small_n} small files",
+                    {f"s{i:04d}.bin": 16 * 1024 for i in range(push_small_n)},
+                ),
+            ),
             ("lazy", lambda: bench.bench_lazy(10 if not args.quick else 4, lazy_size)),
         ]
         for group, fn in groups:
@@ -511,16 +616,21 @@ def main() -> int:
         if not args.only or args.only in "s3":
             moto, url = start_moto(work)
             bench.bench_s3(human(big), {"big.bin": big}, url)
-            bench.bench_s3(f"{push_small_n} small files",
-                           {f"s{i:04d}.bin": 16 * 1024 for i in range(push_small_n)}, url)
+            bench.bench_s3(
+                f"{push_small_n} small files",
+                {f"s{i:04d}.bin": 16 * 1024 for i in range(push_small_n)},
+                url,
+            )
     finally:
         if moto is not None:
             moto.send_signal(signal.SIGTERM)
             moto.wait()
         shutil.rmtree(work, ignore_errors=True)
     rows = bench.report()
-    print(f"\nlfs-agent benchmarks ({'quick' if args.quick else 'full'}, {runs} run(s) per case, "
-          f"median seconds; ratio = lfs-agent / peer, lower is better)")
+    print(
+        f"\nlfs-agent benchmarks ({'quick' if args.quick else 'full'}, {runs} run(s) per case, "
+        f"median seconds; ratio = lfs-agent / peer, lower is better)"
+    )
     print_table(rows, args.markdown)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
