@@ -723,6 +723,13 @@ def _load_records(ctx: Context, tags: list[str] | None = None) -> dict[str, TagR
     return found
 
 
+def _print_rows(rows: list[list[str]]) -> None:
+    """Print rows as left-aligned columns separated by two spaces."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
 def _print_json(data: object) -> None:
     import json
 
@@ -753,9 +760,7 @@ def cmd_metrics_list(ctx: Context) -> int:
                 *(format_number(r.metrics.get(m)) for m in names),
             ]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    _print_rows(rows)
     return 0
 
 
@@ -805,9 +810,7 @@ def cmd_metrics_diff(ctx: Context) -> int:
         rows.append(
             [name, format_number(m["old"]), format_number(m["new"]), sign + format_number(delta)]
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    _print_rows(rows)
     for name, p in diff["params"].items():
         print(f"param {name}: {p['old']} -> {p['new']}")
     for a in diff["artifacts"]:

@@ -79,6 +79,9 @@ class Bench:
             self.git("lfs", "install", "--skip-repo", cwd=work)
         self.has_dvc = DVC.exists()
         self.counter = 0
+        # Directories of the tool run being measured; deleted once it is done, so that
+        # full-size runs do not fill the disk with copies of 1 GiB files.
+        self.scratch: list[Path] = []
 
     # --- helpers --------------------------------------------------------------------
 
@@ -108,10 +111,21 @@ class Bench:
         return Sample(seconds, int(rss_kb) / 1024)
 
     def fresh(self, name: str) -> Path:
-        self.counter += 1
-        path = self.work / f"{name}-{self.counter}"
+        path = self.scratch_path(name)
         path.mkdir()
         return path
+
+    def scratch_path(self, name: str) -> Path:
+        """A new path under the work dir, removed after the current tool run."""
+        self.counter += 1
+        path = self.work / f"{name}-{self.counter}"
+        self.scratch.append(path)
+        return path
+
+    def clean_scratch(self) -> None:
+        for path in self.scratch:
+            shutil.rmtree(path, ignore_errors=True)
+        self.scratch.clear()
 
     def case(self, name: str, tools: dict[str, Callable[[], Sample] | str]) -> None:
         """Run ``tools`` (name -> measuring function, or a reason it is skipped)."""
@@ -123,7 +137,15 @@ class Bench:
                 if isinstance(fn, str):
                     case.skipped[tool] = fn
                     continue
-                case.results.setdefault(tool, []).append(fn())
+                try:
+                    case.results.setdefault(tool, []).append(fn())
+                except (RuntimeError, OSError) as exc:
+                    first = str(exc).strip().splitlines()[0][:160]
+                    print(f"   {tool} failed: {first}", file=sys.stderr, flush=True)
+                    case.skipped[tool] = f"failed: {first}"
+                    tools[tool] = case.skipped[tool]
+                finally:
+                    self.clean_scratch()
 
     # --- data -------------------------------------------------------------------------
 
@@ -256,8 +278,7 @@ class Bench:
             self.git("commit", "-qm", "data", cwd=repo)
             self.git("remote", "add", "origin", str(server), cwd=repo)
             sample = self.measure(["git", "push", "-q", "origin", "main"], repo)
-            clone = self.work / f"clone-ours-{self.counter}"
-            self.counter += 1
+            clone = self.scratch_path("clone-ours")
             pull.setdefault("lfs-agent", []).append(
                 self.measure(
                     [
@@ -284,8 +305,7 @@ class Bench:
             self.git("commit", "-qm", "data", cwd=repo)
             self.git("remote", "add", "origin", server.as_uri(), cwd=repo)
             sample = self.measure(["git", "push", "-q", "origin", "main"], repo)
-            clone = self.work / f"clone-lfs-{self.counter}"
-            self.counter += 1
+            clone = self.scratch_path("clone-lfs")
             pull.setdefault("git-lfs", []).append(
                 self.measure(["git", "clone", "-q", server.as_uri(), str(clone)], self.work)
             )
@@ -368,7 +388,8 @@ class Bench:
         masters = self.work / "masters-lazy"
         for i in range(count):
             self.make_file(masters / f"m{i}.bin", size, 3000 + i)
-        # One repository per tool, cloned lazily again in each round.
+        # One repository per tool, cloned lazily again in each round; kept (not scratch)
+        # until the case is done.
         bucket = self.fresh("lazy-bucket")
         ours_server = self.bare("lazy-server")
         repo = self.ours_repo("lazy-ours", remote=str(bucket))
@@ -380,8 +401,7 @@ class Bench:
         tools: dict[str, Callable[[], Sample] | str] = {}
 
         def ours() -> Sample:
-            dest = self.work / f"lazy-clone-ours-{self.counter}"
-            self.counter += 1
+            dest = self.scratch_path("lazy-clone-ours")
             return self.measure(
                 [
                     str(VENV_BIN / "lfs-agent"),
@@ -405,8 +425,7 @@ class Bench:
             self.git("push", "-q", "origin", "main", cwd=lrepo)
 
             def lfs() -> Sample:
-                dest = self.work / f"lazy-clone-lfs-{self.counter}"
-                self.counter += 1
+                dest = self.scratch_path("lazy-clone-lfs")
                 script = (
                     f"GIT_LFS_SKIP_SMUDGE=1 git clone -q {lfs_server.as_uri()} {dest} && "
                     f"cd {dest} && git lfs pull -I models/m0.bin"
@@ -416,7 +435,10 @@ class Bench:
             tools["git-lfs"] = lfs
         else:
             tools["git-lfs"] = "git-lfs not installed"
+        keep, self.scratch = self.scratch, []  # the repositories outlive each round
         self.case(f"lazy CI clone of 1 x {human(size)} out of {count} x {human(size)}", tools)
+        self.scratch = keep
+        self.clean_scratch()
 
     def bench_startup(self) -> None:
         handshake = (
@@ -451,6 +473,7 @@ class Bench:
             proc.wait()
             return Sample(time.perf_counter() - start, 0.0)
 
+        keep, self.scratch = self.scratch, []  # the repositories outlive each round
         self.case(
             "start-up: --version",
             {
@@ -471,6 +494,8 @@ class Bench:
                 else "git-lfs not installed",
             },
         )
+        self.scratch = keep
+        self.clean_scratch()
 
     # --- report -------------------------------------------------------------------------------
 

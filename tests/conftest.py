@@ -8,6 +8,7 @@ neither the machine's nor the developer's git setup can change a result.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -79,6 +80,34 @@ def agent(
         env=env,
         timeout=timeout,
         check=False,
+    )
+
+
+FILTER_PROCESS = " ".join(shlex.quote(a) for a in AGENT) + " filter-process"
+
+
+def clone_with_filter(
+    remote: Path | str,
+    dest: Path | str,
+    *extra: str,
+    cwd: Path | str,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """``git clone`` with lfs-agent's filter given for this one command (no install)."""
+    return git(
+        "clone",
+        "-q",
+        "-c",
+        f"filter.lfs.process={FILTER_PROCESS}",
+        "-c",
+        "filter.lfs.required=true",
+        *extra,
+        str(remote),
+        str(dest),
+        cwd=cwd,
+        env=env,
+        check=check,
     )
 
 

@@ -12,16 +12,32 @@ by commands that do not need them. A missing SDK becomes a
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
-from lfs_agent.errors import BackendUnavailableError, ConfigError
+from lfs_agent.errors import (
+    BackendUnavailableError,
+    ConfigError,
+    IntegrityError,
+    ObjectNotFoundError,
+)
 from lfs_agent.progress import Progress
 
-__all__ = ["REGISTRY", "Backend", "check_meta_key", "object_key", "open_backend", "parse_size"]
+__all__ = [
+    "REGISTRY",
+    "Backend",
+    "bucket_and_prefix",
+    "check_meta_key",
+    "check_source",
+    "object_key",
+    "open_backend",
+    "parse_size",
+    "scoped_options",
+]
 
 #: scheme -> ("module:Class", pip extra that provides its SDK or None).
 REGISTRY: dict[str, tuple[str, str | None]] = {
@@ -49,6 +65,36 @@ def parse_size(value: str) -> int:
     except ValueError:
         raise ConfigError(f"not a size: {value!r} (use bytes, or a K/M/G suffix)") from None
     return number * factor
+
+
+def check_source(oid: str, src_path: Path) -> None:
+    """Hash the file to upload; refuse it unless its sha256 is ``oid``.
+
+    Raises:
+        ObjectNotFoundError: the file is missing.
+        IntegrityError: it hashes to something else (nothing is sent then).
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(src_path, "rb") as src:
+            while chunk := src.read(1024 * 1024):
+                digest.update(chunk)
+    except FileNotFoundError:
+        raise ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing") from None
+    if digest.hexdigest() != oid:
+        raise IntegrityError(f"refusing to upload {oid}: {src_path} hashes to {digest.hexdigest()}")
+
+
+def bucket_and_prefix(url: str) -> tuple[str, str]:
+    """``s3://bucket/a/b`` -> ``("bucket", "a/b")``."""
+    parsed = urlparse(url)
+    return parsed.netloc, parsed.path.strip("/")
+
+
+def scoped_options(options: Mapping[str, str] | None, scope: str) -> dict[str, str]:
+    """The ``<scope>.*`` options with the scope removed: ``s3.region`` -> ``region``."""
+    prefix = scope + "."
+    return {k.removeprefix(prefix): v for k, v in (options or {}).items() if k.startswith(prefix)}
 
 
 def check_meta_key(key: str) -> str:

@@ -20,22 +20,26 @@ Options (``lfs-agent.gcs.<name>``): ``project``, ``user-project`` (requester pay
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import google.auth.exceptions
 from google.api_core import exceptions as gexc
 from google.cloud import storage
 
-from lfs_agent.backends import check_meta_key, object_key, parse_size
+from lfs_agent.backends import (
+    bucket_and_prefix,
+    check_meta_key,
+    check_source,
+    object_key,
+    parse_size,
+    scoped_options,
+)
 from lfs_agent.errors import (
     BackendError,
     ConfigError,
-    IntegrityError,
     LfsAgentError,
     ObjectNotFoundError,
     RetriableError,
@@ -91,13 +95,9 @@ class GCSBackend:
         state_dir: Path | None = None,
         client: Any = None,
     ) -> None:
-        parsed = urlparse(url)
         self.url = url
-        self.bucket_name = parsed.netloc
-        self.prefix = parsed.path.strip("/")
-        opts = {
-            k.removeprefix("gcs."): v for k, v in (options or {}).items() if k.startswith("gcs.")
-        }
+        self.bucket_name, self.prefix = bucket_and_prefix(url)
+        opts = scoped_options(options, "gcs")
         self._opts = opts
         self.chunk_size = parse_size(opts.get("chunk-size", str(DEFAULT_CHUNK_SIZE)))
         if self.chunk_size % CHUNK_QUANTUM:
@@ -178,17 +178,7 @@ class GCSBackend:
 
     def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
         """Upload ``src_path`` as ``oid`` (create-only) after checking its hash."""
-        digest = hashlib.sha256()
-        try:
-            with open(src_path, "rb") as src:
-                while chunk := src.read(READ_SIZE):
-                    digest.update(chunk)
-        except FileNotFoundError:
-            raise ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing") from None
-        if digest.hexdigest() != oid:
-            raise IntegrityError(
-                f"refusing to upload {oid}: {src_path} hashes to {digest.hexdigest()}"
-            )
+        check_source(oid, src_path)
         blob = self.bucket.blob(self._key(oid), chunk_size=self.chunk_size)
         try:
             with open(src_path, "rb") as src:

@@ -18,7 +18,6 @@ Options (``lfs-agent.http.<name>``): ``header``, ``max-attempts`` (default 5),
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import json
 import logging
 import subprocess
@@ -31,10 +30,9 @@ from urllib.parse import urlparse
 
 import requests
 
-from lfs_agent.backends import check_meta_key, object_key
+from lfs_agent.backends import check_meta_key, check_source, object_key, scoped_options
 from lfs_agent.errors import (
     BackendError,
-    IntegrityError,
     LfsAgentError,
     ObjectNotFoundError,
     RetriableError,
@@ -126,9 +124,7 @@ class HTTPBackend:
         credential_helper: Callable[[str, str], str] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
-        opts = {
-            k.removeprefix("http."): v for k, v in (options or {}).items() if k.startswith("http.")
-        }
+        opts = scoped_options(options, "http")
         self.max_attempts = max(1, int(opts.get("max-attempts", "5")))
         self.timeout = float(opts.get("timeout", "60"))
         self.use_git_credentials = opts.get("git-credentials", "true").lower() != "false"
@@ -253,17 +249,7 @@ class HTTPBackend:
 
     def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
         """PUT the file, after checking it hashes to ``oid``."""
-        digest = hashlib.sha256()
-        try:
-            with open(src_path, "rb") as src:
-                while chunk := src.read(CHUNK_SIZE):
-                    digest.update(chunk)
-        except FileNotFoundError:
-            raise ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing") from None
-        if digest.hexdigest() != oid:
-            raise IntegrityError(
-                f"refusing to upload {oid}: {src_path} hashes to {digest.hexdigest()}"
-            )
+        check_source(oid, src_path)
         headers = {"Content-Type": "application/octet-stream", "X-Checksum-Sha256": oid}
         with open(src_path, "rb") as src:
             body = _ProgressBody(src, size, progress)

@@ -39,13 +39,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from lfs_agent.backends import check_meta_key, object_key, parse_size
+from lfs_agent.backends import (
+    bucket_and_prefix,
+    check_meta_key,
+    object_key,
+    parse_size,
+    scoped_options,
+)
 from lfs_agent.errors import (
     BackendError,
     ConfigError,
@@ -185,11 +190,9 @@ class S3Backend:
         state_dir: Path | None = None,
         client: Any = None,
     ) -> None:
-        parsed = urlparse(url)
         self.url = url
-        self.bucket = parsed.netloc
-        self.prefix = parsed.path.strip("/")
-        opts = {k.removeprefix("s3."): v for k, v in (options or {}).items() if k.startswith("s3.")}
+        self.bucket, self.prefix = bucket_and_prefix(url)
+        opts = scoped_options(options, "s3")
         self._opts = opts
         self.part_size = parse_size(opts.get("part-size", str(DEFAULT_PART_SIZE)))
         if self.part_size < MIN_PART_SIZE:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 import threading
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from google.cloud import storage
 from lfs_agent.backends import open_backend
 from lfs_agent.backends.gcs import GCSBackend
 from lfs_agent.errors import BackendError, ConfigError
-from tests.conftest import AGENT, agent, git
+from tests.conftest import agent, clone_with_filter, git
 from tests.contract.backend_contract import BackendContract, Recorder
 from tests.helpers import sha256, write_random
 
@@ -129,17 +128,6 @@ def test_git_round_trip_through_a_gs_remote(gcs_bucket, tmp_path: Path, no_git_l
     git("push", "-q", "origin", "main", cwd=work)
     assert open_backend(f"gs://{gcs_bucket}/repo").stat(oid) == 2 * MIB
     clone = tmp_path / "clone"
-    process = " ".join(shlex.quote(a) for a in AGENT) + " filter-process"
-    git(
-        "clone",
-        "-q",
-        "-c",
-        f"filter.lfs.process={process}",
-        "-c",
-        "filter.lfs.required=true",
-        str(remote),
-        str(clone),
-        cwd=tmp_path,
-    )
+    clone_with_filter(str(remote), str(clone), cwd=tmp_path)
     assert sha256((clone / "model.bin").read_bytes()) == oid
     assert git("status", "--porcelain", cwd=clone).stdout == b""

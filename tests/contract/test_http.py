@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import pytest
 
 from lfs_agent.backends import open_backend
 from lfs_agent.errors import BackendError
-from tests.conftest import AGENT, agent, git, http_stats
+from tests.conftest import agent, clone_with_filter, git, http_stats
 from tests.contract.backend_contract import BackendContract, Recorder
 from tests.helpers import sha256, write_random
 from tests.servers import http_object_server
@@ -75,18 +74,7 @@ def test_git_round_trip_and_lazy_clone_count_gets(http_server, tmp_path: Path, n
     assert http_stats(http_server)["PUT"] == 3
 
     full = tmp_path / "full"
-    process = " ".join(shlex.quote(a) for a in AGENT) + " filter-process"
-    git(
-        "clone",
-        "-q",
-        "-c",
-        f"filter.lfs.process={process}",
-        "-c",
-        "filter.lfs.required=true",
-        str(remote),
-        str(full),
-        cwd=tmp_path,
-    )
+    clone_with_filter(str(remote), str(full), cwd=tmp_path)
     assert sha256((full / "models/m.bin").read_bytes()) == model
     assert (full / "data/d1.bin").read_bytes() == b"d1\n" * 100
     gets_before = http_stats(http_server)["GET"]

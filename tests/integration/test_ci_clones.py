@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import AGENT, agent, git
+from tests.conftest import AGENT, agent, clone_with_filter, git
 from tests.helpers import pointer_bytes, sha256
 
 pytestmark = pytest.mark.integration
@@ -145,18 +145,7 @@ def test_lfsconfig_fetch_filters_are_honoured_by_checkout_smudge(project):
     git("add", ".lfsconfig", cwd=work)
     git("commit", "-qm", "exclude data", cwd=work)
     git("push", "-q", "origin", "main", cwd=work)
-    process = " ".join(shlex.quote(x) for x in AGENT) + " filter-process"
-    git(
-        "clone",
-        "-q",
-        "-c",
-        f"filter.lfs.process={process}",
-        "-c",
-        "filter.lfs.required=true",
-        str(server),
-        str(root / "c"),
-        cwd=root,
-    )
+    clone_with_filter(str(server), str(root / "c"), cwd=root)
     c = root / "c"
     assert (c / "models/bert.bin").read_bytes() == FILES["models/bert.bin"]
     assert (c / "data/train.bin").read_bytes() == pointer_bytes(FILES["data/train.bin"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import shlex
 import shutil
 import signal
 import subprocess
@@ -15,12 +14,10 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.store import hash_file
-from tests.conftest import AGENT, agent, git
+from tests.conftest import AGENT, agent, clone_with_filter, git
 from tests.helpers import pointer_bytes, sha256, write_random
 
 pytestmark = pytest.mark.integration
-
-FILTER_PROCESS = " ".join(shlex.quote(a) for a in AGENT) + " filter-process"
 
 
 @dataclass
@@ -33,19 +30,7 @@ class Setup:
     def clone(self, name: str, *extra: str) -> Path:
         """git clone with our filter passed on the command line (no global install)."""
         dest = self.root / name
-        proc = git(
-            "clone",
-            "-q",
-            "-c",
-            f"filter.lfs.process={FILTER_PROCESS}",
-            "-c",
-            "filter.lfs.required=true",
-            *extra,
-            str(self.remote),
-            str(dest),
-            cwd=self.root,
-            check=False,
-        )
+        proc = clone_with_filter(self.remote, dest, *extra, cwd=self.root, check=False)
         self.last = proc
         return dest
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.conftest import AGENT, agent, git, needs_git_lfs
+from tests.conftest import AGENT, agent, clone_with_filter, git, needs_git_lfs
 from tests.helpers import pointer_bytes, sha256, write_random
 
 pytestmark = [pytest.mark.integration, pytest.mark.s3]
@@ -42,18 +42,7 @@ def test_filter_mode_push_clone_and_checkout_through_s3(s3_bucket, tmp_path: Pat
     assert keys(s3_bucket) == {big, sha256(b"v1\n"), sha256(b"v2\n")}
 
     clone = tmp_path / "clone"
-    process = " ".join(shlex.quote(a) for a in AGENT) + " filter-process"
-    git(
-        "clone",
-        "-q",
-        "-c",
-        f"filter.lfs.process={process}",
-        "-c",
-        "filter.lfs.required=true",
-        str(remote),
-        str(clone),
-        cwd=tmp_path,
-    )
+    clone_with_filter(str(remote), str(clone), cwd=tmp_path)
     assert sha256((clone / "model.bin").read_bytes()) == big
     assert (clone / "small.bin").read_bytes() == b"v2\n"
     git("checkout", "-q", "v1", cwd=clone)
