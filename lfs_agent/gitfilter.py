@@ -340,6 +340,7 @@ class FilterProcess:
         if VERSION not in welcome[1:]:
             raise ProtocolError(f"git offers no filter protocol version we speak: {welcome[1:]}")
         self.writer.write_text_list([WELCOME_SERVER, VERSION])
+        self.writer.push()
         offered = {
             line.removeprefix("capability=")
             for line in self.reader.read_text_list()
@@ -351,6 +352,7 @@ class FilterProcess:
         self.writer.write_text_list(
             [f"capability={c}" for c in CAPABILITIES if c in self.capabilities]
         )
+        self.writer.push()
 
     def serve(self) -> None:
         """Handshake, then answer requests until git closes our input."""
@@ -371,6 +373,7 @@ class FilterProcess:
                 else:
                     logger.error("unknown filter command %r", command)
                     self.writer.write_text_list([STATUS_ERROR])
+                self.writer.push()  # one write to git per reply
         finally:
             if self.delayed is not None:
                 self.delayed.close()

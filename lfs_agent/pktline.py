@@ -158,9 +158,12 @@ class PktLineWriter:
         self.write_packet(line.encode("utf-8") + b"\n")
 
     def write_flush(self) -> None:
-        """Write a flush packet and push everything buffered to the peer."""
+        """Write a flush packet (buffered: call :meth:`push` when a reply is complete)."""
         logger.debug("git< 0000")
         self._write(FLUSH)
+
+    def push(self) -> None:
+        """Send everything buffered to the peer: once per complete reply, not per packet."""
         self._flush()
 
     def write_text_list(self, lines: list[str]) -> None:

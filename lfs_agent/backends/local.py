@@ -1,9 +1,12 @@
 """A folder used as a bucket: a local path or a mounted network share.
 
 Layout ``<root>/objects/<oid[0:2]>/<oid[2:4]>/<oid>``, identical to every other backend.
-Uploads copy into a temp file in the object's own directory while hashing, ``fsync``,
-then rename, so the object path only ever holds complete, verified bytes. Objects are
-made read-only; uploading an object that is already there with its size is a no-op.
+On the same file system as the store, an upload hard-links the stored object (after
+checking its size and sha256) into a temp name and renames it into place, as git-lfs's
+standalone-file adapter does. Otherwise (or with ``lfs-agent.local.link=false``) it
+copies into a temp file in the object's own directory while hashing, ``fsync``s, makes
+it read-only and renames it. Either way the object path only ever holds complete,
+verified bytes; uploading an object that is already there with its size is a no-op.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from lfs_agent.backends import check_meta_key, object_key
+from lfs_agent.backends import check_meta_key, check_source, object_key
 from lfs_agent.errors import BackendError, IntegrityError, ObjectNotFoundError
 from lfs_agent.progress import Progress
 
@@ -45,6 +48,10 @@ class LocalBackend:
         self.url = url
         # The folder holding objects/; created on the first upload.
         self.root = Path(unquote(urlparse(url).path))
+        # Hard-link uploads from the store when on the same file system (default), as
+        # git-lfs does; lfs-agent.local.link=false always copies (and makes objects
+        # read-only, which a link cannot without changing the store's file too).
+        self.link = (options or {}).get("local.link", "true").lower() != "false"
 
     def _path(self, oid: str) -> Path:
         return self.root / object_key(oid)
@@ -59,7 +66,11 @@ class LocalBackend:
             raise BackendError(f"cannot read {self.url}: {exc.strerror}") from exc
 
     def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
-        """Copy ``src_path`` in as ``oid``, verifying size and sha256 on the way."""
+        """Store ``src_path`` as ``oid``: hard-linked when possible, else copied.
+
+        Either way the bytes are checked against size and sha256 before the object
+        appears, and it appears by a rename.
+        """
         if self.stat(oid) == size:
             progress(size)
             return
@@ -70,6 +81,9 @@ class LocalBackend:
             raise BackendError(f"cannot write to {self.url}: {exc.strerror}") from exc
         self._remove_stale_temps(final.parent, oid)
         temp = final.parent / f".{oid}.{secrets.token_hex(6)}.tmp"
+        if self.link and self._link(oid, src_path, size, temp, final):
+            progress(size)
+            return
         digest = hashlib.sha256()
         written = 0
         try:
@@ -100,6 +114,32 @@ class LocalBackend:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
+
+    @staticmethod
+    def _link(oid: str, src_path: Path, size: int, temp: Path, final: Path) -> bool:
+        """Publish ``src_path`` by a hard link; False when linking is impossible here.
+
+        git-lfs's standalone-file adapter links the same way on one file system.
+        """
+        try:
+            actual = src_path.stat().st_size
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing") from None
+        if actual != size:
+            raise IntegrityError(
+                f"refusing to upload {oid}: {src_path} has {actual} bytes, expected {size}"
+            )
+        check_source(oid, src_path)
+        try:
+            os.link(src_path, temp)
+        except OSError:
+            return False  # another file system, or no hard links: copy instead
+        try:
+            os.replace(temp, final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        return True
 
     @staticmethod
     def _remove_stale_temps(directory: Path, oid: str) -> None:
