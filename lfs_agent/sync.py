@@ -360,11 +360,12 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
         written.append(f.path)
-    has_filter = git.config_get("filter.lfs.process") or git.config_get("filter.lfs.clean")
-    if written and has_filter:
+    if not written:
+        return written
+    if git.config_get("filter.lfs.process") or git.config_get("filter.lfs.clean"):
         paths = b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in written)
         git.run(["update-index", "-q", "-z", "--stdin"], input=paths)
-    elif written:
+    else:
         logger.warning(
             "no lfs filter is configured: git will show the files as modified "
             "(run 'lfs-agent install')"
