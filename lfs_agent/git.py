@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -92,12 +92,6 @@ class Git:
         """Run git and return stdout decoded, with the final newline stripped."""
         return self.run(args).stdout.decode("utf-8", "surrogateescape").rstrip("\n")
 
-    def popen(self, args: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
-        """Start ``git <args>`` with pipes as requested in ``kwargs``."""
-        return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
-            ["git", *args], cwd=self.cwd, env=self.env, **kwargs
-        )
-
     @cached_property
     def paths(self) -> RepoPaths:
         """The repository's git dir, common dir and work tree.
@@ -165,10 +159,3 @@ class Git:
         if proc.returncode != 0:
             return None
         return proc.stdout.decode().strip()
-
-    def iter_z(self, args: Sequence[str]) -> Iterator[bytes]:
-        """Run git and yield its NUL-separated output records."""
-        out = self.run(args).stdout
-        for record in out.split(b"\0"):
-            if record:
-                yield record

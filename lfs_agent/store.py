@@ -27,7 +27,7 @@ from typing import BinaryIO, Self
 from lfs_agent.errors import IntegrityError, ObjectNotFoundError
 from lfs_agent.pointer import EMPTY_OID, Pointer, is_valid_oid, validate_oid
 
-__all__ = ["CHUNK_SIZE", "ObjectStore", "ObjectWriter", "hash_file"]
+__all__ = ["CHUNK_SIZE", "ObjectStore", "ObjectWriter", "check_file", "hash_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,27 @@ def hash_file(path: Path) -> tuple[str, int]:
             digest.update(view[:n])
             size += n
     return digest.hexdigest(), size
+
+
+def check_file(path: Path, expected: Pointer, source: str = "") -> None:
+    """Hash the file at ``path``; refuse it unless it is exactly ``expected``.
+
+    Args:
+        path: The file to check.
+        expected: The pointer it must match.
+        source: Where the bytes came from (``from <remote>``), for the message.
+
+    Raises:
+        IntegrityError: for another size or sha256, naming both.
+        FileNotFoundError: when there is no file.
+    """
+    oid, size = hash_file(path)
+    if oid != expected.oid or size != expected.size:
+        where = f" {source}" if source else ""
+        raise IntegrityError(
+            f"object {expected.oid}{where} is corrupt: got {size} bytes hashing to "
+            f"{oid}, expected {expected.size} bytes"
+        )
 
 
 def _create_temp(directory: Path, prefix: str) -> tuple[BinaryIO, Path]:
@@ -225,17 +246,12 @@ class ObjectStore:
             IntegrityError: when its size or sha256 differ from ``expected``.
         """
         try:
-            oid, size = hash_file(path)
-            if oid != expected.oid or size != expected.size:
-                raise IntegrityError(
-                    f"object {expected.oid} is corrupt: got {size} bytes hashing to "
-                    f"{oid}, expected {expected.size} bytes"
-                )
-            if size:
-                self._publish(path, expected)
-        finally:
+            check_file(path, expected)
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+            raise
+        self.publish_verified(path, expected)
 
     def publish_verified(self, path: Path, pointer: Pointer) -> None:
         """Move a file in ``tmp/`` whose size and sha256 the caller has just checked."""

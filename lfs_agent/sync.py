@@ -24,7 +24,7 @@ from lfs_agent.git import Git
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
 from lfs_agent.scan import PointerFile
-from lfs_agent.store import CHUNK_SIZE, ObjectStore, hash_file
+from lfs_agent.store import CHUNK_SIZE, ObjectStore, check_file
 
 __all__ = [
     "BatchResult",
@@ -174,16 +174,13 @@ class Remote:
                     progress(pointer.size)
                 else:
                     self.backend.download(pointer.oid, partial, pointer.size, progress)
-                oid, size = hash_file(partial)
+                check_file(partial, pointer, f"from {self.url}")
             except FileNotFoundError:
                 raise IntegrityError(f"download of {pointer.oid} produced no file") from None
-            if (oid, size) != (pointer.oid, pointer.size):
+            except IntegrityError:
                 with contextlib.suppress(FileNotFoundError):
-                    partial.unlink()
-                raise IntegrityError(
-                    f"object {pointer.oid} from {self.url} is corrupt: got {size} bytes "
-                    f"hashing to {oid}, expected {pointer.size} bytes"
-                )
+                    partial.unlink()  # start over next time: these bytes are wrong
+                raise
             yield partial
         # The lock file stays: removing it could let two later downloads lock two
         # different files of the same name. clean_tmp removes it once stale.
