@@ -503,8 +503,7 @@ class FilterProcess:
         self.writer.write_flush()
 
     def _spool_dir(self) -> str:
-        self.store.tmp_dir.mkdir(parents=True, exist_ok=True)
-        return str(self.store.tmp_dir)
+        return str(self.store.ensure_tmp())
 
     def _list_available(self) -> None:
         paths = self.delayed.wait_available() if self.delayed is not None else []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from lfs_agent.errors import LfsAgentError
@@ -67,20 +68,30 @@ def fsck(
         if not store.contains(f.pointer):
             report.missing.append(f"{f.path} ({f.pointer.oid})")
     if remote is not None:
-        seen: set[str] = set()
+        unique: dict[str, PointerFile] = {}
         for f in rev_list_pointers(git, [head]):
-            if f.pointer.oid in seen or f.pointer.size == 0:
-                continue
-            seen.add(f.pointer.oid)
-            problem = _check_remote(store, remote, f, deep)
+            if f.pointer.size > 0:
+                unique.setdefault(f.pointer.oid, f)
+        listed = remote.backend.stat_many(list(unique))
+        for f in unique.values():
+            problem = _check_remote(store, remote, f, deep, listed)
             if problem:
                 report.remote_problems.append(problem)
     return report
 
 
-def _check_remote(store: ObjectStore, remote: Remote, f: PointerFile, deep: bool) -> str | None:
+def _check_remote(
+    store: ObjectStore,
+    remote: Remote,
+    f: PointerFile,
+    deep: bool,
+    listed: Mapping[str, int | None],
+) -> str | None:
     try:
-        size = remote.backend.stat(f.pointer.oid)
+        if f.pointer.oid in listed:
+            size = listed[f.pointer.oid]
+        else:
+            size = remote.backend.stat(f.pointer.oid)
     except LfsAgentError as exc:
         return f"{f.path} ({f.pointer.oid}): {exc}"
     if size is None:
@@ -157,10 +168,14 @@ def prune(git: Git, store: ObjectStore, remote: Remote, dry_run: bool = False) -
     """
     report = PruneReport()
     keep = referenced_pointers(git)
-    for pointer in store.iter_objects():
-        if pointer.oid in keep:
-            continue
-        if remote.backend.stat(pointer.oid) != pointer.size:
+    candidates = [p for p in store.iter_objects() if p.oid not in keep]
+    listed = remote.backend.stat_many([p.oid for p in candidates])
+    for pointer in candidates:
+        if pointer.oid in listed:
+            remote_size = listed[pointer.oid]
+        else:
+            remote_size = remote.backend.stat(pointer.oid)
+        if remote_size != pointer.size:
             report.kept_unpushed.append(pointer)
             continue
         report.pruned.append(pointer)

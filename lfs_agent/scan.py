@@ -107,8 +107,11 @@ def tree_pointers(git: Git, treeish: str, paths: Sequence[str] = ()) -> list[Poi
 
 
 def index_pointers(git: Git) -> list[PointerFile]:
-    """Pointers staged in the index (stage 0 entries)."""
-    out = git.run(["ls-files", "--stage", "-z"]).stdout
+    """Pointers staged in the index (stage 0 entries), paths from the top level.
+
+    The whole index, whichever subdirectory git runs in (like git-lfs).
+    """
+    out = git.run(["ls-files", "--stage", "-z", "--full-name", "--", ":/"]).stdout
     blobs = []
     for record in out.split(b"\0"):
         if not record:

@@ -74,7 +74,6 @@ def check_file(path: Path, expected: Pointer, source: str = "") -> None:
 
 
 def _create_temp(directory: Path, prefix: str) -> tuple[BinaryIO, Path]:
-    directory.mkdir(parents=True, exist_ok=True)
     while True:
         path = directory / f"{prefix}-{secrets.token_hex(8)}"
         try:
@@ -93,7 +92,7 @@ class ObjectWriter:
     def __init__(self, store: ObjectStore, prefix: str) -> None:
         self._store = store
         # The temp file in <lfs>/tmp receiving the bytes, and its path for the rename.
-        self._file, self.temp_path = _create_temp(store.tmp_dir, prefix)
+        self._file, self.temp_path = _create_temp(store.ensure_tmp(), prefix)
         # Running sha256 and byte count of everything written so far.
         self._digest = hashlib.sha256()
         self.size = 0
@@ -116,6 +115,7 @@ class ObjectWriter:
                 file is removed and nothing is published.
         """
         self._file.close()
+        self._done = True
         pointer = Pointer(self._digest.hexdigest(), self.size)
         try:
             if expected is not None and (
@@ -128,8 +128,7 @@ class ObjectWriter:
             if pointer.size:
                 self._store._publish(self.temp_path, pointer)
         finally:
-            self._done = True
-            self._discard()
+            self._discard()  # not moved: a mismatch, the empty object, or one stored
         return pointer
 
     def abort(self) -> None:
@@ -167,6 +166,14 @@ class ObjectStore:
         self.objects_dir = self.root / "objects"
         # Same file system as objects/, so os.replace into place is atomic.
         self.tmp_dir = self.root / "tmp"
+        self._tmp_ready = False
+
+    def ensure_tmp(self) -> Path:
+        """Create ``tmp/`` once per store object (a mkdir per object costs a syscall)."""
+        if not self._tmp_ready:
+            self.tmp_dir.mkdir(parents=True, exist_ok=True)
+            self._tmp_ready = True
+        return self.tmp_dir
 
     def object_path(self, oid: str) -> Path:
         """Return where ``oid`` lives (whether or not it is present).
@@ -234,8 +241,7 @@ class ObjectStore:
     def temp_path(self, oid: str) -> Path:
         """A fresh, unused path in ``tmp/`` for a download of ``oid``."""
         validate_oid(oid)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        return self.tmp_dir / f"{oid}-{secrets.token_hex(8)}"
+        return self.ensure_tmp() / f"{oid}-{secrets.token_hex(8)}"
 
     def publish_file(self, path: Path, expected: Pointer) -> None:
         """Hash the finished download at ``path`` and move it into place.
@@ -260,14 +266,24 @@ class ObjectStore:
                 self._publish(path, pointer)
         finally:
             with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+                path.unlink()  # not moved: the empty object, or one already stored
 
     def _publish(self, temp_path: Path, pointer: Pointer) -> None:
+        """Rename a verified file into place, unless the object is already there.
+
+        A copy already there is kept (the new file is then removed by the caller): it
+        may be hard-linked with a shared cache or a folder bucket.
+        """
         final = self.object_path(pointer.oid)
         if self.contains(pointer):
-            return  # already there (another process won the race): keep theirs
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(temp_path, final)
+            return
+        try:
+            os.replace(temp_path, final)
+        except FileNotFoundError:
+            if not temp_path.exists():
+                raise
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp_path, final)
 
     def iter_objects(self) -> Iterator[Pointer]:
         """Yield a pointer for every well-named object file in the store."""

@@ -12,7 +12,6 @@ import fcntl
 import logging
 import os
 import shutil
-import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from lfs_agent.git import Git
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
 from lfs_agent.scan import PointerFile
-from lfs_agent.store import CHUNK_SIZE, ObjectStore, check_file
+from lfs_agent.store import ObjectStore, check_file
 
 __all__ = [
     "BatchResult",
@@ -37,6 +36,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Downloads of objects this large (or larger) can be resumed; see
+#: :meth:`Remote.download_to_temp`.
+RESUMABLE_SIZE = 1024 * 1024
 
 
 def link_or_copy(src: Path, dest: Path) -> None:
@@ -115,8 +118,11 @@ class Remote:
 
     def download(
         self, store: ObjectStore, pointer: Pointer, progress: Progress = NULL_PROGRESS
-    ) -> None:
+    ) -> bool:
         """Download ``pointer``'s object into ``store``, verified before it lands.
+
+        Returns:
+            False when the store already had it, True when it was brought in.
 
         Raises:
             ObjectNotFoundError: the remote lacks it.
@@ -124,14 +130,14 @@ class Remote:
             BackendError: the remote failed.
         """
         if store.contains(pointer):
-            return
+            return False
         if self.cache is not None and self.cache.contains(pointer):
             # A size-checked cache hit: link (or copy) it in; the bucket is not read.
             temp = store.temp_path(pointer.oid)
             link_or_copy(self.cache.object_path(pointer.oid), temp)
             store.publish_verified(temp, pointer)
             progress(pointer.size)
-            return
+            return True
         with self.download_to_temp(store, pointer, progress) as path:
             store.publish_verified(path, pointer)
         if self.cache is not None:
@@ -143,6 +149,7 @@ class Remote:
                 logger.warning(
                     "could not add %s to the cache %s: %s", pointer.oid, self.cache.root, exc
                 )
+        return True
 
     @contextlib.contextmanager
     def download_to_temp(
@@ -150,24 +157,30 @@ class Remote:
     ) -> Iterator[Path]:
         """Download into ``<lfs>/tmp`` and yield the path once size and sha256 match.
 
-        The file is ``tmp/<oid>.part``, held under a lock, so that a download cut short
-        (a killed process, a network failure) is resumed by the next attempt when the
-        backend supports it; a concurrent download of the same oid uses a private file.
-        On a mismatch the partial file is deleted so the next attempt starts over.
-        The caller moves the file away (publish or rename); otherwise it stays for
-        resuming, except after a mismatch.
+        An object of at least :data:`RESUMABLE_SIZE` goes to ``tmp/<oid>.part``, held
+        under a lock, so that a download cut short (a killed process, a network failure)
+        is resumed by the next attempt when the backend supports it; a concurrent
+        download of the same oid uses a private file. On a mismatch the partial file is
+        deleted so the next attempt starts over. A smaller object goes to a private
+        file, deleted on any failure: resuming it would save less than the lock costs.
+        The caller moves the file away (publish or rename).
 
         Raises:
             IntegrityError: the bytes do not match the pointer.
         """
-        store.tmp_dir.mkdir(parents=True, exist_ok=True)
-        partial = store.tmp_dir / f"{pointer.oid}.part"
-        lock_path = store.tmp_dir / f"{pointer.oid}.lock"
-        with open(lock_path, "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                partial = store.temp_path(pointer.oid)  # someone else has the .part
+        tmp = store.ensure_tmp()
+        with contextlib.ExitStack() as stack:
+            if pointer.size >= RESUMABLE_SIZE:
+                partial = tmp / f"{pointer.oid}.part"
+                lock = stack.enter_context(open(tmp / f"{pointer.oid}.lock", "a"))
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    partial = store.temp_path(pointer.oid)  # someone else has the .part
+                # The lock file stays: removing it could let two later downloads lock
+                # two different files of the same name. clean_tmp removes it once stale.
+            else:
+                partial = store.temp_path(pointer.oid)
             try:
                 if self.cache is not None and self.cache.contains(pointer):
                     link_or_copy(self.cache.object_path(pointer.oid), partial)
@@ -177,25 +190,39 @@ class Remote:
                 check_file(partial, pointer, f"from {self.url}")
             except FileNotFoundError:
                 raise IntegrityError(f"download of {pointer.oid} produced no file") from None
-            except IntegrityError:
-                with contextlib.suppress(FileNotFoundError):
-                    partial.unlink()  # start over next time: these bytes are wrong
+            except BaseException as exc:
+                if isinstance(exc, IntegrityError) or pointer.size < RESUMABLE_SIZE:
+                    with contextlib.suppress(FileNotFoundError):
+                        partial.unlink()  # these bytes are wrong, or not worth resuming
                 raise
             yield partial
-        # The lock file stays: removing it could let two later downloads lock two
-        # different files of the same name. clean_tmp removes it once stale.
 
     def upload(
-        self, store: ObjectStore, pointer: Pointer, progress: Progress = NULL_PROGRESS
+        self,
+        store: ObjectStore,
+        pointer: Pointer,
+        progress: Progress = NULL_PROGRESS,
+        listed: Mapping[str, int | None] | None = None,
     ) -> bool:
         """Upload the stored object unless the remote holds it with the right size.
+
+        Args:
+            store: Holds the object.
+            pointer: The object to send.
+            progress: Told of bytes sent.
+            listed: Remote sizes already known (from :meth:`Backend.stat_many`); an oid
+                not in it is stat'ed.
 
         Returns:
             True when bytes were sent, False when the remote already had the object.
         """
         if pointer.size == 0:
             return False
-        if self.backend.stat(pointer.oid) == pointer.size:
+        if listed is not None and pointer.oid in listed:
+            remote_size = listed[pointer.oid]
+        else:
+            remote_size = self.backend.stat(pointer.oid)
+        if remote_size == pointer.size:
             return False
         path = store.object_path(pointer.oid)
         self.backend.upload(pointer.oid, path, pointer.size, progress)
@@ -273,9 +300,12 @@ def push(
             + "\n  ".join(problems)
             + "\nRun 'lfs-agent fetch --all' to get them, or 'lfs-agent fsck' to check."
         )
+    pointers = [f.pointer for f in files]
+    # One listing instead of a stat per object, where the backend can (S3).
+    listed = remote.backend.stat_many(sorted({p.oid for p in pointers if p.size > 0}))
     result = remote.run_batch(
-        (f.pointer for f in files),
-        lambda p: remote.upload(store, p),
+        pointers,
+        lambda p: remote.upload(store, p, listed=listed),
         concurrency,
         on_done,
     )
@@ -296,14 +326,7 @@ def fetch(
         TransferError: when some downloads failed (the others are done).
     """
     missing = [f.pointer for f in files if not store.contains(f.pointer)]
-
-    def download(pointer: Pointer) -> bool:
-        if store.contains(pointer):
-            return False
-        remote.download(store, pointer)
-        return True
-
-    result = remote.run_batch(missing, download, concurrency, on_done)
+    result = remote.run_batch(missing, lambda p: remote.download(store, p), concurrency, on_done)
     _raise_failures("download", remote, result)
     return result
 
@@ -317,21 +340,23 @@ def _raise_failures(verb: str, remote: Remote, result: BatchResult) -> None:
 
 
 def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list[str]:
-    """Replace work-tree files that are still pointers with their content.
+    """Give work-tree files that are still pointers, or missing, their content.
 
-    Only a file whose bytes equal its staged pointer is rewritten (local edits are never
-    touched), through a temp file and a rename, keeping its mode. The rewritten paths are
-    then re-staged so the index records their new size and time; their clean filter gives
-    back the same pointer, so the staged blobs do not change and the tree stays clean.
-    Without a configured lfs filter that would stage raw content, so it is skipped.
+    A file is rewritten only when its bytes equal its staged pointer, or when it is
+    missing from the work tree while the index has it (as ``git lfs pull`` does); local
+    edits are never touched. git itself writes them (``checkout-index``, through the
+    configured lfs filter, which finds the objects in the store), so the index records
+    their new size and time without hashing them again. Without a configured lfs
+    filter git would write the pointers, so nothing is done.
 
     Returns:
-        The paths that were rewritten.
+        The paths that were written.
     """
     top = git.paths.work_tree
     if top is None:
         return []
-    written = []
+    chosen = []  # paths for git to write
+    pointers = []  # the work-tree files among them that hold a pointer
     for f in files:
         if not store.contains(f.pointer) or f.pointer.size == 0:
             continue
@@ -340,31 +365,33 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
             if target.is_symlink() or target.stat().st_size >= MAX_POINTER_SIZE:
                 continue
             current = target.read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
+        except FileNotFoundError:
+            chosen.append(f.path)  # deleted in the work tree only: restore it
+            continue
+        except NotADirectoryError:
             continue
         try:
             if parse_pointer(current).oid != f.pointer.oid:
                 continue
         except NotAPointerError:
             continue
-        temp = target.with_name(f".{target.name}.lfs-agent-{f.pointer.oid[:12]}")
-        try:
-            with store.open(f.pointer) as src, open(temp, "wb") as dst:
-                shutil.copyfileobj(src, dst, CHUNK_SIZE)
-            os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
-            os.replace(temp, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
-        written.append(f.path)
-    if not written:
-        return written
-    if git.config_get("filter.lfs.process") or git.config_get("filter.lfs.clean"):
-        paths = b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in written)
-        git.run(["update-index", "-q", "-z", "--stdin"], input=paths)
-    else:
+        pointers.append(target)
+        chosen.append(f.path)
+    if not chosen:
+        return chosen
+    if not (git.config_get("filter.lfs.process") or git.config_get("filter.lfs.smudge")):
         logger.warning(
-            "no lfs filter is configured: git will show the files as modified "
-            "(run 'lfs-agent install')"
+            "no lfs filter is configured: cannot write %d file(s) (run 'lfs-agent install')",
+            len(chosen),
         )
-    return written
+        return []
+    # git skips a file whose stat data matches the index, as a pointer file's does: it
+    # goes first. It holds nothing the index lacks; a run cut short restores it.
+    for target in pointers:
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+    env = dict(git.env if git.env is not None else os.environ)
+    env.pop("GIT_LFS_SKIP_SMUDGE", None)  # this is the checkout the user asked for
+    paths = b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in chosen)
+    Git(top, env).run(["checkout-index", "--index", "--force", "-z", "--stdin"], input=paths)
+    return chosen

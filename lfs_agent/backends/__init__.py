@@ -12,9 +12,10 @@ by commands that do not need them. A missing SDK becomes a
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
@@ -37,6 +38,7 @@ __all__ = [
     "open_backend",
     "parse_size",
     "scoped_options",
+    "stat_by_listing",
 ]
 
 #: scheme -> ("module:Class", pip extra that provides its SDK or None).
@@ -114,6 +116,75 @@ def object_key(oid: str) -> str:
     return f"objects/{oid[0:2]}/{oid[2:4]}/{oid}"
 
 
+#: Fewer objects than this are stat'ed one by one: a listing would not be cheaper.
+LIST_MIN_OBJECTS = 16
+#: A listing page costs one request plus the parsing of its keys: this many keys cost
+#: about as much as one more request (so a full page of 1,000 keys is 11 stats' worth).
+KEYS_PER_STAT = 100
+
+
+def _oid_fraction(key: str) -> float | None:
+    """Where the key's oid lies in [0, 1): oids are uniformly spread sha256 digests."""
+    name = key.rpartition("/")[2]
+    try:
+        return int(name[:13], 16) / 16**13
+    except ValueError:
+        return None
+
+
+def stat_by_listing(
+    oids: Iterable[str],
+    key_of: Callable[[str], str],
+    pages_after: Callable[[str], Iterator[list[tuple[str, int]]]],
+) -> dict[str, int | None]:
+    """Settle which ``oids`` a bucket holds from one ordered listing of its object keys.
+
+    Keys (``objects/ab/cd/<oid>``) sort in oid order, so after each page every wanted
+    oid whose key is at most the page's last key is settled: present with its size, or
+    absent. Oids are uniformly spread, so the keys seen per unit of oid space predict
+    how many pages are left; the listing stops as soon as those pages would cost more
+    than a stat of each unsettled oid, which keeps a push of a few objects to a huge
+    bucket from listing it all. Unsettled oids are left out of the answer.
+
+    Args:
+        oids: The objects to look for.
+        key_of: An oid's key in the bucket.
+        pages_after: Lists the bucket's object keys after the given key, in key order:
+            yields pages of ``(key, size)``.
+    """
+    wanted = sorted(set(oids))
+    if len(wanted) < LIST_MIN_OBJECTS:
+        return {}
+    keys = {key_of(oid): oid for oid in wanted}
+    ordered = sorted(keys)
+    first = _oid_fraction(ordered[0]) or 0.0
+    last_wanted = _oid_fraction(ordered[-1]) or 1.0
+    sizes: dict[str, int] = {}
+    settled = ""  # every wanted key <= this is settled
+    pages = 0
+    # The key just before the first wanted one (keys never end in a NUL).
+    for page in pages_after(ordered[0][:-1]):
+        pages += 1
+        for key, size in page:
+            oid = keys.get(key)
+            if oid is not None:
+                sizes[oid] = size
+        if not page:
+            continue
+        settled = page[-1][0]
+        if settled >= ordered[-1]:
+            break
+        unsettled = len(ordered) - bisect.bisect_right(ordered, settled)
+        reached = _oid_fraction(settled)
+        if reached is None or reached <= first:
+            continue  # not a pace we can judge yet
+        left = pages * (last_wanted - reached) / (reached - first)
+        if left * (1 + len(page) / KEYS_PER_STAT) > unsettled:
+            return {keys[k]: sizes.get(keys[k]) for k in ordered if k <= settled}
+    # The listing ran to its end (or past the last wanted key): everything is settled.
+    return {oid: sizes.get(oid) for oid in wanted}
+
+
 class Backend(Protocol):
     """What every remote kind implements.
 
@@ -126,6 +197,14 @@ class Backend(Protocol):
 
     def stat(self, oid: str) -> int | None:
         """Return the stored object's size in bytes, or None when it is absent."""
+
+    def stat_many(self, oids: Sequence[str]) -> dict[str, int | None]:
+        """Sizes (None: absent) of those ``oids`` that one cheap listing can settle.
+
+        Oids left out of the answer are unknown: the caller stats them one by one. A
+        backend for which a stat is already cheap returns ``{}``, and so does a listing
+        that fails (the stats then report the error).
+        """
 
     def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
         """Store the file at ``src_path`` as ``oid``; never leave a partial object."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,10 @@ class GCSBackend:
             raise BackendError(
                 f"bucket {self.bucket_name!r} does not exist: create it, or fix lfs-agent.remote"
             )
+
+    def stat_many(self, oids: Sequence[str]) -> dict[str, int | None]:
+        """Nothing yet: each object gets a metadata GET (listing is S3-only for now)."""
+        return {}
 
     def stat(self, oid: str) -> int | None:
         """Return the object's size, or None when absent."""

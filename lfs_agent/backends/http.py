@@ -23,7 +23,7 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -236,6 +236,10 @@ class HTTPBackend:
         return BackendError(f"unexpected HTTP {status} from {where}")
 
     # --- the Backend interface ------------------------------------------------------
+
+    def stat_many(self, oids: Sequence[str]) -> dict[str, int | None]:
+        """Nothing: a plain HTTP server offers no listing; each object gets a HEAD."""
+        return {}
 
     def stat(self, oid: str) -> int | None:
         """HEAD the object: its Content-Length, or None on 404."""

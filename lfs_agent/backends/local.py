@@ -16,6 +16,7 @@ import hashlib
 import os
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -55,6 +56,10 @@ class LocalBackend:
 
     def _path(self, oid: str) -> Path:
         return self.root / object_key(oid)
+
+    def stat_many(self, oids: Sequence[str]) -> dict[str, int | None]:
+        """Nothing: a stat of a local file is cheaper than listing a directory tree."""
+        return {}
 
     def stat(self, oid: str) -> int | None:
         """Return the object's size, or None when absent."""

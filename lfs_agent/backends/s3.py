@@ -34,11 +34,11 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import boto3
 import botocore.exceptions
@@ -50,6 +50,7 @@ from lfs_agent.backends import (
     object_key,
     parse_size,
     scoped_options,
+    stat_by_listing,
 )
 from lfs_agent.errors import (
     BackendError,
@@ -75,6 +76,10 @@ MAX_PARTS = 10_000
 MIN_PART_SIZE = 5 * MIB
 #: Bytes read per system call while hashing or streaming (1 MiB).
 CHUNK_SIZE = MIB
+#: Objects up to this size are read once into memory, hashed and sent from there: a
+#: bytes body also spares the ``Expect: 100-continue`` round trip botocore adds to
+#: file bodies.
+SMALL_OBJECT = MIB
 #: Multipart uploads older than this (seconds) are stale for ``abort_stale_uploads``.
 STALE_UPLOAD_SECONDS = 24 * 3600
 # Error codes that mean "the credentials are wrong", "no access", "wrong region".
@@ -111,6 +116,22 @@ _CHECKSUM_UNSUPPORTED = {
     "XAmzContentChecksumMismatch",
     "BadDigest",
 }
+
+
+def _no_continue_for_small_puts(params: dict[str, Any], model: Any, **_: Any) -> None:
+    """Send a small PutObject body at once instead of waiting for ``100 Continue``.
+
+    botocore asks every file-like body (bytes become one) to wait for the server's
+    go-ahead, a round trip per object; for a body this small resending it after a
+    refusal costs less than that wait.
+    """
+    body = params.get("body")
+    if (
+        model.name == "PutObject"
+        and isinstance(body, io.BytesIO)
+        and len(body.getbuffer()) <= SMALL_OBJECT
+    ):
+        params["headers"].pop("Expect", None)
 
 
 def _b64(digest: bytes) -> str:
@@ -201,6 +222,8 @@ class S3Backend:
             opts.get("multipart-threshold", str(DEFAULT_MULTIPART_THRESHOLD))
         )
         self.concurrency = int(opts.get("concurrency", "4"))
+        # Keys per ListObjectsV2 page (S3's maximum; smaller in tests).
+        self.list_page_size = 1000
         # False once the endpoint refused a SHA-256 checksum; we then send none.
         self.checksums = opts.get("checksum", "sha256").lower() != "off"
         self.state_dir = state_dir
@@ -238,7 +261,7 @@ class S3Backend:
             config_args["s3"] = {"addressing_style": o["addressing-style"]}
         try:
             session = boto3.session.Session(profile_name=o.get("profile"))
-            return session.client(
+            client = session.client(
                 "s3",
                 region_name=o.get("region"),
                 endpoint_url=o.get("endpoint-url"),
@@ -246,6 +269,8 @@ class S3Backend:
             )
         except botocore.exceptions.ProfileNotFound as exc:
             raise ConfigError(f"AWS profile not found: {exc}") from None
+        client.meta.events.register_last("before-call.s3", _no_continue_for_small_puts)
+        return client
 
     def _where(self, oid: str | None = None) -> str:
         return f"s3://{self.bucket}/{self._key(oid)}" if oid else self.url
@@ -334,6 +359,28 @@ class S3Backend:
             raise self._translate(exc, oid) from exc
         return int(head["ContentLength"])
 
+    def stat_many(self, oids: Sequence[str]) -> dict[str, int | None]:
+        """Settle many oids with ListObjectsV2 pages instead of a HEAD each."""
+        base = f"{self.prefix}/objects/" if self.prefix else "objects/"
+
+        def pages_after(start: str) -> Iterator[list[tuple[str, int]]]:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(
+                Bucket=self.bucket,
+                Prefix=base,
+                StartAfter=start,
+                PaginationConfig={"PageSize": self.list_page_size},
+            ):
+                yield [(item["Key"], int(item["Size"])) for item in page.get("Contents", [])]
+
+        try:
+            return stat_by_listing(oids, self._key, pages_after)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            # Credentials may allow s3:GetObject/PutObject but not s3:ListBucket; the
+            # HEAD of each object then decides (and reports any real error).
+            logger.debug("listing %s failed, stat'ing each object: %s", self.url, exc)
+            return {}
+
     def _check_bucket(self) -> None:
         """Turn a 404 caused by a missing bucket into a clear error (checked once)."""
         if self._bucket_exists is None:
@@ -354,9 +401,13 @@ class S3Backend:
     def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
         """Upload ``src_path`` as ``oid`` after checking it hashes to ``oid``."""
         try:
+            if size <= SMALL_OBJECT:
+                self._put_small(oid, src_path, size, progress)
+                return
             parts = self._plan(oid, src_path, size)
             if size <= self.threshold:
-                self._put(oid, src_path, parts[0], progress)
+                with open(src_path, "rb") as body:
+                    self._put(oid, body, parts[0].sha256, size, progress)
             else:
                 self._multipart(oid, src_path, size, parts, progress)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
@@ -404,24 +455,41 @@ class S3Backend:
             )
         return parts
 
-    def _put(self, oid: str, src_path: Path, part: _Part, progress: Progress) -> None:
+    def _put_small(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
+        try:
+            with open(src_path, "rb") as src:
+                data = src.read(SMALL_OBJECT + 1)
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing") from None
+        digest = hashlib.sha256(data)
+        if len(data) != size or digest.hexdigest() != oid:
+            raise IntegrityError(
+                f"refusing to upload {oid}: {src_path} has {len(data)} bytes "
+                f"hashing to {digest.hexdigest()}"
+            )
+        self._put(oid, data, digest.digest(), size, progress)
+
+    def _put(
+        self, oid: str, body: BinaryIO | bytes, sha256: bytes, length: int, progress: Progress
+    ) -> None:
+        """One PUT of the whole object; S3 checks ``sha256`` before storing it."""
         args: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": self._key(oid),
             **self._extra_put_args(),
         }
-        with open(src_path, "rb") as body:
-            if self.checksums:
-                try:
-                    self.client.put_object(Body=body, ChecksumSHA256=_b64(part.sha256), **args)
-                    progress(part.length)
-                    return
-                except botocore.exceptions.ClientError as exc:
-                    if not self._checksum_refused(exc):
-                        raise
+        if self.checksums:
+            try:
+                self.client.put_object(Body=body, ChecksumSHA256=_b64(sha256), **args)
+                progress(length)
+                return
+            except botocore.exceptions.ClientError as exc:
+                if not self._checksum_refused(exc):
+                    raise
+                if not isinstance(body, bytes):
                     body.seek(0)
-            self.client.put_object(Body=body, **args)
-        progress(part.length)
+        self.client.put_object(Body=body, **args)
+        progress(length)
 
     def _checksum_refused(self, exc: botocore.exceptions.ClientError) -> bool:
         code = str(exc.response.get("Error", {}).get("Code", ""))

@@ -70,6 +70,19 @@ class BackendContract:
     def test_stat_of_an_absent_object_is_none(self, backend):
         assert backend.stat(sha256(b"absent")) is None
 
+    def test_stat_many_settles_only_truthfully(self, backend, tmp_path):
+        present = {}
+        for i in range(20):
+            data = b"object %d" % i
+            backend.upload(sha256(data), self._file(tmp_path, data), len(data), Recorder())
+            present[sha256(data)] = len(data)
+        absent = [sha256(b"absent %d" % i) for i in range(20)]
+        answer = backend.stat_many([*present, *absent])
+        # A backend may settle none (it stats one by one), never a wrong one.
+        assert set(answer) <= {*present, *absent}
+        for oid, size in answer.items():
+            assert size == present.get(oid), oid
+
     def test_upload_then_stat_and_download_round_trip(self, backend, tmp_path):
         data = random_bytes(300_000, seed=1)
         oid = sha256(data)

@@ -222,6 +222,63 @@ def test_a_killed_ranged_download_resumes(s3_bucket, s3_env, tmp_path):
     assert not (tmp_path / "partial.ranges").exists()
 
 
+def test_many_objects_are_settled_by_listing_not_a_head_each(s3_bucket, tmp_path):
+    backend, counter = make_backend(s3_bucket, tmp_path)
+    backend.list_page_size = 7  # several pages
+    sizes = {}
+    for i in range(30):
+        data = b"listed %d" % i
+        oid = sha256(data)
+        (tmp_path / "src").write_bytes(data)
+        backend.upload(oid, tmp_path / "src", len(data), Recorder())
+        sizes[oid] = len(data)
+    absent = [sha256(b"not there %d" % i) for i in range(30)]
+    answer = backend.stat_many([*sizes, *absent])
+    assert answer == {**sizes, **dict.fromkeys(absent)}
+    assert counter.count("HeadObject") == 0
+    assert 1 <= counter.count("ListObjectsV2") <= 5  # 30 keys, 7 per page
+
+
+def test_a_push_to_a_bucket_that_has_most_objects_uploads_only_the_rest(s3_bucket, tmp_path):
+    from lfs_agent.scan import PointerFile
+    from lfs_agent.store import ObjectStore
+    from lfs_agent.sync import Remote, push
+
+    store = ObjectStore(tmp_path / "lfs")
+    files = []
+    for i in range(40):
+        data = b"pushed %d" % i
+        (tmp_path / "src").write_bytes(data)
+        with open(tmp_path / "src", "rb") as f:
+            files.append(PointerFile(f"f{i}", store.ingest(f), "0" * 40))
+    backend, counter = make_backend(s3_bucket, tmp_path)
+    for f in files[:30]:
+        backend.upload(f.pointer.oid, store.object_path(f.pointer.oid), f.pointer.size, Recorder())
+    counter.calls.clear()
+    remote = Remote(f"s3://{s3_bucket}/p", opener=lambda *_: backend)
+    result = push(store, remote, files, concurrency=4)
+    assert sorted(p.oid for p in result.done) == sorted(f.pointer.oid for f in files[30:])
+    assert len(result.skipped) == 30
+    assert counter.count("HeadObject") == 0
+    assert counter.count("PutObject") == 10
+
+
+def test_a_listing_the_credentials_forbid_falls_back_to_a_head_each(s3_bucket, tmp_path):
+    backend, counter = make_backend(s3_bucket, tmp_path)
+
+    def deny(params, **_):
+        raise botocore.exceptions.ClientError(
+            {"Error": {"Code": "AccessDenied", "Message": "no s3:ListBucket"}}, "ListObjectsV2"
+        )
+
+    backend.client.meta.events.register("before-call.s3.ListObjectsV2", deny)
+    oids = [sha256(b"%d" % i) for i in range(20)]
+    assert backend.stat_many(oids) == {}
+    assert backend.stat(oids[0]) is None
+    assert counter.count("ListObjectsV2") == 1
+    assert counter.count("HeadObject") == 1
+
+
 def test_a_partial_small_download_continues_with_a_range(s3_bucket, tmp_path):
     backend, counter = make_backend(s3_bucket, tmp_path, **{"s3.multipart-threshold": "64MiB"})
     data = b"0123456789" * 1000

@@ -119,6 +119,24 @@ def test_skip_smudge_clone_install_pull_equals_lfs_agent_clone(project):
     assert git("status", "--porcelain", cwd=root / "b").stdout == b""
 
 
+def test_pull_from_a_subdirectory_restores_pointers_and_deleted_files(project):
+    root, server, _ = project
+    env = dict(os.environ, GIT_LFS_SKIP_SMUDGE="1")  # as a CI job would set it throughout
+    git("clone", "-q", str(server), str(root / "ci"), cwd=root, env=env)
+    ci = root / "ci"
+    assert agent("install", cwd=ci).returncode == 0
+    (ci / "data/test.bin").unlink()  # deleted in the work tree only
+    (ci / "models/bert.bin").write_bytes(b"local edit\n")  # must survive
+    pulled = agent("pull", cwd=ci / "models", env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    assert "checked out 3 file(s)" in pulled.stderr.decode()
+    for path, data in FILES.items():
+        expected = b"local edit\n" if path == "models/bert.bin" else data
+        assert (ci / path).read_bytes() == expected, path
+    status = git("status", "--porcelain", cwd=ci).stdout
+    assert status == b" M models/bert.bin\n"
+
+
 def test_a_warm_shared_cache_serves_a_clone_without_the_bucket(project, monkeypatch):
     root, server, bucket = project
     cache = root / "runner-cache"
