@@ -24,10 +24,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import TYPE_CHECKING, Any, Literal
 
 from lfs_agent.errors import IntegrityError, LfsAgentError, ProtocolError
 from lfs_agent.pointer import Pointer, is_valid_oid
@@ -35,14 +34,12 @@ from lfs_agent.progress import ThrottledProgress
 from lfs_agent.store import ObjectStore
 from lfs_agent.sync import Remote
 
-__all__ = [
-    "CompleteEvent",
-    "ErrorInfo",
-    "InitRequest",
-    "ProgressEvent",
-    "TransferAgent",
-    "TransferRequest",
-]
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from lfs_agent.transfer_messages import TransferRequest
+
+__all__ = ["InitRequest", "TransferAgent"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,67 +58,42 @@ CODE_INTERNAL = 1
 _LOG_CHARS = 300
 
 
-class _Message(BaseModel):
-    """Lenient on input (unknown fields ignored), strict about the fields we use."""
+@dataclass(frozen=True)
+class InitRequest:
+    """``{"event":"init","operation":...,"remote":...,"concurrent":...,...}``.
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    A dataclass, not a pydantic model like the other messages: it is parsed before the
+    reply git-lfs waits for, and pydantic is imported only once an object arrives.
+    """
 
-
-class InitRequest(_Message):
-    """``{"event":"init","operation":...,"remote":...,"concurrent":...,...}``."""
-
-    event: Literal["init"]
     operation: Literal["upload", "download"]
     remote: str = ""
     concurrent: bool = True
     concurrenttransfers: int = 8
 
+    @classmethod
+    def parse(cls, message: dict[str, Any]) -> InitRequest:
+        """Check the fields we use (unknown ones are ignored).
 
-class TransferRequest(_Message):
-    """An ``upload`` or ``download`` request for one object."""
-
-    event: Literal["upload", "download"]
-    oid: str = Field(pattern=r"^[0-9a-f]{64}$")
-    size: int = Field(ge=0)
-    path: str | None = None
-    action: dict[str, Any] | None = None
-
-
-class ErrorInfo(_Message):
-    """``{"code": int, "message": str}``: git-lfs prints ``[code] message``."""
-
-    code: int
-    message: str
-
-
-class ProgressEvent(_Message):
-    """Bytes moved so far for the current object."""
-
-    event: Literal["progress"] = "progress"
-    oid: str
-    bytesSoFar: int  # protocol field name
-    bytesSinceLast: int  # protocol field name
-
-
-class CompleteEvent(_Message):
-    """The end of one request: success (with ``path`` for downloads) or ``error``."""
-
-    event: Literal["complete"] = "complete"
-    oid: str
-    path: str | None = None
-    error: ErrorInfo | None = None
-
-
-def _error_info(exc: LfsAgentError) -> ErrorInfo:
-    return ErrorInfo(code=exc.code, message=str(exc))
-
-
-def _validation_message(exc: ValidationError) -> str:
-    problems = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "request"
-        problems.append(f"{where}: {err['msg']}")
-    return "; ".join(problems)
+        Raises:
+            ProtocolError: naming each bad field.
+        """
+        problems = []
+        operation = message.get("operation")
+        if operation not in (EVENT_UPLOAD, EVENT_DOWNLOAD):
+            problems.append(f"operation: expected 'upload' or 'download', got {operation!r}")
+        remote = message.get("remote", "")
+        if not isinstance(remote, str):
+            problems.append(f"remote: expected a string, got {remote!r}")
+        concurrent = message.get("concurrent", True)
+        if not isinstance(concurrent, bool):
+            problems.append(f"concurrent: expected true or false, got {concurrent!r}")
+        transfers = message.get("concurrenttransfers", 8)
+        if not isinstance(transfers, int) or isinstance(transfers, bool):
+            problems.append(f"concurrenttransfers: expected an integer, got {transfers!r}")
+        if problems:
+            raise ProtocolError("; ".join(problems))
+        return cls(operation, remote, concurrent, transfers)  # type: ignore[arg-type]
 
 
 class TransferAgent:
@@ -153,7 +125,7 @@ class TransferAgent:
 
     def send(self, message: BaseModel | dict[str, Any]) -> None:
         """Write one JSON line (only the fields that are set)."""
-        data = message.model_dump(exclude_none=True) if isinstance(message, BaseModel) else message
+        data = message if isinstance(message, dict) else message.model_dump(exclude_none=True)
         line = json.dumps(data, separators=(",", ":"))
         logger.debug("agent> %s", line[:_LOG_CHARS])
         self._write_line(line)
@@ -194,10 +166,12 @@ class TransferAgent:
 
     def _top_level_error(self, text: str) -> None:
         logger.error("%s", text)
-        self.send({"error": ErrorInfo(code=CODE_BAD_REQUEST, message=text).model_dump()})
+        self.send({"error": {"code": CODE_BAD_REQUEST, "message": text}})
 
     def _reject(self, message: dict[str, Any], text: str) -> None:
         """Refuse a request: per object when its oid is usable, top-level otherwise."""
+        from lfs_agent.transfer_messages import CompleteEvent, ErrorInfo
+
         oid = message.get("oid")
         if isinstance(oid, str) and is_valid_oid(oid):
             logger.error("%s: %s", oid, text)
@@ -207,15 +181,15 @@ class TransferAgent:
 
     def _init(self, message: dict[str, Any]) -> None:
         try:
-            init = InitRequest.model_validate(message)
-        except ValidationError as exc:
-            self._top_level_error(f"invalid init request: {_validation_message(exc)}")
+            init = InitRequest.parse(message)
+        except ProtocolError as exc:
+            self._top_level_error(f"invalid init request: {exc}")
             return
         try:
             store, remote = self._open_session()
         except LfsAgentError as exc:
             logger.error("init failed: %s", exc)
-            self.send({"error": _error_info(exc).model_dump()})
+            self.send({"error": {"code": exc.code, "message": str(exc)}})
             return
         if self.remote is not None:
             self.remote.close()
@@ -224,11 +198,21 @@ class TransferAgent:
         self.send({})
 
     def _transfer(self, message: dict[str, Any]) -> None:
+        from lfs_agent.transfer_messages import (
+            CompleteEvent,
+            ErrorInfo,
+            ProgressEvent,
+            TransferRequest,
+            ValidationError,
+            error_info,
+            validation_message,
+        )
+
         try:
             request = TransferRequest.model_validate(message)
         except ValidationError as exc:
             self._reject(
-                message, f"invalid {message.get('event')} request: {_validation_message(exc)}"
+                message, f"invalid {message.get('event')} request: {validation_message(exc)}"
             )
             return
         if self.store is None or self.remote is None or self.operation is None:
@@ -252,7 +236,7 @@ class TransferAgent:
         except LfsAgentError as exc:
             logger.error("%s %s failed: %s", request.event, request.oid, exc)
             progress.flush()
-            self.send(CompleteEvent(oid=request.oid, error=_error_info(exc)))
+            self.send(CompleteEvent(oid=request.oid, error=error_info(exc)))
             return
         except Exception as exc:  # the request-loop boundary: keep serving
             logger.exception("%s %s failed", request.event, request.oid)

@@ -37,6 +37,24 @@ def test_importing_the_cli_does_not_import_sdks_or_pydantic(tmp_path: Path):
     assert out.stdout.strip() == "[]"
 
 
+def test_a_transfer_agent_answers_init_before_importing_pydantic(tmp_path: Path):
+    # git-lfs starts its agents one after another, each waiting for this reply.
+    git("init", "-q", str(tmp_path), cwd=tmp_path)
+    git("config", "lfs-agent.remote", str(tmp_path / "bucket"), cwd=tmp_path)
+    code = (
+        "import sys\n"
+        "from lfs_agent.cli import main\n"
+        "main(['transfer'])\n"
+        "print('pydantic' in sys.modules, file=sys.stderr)\n"
+    )
+    session = b'{"event":"init","operation":"download","remote":"origin"}\n{"event":"terminate"}\n'
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, input=session, capture_output=True, check=True
+    )
+    assert out.stdout == b"{}\n"
+    assert out.stderr.decode().strip() == "False"
+
+
 def test_errors_are_one_line_without_traceback(tmp_path: Path):
     out = agent("clean", cwd=tmp_path, input=b"data")  # not a repository
     assert out.returncode == 2
