@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -339,15 +340,22 @@ def _raise_failures(verb: str, remote: Remote, result: BatchResult) -> None:
         )
 
 
+#: git holds a file it smudges whole in memory; larger objects are written by us.
+GIT_WRITES_MAX = 32 * 1024 * 1024
+
+
 def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list[str]:
     """Give work-tree files that are still pointers, or missing, their content.
 
     A file is rewritten only when its bytes equal its staged pointer, or when it is
     missing from the work tree while the index has it (as ``git lfs pull`` does); local
-    edits are never touched. git itself writes them (``checkout-index``, through the
-    configured lfs filter, which finds the objects in the store), so the index records
-    their new size and time without hashing them again. Without a configured lfs
-    filter git would write the pointers, so nothing is done.
+    edits are never touched. Objects up to :data:`GIT_WRITES_MAX` are written by git
+    itself (``checkout-index``, through the lfs filter, which finds them in the store),
+    so the index records their stat data without hashing them again. git would hold a
+    larger file whole in memory, so those are streamed into place by us (a missing one
+    is first restored as a pointer, for its directory and mode) and re-staged, which
+    git hashes through the clean filter as a stream. Without a configured lfs filter
+    nothing is done: git would write pointers, or stage raw content.
 
     Returns:
         The paths that were written.
@@ -355,18 +363,23 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
     top = git.paths.work_tree
     if top is None:
         return []
-    chosen = []  # paths for git to write
-    pointers = []  # the work-tree files among them that hold a pointer
+    by_git: list[str] = []  # paths for git to write through the filter
+    by_us: list[PointerFile] = []  # large objects we stream into place
+    pointer_files: list[Path] = []  # pointer files git must rewrite (removed first)
+    missing_large: list[str] = []  # restored as pointers first
     for f in files:
         if not store.contains(f.pointer) or f.pointer.size == 0:
             continue
         target = top / f.path
+        large = f.pointer.size > GIT_WRITES_MAX
         try:
             if target.is_symlink() or target.stat().st_size >= MAX_POINTER_SIZE:
                 continue
             current = target.read_bytes()
-        except FileNotFoundError:
-            chosen.append(f.path)  # deleted in the work tree only: restore it
+        except FileNotFoundError:  # deleted in the work tree only: restore it
+            (missing_large if large else by_git).append(f.path)
+            if large:
+                by_us.append(f)
             continue
         except NotADirectoryError:
             continue
@@ -375,23 +388,66 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
                 continue
         except NotAPointerError:
             continue
-        pointers.append(target)
-        chosen.append(f.path)
-    if not chosen:
-        return chosen
-    if not (git.config_get("filter.lfs.process") or git.config_get("filter.lfs.smudge")):
+        if large:
+            by_us.append(f)
+        else:
+            by_git.append(f.path)
+            pointer_files.append(target)
+    if not (by_git or by_us):
+        return []
+    if not (git.config_get("filter.lfs.process") or git.config_get("filter.lfs.clean")):
         logger.warning(
             "no lfs filter is configured: cannot write %d file(s) (run 'lfs-agent install')",
-            len(chosen),
+            len(by_git) + len(by_us),
         )
         return []
-    # git skips a file whose stat data matches the index, as a pointer file's does: it
-    # goes first. It holds nothing the index lacks; a run cut short restores it.
-    for target in pointers:
-        with contextlib.suppress(FileNotFoundError):
-            target.unlink()
     env = dict(git.env if git.env is not None else os.environ)
     env.pop("GIT_LFS_SKIP_SMUDGE", None)  # this is the checkout the user asked for
-    paths = b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in chosen)
-    Git(top, env).run(["checkout-index", "--index", "--force", "-z", "--stdin"], input=paths)
-    return chosen
+    at_top = Git(top, env)
+    if missing_large:
+        as_pointers = Git(top, {**env, "GIT_LFS_SKIP_SMUDGE": "1"})
+        as_pointers.run(
+            ["checkout-index", "--index", "--force", "-z", "--stdin"],
+            input=_nul_joined(missing_large),
+        )
+    if by_git:
+        # git skips a file whose stat data matches the index, as a pointer file's does:
+        # it goes first. It holds nothing the index lacks; a run cut short restores it.
+        for target in pointer_files:
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+        at_top.run(
+            ["checkout-index", "--index", "--force", "-z", "--stdin"],
+            input=_nul_joined(by_git),
+        )
+    written = [f.path for f in by_us if _write_object(store, f.pointer, top / f.path)]
+    if written:
+        at_top.run(["update-index", "-q", "-z", "--stdin"], input=_nul_joined(written))
+    return by_git + written
+
+
+def _nul_joined(paths: Iterable[str]) -> bytes:
+    return b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths)
+
+
+def _write_object(store: ObjectStore, pointer: Pointer, target: Path) -> bool:
+    """Stream the object over the pointer file at ``target`` (temp file and rename).
+
+    Returns:
+        False when ``target`` no longer holds the pointer (left alone).
+    """
+    try:
+        if parse_pointer(target.read_bytes()).oid != pointer.oid:
+            return False
+    except (OSError, NotAPointerError):
+        return False
+    temp = target.with_name(f".{target.name}.lfs-agent-{pointer.oid[:12]}")
+    try:
+        with store.open(pointer) as src, open(temp, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1024 * 1024)
+        os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
+        os.replace(temp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+    return True

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from lfs_agent.sync import GIT_WRITES_MAX
 from tests.conftest import AGENT, agent, clone_with_filter, git
-from tests.helpers import pointer_bytes, sha256
+from tests.helpers import pointer_bytes, random_bytes, sha256
 
 pytestmark = pytest.mark.integration
 
@@ -135,6 +136,34 @@ def test_pull_from_a_subdirectory_restores_pointers_and_deleted_files(project):
         assert (ci / path).read_bytes() == expected, path
     status = git("status", "--porcelain", cwd=ci).stdout
     assert status == b" M models/bert.bin\n"
+
+
+def test_pull_streams_objects_git_would_hold_whole(tmp_path: Path, no_git_lfs_path):
+    # Above GIT_WRITES_MAX lfs-agent writes the file itself; a missing one keeps its mode.
+    work, bucket, server = tmp_path / "work", tmp_path / "bucket", tmp_path / "server.git"
+    git("init", "-q", "--bare", str(server), cwd=tmp_path)
+    git("init", "-q", str(work), cwd=tmp_path)
+    agent("install", "--remote", str(bucket), cwd=work)
+    agent("track", "*.bin", cwd=work)
+    big = {name: random_bytes(GIT_WRITES_MAX + 1, seed=i) for i, name in enumerate("ab")}
+    for name, data in big.items():
+        (work / f"{name}.bin").write_bytes(data)
+    (work / "b.bin").chmod(0o755)
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "big", cwd=work)
+    git("remote", "add", "origin", str(server), cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+    env = dict(os.environ, GIT_LFS_SKIP_SMUDGE="1")
+    git("clone", "-q", str(server), str(tmp_path / "ci"), cwd=tmp_path, env=env)
+    ci = tmp_path / "ci"
+    assert agent("install", cwd=ci).returncode == 0
+    (ci / "b.bin").unlink()
+    pulled = agent("pull", cwd=ci, env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    for name, data in big.items():
+        assert (ci / f"{name}.bin").read_bytes() == data
+    assert os.access(ci / "b.bin", os.X_OK)
+    assert git("status", "--porcelain", cwd=ci).stdout == b""
 
 
 def test_a_warm_shared_cache_serves_a_clone_without_the_bucket(project, monkeypatch):
