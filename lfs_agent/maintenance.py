@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from lfs_agent.backends import size_of
 from lfs_agent.errors import LfsAgentError
 from lfs_agent.git import Git
 from lfs_agent.pointer import Pointer
@@ -88,10 +89,7 @@ def _check_remote(
     listed: Mapping[str, int | None],
 ) -> str | None:
     try:
-        if f.pointer.oid in listed:
-            size = listed[f.pointer.oid]
-        else:
-            size = remote.backend.stat(f.pointer.oid)
+        size = size_of(remote.backend, f.pointer.oid, listed)
     except LfsAgentError as exc:
         return f"{f.path} ({f.pointer.oid}): {exc}"
     if size is None:
@@ -171,11 +169,7 @@ def prune(git: Git, store: ObjectStore, remote: Remote, dry_run: bool = False) -
     candidates = [p for p in store.iter_objects() if p.oid not in keep]
     listed = remote.backend.stat_many([p.oid for p in candidates])
     for pointer in candidates:
-        if pointer.oid in listed:
-            remote_size = listed[pointer.oid]
-        else:
-            remote_size = remote.backend.stat(pointer.oid)
-        if remote_size != pointer.size:
+        if size_of(remote.backend, pointer.oid, listed) != pointer.size:
             report.kept_unpushed.append(pointer)
             continue
         report.pruned.append(pointer)

@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lfs_agent.backends import Backend, open_backend
+from lfs_agent.backends import Backend, open_backend, size_of
 from lfs_agent.errors import IntegrityError, LfsAgentError, NotAPointerError, TransferError
 from lfs_agent.git import Git
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
 from lfs_agent.scan import PointerFile
-from lfs_agent.store import ObjectStore, check_file
+from lfs_agent.store import CHUNK_SIZE, ObjectStore, check_file
 
 __all__ = [
     "BatchResult",
@@ -219,11 +219,7 @@ class Remote:
         """
         if pointer.size == 0:
             return False
-        if listed is not None and pointer.oid in listed:
-            remote_size = listed[pointer.oid]
-        else:
-            remote_size = self.backend.stat(pointer.oid)
-        if remote_size == pointer.size:
+        if size_of(self.backend, pointer.oid, listed or {}) == pointer.size:
             return False
         path = store.object_path(pointer.oid)
         self.backend.upload(pointer.oid, path, pointer.size, progress)
@@ -405,25 +401,23 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
     env.pop("GIT_LFS_SKIP_SMUDGE", None)  # this is the checkout the user asked for
     at_top = Git(top, env)
     if missing_large:
-        as_pointers = Git(top, {**env, "GIT_LFS_SKIP_SMUDGE": "1"})
-        as_pointers.run(
-            ["checkout-index", "--index", "--force", "-z", "--stdin"],
-            input=_nul_joined(missing_large),
-        )
+        _checkout_index(Git(top, {**env, "GIT_LFS_SKIP_SMUDGE": "1"}), missing_large)
     if by_git:
         # git skips a file whose stat data matches the index, as a pointer file's does:
         # it goes first. It holds nothing the index lacks; a run cut short restores it.
         for target in pointer_files:
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()
-        at_top.run(
-            ["checkout-index", "--index", "--force", "-z", "--stdin"],
-            input=_nul_joined(by_git),
-        )
+        _checkout_index(at_top, by_git)
     written = [f.path for f in by_us if _write_object(store, f.pointer, top / f.path)]
     if written:
         at_top.run(["update-index", "-q", "-z", "--stdin"], input=_nul_joined(written))
     return by_git + written
+
+
+def _checkout_index(git: Git, paths: Iterable[str]) -> None:
+    """Have git write ``paths`` from the index (through its filters) and record them."""
+    git.run(["checkout-index", "--index", "--force", "-z", "--stdin"], input=_nul_joined(paths))
 
 
 def _nul_joined(paths: Iterable[str]) -> bytes:
@@ -444,7 +438,7 @@ def _write_object(store: ObjectStore, pointer: Pointer, target: Path) -> bool:
     temp = target.with_name(f".{target.name}.lfs-agent-{pointer.oid[:12]}")
     try:
         with store.open(pointer) as src, open(temp, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1024 * 1024)
+            shutil.copyfileobj(src, dst, CHUNK_SIZE)
         os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
         os.replace(temp, target)
     finally:

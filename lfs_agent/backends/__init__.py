@@ -38,6 +38,7 @@ __all__ = [
     "open_backend",
     "parse_size",
     "scoped_options",
+    "size_of",
     "stat_by_listing",
 ]
 
@@ -183,6 +184,15 @@ def stat_by_listing(
             return {keys[k]: sizes.get(keys[k]) for k in ordered if k <= settled}
     # The listing ran to its end (or past the last wanted key): everything is settled.
     return {oid: sizes.get(oid) for oid in wanted}
+
+
+def size_of(backend: Backend, oid: str, listed: Mapping[str, int | None]) -> int | None:
+    """The object's remote size, or None when the remote lacks it.
+
+    Taken from ``listed`` (:meth:`Backend.stat_many`) when that settled ``oid``, else
+    from :meth:`Backend.stat`.
+    """
+    return listed[oid] if oid in listed else backend.stat(oid)
 
 
 class Backend(Protocol):

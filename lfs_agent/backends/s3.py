@@ -134,6 +134,16 @@ def _no_continue_for_small_puts(params: dict[str, Any], model: Any, **_: Any) ->
         params["headers"].pop("Expect", None)
 
 
+def _missing_source(oid: str, src_path: Path) -> ObjectNotFoundError:
+    return ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing")
+
+
+def _wrong_source(oid: str, src_path: Path, size: int, actual: str) -> IntegrityError:
+    return IntegrityError(
+        f"refusing to upload {oid}: {src_path} has {size} bytes hashing to {actual}"
+    )
+
+
 def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
@@ -447,12 +457,9 @@ class S3Backend:
                     if length < part_size:
                         break
         except FileNotFoundError:
-            raise ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing") from None
+            raise _missing_source(oid, src_path) from None
         if offset != size or whole.hexdigest() != oid:
-            raise IntegrityError(
-                f"refusing to upload {oid}: {src_path} has {offset} bytes "
-                f"hashing to {whole.hexdigest()}"
-            )
+            raise _wrong_source(oid, src_path, offset, whole.hexdigest())
         return parts
 
     def _put_small(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
@@ -460,13 +467,10 @@ class S3Backend:
             with open(src_path, "rb") as src:
                 data = src.read(SMALL_OBJECT + 1)
         except FileNotFoundError:
-            raise ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing") from None
+            raise _missing_source(oid, src_path) from None
         digest = hashlib.sha256(data)
         if len(data) != size or digest.hexdigest() != oid:
-            raise IntegrityError(
-                f"refusing to upload {oid}: {src_path} has {len(data)} bytes "
-                f"hashing to {digest.hexdigest()}"
-            )
+            raise _wrong_source(oid, src_path, len(data), digest.hexdigest())
         self._put(oid, data, digest.digest(), size, progress)
 
     def _put(
