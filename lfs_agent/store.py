@@ -40,11 +40,15 @@ OBJECT_MODE = 0o644
 
 
 def hash_file(path: Path) -> tuple[str, int]:
-    """Return ``(sha256 hex, size)`` of the file at ``path``, read in chunks."""
+    """Return ``(sha256 hex, size)`` of the file at ``path``, read in chunks.
+
+    The buffer is no larger than the file (plus one byte, to see its end in one read),
+    so hashing many small files does not allocate and free a megabyte each time.
+    """
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb") as src:
-        buf = bytearray(CHUNK_SIZE)
+        buf = bytearray(min(CHUNK_SIZE, os.fstat(src.fileno()).st_size + 1))
         view = memoryview(buf)
         while n := src.readinto(buf):
             digest.update(view[:n])

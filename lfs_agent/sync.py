@@ -237,7 +237,7 @@ class Remote:
         Args:
             pointers: May repeat; each oid is handled once.
             action: Returns True when it transferred bytes, False when it skipped.
-            concurrency: Worker threads.
+            concurrency: Worker threads, at most the backend's ``max_workers``.
             on_done: Called (from a worker thread) after each object.
         """
         unique = {p.oid: p for p in pointers if p.size > 0}
@@ -247,7 +247,9 @@ class Remote:
             return result
         from concurrent.futures import ThreadPoolExecutor, as_completed
 
-        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        bound = self.backend.max_workers
+        workers = max(1, min(concurrency, bound) if bound else concurrency)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(action, p): p for p in ordered}
             for future in as_completed(futures):
                 pointer = futures[future]

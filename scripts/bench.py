@@ -99,6 +99,9 @@ class Bench:
         self.run(["git", *args], cwd, env)
 
     def measure(self, args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Sample:
+        # Write back what the set-up (and the last tool's clean-up) left dirty first, so
+        # that no command pays for the file-system work of the one before it.
+        os.sync()
         start = time.perf_counter()
         proc = self.run([sys.executable, "-c", MEASURE, str(cwd), *args], cwd, env, check=False)
         seconds = time.perf_counter() - start

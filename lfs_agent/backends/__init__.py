@@ -13,7 +13,6 @@ by commands that do not need them. A missing SDK becomes a
 from __future__ import annotations
 
 import bisect
-import hashlib
 import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from lfs_agent.errors import (
     ObjectNotFoundError,
 )
 from lfs_agent.progress import Progress
+from lfs_agent.store import hash_file
 
 __all__ = [
     "REGISTRY",
@@ -77,15 +77,12 @@ def check_source(oid: str, src_path: Path) -> None:
         ObjectNotFoundError: the file is missing.
         IntegrityError: it hashes to something else (nothing is sent then).
     """
-    digest = hashlib.sha256()
     try:
-        with open(src_path, "rb") as src:
-            while chunk := src.read(1024 * 1024):
-                digest.update(chunk)
+        actual, _ = hash_file(src_path)
     except FileNotFoundError:
         raise ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing") from None
-    if digest.hexdigest() != oid:
-        raise IntegrityError(f"refusing to upload {oid}: {src_path} hashes to {digest.hexdigest()}")
+    if actual != oid:
+        raise IntegrityError(f"refusing to upload {oid}: {src_path} hashes to {actual}")
 
 
 def bucket_and_prefix(url: str) -> tuple[str, str]:
@@ -204,6 +201,8 @@ class Backend(Protocol):
 
     #: The remote's URL, for messages.
     url: str
+    #: Parallel transfers beyond which this backend gets no faster (None: no bound).
+    max_workers: int | None
 
     def stat(self, oid: str) -> int | None:
         """Return the stored object's size in bytes, or None when it is absent."""

@@ -89,6 +89,9 @@ class GCSBackend:
         client: A ready ``storage.Client`` (tests); built from the options otherwise.
     """
 
+    #: Transfers are network-bound: every configured worker helps.
+    max_workers: int | None = None
+
     def __init__(
         self,
         url: str,

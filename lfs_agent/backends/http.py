@@ -113,6 +113,9 @@ class HTTPBackend:
             returns its output; injected by tests.
     """
 
+    #: Transfers are network-bound: every configured worker helps.
+    max_workers: int | None = None
+
     def __init__(
         self,
         url: str,

@@ -43,6 +43,10 @@ class LocalBackend:
         state_dir: Unused: folder uploads are quick to redo.
     """
 
+    #: Each transfer is a few file-system calls run under Python's GIL: threads beyond
+    #: the cores only contend for it (measured: 8 threads are slower than 2 on 2 cores).
+    max_workers: int | None = max(2, os.cpu_count() or 2)
+
     def __init__(
         self, url: str, options: dict[str, str] | None = None, state_dir: Path | None = None
     ) -> None:
@@ -74,21 +78,18 @@ class LocalBackend:
         """Store ``src_path`` as ``oid``: hard-linked when possible, else copied.
 
         Either way the bytes are checked against size and sha256 before the object
-        appears, and it appears by a rename.
+        appears, and it appears at once: by a link of the checked file, or by a rename.
         """
         if self.stat(oid) == size:
             progress(size)
             return
         final = self._path(oid)
-        try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BackendError(f"cannot write to {self.url}: {exc.strerror}") from exc
-        self._remove_stale_temps(final.parent, oid)
-        temp = final.parent / f".{oid}.{secrets.token_hex(6)}.tmp"
-        if self.link and self._link(oid, src_path, size, temp, final):
+        if self.link and self._link(oid, src_path, size, final):
             progress(size)
             return
+        self._make_parent(final)
+        self._remove_stale_temps(final.parent, oid)
+        temp = final.parent / f".{oid}.{secrets.token_hex(6)}.tmp"
         digest = hashlib.sha256()
         written = 0
         try:
@@ -120,11 +121,19 @@ class LocalBackend:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
 
-    @staticmethod
-    def _link(oid: str, src_path: Path, size: int, temp: Path, final: Path) -> bool:
+    def _make_parent(self, final: Path) -> None:
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackendError(f"cannot write to {self.url}: {exc.strerror}") from exc
+
+    def _link(self, oid: str, src_path: Path, size: int, final: Path) -> bool:
         """Publish ``src_path`` by a hard link; False when linking is impossible here.
 
-        git-lfs's standalone-file adapter links the same way on one file system.
+        The source is checked first, so the link puts complete, verified bytes at the
+        object path in one step. A wrong-size file already there is replaced through a
+        linked temp name and a rename. git-lfs's standalone-file adapter links the
+        same way on one file system.
         """
         try:
             actual = src_path.stat().st_size
@@ -136,9 +145,31 @@ class LocalBackend:
             )
         check_source(oid, src_path)
         try:
-            os.link(src_path, temp)
+            os.link(src_path, final)
+            return True
+        except FileNotFoundError:
+            pass  # the object's directory is new (the source was just read)
+        except FileExistsError:
+            return self._relink(src_path, final)
         except OSError:
             return False  # another file system, or no hard links: copy instead
+        self._make_parent(final)
+        try:
+            os.link(src_path, final)
+        except FileExistsError:
+            return self._relink(src_path, final)  # a concurrent upload, or a bad file
+        except OSError:
+            return False
+        return True
+
+    @staticmethod
+    def _relink(src_path: Path, final: Path) -> bool:
+        """Replace whatever ``final`` holds by a link to ``src_path``, atomically."""
+        temp = final.parent / f".{final.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            os.link(src_path, temp)
+        except OSError:
+            return False
         try:
             os.replace(temp, final)
         finally:
@@ -150,10 +181,13 @@ class LocalBackend:
     def _remove_stale_temps(directory: Path, oid: str) -> None:
         """Delete temp files of earlier uploads of ``oid`` that died (killed, crashed)."""
         now = time.time()
-        for temp in directory.glob(f".{oid}.*.tmp"):
-            with contextlib.suppress(OSError):
-                if now - temp.stat().st_mtime > STALE_TEMP_SECONDS:
-                    temp.unlink()
+        prefix = f".{oid}."
+        with contextlib.suppress(OSError), os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.startswith(prefix) and entry.name.endswith(".tmp"):
+                    with contextlib.suppress(OSError):
+                        if now - entry.stat().st_mtime > STALE_TEMP_SECONDS:
+                            os.unlink(entry.path)
 
     def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
         """Copy the object into ``dest_path``."""

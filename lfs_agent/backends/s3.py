@@ -214,6 +214,9 @@ class S3Backend:
         client: A ready boto3 S3 client (tests); built from the options otherwise.
     """
 
+    #: Transfers are network-bound: every configured worker helps.
+    max_workers: int | None = None
+
     def __init__(
         self,
         url: str,

@@ -29,7 +29,7 @@ class TestLocalBackendLinking(TestLocalBackendCopying):
         return {}
 
     def test_a_kill_during_upload_leaves_no_object(self, *args, **kwargs):
-        pytest.skip("a linked upload is one link and one rename: there is no partial copy to kill")
+        pytest.skip("a linked upload is one link of checked bytes: there is no partial copy to kill")
 
 
 def test_same_file_system_uploads_are_hard_links_of_verified_bytes(tmp_path):
@@ -45,6 +45,21 @@ def test_same_file_system_uploads_are_hard_links_of_verified_bytes(tmp_path):
         backend.upload(sha256(b"other"), src, len(data), Recorder())
     with pytest.raises(IntegrityError, match="has 6000 bytes, expected 5"):
         backend.upload(sha256(b"other"), src, 5, Recorder())
+
+
+def test_a_linked_upload_replaces_a_wrong_size_object_and_leaves_no_temp(tmp_path):
+    backend = open_backend((tmp_path / "bucket").as_uri())
+    data = b"right bytes" * 100
+    oid = sha256(data)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    final = tmp_path / "bucket" / "objects" / oid[:2] / oid[2:4] / oid
+    final.parent.mkdir(parents=True)
+    final.write_bytes(b"truncated")
+    backend.upload(oid, src, len(data), Recorder())
+    assert final.read_bytes() == data
+    assert final.stat().st_ino == src.stat().st_ino
+    assert [p.name for p in final.parent.iterdir()] == [oid]
 
 
 def test_layout_matches_git_lfs_and_copied_objects_are_read_only(tmp_path):
