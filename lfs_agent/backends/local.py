@@ -2,10 +2,11 @@
 
 Layout ``<root>/objects/<oid[0:2]>/<oid[2:4]>/<oid>``, identical to every other backend.
 On the same file system as the store, an upload hard-links the stored object (after
-checking its size and sha256) into a temp name and renames it into place, as git-lfs's
-standalone-file adapter does. Otherwise (or with ``lfs-agent.local.link=false``) it
-copies into a temp file in the object's own directory while hashing, ``fsync``s, makes
-it read-only and renames it. Either way the object path only ever holds complete,
+checking its size and sha256) into place, and a download hard-links the bucket's object
+into the store's temp file (which the caller then checks), as git-lfs's standalone-file
+adapter does. Otherwise (or with ``lfs-agent.local.link=false``) a download copies, and
+an upload copies into a temp file in the object's own directory while hashing,
+``fsync``s, makes it read-only and renames it. Either way the object path only ever holds complete,
 verified bytes; uploading an object that is already there with its size is a no-op.
 """
 
@@ -190,7 +191,14 @@ class LocalBackend:
                             os.unlink(entry.path)
 
     def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
-        """Copy the object into ``dest_path``."""
+        """Hard-link the object to ``dest_path`` when possible, else copy it there.
+
+        A link reads nothing: the caller's check of the bytes is the only read. A
+        partial file at ``dest_path`` (an earlier copy cut short) is replaced.
+        """
+        if self.link and self._link_out(oid, dest_path):
+            progress(size)
+            return
         try:
             src = open(self._path(oid), "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
@@ -203,6 +211,18 @@ class LocalBackend:
             while n := src.readinto(buf):
                 dst.write(view[:n])
                 progress(n)
+
+    def _link_out(self, oid: str, dest_path: Path) -> bool:
+        """Link the object to ``dest_path``; False when linking is impossible here."""
+        with contextlib.suppress(FileNotFoundError):
+            dest_path.unlink()
+        try:
+            os.link(self._path(oid), dest_path)
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"object {oid} is not on remote {self.url}") from None
+        except OSError:
+            return False  # another file system, or no hard links: copy instead
+        return True
 
     def put_meta(self, key: str, data: bytes) -> None:
         """Write a record through a temp file and a rename."""

@@ -9,6 +9,9 @@ import pytest
 
 from lfs_agent.backends import open_backend
 from lfs_agent.errors import BackendError, BackendUnavailableError, ConfigError, IntegrityError
+from lfs_agent.pointer import Pointer
+from lfs_agent.store import ObjectStore
+from lfs_agent.sync import Remote
 from tests.contract.backend_contract import BackendContract, Recorder
 from tests.helpers import sha256
 
@@ -29,7 +32,9 @@ class TestLocalBackendLinking(TestLocalBackendCopying):
         return {}
 
     def test_a_kill_during_upload_leaves_no_object(self, *args, **kwargs):
-        pytest.skip("a linked upload is one link of checked bytes: there is no partial copy to kill")
+        pytest.skip(
+            "a linked upload is one link of checked bytes: there is no partial copy to kill"
+        )
 
 
 def test_same_file_system_uploads_are_hard_links_of_verified_bytes(tmp_path):
@@ -114,3 +119,32 @@ def test_stale_temp_files_of_dead_uploads_are_swept_by_the_next_upload(tmp_path)
     src.write_bytes(data)
     backend.upload(oid, src, len(data), Recorder())
     assert sorted(p.name for p in directory.iterdir()) == sorted([oid, fresh.name])
+
+
+def test_same_file_system_downloads_are_links_checked_before_they_reach_the_store(tmp_path):
+    bucket = tmp_path / "bucket"
+    store = ObjectStore(tmp_path / "lfs")
+    good, bad = b"good bytes" * 50, b"evil bytes" * 50
+    for data in (good, bad):
+        src = tmp_path / "src"
+        src.write_bytes(data)
+        open_backend(bucket.as_uri()).upload(sha256(data), src, len(data), Recorder())
+        src.unlink()
+    # Corrupt the bucket's copy of ``bad``: same size, other bytes.
+    bad_oid = sha256(bad)
+    bad_path = bucket / "objects" / bad_oid[:2] / bad_oid[2:4] / bad_oid
+    bad_path.chmod(0o644)
+    bad_path.write_bytes(good)
+
+    remote = Remote(bucket.as_uri())
+    assert remote.download(store, Pointer(sha256(good), len(good))) is True
+    stored = store.object_path(sha256(good))
+    assert stored.read_bytes() == good
+    oid = sha256(good)
+    assert stored.stat().st_ino == (bucket / "objects" / oid[:2] / oid[2:4] / oid).stat().st_ino
+
+    with pytest.raises(IntegrityError, match=f"object {bad_oid} from .* is corrupt"):
+        remote.download(store, Pointer(bad_oid, len(bad)))
+    assert not store.object_path(bad_oid).exists()
+    assert list(store.tmp_dir.iterdir()) == []
+    assert bad_path.read_bytes() == good  # the bucket's file is left for fsck to report
