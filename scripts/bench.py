@@ -332,7 +332,9 @@ class Bench:
         self.case(f"push {label} to a local bucket (git-lfs: file:// remote)", push)
         self.cases.append(Case(f"clone/pull {label} from a local bucket", results=pull))
 
-    def bench_s3(self, label: str, files: dict[str, int], moto_url: str) -> None:
+    def bench_s3(
+        self, label: str, files: dict[str, int], moto_url: str, part_size: str | None = None
+    ) -> None:
         import boto3
 
         masters = self.work / f"masters-s3-{label}"
@@ -357,6 +359,8 @@ class Bench:
         def ours() -> Sample:
             server = self.bare("server")
             repo = self.ours_repo("s3-ours", remote=f"s3://{bucket()}/repo")
+            if part_size:
+                self.git("config", "lfs-agent.s3.part-size", part_size, cwd=repo)
             shutil.copytree(masters, repo / "data")
             self.git("add", "-A", cwd=repo)
             self.git("commit", "-qm", "data", cwd=repo)
@@ -381,11 +385,12 @@ class Bench:
             pull.setdefault("dvc", []).append(self.measure([str(DVC), "pull", "-q"], repo, env))
             return sample
 
+        setting = f", s3.part-size={part_size}" if part_size else ""
         self.case(
-            f"push {label} to S3 (moto server)",
+            f"push {label} to S3 (moto server{setting})",
             {"lfs-agent": ours, "dvc": dvc if self.has_dvc else "dvc not installed"},
         )
-        self.cases.append(Case(f"pull {label} from S3 (moto server)", results=pull))
+        self.cases.append(Case(f"pull {label} from S3 (moto server{setting})", results=pull))
 
     def bench_lazy(self, count: int, size: int) -> None:
         masters = self.work / "masters-lazy"
@@ -614,6 +619,12 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--only", metavar="WORD", help="run only cases whose group has WORD")
+    parser.add_argument(
+        "--s3-part-size",
+        metavar="SIZE",
+        help="lfs-agent's s3.part-size in the S3 cases (moto reads a whole object for "
+        "every ranged GET, so fewer, larger ranges are faster there)",
+    )
     args = parser.parse_args()
     runs = args.runs or (1 if args.quick else 3)
     big = 2 * MIB if args.quick else 1 << 30
@@ -643,11 +654,12 @@ def main() -> int:
                 fn()
         if not args.only or args.only in "s3":
             moto, url = start_moto(work)
-            bench.bench_s3(human(big), {"big.bin": big}, url)
+            bench.bench_s3(human(big), {"big.bin": big}, url, args.s3_part_size)
             bench.bench_s3(
                 f"{push_small_n} small files",
                 {f"s{i:04d}.bin": 16 * 1024 for i in range(push_small_n)},
                 url,
+                args.s3_part_size,
             )
     finally:
         if moto is not None:
