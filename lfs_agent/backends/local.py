@@ -6,8 +6,9 @@ checking its size and sha256) into place, and a download hard-links the bucket's
 into the store's temp file (which the caller then checks), as git-lfs's standalone-file
 adapter does. Otherwise (or with ``lfs-agent.local.link=false``) a download copies, and
 an upload copies into a temp file in the object's own directory while hashing,
-``fsync``s, makes it read-only and renames it. Either way the object path only ever holds complete,
-verified bytes; uploading an object that is already there with its size is a no-op.
+``fsync``s, makes it read-only and renames it. Either way the object path only ever
+holds complete, verified bytes; uploading an object that is already there with its
+size is a no-op.
 """
 
 from __future__ import annotations
