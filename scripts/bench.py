@@ -196,6 +196,13 @@ class Bench:
         self.git("init", "-q", "--bare", cwd=path)
         return path
 
+    def commit_copy(self, repo: Path, masters: Path, folder: str, origin: str) -> None:
+        """Copy ``masters`` into ``repo/folder``, commit it, and add ``origin`` as a remote."""
+        shutil.copytree(masters, repo / folder)
+        self.git("add", "-A", cwd=repo)
+        self.git("commit", "-qm", folder, cwd=repo)
+        self.git("remote", "add", "origin", origin, cwd=repo)
+
     # --- cases ------------------------------------------------------------------------------
 
     def bench_clean(self, size: int) -> None:
@@ -276,10 +283,7 @@ class Bench:
             bucket = self.fresh("bucket")
             server = self.bare("server")
             repo = self.ours_repo("push-ours", remote=str(bucket))
-            shutil.copytree(masters, repo / "data")
-            self.git("add", "-A", cwd=repo)
-            self.git("commit", "-qm", "data", cwd=repo)
-            self.git("remote", "add", "origin", str(server), cwd=repo)
+            self.commit_copy(repo, masters, "data", str(server))
             sample = self.measure(["git", "push", "-q", "origin", "main"], repo)
             clone = self.scratch_path("clone-ours")
             pull.setdefault("lfs-agent", []).append(
@@ -303,10 +307,7 @@ class Bench:
         def lfs() -> Sample:
             server = self.bare("server")
             repo = self.lfs_repo("push-lfs")
-            shutil.copytree(masters, repo / "data")
-            self.git("add", "-A", cwd=repo)
-            self.git("commit", "-qm", "data", cwd=repo)
-            self.git("remote", "add", "origin", server.as_uri(), cwd=repo)
+            self.commit_copy(repo, masters, "data", server.as_uri())
             sample = self.measure(["git", "push", "-q", "origin", "main"], repo)
             clone = self.scratch_path("clone-lfs")
             pull.setdefault("git-lfs", []).append(
@@ -361,10 +362,7 @@ class Bench:
             repo = self.ours_repo("s3-ours", remote=f"s3://{bucket()}/repo")
             if part_size:
                 self.git("config", "lfs-agent.s3.part-size", part_size, cwd=repo)
-            shutil.copytree(masters, repo / "data")
-            self.git("add", "-A", cwd=repo)
-            self.git("commit", "-qm", "data", cwd=repo)
-            self.git("remote", "add", "origin", str(server), cwd=repo)
+            self.commit_copy(repo, masters, "data", str(server))
             sample = self.measure(["git", "push", "-q", "origin", "main"], repo, env)
             shutil.rmtree(repo / ".git" / "lfs" / "objects")
             shutil.rmtree(repo / "data")
@@ -401,10 +399,7 @@ class Bench:
         bucket = self.fresh("lazy-bucket")
         ours_server = self.bare("lazy-server")
         repo = self.ours_repo("lazy-ours", remote=str(bucket))
-        shutil.copytree(masters, repo / "models")
-        self.git("add", "-A", cwd=repo)
-        self.git("commit", "-qm", "models", cwd=repo)
-        self.git("remote", "add", "origin", str(ours_server), cwd=repo)
+        self.commit_copy(repo, masters, "models", str(ours_server))
         self.git("push", "-q", "origin", "main", cwd=repo)
         tools: dict[str, Callable[[], Sample] | str] = {}
 
@@ -426,10 +421,7 @@ class Bench:
         if self.has_git_lfs:
             lfs_server = self.bare("lazy-lfs-server")
             lrepo = self.lfs_repo("lazy-lfs")
-            shutil.copytree(masters, lrepo / "models")
-            self.git("add", "-A", cwd=lrepo)
-            self.git("commit", "-qm", "models", cwd=lrepo)
-            self.git("remote", "add", "origin", lfs_server.as_uri(), cwd=lrepo)
+            self.commit_copy(lrepo, masters, "models", lfs_server.as_uri())
             self.git("push", "-q", "origin", "main", cwd=lrepo)
 
             def lfs() -> Sample:
