@@ -27,7 +27,7 @@ from typing import BinaryIO, Self
 from lfs_agent.errors import IntegrityError, ObjectNotFoundError
 from lfs_agent.pointer import EMPTY_OID, Pointer, is_valid_oid, validate_oid
 
-__all__ = ["CHUNK_SIZE", "ObjectStore", "ObjectWriter", "check_file", "hash_file"]
+__all__ = ["CHUNK_SIZE", "ObjectStore", "ObjectWriter", "check_file", "hash_file", "link_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,22 @@ def hash_file(path: Path) -> tuple[str, int]:
             digest.update(view[:n])
             size += n
     return digest.hexdigest(), size
+
+
+def link_file(src: Path, dest: Path) -> bool:
+    """Make ``dest`` a hard link of ``src``, replacing any file there.
+
+    Returns:
+        False when linking is impossible here (another file system, no hard links, or
+        no ``src``): the caller copies instead.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        dest.unlink()
+    try:
+        os.link(src, dest)
+    except OSError:
+        return False
+    return True
 
 
 def check_file(path: Path, expected: Pointer, source: str = "") -> None:

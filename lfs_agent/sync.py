@@ -24,7 +24,7 @@ from lfs_agent.git import Git
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
 from lfs_agent.scan import PointerFile
-from lfs_agent.store import CHUNK_SIZE, ObjectStore, check_file
+from lfs_agent.store import CHUNK_SIZE, ObjectStore, check_file, link_file
 
 __all__ = [
     "BatchResult",
@@ -48,11 +48,7 @@ def link_or_copy(src: Path, dest: Path) -> None:
 
     Linking fails across file systems and on file systems without hard links.
     """
-    with contextlib.suppress(FileNotFoundError):
-        dest.unlink()
-    try:
-        os.link(src, dest)
-    except OSError:
+    if not link_file(src, dest):
         shutil.copyfile(src, dest)
 
 

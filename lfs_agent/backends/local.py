@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlparse
 from lfs_agent.backends import check_meta_key, check_source, object_key
 from lfs_agent.errors import BackendError, IntegrityError, ObjectNotFoundError
 from lfs_agent.progress import Progress
+from lfs_agent.store import link_file
 
 __all__ = ["LocalBackend"]
 
@@ -146,23 +147,20 @@ class LocalBackend:
                 f"refusing to upload {oid}: {src_path} has {actual} bytes, expected {size}"
             )
         check_source(oid, src_path)
-        try:
-            os.link(src_path, final)
-            return True
-        except FileNotFoundError:
-            pass  # the object's directory is new (the source was just read)
-        except FileExistsError:
-            return self._relink(src_path, final)
-        except OSError:
-            return False  # another file system, or no hard links: copy instead
-        self._make_parent(final)
-        try:
-            os.link(src_path, final)
-        except FileExistsError:
-            return self._relink(src_path, final)  # a concurrent upload, or a bad file
-        except OSError:
-            return False
-        return True
+        for attempt in range(2):
+            try:
+                os.link(src_path, final)
+            except FileExistsError:
+                return self._relink(src_path, final)  # a bad file, or a concurrent upload
+            except FileNotFoundError:
+                if attempt:
+                    return False
+                self._make_parent(final)  # the object's directory is new
+            except OSError:
+                return False  # another file system, or no hard links: copy instead
+            else:
+                return True
+        return False
 
     @staticmethod
     def _relink(src_path: Path, final: Path) -> bool:
@@ -197,7 +195,7 @@ class LocalBackend:
         A link reads nothing: the caller's check of the bytes is the only read. A
         partial file at ``dest_path`` (an earlier copy cut short) is replaced.
         """
-        if self.link and self._link_out(oid, dest_path):
+        if self.link and link_file(self._path(oid), dest_path):
             progress(size)
             return
         try:
@@ -212,18 +210,6 @@ class LocalBackend:
             while n := src.readinto(buf):
                 dst.write(view[:n])
                 progress(n)
-
-    def _link_out(self, oid: str, dest_path: Path) -> bool:
-        """Link the object to ``dest_path``; False when linking is impossible here."""
-        with contextlib.suppress(FileNotFoundError):
-            dest_path.unlink()
-        try:
-            os.link(self._path(oid), dest_path)
-        except FileNotFoundError:
-            raise ObjectNotFoundError(f"object {oid} is not on remote {self.url}") from None
-        except OSError:
-            return False  # another file system, or no hard links: copy instead
-        return True
 
     def put_meta(self, key: str, data: bytes) -> None:
         """Write a record through a temp file and a rename."""
