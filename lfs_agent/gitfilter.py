@@ -434,7 +434,11 @@ class FilterProcess:
         if self.skip_smudge or pointer.size == 0:
             self._reply(head if self.skip_smudge else b"")
             return
-        if not self.store.contains(pointer):
+        try:
+            source: BinaryIO | None = self.store.open(pointer)
+        except ObjectNotFoundError:  # absent, or the wrong size: fetch it
+            source = None
+        if source is None:
             if not self.path_filter.allows(path):
                 self._reply(head)  # excluded by fetch include/exclude: keep the pointer
                 return
@@ -461,15 +465,17 @@ class FilterProcess:
                 else:
                     self.writer.write_text_list([STATUS_ERROR])
                 return
-        self._send_object(path, pointer)
+        self._send_object(path, pointer, source)
 
-    def _send_object(self, path: str, pointer: Pointer) -> None:
-        try:
-            source = self.store.open(pointer)
-        except LfsAgentError as exc:
-            logger.error("%s: %s", path, exc)
-            self.writer.write_text_list([STATUS_ERROR])
-            return
+    def _send_object(self, path: str, pointer: Pointer, source: BinaryIO | None = None) -> None:
+        """Reply with the stored object (``source``, when the caller opened it already)."""
+        if source is None:
+            try:
+                source = self.store.open(pointer)
+            except LfsAgentError as exc:
+                logger.error("%s: %s", path, exc)
+                self.writer.write_text_list([STATUS_ERROR])
+                return
         with source:
             self.writer.write_text_list([STATUS_SUCCESS])
             try:

@@ -33,6 +33,8 @@ FLUSH = b"0000"
 MAX_PAYLOAD = 65516
 #: Bytes of the length header.
 HEADER_SIZE = 4
+# The only bytes a length header may hold.
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 # Protocol messages are logged at debug level, truncated to this many bytes.
 _LOG_BYTES = 80
 
@@ -86,12 +88,9 @@ class PktLineReader:
             raise EOFError
         if len(header) < HEADER_SIZE:
             header += self._read_exact(HEADER_SIZE - len(header), "header")
-        try:
-            if not all(c in b"0123456789abcdefABCDEF" for c in header):
-                raise ValueError
-            length = int(header, 16)
-        except ValueError:
-            raise ProtocolError(f"invalid pkt-line length header {header!r}") from None
+        if header.translate(None, _HEX_DIGITS):  # int() would also take " 1f" or "+1f"
+            raise ProtocolError(f"invalid pkt-line length header {header!r}")
+        length = int(header, 16)
         if length in (0, HEADER_SIZE):
             logger.debug("git> 0000")
             return None

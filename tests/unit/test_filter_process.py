@@ -188,6 +188,23 @@ def test_fetch_error_answers_status_error_and_names_the_remote(store, caplog):
     assert "a.bin" in caplog.text and "s3://b/p" in caplog.text
 
 
+def test_a_wrong_size_stored_object_is_fetched_again_not_sent(store):
+    path = store.object_path(sha256(HELLO))
+    path.parent.mkdir(parents=True)
+    path.write_bytes(HELLO[:5])  # cut short, e.g. by a crash outside lfs-agent
+    fetched = []
+
+    def fetch(pointer: Pointer) -> None:
+        fetched.append(pointer.oid)
+        path.unlink()
+        store.ingest(io.BytesIO(HELLO))
+
+    data = HANDSHAKE_IN + pkt("command=smudge", "pathname=a.bin") + content(HELLO_POINTER)
+    out = run(store, data, fetch=fetch)
+    assert out == HANDSHAKE_OUT + SUCCESS + encode_packet(HELLO) + b"00000000"
+    assert fetched == [sha256(HELLO)]
+
+
 def test_delayed_smudges_are_listed_then_answered(store):
     # Downloads are held until git starts asking for available blobs, so every smudge
     # (c.bin shares a.bin's object) is answered "delayed", whatever the thread timing.

@@ -32,6 +32,19 @@ def test_canonical_pointer_parses_as_canonical():
     assert (p.oid, p.size, p.extensions, p.canonical) == (HELLO_OID, 12, (), True)
 
 
+def test_canonical_sizes_at_the_int64_bound_parse_like_git_lfs():
+    largest = HELLO.replace(b"size 12", b"size 9223372036854775807")
+    assert parse_pointer(largest).size == 2**63 - 1
+    assert parse_pointer(largest).canonical
+    with pytest.raises(NotAPointerError, match="invalid size"):
+        parse_pointer(HELLO.replace(b"size 12", b"size 9223372036854775808"))
+
+
+def test_a_size_0_pointer_parses_as_the_empty_object_but_not_canonical():
+    p = parse_pointer(HELLO.replace(b"size 12", b"size 0"))
+    assert (p.oid, p.size, p.canonical) == (HELLO_OID, 0, False)
+
+
 @pytest.mark.parametrize(
     "version", ["https://hawser.github.com/spec/v1", "http://git-media.io/v/2"]
 )
