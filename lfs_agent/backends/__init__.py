@@ -70,17 +70,21 @@ def parse_size(value: str) -> int:
     return number * factor
 
 
-def check_source(oid: str, src_path: Path) -> None:
-    """Hash the file to upload; refuse it unless its sha256 is ``oid``.
+def check_source(oid: str, src_path: Path, size: int) -> None:
+    """Hash the file to upload; refuse it unless it has ``size`` bytes hashing to ``oid``.
 
     Raises:
         ObjectNotFoundError: the file is missing.
-        IntegrityError: it hashes to something else (nothing is sent then).
+        IntegrityError: it holds something else (nothing is sent then).
     """
     try:
-        actual, _ = hash_file(src_path)
+        actual, actual_size = hash_file(src_path)
     except FileNotFoundError:
         raise ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing") from None
+    if actual_size != size:
+        raise IntegrityError(
+            f"refusing to upload {oid}: {src_path} has {actual_size} bytes, expected {size}"
+        )
     if actual != oid:
         raise IntegrityError(f"refusing to upload {oid}: {src_path} hashes to {actual}")
 

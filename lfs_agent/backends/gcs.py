@@ -186,7 +186,7 @@ class GCSBackend:
 
     def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
         """Upload ``src_path`` as ``oid`` (create-only) after checking its hash."""
-        check_source(oid, src_path)
+        check_source(oid, src_path, size)
         blob = self.bucket.blob(self._key(oid), chunk_size=self.chunk_size)
         try:
             with open(src_path, "rb") as src:

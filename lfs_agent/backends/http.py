@@ -256,7 +256,7 @@ class HTTPBackend:
 
     def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
         """PUT the file, after checking it hashes to ``oid``."""
-        check_source(oid, src_path)
+        check_source(oid, src_path, size)
         headers = {"Content-Type": "application/octet-stream", "X-Checksum-Sha256": oid}
         with open(src_path, "rb") as src:
             body = _ProgressBody(src, size, progress)

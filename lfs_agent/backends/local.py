@@ -7,8 +7,8 @@ into the store's temp file (which the caller then checks), as git-lfs's standalo
 adapter does. Otherwise (or with ``lfs-agent.local.link=false``) a download copies, and
 an upload copies into a temp file in the object's own directory while hashing,
 ``fsync``s, makes it read-only and renames it. Either way the object path only ever
-holds complete, verified bytes; uploading an object that is already there with its
-size is a no-op.
+holds complete, verified bytes. Callers skip objects the bucket already has with their
+size (:meth:`LocalBackend.stat`), so an upload does not look first.
 """
 
 from __future__ import annotations
@@ -82,10 +82,8 @@ class LocalBackend:
 
         Either way the bytes are checked against size and sha256 before the object
         appears, and it appears at once: by a link of the checked file, or by a rename.
+        An object already there is replaced (callers stat first and skip it).
         """
-        if self.stat(oid) == size:
-            progress(size)
-            return
         final = self._path(oid)
         if self.link and self._link(oid, src_path, size, final):
             progress(size)
@@ -138,15 +136,7 @@ class LocalBackend:
         linked temp name and a rename. git-lfs's standalone-file adapter links the
         same way on one file system.
         """
-        try:
-            actual = src_path.stat().st_size
-        except FileNotFoundError:
-            raise ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing") from None
-        if actual != size:
-            raise IntegrityError(
-                f"refusing to upload {oid}: {src_path} has {actual} bytes, expected {size}"
-            )
-        check_source(oid, src_path)
+        check_source(oid, src_path, size)
         for attempt in range(2):
             try:
                 os.link(src_path, final)
