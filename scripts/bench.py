@@ -617,13 +617,19 @@ def main() -> int:
         help="lfs-agent's s3.part-size in the S3 cases (moto reads a whole object for "
         "every ranged GET, so fewer, larger ranges are faster there)",
     )
+    parser.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        help="where the repositories and buckets are made (default: the system temp dir); "
+        "a tmpfs such as /dev/shm takes the disk out of the measurement",
+    )
     args = parser.parse_args()
     runs = args.runs or (1 if args.quick else 3)
     big = 2 * MIB if args.quick else 1 << 30
     small_n = 20 if args.quick else 2000
     push_small_n = 20 if args.quick else 1000
     lazy_size = 1 * MIB if args.quick else 100 * MIB
-    work = Path(tempfile.mkdtemp(prefix="lfs-agent-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="lfs-agent-bench-", dir=args.work_dir))
     bench = Bench(work, args.quick, runs)
     moto = None
     try:
@@ -661,7 +667,7 @@ def main() -> int:
     rows = bench.report()
     print(
         f"\nlfs-agent benchmarks ({'quick' if args.quick else 'full'}, {runs} run(s) per case, "
-        f"median seconds; ratio = lfs-agent / peer, lower is better)"
+        f"median seconds; ratio = lfs-agent / peer, lower is better; work dir {work.parent})"
     )
     print_table(rows, args.markdown)
     if args.json:
