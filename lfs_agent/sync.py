@@ -326,12 +326,34 @@ def fetch(
     return result
 
 
+#: Objects named under one repeated error; the rest are counted.
+FAILURES_SHOWN = 5
+
+
 def _raise_failures(verb: str, remote: Remote, result: BatchResult) -> None:
-    if result.failed:
-        lines = "\n  ".join(f"{oid}: {exc}" for oid, exc in sorted(result.failed.items()))
-        raise TransferError(
-            f"{len(result.failed)} object(s) failed to {verb} ({remote.url}):\n  {lines}"
-        )
+    """Raise one error listing the failures, each distinct message once.
+
+    A cause shared by many objects (a missing bucket, bad credentials) is one line with
+    a few of the oids, not a line per object.
+    """
+    if not result.failed:
+        return
+    groups: dict[str, list[str]] = {}
+    for oid, exc in sorted(result.failed.items()):
+        groups.setdefault(str(exc).replace(oid, "<oid>"), []).append(oid)
+    lines = []
+    for message, oids in groups.items():
+        if len(oids) == 1:
+            lines.append(f"{oids[0]}: {message.replace('<oid>', oids[0])}")
+            continue
+        lines.append(f"{len(oids)} objects: {message}")
+        lines.extend(f"  {oid}" for oid in oids[:FAILURES_SHOWN])
+        if len(oids) > FAILURES_SHOWN:
+            lines.append(f"  ... and {len(oids) - FAILURES_SHOWN} more")
+    body = "\n  ".join(lines)
+    raise TransferError(
+        f"{len(result.failed)} object(s) failed to {verb} ({remote.url}):\n  {body}"
+    )
 
 
 #: git holds a file it smudges whole in memory; larger objects are written by us.

@@ -1,4 +1,4 @@
-"""Remote.run_batch: how many threads a batch uses, per backend."""
+"""Remote.run_batch: how many threads a batch uses, per backend, and how failures are told."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import time
 
 import pytest
 
+from lfs_agent.errors import TransferError
 from lfs_agent.pointer import Pointer
-from lfs_agent.sync import Remote
+from lfs_agent.scan import PointerFile
+from lfs_agent.store import ObjectStore
+from lfs_agent.sync import FAILURES_SHOWN, Remote, fetch
 from tests.helpers import sha256
 
 
@@ -36,3 +39,26 @@ def test_a_batch_uses_the_configured_threads_up_to_the_backends_bound(bound, exp
     result = remote.run_batch(pointers, action, concurrency=4)
     assert len(result.done) == 12
     assert len(threads) == expected
+
+
+def test_failures_sharing_a_cause_are_reported_once_with_a_few_oids(tmp_path):
+    bucket = tmp_path / "bucket"
+    remote = Remote(bucket.as_uri())
+    store = ObjectStore(tmp_path / "lfs")
+    missing = [Pointer(sha256(bytes([i])), 1) for i in range(8)]
+    corrupt = b"right bytes"
+    bad = Pointer(sha256(corrupt), len(corrupt))
+    key = bucket / "objects" / bad.oid[:2] / bad.oid[2:4] / bad.oid
+    key.parent.mkdir(parents=True)
+    key.write_bytes(b"wrong bytes")
+    files = [PointerFile(f"f{i}", p, "0" * 40) for i, p in enumerate([*missing, bad])]
+    with pytest.raises(TransferError) as caught:
+        fetch(store, remote, files, concurrency=2)
+    lines = str(caught.value).splitlines()
+    assert lines[0] == f"9 object(s) failed to download ({bucket.as_uri()}):"
+    assert f"  8 objects: object <oid> is not on remote {bucket.as_uri()}" in lines
+    shown = sorted(p.oid for p in missing)[:FAILURES_SHOWN]
+    assert [line.strip() for line in lines if line.startswith("    ")][:5] == shown
+    assert "    ... and 3 more" in lines
+    assert any(line.startswith(f"  {bad.oid}: ") and "corrupt" in line for line in lines)
+    assert len(lines) == 1 + 1 + FAILURES_SHOWN + 1 + 1
