@@ -334,7 +334,7 @@ class Bench:
         self.cases.append(Case(f"clone/pull {label} from a local bucket", results=pull))
 
     def bench_s3(
-        self, label: str, files: dict[str, int], moto_url: str, part_size: str | None = None
+        self, label: str, files: dict[str, int], server: S3Server, part_size: str | None = None
     ) -> None:
         import boto3
 
@@ -343,12 +343,17 @@ class Bench:
             self.make_file(masters / path, size, 2000 + i)
         s3 = boto3.client(
             "s3",
-            endpoint_url=moto_url,
-            aws_access_key_id="bench",
-            aws_secret_access_key="bench",
+            endpoint_url=server.url,
+            aws_access_key_id=server.key,
+            aws_secret_access_key=server.key,
             region_name="us-east-1",
         )
-        env = dict(self.env, AWS_ENDPOINT_URL=moto_url)
+        env = dict(
+            self.env,
+            AWS_ENDPOINT_URL=server.url,
+            AWS_ACCESS_KEY_ID=server.key,
+            AWS_SECRET_ACCESS_KEY=server.key,
+        )
         pull: dict[str, list[Sample]] = {}
 
         def bucket() -> str:
@@ -376,7 +381,7 @@ class Bench:
             shutil.copytree(masters, repo / "data")
             self.run([str(DVC), "add", "-q", "data"], repo)
             self.run([str(DVC), "remote", "add", "-d", "s3", f"s3://{bucket()}/repo"], repo)
-            self.run([str(DVC), "remote", "modify", "s3", "endpointurl", moto_url], repo)
+            self.run([str(DVC), "remote", "modify", "s3", "endpointurl", server.url], repo)
             sample = self.measure([str(DVC), "push", "-q"], repo, env)
             shutil.rmtree(repo / ".dvc" / "cache")
             shutil.rmtree(repo / "data")
@@ -385,10 +390,10 @@ class Bench:
 
         setting = f", s3.part-size={part_size}" if part_size else ""
         self.case(
-            f"push {label} to S3 (moto server{setting})",
+            f"push {label} to S3 ({server.label}{setting})",
             {"lfs-agent": ours, "dvc": dvc if self.has_dvc else "dvc not installed"},
         )
-        self.cases.append(Case(f"pull {label} from S3 (moto server{setting})", results=pull))
+        self.cases.append(Case(f"pull {label} from S3 ({server.label}{setting})", results=pull))
 
     def bench_lazy(self, count: int, size: int) -> None:
         masters = self.work / "masters-lazy"
@@ -465,7 +470,7 @@ class Bench:
             while not reply.endswith(b"0015capability=delay\n0000") and not reply.endswith(
                 b"0016capability=smudge\n0000"
             ):
-                chunk = proc.stdout.read1(4096)
+                chunk = os.read(proc.stdout.fileno(), 4096)
                 if not chunk:
                     break
                 reply += chunk
@@ -500,7 +505,7 @@ class Bench:
     # --- report -------------------------------------------------------------------------------
 
     def report(self) -> list[dict[str, object]]:
-        rows = []
+        rows: list[dict[str, object]] = []
         for case in self.cases:
             medians = {
                 tool: (
@@ -583,25 +588,51 @@ def print_table(rows: list[dict[str, object]], markdown: bool) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
-def start_moto(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+@dataclass
+class S3Server:
+    """A local S3-compatible server for the S3 cases."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    label: str
+    key: str  # access key id and secret: the server accepts only its own
+
+
+#: s3rver (Node.js; objects are files, and a ranged GET reads only its range).
+S3RVER = ROOT / ".bench-node" / "node_modules" / ".bin" / "s3rver"
+
+
+def start_s3_server(kind: str, work: Path) -> S3Server:
+    """Start moto (``moto``) or s3rver (``s3rver``, installed with npm when missing)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    log = open(work / "moto.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen(
-        [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    if kind == "s3rver":
+        if not S3RVER.exists():
+            subprocess.run(
+                ["npm", "install", "-s", "--no-audit", "--no-fund", "--prefix",
+                 str(S3RVER.parents[2]), "s3rver@3.7.1"],
+                check=True,
+            )  # fmt: skip
+        data = work / "s3rver-data"
+        data.mkdir()
+        args = [str(S3RVER), "-d", str(data), "-a", "127.0.0.1", "-p", str(port), "-s",
+                "--allow-mismatched-signatures"]  # fmt: skip
+        label, key = "s3rver", "S3RVER"
+    else:
+        args = [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+        label, key = "moto server", "bench"
+    log = open(work / f"{kind}.log", "wb")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return proc, f"http://127.0.0.1:{port}"
+                return S3Server(proc, f"http://127.0.0.1:{port}", label, key)
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError("the moto server did not start")
+    raise RuntimeError(f"the {label} did not start")
 
 
 def main() -> int:
@@ -618,6 +649,13 @@ def main() -> int:
         "every ranged GET, so fewer, larger ranges are faster there)",
     )
     parser.add_argument(
+        "--s3-server",
+        choices=["moto", "s3rver"],
+        default="moto",
+        help="the S3-compatible server of the S3 cases: moto (default) or s3rver "
+        "(Node.js, installed with npm; serves a ranged GET without reading the whole object)",
+    )
+    parser.add_argument(
         "--work-dir",
         metavar="DIR",
         help="where the repositories and buckets are made (default: the system temp dir); "
@@ -631,7 +669,7 @@ def main() -> int:
     lazy_size = 1 * MIB if args.quick else 100 * MIB
     work = Path(tempfile.mkdtemp(prefix="lfs-agent-bench-", dir=args.work_dir))
     bench = Bench(work, args.quick, runs)
-    moto = None
+    server = None
     try:
         groups: list[tuple[str, Callable[[], None]]] = [
             ("startup", bench.bench_startup),
@@ -651,18 +689,18 @@ def main() -> int:
             if not args.only or args.only in group:
                 fn()
         if not args.only or args.only in "s3":
-            moto, url = start_moto(work)
-            bench.bench_s3(human(big), {"big.bin": big}, url, args.s3_part_size)
+            server = start_s3_server(args.s3_server, work)
+            bench.bench_s3(human(big), {"big.bin": big}, server, args.s3_part_size)
             bench.bench_s3(
                 f"{push_small_n} small files",
                 {f"s{i:04d}.bin": 16 * 1024 for i in range(push_small_n)},
-                url,
+                server,
                 args.s3_part_size,
             )
     finally:
-        if moto is not None:
-            moto.send_signal(signal.SIGTERM)
-            moto.wait()
+        if server is not None:
+            server.proc.send_signal(signal.SIGTERM)
+            server.proc.wait()
         shutil.rmtree(work, ignore_errors=True)
     rows = bench.report()
     print(
