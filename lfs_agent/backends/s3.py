@@ -200,7 +200,15 @@ class _Part:
     offset: int
     length: int
     sha256: bytes
-    md5: str
+
+
+def _slice_md5(src_path: Path, part: _Part) -> str:
+    """The md5 of one part of the file: what S3 gives as a plain part's ETag."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with FileSlice(src_path, part.offset, part.length) as body:
+        while chunk := body.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class S3Backend:
@@ -441,20 +449,17 @@ class S3Backend:
             with open(src_path, "rb") as src:
                 number = 1
                 while True:
-                    part_sha, part_md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
+                    part_sha = hashlib.sha256()
                     length = 0
                     while length < part_size and (
                         chunk := src.read(min(CHUNK_SIZE, part_size - length))
                     ):
                         whole.update(chunk)
                         part_sha.update(chunk)
-                        part_md5.update(chunk)
                         length += len(chunk)
                     if length == 0 and number > 1:
                         break
-                    parts.append(
-                        _Part(number, offset, length, part_sha.digest(), part_md5.hexdigest())
-                    )
+                    parts.append(_Part(number, offset, length, part_sha.digest()))
                     offset += length
                     number += 1
                     if length < part_size:
@@ -579,14 +584,19 @@ class S3Backend:
         return found
 
     @staticmethod
-    def _part_matches(listed: dict[str, Any], part: _Part) -> bool:
+    def _part_matches(listed: dict[str, Any], part: _Part, src_path: Path) -> bool:
+        """Whether a part already on S3 (from an interrupted upload) holds these bytes.
+
+        The md5 an ETag is compared with is computed only here, when resuming: on
+        every upload it would cost more CPU than both sha256 passes together.
+        """
         if int(listed.get("Size", -1)) != part.length:
             return False
         if listed.get("ChecksumSHA256"):
             return bool(listed["ChecksumSHA256"] == _b64(part.sha256))
         etag = str(listed.get("ETag", "")).strip('"')
         if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag):
-            return etag == part.md5
+            return etag == _slice_md5(src_path, part)
         return True  # no checksum to compare (e.g. SSE-KMS ETags): trust the size
 
     def _multipart(
@@ -617,7 +627,7 @@ class S3Backend:
 
         def send(part: _Part) -> dict[str, Any]:
             previous = listed.get(part.number)
-            if previous is not None and self._part_matches(previous, part):
+            if previous is not None and self._part_matches(previous, part, src_path):
                 progress(part.length)
                 entry = {"PartNumber": part.number, "ETag": previous["ETag"]}
                 if previous.get("ChecksumSHA256"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import botocore.exceptions
 import pytest
 
 from lfs_agent.backends import open_backend, parse_size
-from lfs_agent.backends.s3 import S3Backend
+from lfs_agent.backends.s3 import S3Backend, _Part
 from lfs_agent.errors import BackendError, ConfigError, IntegrityError
 from tests.conftest import ROOT
 from tests.contract.backend_contract import BackendContract, Recorder
@@ -149,6 +150,18 @@ def test_a_killed_multipart_upload_is_resumed_not_restarted(s3_bucket, s3_env, t
     backend.download(oid, dest, size, Recorder())
     assert sha256(dest.read_bytes()) == oid
     assert client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+
+
+def test_a_resumed_part_without_a_checksum_is_matched_by_its_md5_etag(tmp_path):
+    src = tmp_path / "big"
+    write_random(src, 3 * MIB, seed=4)
+    data = src.read_bytes()
+    part = _Part(2, MIB, MIB, hashlib.sha256(data[MIB : 2 * MIB]).digest())
+    md5 = hashlib.md5(data[MIB : 2 * MIB], usedforsecurity=False).hexdigest()
+    other = hashlib.md5(data[:MIB], usedforsecurity=False).hexdigest()
+    assert S3Backend._part_matches({"Size": MIB, "ETag": f'"{md5}"'}, part, src)
+    assert not S3Backend._part_matches({"Size": MIB, "ETag": f'"{other}"'}, part, src)
+    assert not S3Backend._part_matches({"Size": MIB - 1, "ETag": f'"{md5}"'}, part, src)
 
 
 def test_a_forgotten_upload_id_starts_a_new_upload(s3_bucket, tmp_path):
