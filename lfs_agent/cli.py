@@ -256,6 +256,7 @@ def cmd_filter_process(ctx: Context) -> int:
         skip_smudge=ctx.settings.skip_smudge or ctx.args.skip,
         skip_download_errors=ctx.settings.skip_download_errors,
         concurrency=ctx.settings.concurrency,
+        restaged=_restaged_oids(),
     )
     try:
         process.serve()
@@ -263,6 +264,24 @@ def cmd_filter_process(ctx: Context) -> int:
         if remote is not None:
             remote.close()
     return 0
+
+
+def _restaged_oids() -> frozenset[str]:
+    """The oids ``lfs-agent pull`` is re-staging (its :data:`RESTAGE_ENV` file), if any.
+
+    Unset or unreadable means an ordinary clean, which stores what it is given.
+    """
+    from lfs_agent.pointer import is_valid_oid
+    from lfs_agent.sync import RESTAGE_ENV
+
+    path = os.environ.get(RESTAGE_ENV)
+    if not path:
+        return frozenset()
+    try:
+        lines = Path(path).read_text().split()
+    except (OSError, UnicodeDecodeError):
+        return frozenset()
+    return frozenset(line for line in lines if is_valid_oid(line))
 
 
 def cmd_install(ctx: Context) -> int:

@@ -14,13 +14,20 @@ commands). The behaviour mirrors git-lfs ``lfs/gitfilter_clean.go`` and
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Set
 from typing import TYPE_CHECKING, BinaryIO
 
-from lfs_agent.errors import LfsAgentError, NotAPointerError, ObjectNotFoundError, ProtocolError
+from lfs_agent.errors import (
+    IntegrityError,
+    LfsAgentError,
+    NotAPointerError,
+    ObjectNotFoundError,
+    ProtocolError,
+)
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import PktLineReader, PktLineWriter
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
@@ -34,6 +41,7 @@ __all__ = [
     "Fetch",
     "FilterProcess",
     "clean",
+    "clean_stored",
     "iter_stream",
     "smudge",
     "split_pointer",
@@ -86,6 +94,39 @@ def clean(store: ObjectStore, chunks: Iterable[bytes]) -> bytes:
         for chunk in it:
             out.write(chunk)
         return out.commit().encode()
+
+
+def clean_stored(store: ObjectStore, chunks: Iterable[bytes], stored: Set[str]) -> bytes:
+    """Return the pointer for content that must be an object already in the store.
+
+    Used when lfs-agent re-stages files it has just written from the store: the content
+    is hashed, not written to a temp file again only to find the object there.
+
+    Args:
+        store: The local object store, which must hold the object.
+        chunks: The content git sends.
+        stored: The oids the content may be.
+
+    Raises:
+        IntegrityError: the content is none of them (it changed since it was written);
+            nothing is stored, and the file itself still holds the bytes.
+    """
+    it = iter(chunks)
+    head, pointer = split_pointer(it)
+    if pointer is not None:
+        return head
+    digest = hashlib.sha256(head)
+    size = len(head)
+    for chunk in it:
+        digest.update(chunk)
+        size += len(chunk)
+    result = Pointer(digest.hexdigest(), size)
+    if result.oid not in stored or not store.contains(result):
+        raise IntegrityError(
+            f"changed while lfs-agent wrote it (now {size} bytes hashing to {result.oid}): "
+            "'git add' it again"
+        )
+    return result.encode()
 
 
 def smudge(
@@ -291,6 +332,8 @@ class FilterProcess:
         skip_download_errors: When a download fails, log it and leave the pointer in the
             work tree instead of failing the file (git-lfs ``lfs.skipdownloaderrors``).
         concurrency: Parallel downloads for delayed smudges.
+        restaged: When set, every clean is of a file lfs-agent has just written from
+            the store, and must hash to one of these oids (see :func:`clean_stored`).
     """
 
     def __init__(
@@ -304,8 +347,10 @@ class FilterProcess:
         skip_smudge: bool = False,
         skip_download_errors: bool = False,
         concurrency: int = 8,
+        restaged: Set[str] = frozenset(),
     ) -> None:
         self.reader = reader
+        self.restaged = restaged
         self.writer = writer
         self.store = store
         self.fetch = fetch
@@ -395,7 +440,10 @@ class FilterProcess:
         path = request.get(KEY_PATHNAME, "")
         content = self.reader.iter_content()
         try:
-            result = clean(self.store, content)
+            if self.restaged:
+                result = clean_stored(self.store, content, self.restaged)
+            else:
+                result = clean(self.store, content)
         except ProtocolError:
             raise  # the stream itself is broken: nothing more can be read or answered
         except (LfsAgentError, OSError) as exc:

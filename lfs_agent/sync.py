@@ -358,6 +358,9 @@ def _raise_failures(verb: str, remote: Remote, result: BatchResult) -> None:
 
 #: git holds a file it smudges whole in memory; larger objects are written by us.
 GIT_WRITES_MAX = 32 * 1024 * 1024
+#: Names a file of oids while we re-stage files we wrote: our clean filter then only
+#: hashes them (see gitfilter.clean_stored) instead of storing them again.
+RESTAGE_ENV = "LFS_AGENT_RESTAGE"
 
 
 def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list[str]:
@@ -429,10 +432,26 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()
         _checkout_index(at_top, by_git)
-    written = [f.path for f in by_us if _write_object(store, f.pointer, top / f.path)]
+    written = [f for f in by_us if _write_object(store, f.pointer, top / f.path)]
     if written:
-        at_top.run(["update-index", "-q", "-z", "--stdin"], input=_nul_joined(written))
-    return by_git + written
+        _restage(store, at_top, written)
+    return by_git + [f.path for f in written]
+
+
+def _restage(store: ObjectStore, git: Git, files: list[PointerFile]) -> None:
+    """Have git record ``files`` (just written from the store) in the index.
+
+    git sends each through the clean filter; :data:`RESTAGE_ENV` tells ours which oids
+    to expect, so that it hashes them without storing a second copy.
+    """
+    oids = store.ensure_tmp() / f"restage-{os.getpid()}-{threading.get_ident()}"
+    oids.write_text("".join(f"{f.pointer.oid}\n" for f in files))
+    try:
+        Git(git.cwd, {**(git.env or os.environ), RESTAGE_ENV: str(oids)}).run(
+            ["update-index", "-q", "-z", "--stdin"], input=_nul_joined(f.path for f in files)
+        )
+    finally:
+        oids.unlink()
 
 
 def _checkout_index(git: Git, paths: Iterable[str]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent.sync import GIT_WRITES_MAX
+from lfs_agent.sync import GIT_WRITES_MAX, RESTAGE_ENV
 from tests.conftest import AGENT, agent, clone_with_filter, git
 from tests.helpers import pointer_bytes, random_bytes, sha256
 
@@ -164,6 +164,19 @@ def test_pull_streams_objects_git_would_hold_whole(tmp_path: Path, no_git_lfs_pa
         assert (ci / f"{name}.bin").read_bytes() == data
     assert os.access(ci / "b.bin", os.X_OK)
     assert git("status", "--porcelain", cwd=ci).stdout == b""
+    assert [p.name for p in (ci / ".git/lfs/tmp").iterdir() if "restage" in p.name] == []
+    # The re-stage told git's clean filter which oids to expect, so that it only hashes:
+    # content that is none of them (edited meanwhile) is refused, never stored.
+    (ci / "a.bin").write_bytes(b"edited\n" * 10)
+    expected = tmp_path / "oids"
+    expected.write_text(sha256(big["a"]) + "\n")
+    refused = git(
+        "add", "a.bin", cwd=ci, env={**os.environ, RESTAGE_ENV: str(expected)}, check=False
+    )
+    assert refused.returncode != 0
+    assert b"changed while lfs-agent wrote it" in refused.stderr
+    edited = sha256(b"edited\n" * 10)
+    assert not (ci / ".git/lfs/objects" / edited[:2] / edited[2:4] / edited).exists()
 
 
 def test_a_warm_shared_cache_serves_a_clone_without_the_bucket(project, monkeypatch):

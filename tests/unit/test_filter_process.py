@@ -93,6 +93,24 @@ def test_clean_stores_the_object_and_answers_the_pointer(store):
     assert store.contains(Pointer(sha256(HELLO), len(HELLO)))
 
 
+def test_a_restaging_clean_only_hashes_what_the_store_already_holds(store, monkeypatch):
+    store.ingest(io.BytesIO(HELLO))
+    monkeypatch.setattr(store, "writer", None)  # a second copy would be written through it
+    data = HANDSHAKE_IN + pkt("command=clean", "pathname=a.bin") + content(HELLO)
+    expected = HANDSHAKE_OUT_NO_DELAY + SUCCESS + encode_packet(HELLO_POINTER) + b"0000" + b"0000"
+    assert run(store, data, restaged={sha256(HELLO)}) == expected
+
+
+def test_a_restaging_clean_of_changed_content_fails_and_stores_nothing(store, caplog):
+    store.ingest(io.BytesIO(HELLO))
+    changed = b"edited meanwhile\n"
+    data = HANDSHAKE_IN + pkt("command=clean", "pathname=a.bin") + content(changed)
+    out = run(store, data, restaged={sha256(HELLO)})
+    assert out == HANDSHAKE_OUT_NO_DELAY + b"0011status=error\n0000"
+    assert not store.contains(Pointer(sha256(changed), len(changed)))
+    assert "a.bin" in caplog.text and "changed while lfs-agent wrote it" in caplog.text
+
+
 def test_clean_passes_a_pointer_through_and_empty_stays_empty(store):
     crlf = HELLO_POINTER.replace(b"\n", b"\r\n")
     data = (
