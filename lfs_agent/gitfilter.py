@@ -41,7 +41,6 @@ __all__ = [
     "Fetch",
     "FilterProcess",
     "clean",
-    "clean_stored",
     "iter_stream",
     "smudge",
     "split_pointer",
@@ -79,16 +78,29 @@ def split_pointer(chunks: Iterator[bytes]) -> tuple[bytes, Pointer | None]:
         return bytes(head), None
 
 
-def clean(store: ObjectStore, chunks: Iterable[bytes]) -> bytes:
+def clean(store: ObjectStore, chunks: Iterable[bytes], restaged: Set[str] = frozenset()) -> bytes:
     """Return the pointer for the content in ``chunks``; the content goes to the store.
 
     A pointer given as input is returned byte for byte (git-lfs does the same, so that
     cleaning is idempotent even for non-canonical pointers).
+
+    Args:
+        store: The local object store.
+        chunks: The content git sends.
+        restaged: When set, the content is a file lfs-agent has just written from the
+            store and must be one of these stored oids: it is only hashed, not written
+            to a temp file again only to find the object there.
+
+    Raises:
+        IntegrityError: with ``restaged``, the content is none of them (it changed since
+            it was written); nothing is stored, and the file itself still holds it.
     """
     it = iter(chunks)
     head, pointer = split_pointer(it)
     if pointer is not None:
         return head
+    if restaged:
+        return _stored_pointer(store, head, it, restaged).encode()
     with store.writer() as out:
         out.write(head)
         for chunk in it:
@@ -96,37 +108,22 @@ def clean(store: ObjectStore, chunks: Iterable[bytes]) -> bytes:
         return out.commit().encode()
 
 
-def clean_stored(store: ObjectStore, chunks: Iterable[bytes], stored: Set[str]) -> bytes:
-    """Return the pointer for content that must be an object already in the store.
-
-    Used when lfs-agent re-stages files it has just written from the store: the content
-    is hashed, not written to a temp file again only to find the object there.
-
-    Args:
-        store: The local object store, which must hold the object.
-        chunks: The content git sends.
-        stored: The oids the content may be.
-
-    Raises:
-        IntegrityError: the content is none of them (it changed since it was written);
-            nothing is stored, and the file itself still holds the bytes.
-    """
-    it = iter(chunks)
-    head, pointer = split_pointer(it)
-    if pointer is not None:
-        return head
+def _stored_pointer(
+    store: ObjectStore, head: bytes, rest: Iterator[bytes], restaged: Set[str]
+) -> Pointer:
+    """Hash ``head`` and ``rest``; the pointer, if it is one of ``restaged`` and stored."""
     digest = hashlib.sha256(head)
     size = len(head)
-    for chunk in it:
+    for chunk in rest:
         digest.update(chunk)
         size += len(chunk)
-    result = Pointer(digest.hexdigest(), size)
-    if result.oid not in stored or not store.contains(result):
+    pointer = Pointer(digest.hexdigest(), size)
+    if pointer.oid not in restaged or not store.contains(pointer):
         raise IntegrityError(
-            f"changed while lfs-agent wrote it (now {size} bytes hashing to {result.oid}): "
+            f"changed while lfs-agent wrote it (now {size} bytes hashing to {pointer.oid}): "
             "'git add' it again"
         )
-    return result.encode()
+    return pointer
 
 
 def smudge(
@@ -333,7 +330,7 @@ class FilterProcess:
             work tree instead of failing the file (git-lfs ``lfs.skipdownloaderrors``).
         concurrency: Parallel downloads for delayed smudges.
         restaged: When set, every clean is of a file lfs-agent has just written from
-            the store, and must hash to one of these oids (see :func:`clean_stored`).
+            the store, and must hash to one of these oids (see :func:`clean`).
     """
 
     def __init__(
@@ -350,13 +347,13 @@ class FilterProcess:
         restaged: Set[str] = frozenset(),
     ) -> None:
         self.reader = reader
-        self.restaged = restaged
         self.writer = writer
         self.store = store
         self.fetch = fetch
         self.path_filter = path_filter or PathFilter()
         self.skip_smudge = skip_smudge
         self.skip_download_errors = skip_download_errors
+        self.restaged = restaged
         # Capabilities agreed in the handshake (a subset of CAPABILITIES).
         self.capabilities: set[str] = set()
         # Background downloads for smudges answered "delayed".
@@ -440,10 +437,7 @@ class FilterProcess:
         path = request.get(KEY_PATHNAME, "")
         content = self.reader.iter_content()
         try:
-            if self.restaged:
-                result = clean_stored(self.store, content, self.restaged)
-            else:
-                result = clean(self.store, content)
+            result = clean(self.store, content, self.restaged)
         except ProtocolError:
             raise  # the stream itself is broken: nothing more can be read or answered
         except (LfsAgentError, OSError) as exc:

@@ -173,8 +173,8 @@ def parse_pointer(data: bytes) -> Pointer:
         raise NotAPointerError(f"{len(data)} bytes is too large: pointers are under 1024")
     if not data:
         return Pointer(EMPTY_OID, 0)
-    if (match := _CANONICAL_RE.fullmatch(data)) and int(match[2]) <= _INT64_MAX:
-        return Pointer(match[1].decode("ascii"), int(match[2]))
+    if (match := _CANONICAL_RE.fullmatch(data)) and (size := int(match[2])) <= _INT64_MAX:
+        return Pointer(match[1].decode("ascii"), size)
     if _HEADER_RE.search(data) is None:
         raise NotAPointerError("invalid header")
     try:

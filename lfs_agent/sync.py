@@ -359,7 +359,7 @@ def _raise_failures(verb: str, remote: Remote, result: BatchResult) -> None:
 #: git holds a file it smudges whole in memory; larger objects are written by us.
 GIT_WRITES_MAX = 32 * 1024 * 1024
 #: Names a file of oids while we re-stage files we wrote: our clean filter then only
-#: hashes them (see gitfilter.clean_stored) instead of storing them again.
+#: hashes them (see gitfilter.clean) instead of storing them again.
 RESTAGE_ENV = "LFS_AGENT_RESTAGE"
 
 
@@ -422,7 +422,6 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
         return []
     env = dict(git.env if git.env is not None else os.environ)
     env.pop("GIT_LFS_SKIP_SMUDGE", None)  # this is the checkout the user asked for
-    at_top = Git(top, env)
     if missing_large:
         _checkout_index(Git(top, {**env, "GIT_LFS_SKIP_SMUDGE": "1"}), missing_large)
     if by_git:
@@ -431,15 +430,15 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
         for target in pointer_files:
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()
-        _checkout_index(at_top, by_git)
+        _checkout_index(Git(top, env), by_git)
     written = [f for f in by_us if _write_object(store, f.pointer, top / f.path)]
     if written:
-        _restage(store, at_top, written)
+        _restage(store, top, env, written)
     return by_git + [f.path for f in written]
 
 
-def _restage(store: ObjectStore, git: Git, files: list[PointerFile]) -> None:
-    """Have git record ``files`` (just written from the store) in the index.
+def _restage(store: ObjectStore, top: Path, env: dict[str, str], files: list[PointerFile]) -> None:
+    """Have git (in ``top``, with ``env``) record ``files``, just written from the store.
 
     git sends each through the clean filter; :data:`RESTAGE_ENV` tells ours which oids
     to expect, so that it hashes them without storing a second copy.
@@ -447,7 +446,7 @@ def _restage(store: ObjectStore, git: Git, files: list[PointerFile]) -> None:
     oids = store.ensure_tmp() / f"restage-{os.getpid()}-{threading.get_ident()}"
     oids.write_text("".join(f"{f.pointer.oid}\n" for f in files))
     try:
-        Git(git.cwd, {**(git.env or os.environ), RESTAGE_ENV: str(oids)}).run(
+        Git(top, {**env, RESTAGE_ENV: str(oids)}).run(
             ["update-index", "-q", "-z", "--stdin"], input=_nul_joined(f.path for f in files)
         )
     finally:
