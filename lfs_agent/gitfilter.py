@@ -14,7 +14,6 @@ commands). The behaviour mirrors git-lfs ``lfs/gitfilter_clean.go`` and
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import tempfile
 import threading
@@ -31,7 +30,7 @@ from lfs_agent.errors import (
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import PktLineReader, PktLineWriter
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
-from lfs_agent.store import CHUNK_SIZE, ObjectStore
+from lfs_agent.store import CHUNK_SIZE, BackgroundHash, ObjectStore
 
 if TYPE_CHECKING:  # imported when the first download starts: start-up matters here
     from concurrent.futures import ThreadPoolExecutor
@@ -112,16 +111,15 @@ def _stored_pointer(
     store: ObjectStore, head: bytes, rest: Iterator[bytes], restaged: Set[str]
 ) -> Pointer:
     """Hash ``head`` and ``rest``; the pointer, if it is one of ``restaged`` and stored."""
-    digest = hashlib.sha256(head)
-    size = len(head)
-    for chunk in rest:
-        digest.update(chunk)
-        size += len(chunk)
-    pointer = Pointer(digest.hexdigest(), size)
+    with BackgroundHash() as digest:  # the next packets are read while it hashes
+        digest.update(head)
+        for chunk in rest:
+            digest.update(chunk)
+        pointer = Pointer(digest.hexdigest(), digest.size)
     if pointer.oid not in restaged or not store.contains(pointer):
         raise IntegrityError(
-            f"changed while lfs-agent wrote it (now {size} bytes hashing to {pointer.oid}): "
-            "'git add' it again"
+            f"changed while lfs-agent wrote it (now {pointer.size} bytes hashing to "
+            f"{pointer.oid}): 'git add' it again"
         )
     return pointer
 

@@ -18,14 +18,18 @@ import io
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Self
+from typing import TYPE_CHECKING, BinaryIO, Self
 
 from lfs_agent.errors import IntegrityError, ObjectNotFoundError
 from lfs_agent.pointer import EMPTY_OID, Pointer, is_valid_oid, validate_oid
+
+if TYPE_CHECKING:  # imported with the first thread: start-up matters
+    import queue
 
 __all__ = ["CHUNK_SIZE", "ObjectStore", "ObjectWriter", "check_file", "hash_file", "link_file"]
 
@@ -70,7 +74,6 @@ def _hash_read_ahead(src: io.FileIO, digest: hashlib._Hash) -> tuple[str, int]:
     read in a fresh process, which is what every command does.
     """
     import queue
-    import threading
 
     free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
     full: queue.SimpleQueue[tuple[bytearray, int] | OSError] = queue.SimpleQueue()
@@ -102,6 +105,71 @@ def _hash_read_ahead(src: io.FileIO, digest: hashlib._Hash) -> tuple[str, int]:
     finally:
         free.put(bytearray(0))  # an empty buffer reads 0 bytes: ends a reader still waiting
         reader.join()
+
+
+class BackgroundHash:
+    """sha256 and size of chunks of bytes, hashed by a second thread once they add up.
+
+    The caller meanwhile reads the next chunks (from a pipe) or writes this one (to a
+    file): those system calls and sha256 all release the GIL, so on two cores they
+    overlap. Chunks are handed over a :data:`CHUNK_SIZE` at a time, at most ``depth``
+    batches ahead of the hashing, so the memory held stays bounded however fast the
+    caller goes. Content smaller than one batch is hashed by the caller, at the end,
+    and starts no thread. Use as a context manager: leaving the block ends the thread.
+    """
+
+    def __init__(self, depth: int = 2) -> None:
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self._batch: list[bytes] = []
+        self._batch_size = 0
+        self._depth = depth
+        self._queue: queue.Queue[list[bytes] | None] | None = None
+        self._thread: threading.Thread | None = None
+
+    def update(self, chunk: bytes) -> None:
+        """Add ``chunk``: bytes, which cannot change while they wait to be hashed."""
+        self.size += len(chunk)
+        self._batch.append(chunk)
+        self._batch_size += len(chunk)
+        if self._batch_size >= CHUNK_SIZE:
+            if self._queue is None:
+                import queue
+
+                self._queue = queue.Queue(maxsize=self._depth)
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._queue,), name="hash", daemon=True
+                )
+                self._thread.start()
+            self._queue.put(self._batch)
+            self._batch = []
+            self._batch_size = 0
+
+    def _run(self, batches: queue.Queue[list[bytes] | None]) -> None:
+        while (batch := batches.get()) is not None:
+            for chunk in batch:
+                self._digest.update(chunk)
+
+    def hexdigest(self) -> str:
+        """The sha256 of everything given, once all of it is hashed."""
+        self.close()
+        for chunk in self._batch:
+            self._digest.update(chunk)
+        self._batch = []
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        """End the thread, if any, once it has hashed every batch handed over."""
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def link_file(src: Path, dest: Path) -> bool:
@@ -161,16 +229,19 @@ class ObjectWriter:
         self._store = store
         # The temp file in <lfs>/tmp receiving the bytes, and its path for the rename.
         self._file, self.temp_path = _create_temp(store.ensure_tmp(), prefix)
-        # Running sha256 and byte count of everything written so far.
-        self._digest = hashlib.sha256()
-        self.size = 0
+        # sha256 of everything written so far, hashed while the next chunk is written.
+        self._digest = BackgroundHash()
         self._done = False
 
-    def write(self, data: bytes | memoryview) -> None:
-        """Hash and append ``data`` to the temp file."""
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._digest.size
+
+    def write(self, data: bytes) -> None:
+        """Hash and append ``data`` to the temp file (bytes: hashing may come later)."""
         self._digest.update(data)
         self._file.write(data)
-        self.size += len(data)
 
     def commit(self, expected: Pointer | None = None) -> Pointer:
         """Check the bytes against ``expected`` (if given) and publish them.
@@ -201,6 +272,7 @@ class ObjectWriter:
 
     def abort(self) -> None:
         """Drop the temp file without publishing anything."""
+        self._digest.close()
         self._file.close()
         self._done = True
         self._discard()
@@ -301,10 +373,8 @@ class ObjectStore:
     def ingest(self, stream: BinaryIO, expected: Pointer | None = None) -> Pointer:
         """Copy ``stream`` into the store while hashing it and return its pointer."""
         with self.writer(expected.oid if expected else "ingest") as out:
-            buf = bytearray(CHUNK_SIZE)
-            view = memoryview(buf)
-            while n := stream.readinto(buf):  # type: ignore[attr-defined]
-                out.write(view[:n])
+            while chunk := stream.read(CHUNK_SIZE):
+                out.write(chunk)
             return out.commit(expected)
 
     def temp_path(self, oid: str) -> Path:

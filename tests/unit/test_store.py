@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
 import threading
 import time
@@ -13,7 +14,14 @@ import pytest
 
 from lfs_agent.errors import IntegrityError, InvalidOidError, ObjectNotFoundError
 from lfs_agent.pointer import EMPTY_OID, Pointer
-from lfs_agent.store import CHUNK_SIZE, READ_AHEAD_MIN, ObjectStore, _hash_read_ahead, hash_file
+from lfs_agent.store import (
+    CHUNK_SIZE,
+    READ_AHEAD_MIN,
+    BackgroundHash,
+    ObjectStore,
+    _hash_read_ahead,
+    hash_file,
+)
 from tests.helpers import random_bytes, sha256
 
 
@@ -48,11 +56,77 @@ def test_ingest_with_wrong_expectation_publishes_nothing(store):
     assert list(store.tmp_dir.iterdir()) == []
 
 
-def test_writer_abandoned_by_an_exception_leaves_no_temp_file(store):
+@pytest.mark.parametrize("size", [7, 3 * CHUNK_SIZE])  # hashed at the end / by a thread
+def test_writer_abandoned_by_an_exception_leaves_no_temp_file_and_no_thread(store, size):
     with pytest.raises(RuntimeError), store.writer() as out:
-        out.write(b"partial")
+        out.write(bytes(size))
         raise RuntimeError("boom")
     assert list(store.tmp_dir.iterdir()) == []
+    assert _hash_threads() == []
+
+
+def _hash_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "hash"]
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [],
+        [5, 6000],  # less than a batch: hashed by the caller, no thread
+        [CHUNK_SIZE],
+        [65516] * 40 + [3],  # pkt-line payloads, as the clean filter gets them
+        [CHUNK_SIZE - 1, 2, 3 * CHUNK_SIZE, 1],
+    ],
+)
+def test_background_hash_is_sha256_and_size_of_all_chunks(sizes):
+    data = random_bytes(sum(sizes))
+    offsets = [0, *itertools.accumulate(sizes)]
+    with BackgroundHash() as digest:
+        for start, end in itertools.pairwise(offsets):
+            digest.update(data[start:end])
+        assert (_hash_threads() != []) == (len(data) >= CHUNK_SIZE)
+        assert (digest.hexdigest(), digest.size) == (sha256(data), len(data))
+        assert _hash_threads() == []
+
+
+def test_background_hash_left_without_a_digest_ends_its_thread():
+    with BackgroundHash() as digest:
+        digest.update(bytes(2 * CHUNK_SIZE))
+        assert len(_hash_threads()) == 1
+    assert _hash_threads() == []
+
+
+def test_background_hash_holds_at_most_depth_batches_while_hashing_lags():
+    gate = threading.Event()
+
+    class Stalled:
+        def update(self, data: bytes) -> None:
+            gate.wait()
+
+    digest = BackgroundHash(depth=2)
+    digest._digest = Stalled()  # type: ignore[assignment]
+    handed: list[int] = []
+
+    def feed() -> None:
+        for i in range(10):
+            digest.update(bytes(CHUNK_SIZE))
+            handed.append(i)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    deadline = time.monotonic() + 30
+    while len(handed) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # time enough for a queue without a bound to take all ten
+    # One batch in the hashing thread, two waiting: the fourth update waits for room.
+    assert len(handed) == 3
+    assert feeder.is_alive()
+    gate.set()
+    feeder.join()
+    digest.close()
+    assert handed == list(range(10))
+    assert _hash_threads() == []
 
 
 def test_empty_content_is_never_stored(store):
