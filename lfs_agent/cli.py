@@ -591,8 +591,13 @@ def cmd_clone(ctx: Context) -> int:
 
     args = ctx.args
     dest = Path(args.directory or _clone_directory(args.url)).absolute()
-    process = f"{_quoted_python()} -m lfs_agent filter-process --skip"
-    cmd = ["git", "clone", "-c", f"filter.lfs.process={process}", "-c", "filter.lfs.required=true"]
+    # No filter for the clone's checkout, not even one set up globally (git-lfs's, say):
+    # git writes the pointers as they are and starts no filter process. These settings
+    # (before "clone") last for this command only; install then writes ours.
+    cmd = ["git"]
+    for key, value in (("process", ""), ("smudge", ""), ("clean", ""), ("required", "false")):
+        cmd += ["-c", f"filter.lfs.{key}={value}"]
+    cmd.append("clone")
     if args.branch:
         cmd += ["--branch", args.branch]
     if args.depth:
@@ -614,12 +619,6 @@ def cmd_clone(ctx: Context) -> int:
         return EXIT_ERROR
     _pull(repo)
     return 0
-
-
-def _quoted_python() -> str:
-    import shlex
-
-    return shlex.quote(sys.executable)
 
 
 def _record_store(ctx: Context) -> LocalRecords:

@@ -74,6 +74,26 @@ def test_clone_with_include_downloads_only_the_matching_objects(project):
     assert git("config", "lfs-agent.fetchinclude", cwd=ci).stdout.strip() == b"models/*"
 
 
+def test_clone_ignores_a_global_filter_and_leaves_ours_configured(project):
+    root, server, _bucket = project
+    # A global filter that fails for every file (git-lfs's, broken, say): a clone that
+    # ran it would fail, since it is required.
+    git("config", "--global", "filter.lfs.process", "false", cwd=root)
+    git("config", "--global", "filter.lfs.smudge", "false", cwd=root)
+    git("config", "--global", "filter.lfs.required", "true", cwd=root)
+    out = agent("clone", "--include", "models/*", str(server), str(root / "ci"), cwd=root)
+    assert out.returncode == 0, out.stderr
+    ci = root / "ci"
+    assert (ci / "models/bert.bin").read_bytes() == FILES["models/bert.bin"]
+    assert (ci / "data/test.bin").read_bytes() == pointer_bytes(FILES["data/test.bin"])
+    local = git("config", "--local", "--get-regexp", r"^filter\.lfs\.", cwd=ci).stdout.decode()
+    assert {line.split()[0] for line in local.splitlines()} == {
+        f"filter.lfs.{key}" for key in ("process", "clean", "smudge", "required")
+    }
+    assert "lfs_agent filter-process" in local
+    assert "filter.lfs.required true" in local
+
+
 def test_pull_include_after_a_lazy_clone_materializes_more(project):
     root, server, _bucket = project
     agent("clone", "-I", "models/resnet.bin", str(server), str(root / "ci"), cwd=root)
