@@ -278,6 +278,7 @@ class Bench:
             self.make_file(masters / path, size, 1000 + i)
         push: dict[str, Callable[[], Sample] | str] = {}
         pull: dict[str, list[Sample]] = {}
+        by_clone: list[Sample] = []  # lfs-agent clone, against the same peers' samples
 
         def ours() -> Sample:
             bucket = self.fresh("bucket")
@@ -300,6 +301,14 @@ class Bench:
                         str(clone),
                     ],
                     self.work,
+                )
+            )
+            # The same clone as lfs-agent clone makes it: pointers first, then pull,
+            # which writes large files itself instead of through git's buffer.
+            clone = self.scratch_path("lfs-agent-clone")
+            by_clone.append(
+                self.measure(
+                    [str(VENV_BIN / "lfs-agent"), "clone", str(server), str(clone)], self.work
                 )
             )
             return sample
@@ -332,6 +341,13 @@ class Bench:
         push["dvc"] = dvc if self.has_dvc else "dvc not installed"
         self.case(f"push {label} to a local bucket (git-lfs: file:// remote)", push)
         self.cases.append(Case(f"clone/pull {label} from a local bucket", results=pull))
+        peers = {tool: samples for tool, samples in pull.items() if tool != "lfs-agent"}
+        self.cases.append(
+            Case(
+                f"clone/pull {label} from a local bucket (lfs-agent clone)",
+                results={"lfs-agent": by_clone, **peers},
+            )
+        )
 
     def bench_s3(
         self, label: str, files: dict[str, int], server: S3Server, part_size: str | None = None
