@@ -126,6 +126,7 @@ class BackgroundHash:
         self._depth = depth
         self._queue: queue.Queue[list[bytes] | None] | None = None
         self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None  # from the thread, for hexdigest
 
     def update(self, chunk: bytes) -> None:
         """Add ``chunk``: bytes, which cannot change while they wait to be hashed."""
@@ -147,12 +148,23 @@ class BackgroundHash:
 
     def _run(self, batches: queue.Queue[list[bytes] | None]) -> None:
         while (batch := batches.get()) is not None:
-            for chunk in batch:
-                self._digest.update(chunk)
+            if self._error is not None:
+                continue  # keep taking batches: the caller must never wait forever
+            try:
+                for chunk in batch:
+                    self._digest.update(chunk)
+            except BaseException as exc:  # raised again by hexdigest
+                self._error = exc
 
     def hexdigest(self) -> str:
-        """The sha256 of everything given, once all of it is hashed."""
+        """The sha256 of everything given, once all of it is hashed.
+
+        Raises:
+            Whatever hashing raised in the thread.
+        """
         self.close()
+        if self._error is not None:
+            raise self._error
         for chunk in self._batch:
             self._digest.update(chunk)
         self._batch = []
@@ -255,8 +267,8 @@ class ObjectWriter:
         """
         self._file.close()
         self._done = True
-        pointer = Pointer(self._digest.hexdigest(), self.size)
         try:
+            pointer = Pointer(self._digest.hexdigest(), self.size)
             if expected is not None and (
                 expected.oid != pointer.oid or expected.size != pointer.size
             ):

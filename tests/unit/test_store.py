@@ -97,6 +97,35 @@ def test_background_hash_left_without_a_digest_ends_its_thread():
     assert _hash_threads() == []
 
 
+def test_a_hashing_failure_in_the_thread_is_raised_by_hexdigest_without_a_hang():
+    class Broken:
+        def update(self, data: bytes) -> None:
+            raise RuntimeError("hash failed")
+
+    digest = BackgroundHash(depth=1)
+    digest._digest = Broken()  # type: ignore[assignment]
+    for _ in range(6):  # more batches than the queue holds: the thread keeps taking them
+        digest.update(bytes(CHUNK_SIZE))
+    with pytest.raises(RuntimeError, match="hash failed"):
+        digest.hexdigest()
+    assert _hash_threads() == []
+
+
+def test_a_writer_whose_hashing_fails_publishes_nothing_and_leaves_no_temp_file(store):
+    class Broken:
+        def update(self, data: bytes) -> None:
+            raise RuntimeError("hash failed")
+
+    with store.writer() as out:
+        out._digest._digest = Broken()  # type: ignore[assignment]
+        out.write(bytes(2 * CHUNK_SIZE))
+        with pytest.raises(RuntimeError, match="hash failed"):
+            out.commit()
+    assert list(store.tmp_dir.iterdir()) == []
+    assert not store.objects_dir.exists()
+    assert _hash_threads() == []
+
+
 def test_background_hash_holds_at_most_depth_batches_while_hashing_lags():
     gate = threading.Event()
 
