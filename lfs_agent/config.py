@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
+from typing import NamedTuple
 from urllib.parse import unquote, urlparse
 
 from lfs_agent.errors import ConfigError
@@ -33,7 +34,7 @@ __all__ = [
     "SIDECAR_FILE",
     "Settings",
     "normalize_remote_url",
-    "read_sidecar",
+    "read_committed",
     "resolve_settings",
 ]
 
@@ -68,13 +69,13 @@ _SCP_LIKE_RE = re.compile(r"[^/]+:")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Everything a command needs to know about this repository's setup.
 
-    A frozen dataclass rather than a pydantic model on purpose: git spawns lfs-agent for
-    every filter run and hook, and importing pydantic costs ~150 ms there, more than all
-    the rest of start-up. :func:`resolve_settings` validates every value it sets.
+    A named tuple rather than a pydantic model or a dataclass on purpose: git spawns
+    lfs-agent for every filter run and hook, and importing pydantic costs ~150 ms there,
+    more than all the rest of start-up; ``dataclasses`` costs ~15 ms (it imports
+    ``inspect``). :func:`resolve_settings` validates every value it sets.
 
     Attributes:
         remote: Normalized remote URL (``file:///...``, ``s3://...``), or None.
@@ -99,7 +100,7 @@ class Settings:
     cache_dir: Path | None = None
     skip_smudge: bool = False
     skip_download_errors: bool = False
-    options: dict[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = MappingProxyType({})
     warnings: tuple[str, ...] = ()
 
     def require_remote(self) -> str:
@@ -163,19 +164,40 @@ def _split_patterns(value: str) -> tuple[str, ...]:
     return tuple(patterns)
 
 
-def read_sidecar(git: Git, work_tree: Path | None, name: str = SIDECAR_FILE) -> list[ConfigEntry]:
-    """Read a committed config file from the work tree, else the index, else ``HEAD``.
+def read_committed(
+    git: Git, work_tree: Path | None, names: tuple[str, ...] = (LFSCONFIG_FILE, SIDECAR_FILE)
+) -> dict[str, list[ConfigEntry]]:
+    """Read committed config files, each from the work tree, else the index, else ``HEAD``.
 
-    This is how git-lfs reads ``.lfsconfig``; ``.lfsagent`` is read the same way.
+    This is how git-lfs reads ``.lfsconfig``; ``.lfsagent`` is read the same way. One
+    ``git cat-file --batch-check`` finds which of the index and ``HEAD`` hold the files
+    missing from the work tree, so a repository without them costs one git process, not
+    one per place and file: git runs this for every filter process and hook.
+
+    Returns:
+        The entries of each file of ``names``; an empty list for a file found nowhere.
     """
-    if work_tree is not None and (work_tree / name).is_file():
-        return git.config_entries(["-f", str(work_tree / name)])
-    # `git config --blob` fails for a missing blob, so no separate existence probe.
-    for blob in (f":{name}", f"HEAD:{name}"):
-        entries = git.config_entries(["--blob", blob])
-        if entries:
-            return entries
-    return []
+    found: dict[str, list[ConfigEntry]] = {}
+    places: list[tuple[str, str]] = []  # (name, "<rev>:<name>") to look up, in order
+    for name in names:
+        if work_tree is not None and (work_tree / name).is_file():
+            found[name] = git.config_entries(["-f", str(work_tree / name)])
+        else:
+            found[name] = []
+            places += [(name, f":{name}"), (name, f"HEAD:{name}")]
+    if not places:
+        return found
+    query = "".join(f"{spec}\n" for _, spec in places).encode()
+    proc = git.run(["cat-file", "--batch-check"], input=query, check=False)
+    answers = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
+    blobs: dict[str, str] = {}  # name -> the first blob holding it
+    for (name, _), answer in zip(places, answers, strict=False):
+        oid, _, kind = answer.partition(" ")
+        if name not in blobs and kind.startswith("blob "):
+            blobs[name] = oid
+    for name, oid in blobs.items():
+        found[name] = git.config_entries(["--blob", oid])
+    return found
 
 
 def _is_safe_committed_key(name: str) -> bool:
@@ -224,7 +246,8 @@ def resolve_settings(
             elif section == "lfs" and not committed:
                 lfs[name] = entry.value
 
-    for entry in read_sidecar(git, paths.work_tree, LFSCONFIG_FILE):
+    committed = read_committed(git, paths.work_tree)
+    for entry in committed[LFSCONFIG_FILE]:
         section, _, name = entry.key.partition(".")
         if section == "lfs" and name in LFSCONFIG_KEYS:
             lfs[name] = entry.value  # lowest precedence: any git config overrides it
@@ -237,7 +260,7 @@ def resolve_settings(
                 f"ignored {entry.key} in {LFSCONFIG_FILE}: it may only be set in git config"
             )
     take(outer, "global git config")
-    take(read_sidecar(git, paths.work_tree), SIDECAR_FILE, committed=True)
+    take(committed[SIDECAR_FILE], SIDECAR_FILE, committed=True)
     take(repo, "git config")
     for var, name in ENV_KEYS.items():
         if env.get(var):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 from lfs_agent.errors import GitError
 
@@ -24,8 +24,7 @@ logger = logging.getLogger(__name__)
 REPO_SCOPES = frozenset({"local", "worktree", "command"})
 
 
-@dataclass(frozen=True)
-class RepoPaths:
+class RepoPaths(NamedTuple):
     """Where a repository lives on disk.
 
     Attributes:
@@ -39,8 +38,7 @@ class RepoPaths:
     work_tree: Path | None
 
 
-@dataclass(frozen=True)
-class ConfigEntry:
+class ConfigEntry(NamedTuple):
     """One ``key=value`` line of ``git config -l`` with the scope it came from."""
 
     scope: str

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from lfs_agent.errors import InvalidOidError, NotAPointerError
 
@@ -75,8 +75,7 @@ def validate_oid(oid: object) -> str:
     return oid
 
 
-@dataclass(frozen=True, order=True)
-class PointerExtension:
+class PointerExtension(NamedTuple):
     """One ``ext-<priority>-<name> sha256:<oid>`` line (experimental in git-lfs)."""
 
     priority: int
@@ -84,27 +83,63 @@ class PointerExtension:
     oid: str
 
 
-@dataclass(frozen=True)
 class Pointer:
-    """An LFS pointer: the oid and size of the real content.
+    """An LFS pointer: the oid and size of the real content. Immutable and hashable.
+
+    A plain class, not a dataclass: git spawns us for every filter run and hook, and
+    ``dataclasses`` costs start-up (it imports ``inspect``).
 
     Attributes:
         oid: sha256 of the content, 64 lowercase hex digits.
         size: Content length in bytes.
         extensions: Extension lines, sorted by priority.
         canonical: True when :meth:`encode` reproduces the parsed bytes exactly; always
-            True for pointers built in code.
+            True for pointers built in code. Not part of equality.
     """
 
+    __slots__ = ("canonical", "extensions", "oid", "size")
     oid: str
     size: int
-    extensions: tuple[PointerExtension, ...] = ()
-    canonical: bool = field(default=True, compare=False)
+    extensions: tuple[PointerExtension, ...]
+    canonical: bool
 
-    def __post_init__(self) -> None:
-        validate_oid(self.oid)
-        if self.size < 0:
-            raise ValueError(f"pointer size must be >= 0, got {self.size}")
+    def __init__(
+        self,
+        oid: str,
+        size: int,
+        extensions: tuple[PointerExtension, ...] = (),
+        canonical: bool = True,
+    ) -> None:
+        validate_oid(oid)
+        if size < 0:
+            raise ValueError(f"pointer size must be >= 0, got {size}")
+        for name, value in (
+            ("oid", oid),
+            ("size", size),
+            ("extensions", extensions),
+            ("canonical", canonical),
+        ):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Pointer is immutable: cannot set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Pointer is immutable: cannot delete {name}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Pointer):
+            return NotImplemented
+        return (self.oid, self.size, self.extensions) == (other.oid, other.size, other.extensions)
+
+    def __hash__(self) -> int:
+        return hash((self.oid, self.size, self.extensions))
+
+    def __repr__(self) -> str:
+        return (
+            f"Pointer(oid={self.oid!r}, size={self.size!r}, extensions={self.extensions!r}, "
+            f"canonical={self.canonical!r})"
+        )
 
     def encode(self) -> bytes:
         """Return the canonical pointer bytes, identical to git-lfs's.

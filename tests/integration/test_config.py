@@ -47,6 +47,43 @@ def test_sidecar_is_read_from_index_then_head_when_not_in_the_work_tree(repo: Pa
     assert settings(repo).remote == "s3://committed/x"  # from HEAD
 
 
+def test_the_index_wins_over_head_for_each_committed_file(repo: Path):
+    (repo / ".lfsagent").write_text("[lfs-agent]\n\tremote = s3://head/x\n")
+    (repo / ".lfsconfig").write_text("[lfs]\n\tfetchinclude = head/*\n")
+    git("add", ".lfsagent", ".lfsconfig", cwd=repo)
+    git("commit", "-qm", "committed files", cwd=repo)
+    (repo / ".lfsagent").write_text("[lfs-agent]\n\tremote = s3://index/x\n")
+    git("add", ".lfsagent", cwd=repo)
+    (repo / ".lfsagent").unlink()
+    (repo / ".lfsconfig").unlink()
+    s = settings(repo)
+    assert s.remote == "s3://index/x"  # the staged version, not HEAD's
+    assert s.fetch_include == ("head/*",)  # .lfsconfig: the index holds HEAD's version
+    git("rm", "-q", "--cached", ".lfsconfig", cwd=repo)
+    assert settings(repo).fetch_include == ("head/*",)  # from HEAD alone
+
+
+class CountingGit(Git):
+    def __init__(self, cwd: Path) -> None:
+        super().__init__(cwd)
+        self.commands: list[str] = []
+
+    def run(self, args, **kwargs):
+        self.commands.append(args[0])
+        return super().run(args, **kwargs)
+
+
+def test_settings_cost_three_git_commands_without_committed_files(repo: Path):
+    # git spawns lfs-agent for every filter process and hook: each git command counts.
+    counting = CountingGit(repo)
+    resolve_settings(counting, env={})
+    assert counting.commands == ["rev-parse", "config", "cat-file"]
+    (repo / ".lfsagent").write_text("[lfs-agent]\n\tremote = s3://here/x\n")
+    counting = CountingGit(repo)
+    assert resolve_settings(counting, env={}).remote == "s3://here/x"
+    assert counting.commands == ["rev-parse", "config", "config", "cat-file"]
+
+
 def test_sidecar_in_a_no_checkout_clone(repo: Path, tmp_path: Path):
     (repo / ".lfsagent").write_text("[lfs-agent]\n\tremote = s3://committed/y\n")
     git("add", ".lfsagent", cwd=repo)

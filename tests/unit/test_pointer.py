@@ -185,5 +185,23 @@ def test_pointer_rejects_a_negative_size():
         Pointer(HELLO_OID, -1)
 
 
+def test_pointer_rejects_an_invalid_oid():
+    with pytest.raises(InvalidOidError):
+        Pointer("../" + HELLO_OID[3:], 12)
+
+
+def test_pointers_are_values_whose_equality_ignores_canonical():
+    lenient = parse_pointer(HELLO.replace(b"size 12", b"size 012"))
+    assert not lenient.canonical
+    built = Pointer(HELLO_OID, 12)
+    assert lenient == built and hash(lenient) == hash(built)
+    assert len({lenient, built, Pointer(HELLO_OID, 13)}) == 2
+    assert built != Pointer(HELLO_OID, 12, (PointerExtension(0, "foo", HELLO_OID),))
+    assert built != (HELLO_OID, 12)
+    with pytest.raises(AttributeError, match="immutable"):
+        built.size = 13  # type: ignore[misc]
+    assert repr(built).startswith(f"Pointer(oid='{HELLO_OID}', size=12,")
+
+
 def test_helper_matches_encoder():
     assert pointer_bytes(b"hello world\n") == HELLO
