@@ -23,7 +23,6 @@ from lfs_agent.errors import ConfigError, GitError, LfsAgentError, TransferError
 if TYPE_CHECKING:  # heavy imports stay out of start-up; commands import what they use
     from lfs_agent.config import Settings
     from lfs_agent.git import Git
-    from lfs_agent.gitfilter import Fetch
     from lfs_agent.metrics import LocalRecords, TagRecord
     from lfs_agent.pathmatch import PathFilter
     from lfs_agent.pointer import Pointer
@@ -131,17 +130,11 @@ class Context:
         assert remote is not None
         return remote
 
-    def fetcher(self, remote: Remote | None) -> Fetch | None:
+    def fetcher(self) -> LazyFetch | None:
         """A callable downloading one object into the store, or None without a remote."""
-        if remote is None:
+        if not self.settings.remote:
             return None
-        store = self.store
-
-        def fetch(pointer: Pointer) -> None:
-            logger.info("downloading %s (%d bytes)", pointer.oid, pointer.size)
-            remote.download(store, pointer)
-
-        return fetch
+        return LazyFetch(self)
 
     def path_filter(self) -> PathFilter:
         """Fetch include/exclude patterns: command line first, then configuration."""
@@ -153,6 +146,33 @@ class Context:
             _split_cli(include) if include is not None else self.settings.fetch_include,
             _split_cli(exclude) if exclude is not None else self.settings.fetch_exclude,
         )
+
+
+class LazyFetch:
+    """Downloads one object into the store; the remote is set up on the first call.
+
+    A filter process often downloads nothing (``git add``, ``git status``), and then it
+    never imports the transfer code. Safe to call from several threads.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._remote: Remote | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, pointer: Pointer) -> None:
+        with self._lock:
+            if self._remote is None:
+                self._remote = self._ctx.required_remote()
+            remote = self._remote
+        logger.info("downloading %s (%d bytes)", pointer.oid, pointer.size)
+        remote.download(self._ctx.store, pointer)
+
+    def close(self) -> None:
+        """Close the remote's connections, if any were opened."""
+        with self._lock:
+            if self._remote is not None:
+                self._remote.close()
 
 
 def _split_cli(values: list[str]) -> tuple[str, ...]:
@@ -219,8 +239,7 @@ def cmd_smudge(ctx: Context) -> int:
     from lfs_agent.gitfilter import iter_stream, smudge
 
     path = ctx.args.path or "<stdin>"
-    remote = ctx.remote(required=False)
-    fetch = ctx.fetcher(remote)
+    fetch = ctx.fetcher()
     out = sys.stdout.buffer
     try:
         smudge(
@@ -234,8 +253,8 @@ def cmd_smudge(ctx: Context) -> int:
             excluded=not ctx.path_filter().allows(path),
         )
     finally:
-        if remote is not None:
-            remote.close()
+        if fetch is not None:
+            fetch.close()
     out.flush()
     return 0
 
@@ -245,13 +264,13 @@ def cmd_filter_process(ctx: Context) -> int:
     from lfs_agent.gitfilter import FilterProcess
     from lfs_agent.pktline import PktLineReader, PktLineWriter
 
-    remote = ctx.remote(required=False)
+    fetch = ctx.fetcher()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     process = FilterProcess(
         PktLineReader(stdin.read),
         PktLineWriter(stdout.write, stdout.flush),
         ctx.store,
-        fetch=ctx.fetcher(remote),
+        fetch=fetch,
         path_filter=ctx.path_filter(),
         skip_smudge=ctx.settings.skip_smudge or ctx.args.skip,
         skip_download_errors=ctx.settings.skip_download_errors,
@@ -261,8 +280,8 @@ def cmd_filter_process(ctx: Context) -> int:
     try:
         process.serve()
     finally:
-        if remote is not None:
-            remote.close()
+        if fetch is not None:
+            fetch.close()
     return 0
 
 
@@ -271,8 +290,8 @@ def _restaged_oids() -> frozenset[str]:
 
     Unset or unreadable means an ordinary clean, which stores what it is given.
     """
+    from lfs_agent.gitfilter import RESTAGE_ENV
     from lfs_agent.pointer import is_valid_oid
-    from lfs_agent.sync import RESTAGE_ENV
 
     path = os.environ.get(RESTAGE_ENV)
     if not path:
@@ -895,7 +914,14 @@ def cmd_transfer(ctx: Context) -> int:
     return 0
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The command-line parser; with ``command``, only that subcommand's parser.
+
+    Each subparser costs argparse about a millisecond of message-catalogue lookups, and git
+    spawns us for every filter run and hook, so ``main`` builds just the one it needs
+    (none for ``--version``). Any other ``command`` that names no subcommand (``--help``,
+    a typo) gets the full parser, for argparse's help or error message.
+    """
     parser = argparse.ArgumentParser(
         prog="lfs-agent",
         description="Large files in plain git, with the bytes in your own bucket.",
@@ -903,59 +929,13 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lfs-agent {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
+    def want(name: str) -> bool:
+        return command is None or name == command
+
     def add(name: str, func: Callable[[Context], int], help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(func=func)
         return p
-
-    p = add("clean", cmd_clean, "git clean filter: content on stdin, pointer on stdout")
-    p.add_argument("path", nargs="?", help="path git is cleaning (for messages only)")
-    p = add("smudge", cmd_smudge, "git smudge filter: pointer on stdin, content on stdout")
-    p.add_argument("path", nargs="?", help="path git is smudging (for messages only)")
-    p.add_argument("--skip", action="store_true", help="leave pointers as they are")
-    p = add("filter-process", cmd_filter_process, "git long-running filter (clean, smudge, delay)")
-    p.add_argument("--skip", action="store_true", help="leave pointers as they are")
-
-    p = add("install", cmd_install, "set this repository up for lfs-agent")
-    p.add_argument(
-        "--remote",
-        dest="remote_url",
-        metavar="URL",
-        help="bucket for objects: a folder, s3://, gs:// or http(s):// URL",
-    )
-    p.add_argument(
-        "--local",
-        action="store_true",
-        help="record the remote in .git/config instead of the committed .lfsagent",
-    )
-    p.add_argument(
-        "--with-git-lfs",
-        action="store_true",
-        help="keep git-lfs's filter and hooks; route its transfers through lfs-agent",
-    )
-    p.add_argument(
-        "--scope-remote",
-        metavar="NAME",
-        help="with --with-git-lfs: use lfs-agent only for this git remote",
-    )
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace filter settings another tool wrote in this repository",
-    )
-    add("uninstall", cmd_uninstall, "remove what install added")
-    p = add("track", cmd_track, "track patterns with LFS in .gitattributes (list with none)")
-    p.add_argument("patterns", nargs="*", metavar="PATTERN")
-    p = add("untrack", cmd_untrack, "stop tracking patterns")
-    p.add_argument("patterns", nargs="+", metavar="PATTERN")
-
-    p = add("pre-push", cmd_pre_push, "pre-push hook: upload objects of the refs being pushed")
-    p.add_argument("remote_name", metavar="REMOTE")
-    p.add_argument("remote_location", metavar="URL", nargs="?")
-    p = add("push", cmd_push, "upload objects reachable from refs that the bucket lacks")
-    p.add_argument("git_remote", metavar="REMOTE", nargs="?", default="origin")
-    p.add_argument("refs", metavar="REF", nargs="*")
-    p.add_argument("--all", action="store_true", help="every object of every branch and tag")
 
     def add_filters(p: argparse.ArgumentParser) -> None:
         p.add_argument(
@@ -973,83 +953,158 @@ def _build_parser() -> argparse.ArgumentParser:
             help="never paths matching (repeatable)",
         )
 
-    p = add("fetch", cmd_fetch, "download objects for REF (default HEAD) into the local store")
-    p.add_argument("refs", metavar="REF", nargs="*")
-    p.add_argument("--all", action="store_true", help="every object of every branch and tag")
-    add_filters(p)
-    p = add("pull", cmd_pull, "fetch, then replace pointer files in the work tree")
-    add_filters(p)
-    p = add(
-        "clone",
-        cmd_clone,
-        "clone without downloading, install, then fetch only what matches (lazy CI clone)",
-    )
-    p.add_argument("url", metavar="URL")
-    p.add_argument("directory", metavar="DIR", nargs="?")
-    p.add_argument("-b", "--branch", metavar="BRANCH")
-    p.add_argument("--depth", type=int, metavar="N")
-    add_filters(p)
-    p = add("checkout", cmd_checkout, "replace pointer files with local content (no download)")
-    add_filters(p)
-    p = add("ls-files", cmd_ls_files, "list LFS files at REF (default HEAD)")
-    p.add_argument("ref", metavar="REF", nargs="?")
-    p.add_argument("-l", "--long", action="store_true", help="full oids")
-    p.add_argument("-s", "--size", action="store_true", help="show sizes")
-    add("status", cmd_status, "LFS objects to push, staged and modified")
-    p = add("fsck", cmd_fsck, "verify local objects (and the remote's with --remote)")
-    p.add_argument(
-        "--remote",
-        dest="remote_check",
-        action="store_true",
-        help="check the bucket holds every object reachable from HEAD",
-    )
-    p.add_argument("--deep", action="store_true", help="with --remote: download and hash too")
-    add("transfer", cmd_transfer, "git-lfs custom transfer agent (run by git-lfs)")
-    p = add("tag", cmd_tag, "annotated tag at HEAD with a metrics record in the bucket")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("-m", "--message", metavar="MSG")
-    p.add_argument(
-        "--metrics",
-        dest="metrics_files",
-        action="append",
-        metavar="FILE",
-        help="JSON or YAML file of (nested) numbers; repeatable",
-    )
-    p.add_argument("--metric", action="append", metavar="K=V", help="one number; repeatable")
-    p.add_argument("--param", action="append", metavar="K=V", help="one string; repeatable")
-    p.add_argument("-f", "--force", action="store_true", help="move an existing tag")
-    p = sub.add_parser("metrics", help="metrics records of tags: list, show, diff, push, export")
-    msub = p.add_subparsers(dest="metrics_command", metavar="SUBCOMMAND", required=True)
-    q = msub.add_parser("list", help="every tag with its metrics")
-    q.set_defaults(func=cmd_metrics_list)
-    q.add_argument("--sort", metavar="METRIC", help="highest first by this metric")
-    q.add_argument("--json", action="store_true")
-    q = msub.add_parser("show", help="one tag's record")
-    q.set_defaults(func=cmd_metrics_show)
-    q.add_argument("tag", metavar="TAG")
-    q.add_argument("--json", action="store_true")
-    q = msub.add_parser("diff", help="what changed from one tag to another")
-    q.set_defaults(func=cmd_metrics_diff)
-    q.add_argument("old", metavar="A")
-    q.add_argument("new", metavar="B")
-    q.add_argument("--json", action="store_true")
-    q = msub.add_parser("push", help="upload records that could not be uploaded before")
-    q.set_defaults(func=cmd_metrics_push)
-    q = msub.add_parser("export", help="export records to MLflow (one run per tag)")
-    q.set_defaults(func=cmd_metrics_export)
-    q.add_argument("--mlflow", required=True, metavar="URI", help="MLflow tracking server URL")
-    q.add_argument("--experiment", default="lfs-agent", help="experiment name (lfs-agent)")
-    q.add_argument("tags", metavar="TAG", nargs="*")
-    p = add("prune", cmd_prune, "delete local objects that are unused and safely in the bucket")
-    p.add_argument("--dry-run", action="store_true", help="only say what would go")
+    if want("clean"):
+        p = add("clean", cmd_clean, "git clean filter: content on stdin, pointer on stdout")
+        p.add_argument("path", nargs="?", help="path git is cleaning (for messages only)")
+    if want("smudge"):
+        p = add("smudge", cmd_smudge, "git smudge filter: pointer on stdin, content on stdout")
+        p.add_argument("path", nargs="?", help="path git is smudging (for messages only)")
+        p.add_argument("--skip", action="store_true", help="leave pointers as they are")
+    if want("filter-process"):
+        p = add(
+            "filter-process", cmd_filter_process, "git long-running filter (clean, smudge, delay)"
+        )
+        p.add_argument("--skip", action="store_true", help="leave pointers as they are")
+
+    if want("install"):
+        p = add("install", cmd_install, "set this repository up for lfs-agent")
+        p.add_argument(
+            "--remote",
+            dest="remote_url",
+            metavar="URL",
+            help="bucket for objects: a folder, s3://, gs:// or http(s):// URL",
+        )
+        p.add_argument(
+            "--local",
+            action="store_true",
+            help="record the remote in .git/config instead of the committed .lfsagent",
+        )
+        p.add_argument(
+            "--with-git-lfs",
+            action="store_true",
+            help="keep git-lfs's filter and hooks; route its transfers through lfs-agent",
+        )
+        p.add_argument(
+            "--scope-remote",
+            metavar="NAME",
+            help="with --with-git-lfs: use lfs-agent only for this git remote",
+        )
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="replace filter settings another tool wrote in this repository",
+        )
+    if want("uninstall"):
+        add("uninstall", cmd_uninstall, "remove what install added")
+    if want("track"):
+        p = add("track", cmd_track, "track patterns with LFS in .gitattributes (list with none)")
+        p.add_argument("patterns", nargs="*", metavar="PATTERN")
+    if want("untrack"):
+        p = add("untrack", cmd_untrack, "stop tracking patterns")
+        p.add_argument("patterns", nargs="+", metavar="PATTERN")
+
+    if want("pre-push"):
+        p = add("pre-push", cmd_pre_push, "pre-push hook: upload objects of the refs being pushed")
+        p.add_argument("remote_name", metavar="REMOTE")
+        p.add_argument("remote_location", metavar="URL", nargs="?")
+    if want("push"):
+        p = add("push", cmd_push, "upload objects reachable from refs that the bucket lacks")
+        p.add_argument("git_remote", metavar="REMOTE", nargs="?", default="origin")
+        p.add_argument("refs", metavar="REF", nargs="*")
+        p.add_argument("--all", action="store_true", help="every object of every branch and tag")
+    if want("fetch"):
+        p = add("fetch", cmd_fetch, "download objects for REF (default HEAD) into the local store")
+        p.add_argument("refs", metavar="REF", nargs="*")
+        p.add_argument("--all", action="store_true", help="every object of every branch and tag")
+        add_filters(p)
+    if want("pull"):
+        p = add("pull", cmd_pull, "fetch, then replace pointer files in the work tree")
+        add_filters(p)
+    if want("clone"):
+        p = add(
+            "clone",
+            cmd_clone,
+            "clone without downloading, install, then fetch only what matches (lazy CI clone)",
+        )
+        p.add_argument("url", metavar="URL")
+        p.add_argument("directory", metavar="DIR", nargs="?")
+        p.add_argument("-b", "--branch", metavar="BRANCH")
+        p.add_argument("--depth", type=int, metavar="N")
+        add_filters(p)
+    if want("checkout"):
+        p = add("checkout", cmd_checkout, "replace pointer files with local content (no download)")
+        add_filters(p)
+    if want("ls-files"):
+        p = add("ls-files", cmd_ls_files, "list LFS files at REF (default HEAD)")
+        p.add_argument("ref", metavar="REF", nargs="?")
+        p.add_argument("-l", "--long", action="store_true", help="full oids")
+        p.add_argument("-s", "--size", action="store_true", help="show sizes")
+    if want("status"):
+        add("status", cmd_status, "LFS objects to push, staged and modified")
+    if want("fsck"):
+        p = add("fsck", cmd_fsck, "verify local objects (and the remote's with --remote)")
+        p.add_argument(
+            "--remote",
+            dest="remote_check",
+            action="store_true",
+            help="check the bucket holds every object reachable from HEAD",
+        )
+        p.add_argument("--deep", action="store_true", help="with --remote: download and hash too")
+    if want("transfer"):
+        add("transfer", cmd_transfer, "git-lfs custom transfer agent (run by git-lfs)")
+    if want("tag"):
+        p = add("tag", cmd_tag, "annotated tag at HEAD with a metrics record in the bucket")
+        p.add_argument("name", metavar="NAME")
+        p.add_argument("-m", "--message", metavar="MSG")
+        p.add_argument(
+            "--metrics",
+            dest="metrics_files",
+            action="append",
+            metavar="FILE",
+            help="JSON or YAML file of (nested) numbers; repeatable",
+        )
+        p.add_argument("--metric", action="append", metavar="K=V", help="one number; repeatable")
+        p.add_argument("--param", action="append", metavar="K=V", help="one string; repeatable")
+        p.add_argument("-f", "--force", action="store_true", help="move an existing tag")
+    if want("metrics"):
+        p = sub.add_parser(
+            "metrics", help="metrics records of tags: list, show, diff, push, export"
+        )
+        msub = p.add_subparsers(dest="metrics_command", metavar="SUBCOMMAND", required=True)
+        q = msub.add_parser("list", help="every tag with its metrics")
+        q.set_defaults(func=cmd_metrics_list)
+        q.add_argument("--sort", metavar="METRIC", help="highest first by this metric")
+        q.add_argument("--json", action="store_true")
+        q = msub.add_parser("show", help="one tag's record")
+        q.set_defaults(func=cmd_metrics_show)
+        q.add_argument("tag", metavar="TAG")
+        q.add_argument("--json", action="store_true")
+        q = msub.add_parser("diff", help="what changed from one tag to another")
+        q.set_defaults(func=cmd_metrics_diff)
+        q.add_argument("old", metavar="A")
+        q.add_argument("new", metavar="B")
+        q.add_argument("--json", action="store_true")
+        q = msub.add_parser("push", help="upload records that could not be uploaded before")
+        q.set_defaults(func=cmd_metrics_push)
+        q = msub.add_parser("export", help="export records to MLflow (one run per tag)")
+        q.set_defaults(func=cmd_metrics_export)
+        q.add_argument("--mlflow", required=True, metavar="URI", help="MLflow tracking server URL")
+        q.add_argument("--experiment", default="lfs-agent", help="experiment name (lfs-agent)")
+        q.add_argument("tags", metavar="TAG", nargs="*")
+    if want("prune"):
+        p = add("prune", cmd_prune, "delete local objects that are unused and safely in the bucket")
+        p.add_argument("--dry-run", action="store_true", help="only say what would go")
+    if not sub.choices and command != "--version":
+        return _build_parser()  # --help, or no such command: argparse lists them all
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit status."""
     debug = _setup_logging()
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = _build_parser(arguments[0] if arguments else None)
+    args = parser.parse_args(arguments)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_ERROR

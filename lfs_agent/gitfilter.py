@@ -15,7 +15,6 @@ commands). The behaviour mirrors git-lfs ``lfs/gitfilter_clean.go`` and
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Set
 from typing import TYPE_CHECKING, BinaryIO
@@ -36,6 +35,7 @@ if TYPE_CHECKING:  # imported when the first download starts: start-up matters h
     from concurrent.futures import ThreadPoolExecutor
 
 __all__ = [
+    "RESTAGE_ENV",
     "DelayedDownloads",
     "Fetch",
     "FilterProcess",
@@ -44,6 +44,10 @@ __all__ = [
     "smudge",
     "split_pointer",
 ]
+
+#: Names a file of oids while ``lfs-agent pull`` re-stages files it wrote: our clean
+#: filter then only hashes them (see :func:`clean`) instead of storing them again.
+RESTAGE_ENV = "LFS_AGENT_RESTAGE"
 
 logger = logging.getLogger(__name__)
 
@@ -535,6 +539,8 @@ class FilterProcess:
         The content is spooled to a temp file so that all input is read before any
         output is written (git does not read our reply until it has sent everything).
         """
+        import tempfile  # rare (a smudge of non-pointer content); it costs start-up
+
         if head:
             self.not_pointers.append(path)
         with tempfile.TemporaryFile(dir=self._spool_dir()) as spool:

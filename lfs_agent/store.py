@@ -17,7 +17,6 @@ import hashlib
 import io
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -223,7 +222,7 @@ def check_file(path: Path, expected: Pointer, source: str = "") -> None:
 
 def _create_temp(directory: Path, prefix: str) -> tuple[BinaryIO, Path]:
     while True:
-        path = directory / f"{prefix}-{secrets.token_hex(8)}"
+        path = directory / f"{prefix}-{os.urandom(8).hex()}"
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
         except FileExistsError:  # pragma: no cover - 64 random bits
@@ -392,7 +391,7 @@ class ObjectStore:
     def temp_path(self, oid: str) -> Path:
         """A fresh, unused path in ``tmp/`` for a download of ``oid``."""
         validate_oid(oid)
-        return self.ensure_tmp() / f"{oid}-{secrets.token_hex(8)}"
+        return self.ensure_tmp() / f"{oid}-{os.urandom(8).hex()}"
 
     def publish_file(self, path: Path, expected: Pointer) -> None:
         """Hash the finished download at ``path`` and move it into place.

@@ -23,6 +23,7 @@ from typing import BinaryIO
 from lfs_agent.backends import Backend, open_backend, size_of
 from lfs_agent.errors import IntegrityError, LfsAgentError, NotAPointerError, TransferError
 from lfs_agent.git import Git
+from lfs_agent.gitfilter import RESTAGE_ENV
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
 from lfs_agent.scan import PointerFile
@@ -360,9 +361,6 @@ def _raise_failures(verb: str, remote: Remote, result: BatchResult) -> None:
 
 #: git holds a file it smudges whole in memory; larger objects are written by us.
 GIT_WRITES_MAX = 32 * 1024 * 1024
-#: Names a file of oids while we re-stage files we wrote: our clean filter then only
-#: hashes them (see gitfilter.clean) instead of storing them again.
-RESTAGE_ENV = "LFS_AGENT_RESTAGE"
 
 
 def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list[str]:

@@ -28,6 +28,26 @@ def test_version_and_help_list_the_commands(tmp_path: Path):
         assert command in helped.stdout.decode()
 
 
+def test_the_parser_holds_only_the_command_being_run():
+    from lfs_agent.cli import _build_parser
+
+    one = _build_parser("filter-process")
+    assert one.parse_args(["filter-process", "--skip"]).skip is True
+    assert "prune" not in one.format_help()
+    full = _build_parser("no-such-command")  # argparse's error must list every command
+    assert "prune" in full.format_help() and "filter-process" in full.format_help()
+
+
+def test_an_unknown_command_is_refused_with_the_list_of_commands(tmp_path: Path):
+    out = agent("no-such-command", cwd=tmp_path)
+    assert out.returncode == 2
+    message = out.stderr.decode()
+    assert "invalid choice: 'no-such-command'" in message
+    assert "'filter-process'" in message and "'prune'" in message
+    nested = agent("metrics", "list", "--help", cwd=tmp_path)
+    assert nested.returncode == 0 and "--sort METRIC" in nested.stdout.decode()
+
+
 def test_importing_the_cli_does_not_import_sdks_or_pydantic(tmp_path: Path):
     code = (
         "import sys, lfs_agent.cli; bad = [m for m in sys.modules if m.split('.')[0] in "
