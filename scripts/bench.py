@@ -130,12 +130,17 @@ class Bench:
             shutil.rmtree(path, ignore_errors=True)
         self.scratch.clear()
 
-    def case(self, name: str, tools: dict[str, Callable[[], Sample] | str]) -> None:
-        """Run ``tools`` (name -> measuring function, or a reason it is skipped)."""
+    def case(
+        self, name: str, tools: dict[str, Callable[[], Sample] | str], rounds: int = 0
+    ) -> None:
+        """Run ``tools`` (name -> measuring function, or a reason it is skipped).
+
+        Tools alternate within each of ``rounds`` rounds (default: ``--runs``).
+        """
         case = Case(name)
         self.cases.append(case)
         print(f"== {name}", file=sys.stderr, flush=True)
-        for _ in range(self.runs):
+        for _ in range(rounds or self.runs):
             for tool, fn in tools.items():
                 if isinstance(fn, str):
                     case.skipped[tool] = fn
@@ -469,7 +474,12 @@ class Bench:
         repo = self.ours_repo("startup")
         lrepo = self.lfs_repo("startup-lfs") if self.has_git_lfs else None
 
-        def filter_handshake(cmd: list[str], cwd: Path) -> Sample:
+        def direct(cmd: list[str], cwd: Path, send: bytes = b"") -> Sample:
+            """Time one process from spawn to exit, with no wrapper process in between.
+
+            The filter is sent the handshake and stdin is closed once its reply is in:
+            git keeps the filter's stdin open, so the reply is what git waits for.
+            """
             start = time.perf_counter()
             proc = subprocess.Popen(
                 cmd,
@@ -480,40 +490,48 @@ class Bench:
                 stderr=subprocess.DEVNULL,
             )
             assert proc.stdin is not None and proc.stdout is not None
-            proc.stdin.write(handshake)
-            proc.stdin.flush()
+            if send:
+                proc.stdin.write(send)
+                proc.stdin.flush()
             reply = b""
-            while not reply.endswith(b"0015capability=delay\n0000") and not reply.endswith(
-                b"0016capability=smudge\n0000"
-            ):
+            while not (send and reply.endswith(b"0000") and b"capability=" in reply):
                 chunk = os.read(proc.stdout.fileno(), 4096)
                 if not chunk:
                     break
                 reply += chunk
             proc.stdin.close()
-            proc.wait()
-            return Sample(time.perf_counter() - start, 0.0)
+            _, status, usage = os.wait4(proc.pid, 0)
+            seconds = time.perf_counter() - start
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            proc.stdout.close()
+            if proc.returncode != 0 or not reply:
+                raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {reply[-200:]!r}")
+            return Sample(seconds, usage.ru_maxrss / 1024)
 
+        # Start-up is short and noisy: more rounds than the other cases.
+        rounds = self.runs * 5
         keep, self.scratch = self.scratch, []  # the repositories outlive each round
         self.case(
             "start-up: --version",
             {
-                "lfs-agent": lambda: self.measure([str(VENV_BIN / "lfs-agent"), "--version"], repo),
-                "git-lfs": (lambda: self.measure(["git-lfs", "version"], repo))
+                "lfs-agent": lambda: direct([str(VENV_BIN / "lfs-agent"), "--version"], repo),
+                "git-lfs": (lambda: direct(["git-lfs", "version"], repo))
                 if self.has_git_lfs
                 else "git-lfs not installed",
             },
+            rounds,
         )
         self.case(
             "start-up: filter-process handshake",
             {
-                "lfs-agent": lambda: filter_handshake(
-                    [PYTHON, "-m", "lfs_agent", "filter-process"], repo
+                "lfs-agent": lambda: direct(
+                    [PYTHON, "-m", "lfs_agent", "filter-process"], repo, handshake
                 ),
-                "git-lfs": (lambda: filter_handshake(["git-lfs", "filter-process"], lrepo))
+                "git-lfs": (lambda: direct(["git-lfs", "filter-process"], lrepo, handshake))
                 if lrepo is not None
                 else "git-lfs not installed",
             },
+            rounds,
         )
         self.scratch = keep
         self.clean_scratch()
