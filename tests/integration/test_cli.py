@@ -75,6 +75,29 @@ def test_a_transfer_agent_answers_init_before_importing_pydantic(tmp_path: Path)
     assert out.stderr.decode().strip() == "False"
 
 
+def test_a_filter_that_only_cleans_imports_no_transfer_code(tmp_path: Path):
+    # git spawns the filter for every add, status and checkout: what it imports is start-up.
+    git("init", "-q", str(tmp_path), cwd=tmp_path)
+    (tmp_path / ".lfsagent").write_text(f"[lfs-agent]\n\tremote = {tmp_path / 'bucket'}\n")
+    code = (
+        "import sys\n"
+        "from lfs_agent.cli import main\n"
+        "main(['filter-process'])\n"
+        "heavy = ('lfs_agent.sync', 'lfs_agent.backends', 'dataclasses', 'tempfile')\n"
+        "print([m for m in heavy if m in sys.modules], file=sys.stderr)\n"
+    )
+    session = (
+        b"0016git-filter-client\n000eversion=2\n0000"
+        b"0015capability=clean\n0016capability=smudge\n0015capability=delay\n0000"
+        b"0012command=clean\n0013pathname=a.bin\n0000000ahello\n0000"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, input=session, capture_output=True, check=True
+    )
+    assert b"oid sha256:" + sha256(b"hello\n").encode() in out.stdout
+    assert out.stderr.decode().strip() == "[]"
+
+
 def test_errors_are_one_line_without_traceback(tmp_path: Path):
     out = agent("clean", cwd=tmp_path, input=b"data")  # not a repository
     assert out.returncode == 2
