@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shlex
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.backends import open_backend
+from lfs_agent.cli import PIPE_SIZE
 from tests.conftest import AGENT, agent, git
 from tests.contract.backend_contract import Recorder
 from tests.helpers import pointer_bytes, random_bytes, sha256
@@ -96,6 +98,38 @@ def test_a_filter_that_only_cleans_imports_no_transfer_code(tmp_path: Path):
     )
     assert b"oid sha256:" + sha256(b"hello\n").encode() in out.stdout
     assert out.stderr.decode().strip() == "[]"
+
+
+@pytest.mark.skipif(not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are Linux-only")
+def test_the_filter_process_widens_the_pipes_git_talks_through(tmp_path: Path):
+    git("init", "-q", str(tmp_path), cwd=tmp_path)
+    proc = subprocess.Popen(
+        [*AGENT, "filter-process"], cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    assert fcntl.fcntl(proc.stdin.fileno(), fcntl.F_GETPIPE_SZ) == 65536  # Linux's default
+    proc.stdin.write(b"0016git-filter-client\n000eversion=2\n0000")
+    proc.stdin.write(b"0015capability=clean\n0016capability=smudge\n0000")
+    proc.stdin.flush()
+    reply = b""
+    while not reply.endswith(b"capability=smudge\n0000"):
+        reply += os.read(proc.stdout.fileno(), 4096)
+    assert fcntl.fcntl(proc.stdin.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_SIZE
+    assert fcntl.fcntl(proc.stdout.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_SIZE
+    proc.stdin.close()
+    assert proc.wait(timeout=30) == 0
+    proc.stdout.close()
+
+
+def test_a_single_shot_clean_reading_a_file_ignores_the_pipe_call(repo: Path, tmp_path: Path):
+    content = tmp_path / "content"
+    content.write_bytes(b"not a pipe\n")
+    with open(content, "rb") as stdin:
+        out = subprocess.run(
+            [*AGENT, "clean"], cwd=repo, stdin=stdin, capture_output=True, check=False
+        )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == pointer_bytes(b"not a pipe\n")
 
 
 def test_errors_are_one_line_without_traceback(tmp_path: Path):
