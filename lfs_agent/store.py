@@ -30,7 +30,15 @@ from lfs_agent.pointer import EMPTY_OID, Pointer, is_valid_oid, validate_oid
 if TYPE_CHECKING:  # imported with the first thread: start-up matters
     import queue
 
-__all__ = ["CHUNK_SIZE", "ObjectStore", "ObjectWriter", "check_file", "hash_file", "link_file"]
+__all__ = [
+    "CHUNK_SIZE",
+    "ObjectStore",
+    "ObjectWriter",
+    "RangeHash",
+    "check_file",
+    "hash_file",
+    "link_file",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +191,84 @@ class BackgroundHash:
         self.close()
 
 
+class RangeHash:
+    """sha256 of a file being written in ranges, in any order, hashed as its prefix grows.
+
+    A ranged download writes parts in parallel. A thread of this object reads back and
+    hashes each range, in file order, as soon as every range before it is written, so
+    that the check at the end costs only the tail still unhashed instead of a second
+    read of the whole file. Use as a context manager: leaving the block ends the thread.
+
+    Args:
+        path: The file, already created; ranges are reported with :meth:`written`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()
+        self._digest = hashlib.sha256()
+        self._hashed = 0  # the file's first _hashed bytes are hashed
+        self._frontier = 0  # the file's first _frontier bytes are written
+        self._pending: dict[int, int] = {}  # start -> end of written ranges past it
+        self._closing = False
+        self._error: BaseException | None = None
+        self._changed = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="range-hash", daemon=True)
+        self._thread.start()
+
+    def written(self, start: int, end: int) -> None:
+        """Record that bytes ``[start, end)`` of the file are written and final."""
+        with self._changed:
+            self._pending[start] = end
+            while self._frontier in self._pending:
+                self._frontier = self._pending.pop(self._frontier)
+            self._changed.notify()
+
+    def _run(self) -> None:
+        buf = bytearray(CHUNK_SIZE)
+        view = memoryview(buf)
+        try:
+            while True:
+                with self._changed:
+                    while self._hashed == self._frontier and not self._closing:
+                        self._changed.wait()
+                    end = self._frontier
+                if self._hashed == end:
+                    return  # closing, and everything written is hashed
+                while self._hashed < end:
+                    n = os.preadv(self._file.fileno(), [view[: end - self._hashed]], self._hashed)
+                    if not n:
+                        raise OSError(f"{self._file.name} ends at byte {self._hashed}")
+                    self._digest.update(view[:n])
+                    self._hashed += n
+        except BaseException as exc:  # raised again by pointer()
+            self._error = exc
+
+    def pointer(self) -> Pointer:
+        """The oid and size of the written prefix, once all of it is hashed.
+
+        Raises:
+            OSError: reading the file back failed.
+        """
+        self.close()
+        if self._error is not None:
+            raise self._error
+        return Pointer(self._digest.hexdigest(), self._hashed)
+
+    def close(self) -> None:
+        """End the thread once it has hashed what is written; close the file."""
+        with self._changed:
+            self._closing = True
+            self._changed.notify()
+        self._thread.join()
+        self._file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def link_file(src: Path, dest: Path) -> bool:
     """Make ``dest`` a hard link of ``src``, replacing any file there.
 
@@ -199,19 +285,26 @@ def link_file(src: Path, dest: Path) -> bool:
     return True
 
 
-def check_file(path: Path, expected: Pointer, source: str = "") -> None:
+def check_file(
+    path: Path, expected: Pointer, source: str = "", hashed: Pointer | None = None
+) -> None:
     """Hash the file at ``path``; refuse it unless it is exactly ``expected``.
 
     Args:
         path: The file to check.
         expected: The pointer it must match.
         source: Where the bytes came from (``from <remote>``), for the message.
+        hashed: The sha256 and length of the file's start, already read back from it
+            (:class:`RangeHash`); then only the file's size is checked here.
 
     Raises:
         IntegrityError: for another size or sha256, naming both.
         FileNotFoundError: when there is no file.
     """
-    oid, size = hash_file(path)
+    if hashed is not None and os.stat(path).st_size == hashed.size:
+        oid, size = hashed.oid, hashed.size
+    else:
+        oid, size = hash_file(path)
     if oid != expected.oid or size != expected.size:
         where = f" {source}" if source else ""
         raise IntegrityError(

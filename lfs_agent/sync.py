@@ -182,12 +182,13 @@ class Remote:
             else:
                 partial = store.temp_path(pointer.oid)
             try:
+                hashed = None
                 if self.cache is not None and self.cache.contains(pointer):
                     link_or_copy(self.cache.object_path(pointer.oid), partial)
                     progress(pointer.size)
                 else:
-                    self.backend.download(pointer.oid, partial, pointer.size, progress)
-                check_file(partial, pointer, f"from {self.url}")
+                    hashed = self.backend.download(pointer.oid, partial, pointer.size, progress)
+                check_file(partial, pointer, f"from {self.url}", hashed)
             except FileNotFoundError:
                 raise IntegrityError(f"download of {pointer.oid} produced no file") from None
             except BaseException as exc:

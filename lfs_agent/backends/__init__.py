@@ -25,6 +25,7 @@ from lfs_agent.errors import (
     IntegrityError,
     ObjectNotFoundError,
 )
+from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
 from lfs_agent.store import hash_file
 
@@ -222,8 +223,13 @@ class Backend(Protocol):
     def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
         """Store the file at ``src_path`` as ``oid``; never leave a partial object."""
 
-    def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
+    def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> Pointer | None:
         """Write the object into ``dest_path`` (a temp file the caller verifies).
+
+        Returns:
+            None, or the sha256 and length of what the file holds, hashed by reading it
+            back while the download went on (:class:`~lfs_agent.store.RangeHash`): the
+            caller then checks that instead of reading the file again.
 
         Raises:
             ObjectNotFoundError: when the remote does not hold ``oid``.

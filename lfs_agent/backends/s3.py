@@ -60,7 +60,9 @@ from lfs_agent.errors import (
     ObjectNotFoundError,
     RetriableError,
 )
+from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
+from lfs_agent.store import RangeHash
 
 __all__ = ["S3Backend"]
 
@@ -683,13 +685,18 @@ class S3Backend:
 
     # --- downloads -------------------------------------------------------------------
 
-    def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
-        """Write the object into ``dest_path``, resuming what an earlier attempt wrote."""
+    def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> Pointer | None:
+        """Write the object into ``dest_path``, resuming what an earlier attempt wrote.
+
+        Returns:
+            For a ranged download, the sha256 and length of the file, read back and hashed
+            while the ranges came in; None for a single GET (the caller hashes the file).
+        """
         try:
             if size > self.threshold:
-                self._ranged_download(oid, dest_path, size, progress)
-            else:
-                self._stream_download(oid, dest_path, size, progress)
+                return self._ranged_download(oid, dest_path, size, progress)
+            self._stream_download(oid, dest_path, size, progress)
+            return None
         except botocore.exceptions.ClientError as exc:
             if str(exc.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404"):
                 self._check_bucket()
@@ -719,7 +726,7 @@ class S3Backend:
                 dst.write(chunk)
                 progress(len(chunk))
 
-    def _ranged_download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
+    def _ranged_download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> Pointer:
         part_size = self.part_size
         count = math.ceil(size / part_size)
         record = dest_path.with_name(dest_path.name + ".ranges")
@@ -732,8 +739,6 @@ class S3Backend:
         if not done:
             with open(dest_path, "wb") as f:
                 f.truncate(size)
-        for i in done:
-            progress(min(part_size, size - i * part_size))
         lock = threading.Lock()
 
         def save() -> None:
@@ -743,8 +748,15 @@ class S3Backend:
             )
             os.replace(temp, record)
 
-        fd = os.open(dest_path, os.O_WRONLY)
-        try:
+        with contextlib.ExitStack() as stack:
+            fd = os.open(dest_path, os.O_WRONLY)
+            stack.callback(os.close, fd)
+            # Reads back each part once the parts before it are in: the caller's check
+            # of the whole file then costs only the tail, not a second read of all of it.
+            hasher = stack.enter_context(RangeHash(dest_path))
+            for i in done:
+                progress(min(part_size, size - i * part_size))
+                hasher.written(i * part_size, min(size, (i + 1) * part_size))
 
             def fetch(index: int) -> None:
                 start = index * part_size
@@ -757,6 +769,7 @@ class S3Backend:
                     progress(len(chunk))
                 if offset != end + 1:
                     raise RetriableError(f"short read of {oid} bytes {start}-{end}")
+                hasher.written(start, end + 1)
                 with lock:
                     done.add(index)
                     save()
@@ -765,10 +778,10 @@ class S3Backend:
             with ThreadPoolExecutor(max(1, self.concurrency), "lfs-agent-s3-range") as pool:
                 for _ in pool.map(fetch, todo):
                     pass
-        finally:
-            os.close(fd)
+            hashed = hasher.pointer()
         with contextlib.suppress(FileNotFoundError):
             record.unlink()
+        return hashed
 
     def _meta_key(self, key: str) -> str:
         key = check_meta_key(key)

@@ -16,6 +16,9 @@ import pytest
 from lfs_agent.backends import open_backend, parse_size
 from lfs_agent.backends.s3 import S3Backend, _Part
 from lfs_agent.errors import BackendError, ConfigError, IntegrityError
+from lfs_agent.pointer import Pointer
+from lfs_agent.store import ObjectStore
+from lfs_agent.sync import Remote
 from tests.conftest import ROOT
 from tests.contract.backend_contract import BackendContract, Recorder
 from tests.helpers import sha256, write_random
@@ -87,8 +90,10 @@ def test_multipart_upload_with_a_small_part_size(s3_bucket, tmp_path):
     assert progress.total == 12 * MIB + 5
     assert not list((tmp_path / "state").glob("s3-upload-*"))  # state dropped once complete
     dest = tmp_path / "dest"
-    backend.download(oid, dest, 12 * MIB + 5, Recorder())
+    hashed = backend.download(oid, dest, 12 * MIB + 5, Recorder())
     assert sha256(dest.read_bytes()) == oid
+    # Ranged: the parts were read back and hashed as they came in.
+    assert hashed == Pointer(oid, 12 * MIB + 5)
 
 
 SLOW_MULTIPART = """
@@ -229,9 +234,10 @@ def test_a_killed_ranged_download_resumes(s3_bucket, s3_env, tmp_path):
     assert done_before
 
     again, counter = make_backend(s3_bucket, tmp_path)
-    again.download(oid, dest, size, Recorder())
+    hashed = again.download(oid, dest, size, Recorder())
     assert counter.count("GetObject") == 4 - len(done_before)
     assert sha256(dest.read_bytes()) == oid
+    assert hashed == Pointer(oid, size)  # the parts from before were hashed too
     assert not (tmp_path / "partial.ranges").exists()
 
 
@@ -406,3 +412,21 @@ def test_bad_sizes_and_tiny_parts_are_config_errors():
         parse_size("lots")
     with pytest.raises(ConfigError, match="at least 5MiB"):
         S3Backend("s3://b/p", {"s3.part-size": "1M"})
+
+
+def test_a_corrupt_ranged_download_is_refused_and_stores_nothing(s3_bucket, tmp_path):
+    backend, counter = make_backend(s3_bucket, tmp_path, **{"s3.concurrency": "3"})
+    size = 11 * MIB + 3  # three ranges, hashed as they come in
+    src = tmp_path / "good"
+    oid = write_random(src, size, seed=5)
+    bad = bytearray(src.read_bytes())
+    bad[7 * MIB] ^= 1  # one bit, in the second range
+    key = f"p/objects/{oid[:2]}/{oid[2:4]}/{oid}"
+    boto3.client("s3").put_object(Bucket=s3_bucket, Key=key, Body=bytes(bad))
+    store = ObjectStore(tmp_path / "lfs")
+    remote = Remote(f"s3://{s3_bucket}/p", opener=lambda *_: backend)
+    with pytest.raises(IntegrityError, match=f"object {oid} from s3://.* is corrupt: got {size}"):
+        remote.download(store, Pointer(oid, size))
+    assert counter.count("GetObject") == 3
+    assert not store.object_path(oid).exists()
+    assert [p.name for p in store.tmp_dir.iterdir() if not p.name.endswith(".lock")] == []

@@ -19,7 +19,9 @@ from lfs_agent.store import (
     READ_AHEAD_MIN,
     BackgroundHash,
     ObjectStore,
+    RangeHash,
     _hash_read_ahead,
+    check_file,
     hash_file,
 )
 from tests.helpers import random_bytes, sha256
@@ -279,3 +281,62 @@ def test_a_hashing_failure_stops_the_read_ahead_thread_without_reading_on(tmp_pa
             _hash_read_ahead(src, Broken())  # type: ignore[arg-type]
         assert threading.active_count() == before
         assert src.tell() <= 4 * CHUNK_SIZE  # the reader stopped with its spare buffers
+
+
+def _range_hash_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "range-hash"]
+
+
+def test_range_hash_hashes_ranges_written_in_any_order(tmp_path: Path):
+    data = random_bytes(3 * CHUNK_SIZE + 17, seed=8)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    bounds = [(0, CHUNK_SIZE), (CHUNK_SIZE, 2 * CHUNK_SIZE + 5), (2 * CHUNK_SIZE + 5, len(data))]
+    for order in itertools.permutations(bounds):
+        with RangeHash(path) as hasher:
+            for start, end in order:
+                hasher.written(start, end)
+            assert hasher.pointer() == Pointer(sha256(data), len(data))
+    assert _range_hash_threads() == []
+
+
+def test_range_hash_stops_at_the_first_range_not_yet_written(tmp_path: Path):
+    path = tmp_path / "f"
+    path.write_bytes(b"a" * 100)
+    with RangeHash(path) as hasher:
+        hasher.written(0, 40)
+        hasher.written(60, 100)  # 40-60 never arrives: a download that failed
+        assert hasher.pointer() == Pointer(sha256(b"a" * 40), 40)
+    assert _range_hash_threads() == []
+
+
+def test_range_hash_raises_when_the_file_is_shorter_than_its_ranges(tmp_path: Path):
+    path = tmp_path / "f"
+    path.write_bytes(b"short")
+    with RangeHash(path) as hasher:
+        hasher.written(0, 10)
+        with pytest.raises(OSError, match="ends at byte 5"):
+            hasher.pointer()
+    assert _range_hash_threads() == []
+
+
+def test_range_hash_left_without_a_pointer_ends_its_thread(tmp_path: Path):
+    path = tmp_path / "f"
+    path.write_bytes(bytes(10))
+    with RangeHash(path) as hasher:
+        hasher.written(0, 10)
+        assert len(_range_hash_threads()) == 1
+    assert _range_hash_threads() == []
+
+
+def test_check_file_trusts_a_read_back_hash_only_for_the_whole_file(tmp_path: Path):
+    path = tmp_path / "f"
+    path.write_bytes(b"hello")
+    good = Pointer(sha256(b"hello"), 5)
+    check_file(path, good, hashed=good)
+    with pytest.raises(IntegrityError, match="got 5 bytes hashing to"):
+        check_file(path, good, "from s3://b", hashed=Pointer(sha256(b"jello"), 5))
+    # A hash of only the file's start does not vouch for it: the file is hashed again.
+    check_file(path, good, hashed=Pointer(sha256(b"hel"), 3))
+    with pytest.raises(IntegrityError):
+        check_file(path, Pointer(sha256(b"hel"), 3), hashed=Pointer(sha256(b"hel"), 3))
