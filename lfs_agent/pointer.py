@@ -135,6 +135,12 @@ class Pointer:
     def __hash__(self) -> int:
         return hash((self.oid, self.size, self.extensions))
 
+    def __reduce__(
+        self,
+    ) -> tuple[type[Pointer], tuple[str, int, tuple[PointerExtension, ...], bool]]:
+        # copy and pickle rebuild through __init__: __setattr__ refuses their way
+        return (Pointer, (self.oid, self.size, self.extensions, self.canonical))
+
     def __repr__(self) -> str:
         return (
             f"Pointer(oid={self.oid!r}, size={self.size!r}, extensions={self.extensions!r}, "

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 
 from lfs_agent.errors import InvalidOidError, NotAPointerError
@@ -201,6 +204,8 @@ def test_pointers_are_values_whose_equality_ignores_canonical():
     with pytest.raises(AttributeError, match="immutable"):
         built.size = 13  # type: ignore[misc]
     assert repr(built).startswith(f"Pointer(oid='{HELLO_OID}', size=12,")
+    for same in (copy.copy(lenient), copy.deepcopy(lenient), pickle.loads(pickle.dumps(lenient))):
+        assert same == lenient and same.canonical is False
 
 
 def test_helper_matches_encoder():
