@@ -7,10 +7,6 @@ and start-up time is part of the product.
 
 from __future__ import annotations
 
-import logging
-
 __all__ = ["__version__"]
 
 __version__ = "0.1.0"
-
-logging.getLogger(__name__).addHandler(logging.NullHandler())

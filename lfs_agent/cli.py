@@ -9,7 +9,6 @@ and chooses exit codes. Every failure a person can cause prints one line,
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import threading
@@ -17,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lfs_agent import __version__
+from lfs_agent import __version__, log
 from lfs_agent.errors import ConfigError, GitError, LfsAgentError, TransferError
 
 if TYPE_CHECKING:  # heavy imports stay out of start-up; commands import what they use
@@ -32,7 +31,7 @@ if TYPE_CHECKING:  # heavy imports stay out of start-up; commands import what th
 
 __all__ = ["main"]
 
-logger = logging.getLogger("lfs_agent")
+logger = log.get_logger("lfs_agent")
 
 #: Exit status for errors a person can fix (bad config, missing object ...).
 EXIT_ERROR = 2
@@ -52,14 +51,11 @@ def _setup_logging() -> bool:
         os.environ.get(v) not in (None, "", "0", "false")
         for v in ("GIT_TRACE", "GIT_TRANSFER_TRACE")
     )
-    level = getattr(logging, level_name, None) if level_name else None
-    if not isinstance(level, int):
-        level = logging.DEBUG if traced else logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("lfs-agent: %(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    return level <= logging.DEBUG
+    level = log.LEVELS.get(level_name)
+    if level is None:
+        level = log.DEBUG if traced else log.WARNING
+    log.configure(level)
+    return level <= log.DEBUG
 
 
 class Context:

@@ -7,7 +7,6 @@ module spawns git, so tests can inject a different runner or working directory.
 
 from __future__ import annotations
 
-import logging
 import subprocess
 from collections.abc import Mapping, Sequence
 from functools import cached_property
@@ -15,10 +14,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from lfs_agent.errors import GitError
+from lfs_agent.log import get_logger
 
 __all__ = ["ConfigEntry", "Git", "RepoPaths"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: git-config scopes that belong to this repository rather than the user or machine.
 REPO_SCOPES = frozenset({"local", "worktree", "command"})

@@ -14,7 +14,6 @@ commands). The behaviour mirrors git-lfs ``lfs/gitfilter_clean.go`` and
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Set
 from typing import TYPE_CHECKING, BinaryIO
@@ -26,6 +25,7 @@ from lfs_agent.errors import (
     ObjectNotFoundError,
     ProtocolError,
 )
+from lfs_agent.log import get_logger
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import PktLineReader, PktLineWriter
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
@@ -49,7 +49,7 @@ __all__ = [
 #: filter then only hashes them (see :func:`clean`) instead of storing them again.
 RESTAGE_ENV = "LFS_AGENT_RESTAGE"
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Downloads one object into the store or raises; injected by the caller.
 Fetch = Callable[[Pointer], None]

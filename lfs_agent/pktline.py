@@ -12,10 +12,10 @@ them with ``io.BytesIO``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 
 from lfs_agent.errors import ProtocolError
+from lfs_agent.log import get_logger
 
 __all__ = [
     "FLUSH",
@@ -25,7 +25,7 @@ __all__ = [
     "encode_packet",
 ]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: The flush packet.
 FLUSH = b"0000"

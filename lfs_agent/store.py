@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import logging
 import os
 import threading
 import time
@@ -25,6 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, Self
 
 from lfs_agent.errors import IntegrityError, ObjectNotFoundError
+from lfs_agent.log import get_logger
 from lfs_agent.pointer import EMPTY_OID, Pointer, is_valid_oid, validate_oid
 
 if TYPE_CHECKING:  # imported with the first thread: start-up matters
@@ -40,7 +40,7 @@ __all__ = [
     "link_file",
 ]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Bytes read or written per system call when streaming objects (1 MiB).
 CHUNK_SIZE = 1024 * 1024

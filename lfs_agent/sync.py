@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import logging
 import os
 import shutil
 import stat
@@ -24,6 +23,7 @@ from lfs_agent.backends import Backend, open_backend, size_of
 from lfs_agent.errors import IntegrityError, LfsAgentError, NotAPointerError, TransferError
 from lfs_agent.git import Git
 from lfs_agent.gitfilter import RESTAGE_ENV
+from lfs_agent.log import get_logger
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
 from lfs_agent.scan import PointerFile
@@ -39,7 +39,7 @@ __all__ = [
     "push",
 ]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Downloads of objects this large (or larger) can be resumed; see
 #: :meth:`Remote.download_to_temp`.

@@ -22,13 +22,13 @@ before they are reported, so git-lfs never receives bytes that do not match.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from lfs_agent.errors import IntegrityError, LfsAgentError, ProtocolError
+from lfs_agent.log import get_logger
 from lfs_agent.pointer import Pointer, is_valid_oid
 from lfs_agent.progress import ThrottledProgress
 from lfs_agent.store import ObjectStore
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["InitRequest", "TransferAgent"]
 
-logger = logging.getLogger(__name__)
+logger = get_logger(__name__)
 
 #: Event names of the protocol.
 EVENT_INIT = "init"

@@ -85,7 +85,7 @@ def test_a_filter_that_only_cleans_imports_no_transfer_code(tmp_path: Path):
         "import sys\n"
         "from lfs_agent.cli import main\n"
         "main(['filter-process'])\n"
-        "heavy = ('lfs_agent.sync', 'lfs_agent.backends', 'dataclasses', 'tempfile')\n"
+        "heavy = ('lfs_agent.sync', 'lfs_agent.backends', 'dataclasses', 'tempfile', 'logging')\n"
         "print([m for m in heavy if m in sys.modules], file=sys.stderr)\n"
     )
     session = (

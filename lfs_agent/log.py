@@ -1,0 +1,104 @@
+"""Loggers that import the ``logging`` package only when a record is kept.
+
+git starts lfs-agent for every filter run, and importing ``logging`` (with ``traceback``
+and the rest) is about a tenth of that start. The CLI states the level first
+(:func:`configure`); records below it are dropped without importing anything, and the
+first record kept sets up ``logging`` with our handler. Without :func:`configure`
+(lfs-agent used as a library, the tests), every call goes straight to ``logging``.
+
+The SDK backends (S3, GCS, HTTP) use ``logging`` directly: their SDKs import it anyway.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+__all__ = ["DEBUG", "ERROR", "INFO", "LEVELS", "WARNING", "Logger", "configure", "get_logger"]
+
+DEBUG, INFO, WARNING, ERROR = 10, 20, 30, 40
+#: The level names :func:`configure` accepts, as ``logging`` spells them.
+LEVELS = {"DEBUG": DEBUG, "INFO": INFO, "WARNING": WARNING, "ERROR": ERROR}
+#: Our records' root logger.
+ROOT = "lfs_agent"
+
+
+class _State:
+    # The level configure() set; None: not configured, every call goes to logging.
+    threshold: int | None = None
+    # What starts each line on stderr.
+    prefix = "lfs-agent: "
+    # The logging package, once imported and set up.
+    logging: Any = None
+
+
+_state = _State()
+
+
+def configure(level: int, prefix: str = "lfs-agent: ") -> None:
+    """Send records of ``level`` and above to stderr, each line starting with ``prefix``.
+
+    Nothing is imported until the first such record, except when debugging: then the SDK
+    backends' records (which go to ``logging`` directly) must find the handler in place.
+    """
+    _state.threshold = level
+    _state.prefix = prefix
+    if level <= DEBUG:
+        _setup()
+
+
+def _setup() -> Any:
+    """Import ``logging`` once, giving our root logger its handler (or a NullHandler)."""
+    if _state.logging is None:
+        import logging
+
+        root = logging.getLogger(ROOT)
+        if _state.threshold is None:
+            root.addHandler(logging.NullHandler())  # a library: the application decides
+        else:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(logging.Formatter(f"{_state.prefix}%(message)s"))
+            root.addHandler(handler)
+            root.setLevel(_state.threshold)
+        _state.logging = logging
+    return _state.logging
+
+
+class Logger:
+    """The calls of ``logging.Logger`` that lfs-agent uses, for one logger name."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _log(self, level: int, msg: str, args: tuple[object, ...], **kwargs: Any) -> None:
+        if _state.threshold is not None and level < _state.threshold:
+            return
+        _setup().getLogger(self.name).log(level, msg, *args, stacklevel=3, **kwargs)
+
+    def debug(self, msg: str, *args: object, **kwargs: Any) -> None:
+        """Log at DEBUG (``logging.Logger.debug``)."""
+        self._log(DEBUG, msg, args, **kwargs)
+
+    def info(self, msg: str, *args: object, **kwargs: Any) -> None:
+        """Log at INFO."""
+        self._log(INFO, msg, args, **kwargs)
+
+    def warning(self, msg: str, *args: object, **kwargs: Any) -> None:
+        """Log at WARNING."""
+        self._log(WARNING, msg, args, **kwargs)
+
+    def error(self, msg: str, *args: object, **kwargs: Any) -> None:
+        """Log at ERROR."""
+        self._log(ERROR, msg, args, **kwargs)
+
+    def exception(self, msg: str, *args: object, **kwargs: Any) -> None:
+        """Log at ERROR with the current exception's traceback."""
+        kwargs.setdefault("exc_info", True)
+        self._log(ERROR, msg, args, **kwargs)
+
+
+def get_logger(name: str) -> Logger:
+    """The logger for ``name`` (a module's ``__name__``)."""
+    return Logger(name)

@@ -1,0 +1,66 @@
+"""lfs_agent.log: records below the level cost no import; the rest reach logging."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+from lfs_agent import log
+
+
+def run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "import sys\nfrom lfs_agent import log\n" + code],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def test_records_below_the_level_import_nothing_and_the_first_kept_one_sets_up_logging():
+    out = run(
+        "log.configure(log.WARNING)\n"
+        "logger = log.get_logger('lfs_agent.x')\n"
+        "logger.debug('dropped %s', 1)\n"
+        "logger.info('dropped too')\n"
+        "print('logging' in sys.modules)\n"
+        "logger.warning('kept %s', 'here')\n"
+        "print('logging' in sys.modules)\n"
+    )
+    assert out.stdout.split() == ["False", "True"]
+    assert out.stderr == "lfs-agent: kept here\n"
+
+
+def test_at_debug_the_handler_is_in_place_for_the_sdk_backends_own_loggers():
+    out = run(
+        "log.configure(log.DEBUG)\n"
+        "import logging\n"
+        "logging.getLogger('lfs_agent.backends.s3').debug('from the backend')\n"
+        "log.get_logger('lfs_agent.git').debug('run %s', 'git status')\n"
+    )
+    assert out.stderr == "lfs-agent: from the backend\nlfs-agent: run git status\n"
+
+
+def test_exception_adds_the_traceback():
+    out = run(
+        "log.configure(log.WARNING)\n"
+        "try:\n"
+        "    raise ValueError('boom')\n"
+        "except ValueError:\n"
+        "    log.get_logger('lfs_agent.t').exception('failed %s', 'x')\n"
+    )
+    assert out.stderr.startswith("lfs-agent: failed x\nTraceback")
+    assert "ValueError: boom" in out.stderr
+
+
+def test_without_configure_every_record_goes_to_logging(caplog):
+    logger = log.get_logger("lfs_agent.unconfigured")
+    with caplog.at_level(logging.DEBUG, logger="lfs_agent.unconfigured"):
+        logger.debug("seen %d", 1)
+        logger.error("seen %s", "too")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("DEBUG", "seen 1"),
+        ("ERROR", "seen too"),
+    ]
+    assert caplog.records[0].funcName == "test_without_configure_every_record_goes_to_logging"
