@@ -12,6 +12,7 @@ The SDK backends (S3, GCS, HTTP) use ``logging`` directly: their SDKs import it 
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 __all__ = ["DEBUG", "ERROR", "INFO", "LEVELS", "WARNING", "Logger", "configure", "get_logger"]
@@ -30,6 +31,8 @@ class _State:
     prefix = "lfs-agent: "
     # The logging package, once imported and set up.
     logging: Any = None
+    # Held while setting up: the first records may come from several threads at once.
+    lock = threading.Lock()
 
 
 _state = _State()
@@ -49,18 +52,21 @@ def configure(level: int, prefix: str = "lfs-agent: ") -> None:
 
 def _setup() -> Any:
     """Import ``logging`` once, giving our root logger its handler (or a NullHandler)."""
-    if _state.logging is None:
-        import logging
+    if _state.logging is not None:
+        return _state.logging
+    with _state.lock:
+        if _state.logging is None:
+            import logging
 
-        root = logging.getLogger(ROOT)
-        if _state.threshold is None:
-            root.addHandler(logging.NullHandler())  # a library: the application decides
-        else:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter(f"{_state.prefix}%(message)s"))
-            root.addHandler(handler)
-            root.setLevel(_state.threshold)
-        _state.logging = logging
+            root = logging.getLogger(ROOT)
+            if _state.threshold is None:
+                root.addHandler(logging.NullHandler())  # a library: the application decides
+            else:
+                handler = logging.StreamHandler(sys.stderr)
+                handler.setFormatter(logging.Formatter(f"{_state.prefix}%(message)s"))
+                root.addHandler(handler)
+                root.setLevel(_state.threshold)
+            _state.logging = logging
     return _state.logging
 
 

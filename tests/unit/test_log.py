@@ -64,3 +64,22 @@ def test_without_configure_every_record_goes_to_logging(caplog):
         ("ERROR", "seen too"),
     ]
     assert caplog.records[0].funcName == "test_without_configure_every_record_goes_to_logging"
+
+
+def test_the_first_records_of_several_threads_set_up_one_handler():
+    out = run(
+        "import threading\n"
+        "log.configure(log.WARNING)\n"
+        "logger = log.get_logger('lfs_agent.t')\n"
+        "start = threading.Barrier(8)\n"
+        "def first(i):\n"
+        "    start.wait()\n"
+        "    logger.warning('thread %d', i)\n"
+        "threads = [threading.Thread(target=first, args=(i,)) for i in range(8)]\n"
+        "for t in threads: t.start()\n"
+        "for t in threads: t.join()\n"
+        "import logging\n"
+        "print(len(logging.getLogger('lfs_agent').handlers))\n"
+    )
+    assert out.stdout.strip() == "1"
+    assert sorted(out.stderr.splitlines()) == sorted(f"lfs-agent: thread {i}" for i in range(8))
