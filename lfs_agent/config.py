@@ -23,11 +23,14 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote, urlparse
 
 from lfs_agent.errors import ConfigError
-from lfs_agent.git import REPO_SCOPES, ConfigEntry, Git
+from lfs_agent.git import REPO_SCOPES, ConfigEntry, Git, config_list, config_list_args
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = [
     "ACCEPTED_REMOTE_FORMS",
@@ -42,6 +45,8 @@ __all__ = [
 SIDECAR_FILE = ".lfsagent"
 #: git-lfs's committed config file, of which we read only the keys git-lfs allows there.
 LFSCONFIG_FILE = ".lfsconfig"
+#: The committed files settings are read from, lowest precedence first.
+COMMITTED_FILES = (LFSCONFIG_FILE, SIDECAR_FILE)
 #: ``lfs.*`` keys git-lfs honours in ``.lfsconfig`` and that mean something to us.
 LFSCONFIG_KEYS = frozenset({"fetchinclude", "fetchexclude", "skipdownloaderrors"})
 #: Our git-config section.
@@ -164,8 +169,16 @@ def _split_patterns(value: str) -> tuple[str, ...]:
     return tuple(patterns)
 
 
+def _probe_query(names: tuple[str, ...]) -> bytes:
+    """``git cat-file --batch-check`` input: each file in the index, then in ``HEAD``."""
+    return "".join(f"{rev}:{name}\n" for name in names for rev in ("", "HEAD")).encode()
+
+
 def read_committed(
-    git: Git, work_tree: Path | None, names: tuple[str, ...] = (LFSCONFIG_FILE, SIDECAR_FILE)
+    git: Git,
+    work_tree: Path | None,
+    names: tuple[str, ...] = COMMITTED_FILES,
+    probe: subprocess.CompletedProcess[bytes] | None = None,
 ) -> dict[str, list[ConfigEntry]]:
     """Read committed config files, each from the work tree, else the index, else ``HEAD``.
 
@@ -174,29 +187,37 @@ def read_committed(
     missing from the work tree, so a repository without them costs one git process, not
     one per place and file: git runs this for every filter process and hook.
 
+    Args:
+        git: Runs git in the repository.
+        work_tree: The work tree's top, or None in a bare repository.
+        names: The files, by name.
+        probe: That ``cat-file``'s run, given :func:`_probe_query` of ``names``
+            (:func:`resolve_settings` runs it beside its other git commands).
+
     Returns:
         The entries of each file of ``names``; an empty list for a file found nowhere.
     """
     found: dict[str, list[ConfigEntry]] = {}
-    places: list[tuple[str, str]] = []  # (name, "<rev>:<name>") to look up, in order
+    missing = []
     for name in names:
         if work_tree is not None and (work_tree / name).is_file():
             found[name] = git.config_entries(["-f", str(work_tree / name)])
         else:
             found[name] = []
-            places += [(name, f":{name}"), (name, f"HEAD:{name}")]
-    if not places:
-        return found
-    query = "".join(f"{spec}\n" for _, spec in places).encode()
-    proc = git.run(["cat-file", "--batch-check"], input=query, check=False)
-    answers = proc.stdout.decode("utf-8", "surrogateescape").splitlines()
-    blobs: dict[str, str] = {}  # name -> the first blob holding it
-    for (name, _), answer in zip(places, answers, strict=False):
-        oid, _, kind = answer.partition(" ")
-        if name not in blobs and kind.startswith("blob "):
-            blobs[name] = oid
-    for name, oid in blobs.items():
-        found[name] = git.config_entries(["--blob", oid])
+            missing.append(name)
+    if probe is None:
+        if not missing:
+            return found
+        probe = git.run(["cat-file", "--batch-check"], input=_probe_query(names), check=False)
+    answers = probe.stdout.decode("utf-8", "surrogateescape").splitlines()
+    for index, name in enumerate(names):
+        if name not in missing:
+            continue
+        for answer in answers[2 * index : 2 * index + 2]:  # the index's, then HEAD's
+            oid, _, kind = answer.partition(" ")
+            if kind.startswith("blob "):
+                found[name] = git.config_entries(["--blob", oid])
+                break
     return found
 
 
@@ -221,10 +242,17 @@ def resolve_settings(
         GitError: outside a repository.
         ConfigError: for a malformed value.
     """
-    paths = git.paths
+    # Three git commands that do not depend on each other run side by side: most of
+    # what each costs is git's own start, and git starts us for every filter run.
+    listing = git.start(config_list_args())
+    probe = git.start(["cat-file", "--batch-check"], input=_probe_query(COMMITTED_FILES))
+    try:
+        paths = git.paths
+    finally:
+        entries = config_list(listing.wait())
+        probed = probe.wait()
     env = env or {}
     warnings: list[str] = []
-    entries = git.config_entries()
     repo = [e for e in entries if e.scope in REPO_SCOPES]
     outer = [e for e in entries if e.scope not in REPO_SCOPES]
 
@@ -246,7 +274,7 @@ def resolve_settings(
             elif section == "lfs" and not committed:
                 lfs[name] = entry.value
 
-    committed = read_committed(git, paths.work_tree)
+    committed = read_committed(git, paths.work_tree, probe=probed)
     for entry in committed[LFSCONFIG_FILE]:
         section, _, name = entry.key.partition(".")
         if section == "lfs" and name in LFSCONFIG_KEYS:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from lfs_agent.errors import GitError
 from lfs_agent.log import get_logger
 
-__all__ = ["ConfigEntry", "Git", "RepoPaths"]
+__all__ = ["ConfigEntry", "Git", "RepoPaths", "Started", "config_list", "config_list_args"]
 
 logger = get_logger(__name__)
 
@@ -46,6 +46,45 @@ class ConfigEntry(NamedTuple):
     value: str
 
 
+class Started:
+    """A git command running in the background (:meth:`Git.start`)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], cmd: list[str], input: bytes | None) -> None:
+        self._proc = proc
+        self._cmd = cmd
+        self._input = input
+
+    def wait(self) -> subprocess.CompletedProcess[bytes]:
+        """Send the input, then wait for the command; its output as bytes."""
+        try:
+            stdout, stderr = self._proc.communicate(self._input)
+        except BaseException:
+            self._proc.kill()
+            self._proc.wait()
+            raise
+        return subprocess.CompletedProcess(self._cmd, self._proc.returncode, stdout, stderr)
+
+
+def config_list_args(extra_args: Sequence[str] = ()) -> list[str]:
+    """The arguments of ``git config`` listing entries with their scopes (see below)."""
+    return ["config", *extra_args, "--list", "-z", "--show-scope"]
+
+
+def config_list(proc: subprocess.CompletedProcess[bytes]) -> list[ConfigEntry]:
+    """The entries a ``git config`` run with :func:`config_list_args` printed, in order.
+
+    A failed run (a missing file or blob) has none.
+    """
+    if proc.returncode != 0:
+        return []
+    entries = []
+    fields = proc.stdout.split(b"\0")
+    for scope, item in zip(fields[0::2], fields[1::2], strict=False):
+        key, _, value = item.decode("utf-8", "surrogateescape").partition("\n")
+        entries.append(ConfigEntry(scope.decode(), key, value))
+    return entries
+
+
 class Git:
     """Runs git in one directory.
 
@@ -60,6 +99,30 @@ class Git:
         # Environment for every git child; None means inherit.
         self.env = dict(env) if env is not None else None
 
+    def start(self, args: Sequence[str], *, input: bytes | None = None) -> Started:
+        """Start ``git <args>`` without waiting for it; :meth:`Started.wait` collects it.
+
+        Commands that do not depend on each other can run side by side: most of what a
+        short git command costs is git's own start.
+
+        Raises:
+            GitError: when git is not installed.
+        """
+        cmd = ["git", *args]
+        logger.debug("run %s", " ".join(cmd))
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=self.cwd,
+                env=self.env,
+            )
+        except FileNotFoundError:
+            raise GitError("git is not installed or not on PATH") from None
+        return Started(proc, cmd, input)
+
     def run(
         self,
         args: Sequence[str],
@@ -72,14 +135,7 @@ class Git:
         Raises:
             GitError: when git exits non-zero and ``check`` is true, with git's message.
         """
-        cmd = ["git", *args]
-        logger.debug("run %s", " ".join(cmd))
-        try:
-            proc = subprocess.run(
-                cmd, input=input, capture_output=True, cwd=self.cwd, env=self.env, check=False
-            )
-        except FileNotFoundError:
-            raise GitError("git is not installed or not on PATH") from None
+        proc = self.start(args, input=input).wait()
         if check and proc.returncode != 0:
             message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
             detail = message[-1] if message else f"exit {proc.returncode}"
@@ -123,15 +179,7 @@ class Git:
             extra_args: e.g. ``["-f", path]`` or ``["--blob", "HEAD:.lfsagent"]`` to read
                 one file instead of the repository's whole configuration.
         """
-        proc = self.run(["config", *extra_args, "--list", "-z", "--show-scope"], check=False)
-        if proc.returncode != 0:
-            return []
-        entries = []
-        fields = proc.stdout.split(b"\0")
-        for scope, item in zip(fields[0::2], fields[1::2], strict=False):
-            key, _, value = item.decode("utf-8", "surrogateescape").partition("\n")
-            entries.append(ConfigEntry(scope.decode(), key, value))
-        return entries
+        return config_list(self.run(config_list_args(extra_args), check=False))
 
     def config_get(self, key: str, *, file: Path | None = None) -> str | None:
         """Return the last value of ``key`` (or None), from ``file`` when given."""

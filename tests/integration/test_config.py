@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent.config import normalize_remote_url, resolve_settings
+from lfs_agent.config import normalize_remote_url, read_committed, resolve_settings
 from lfs_agent.errors import ConfigError, GitError
 from lfs_agent.git import Git
 from tests.conftest import git
@@ -64,24 +64,50 @@ def test_the_index_wins_over_head_for_each_committed_file(repo: Path):
 
 
 class CountingGit(Git):
+    """Records each git command's start and the wait for its end, in order."""
+
     def __init__(self, cwd: Path) -> None:
         super().__init__(cwd)
-        self.commands: list[str] = []
+        self.events: list[tuple[str, str]] = []
 
-    def run(self, args, **kwargs):
-        self.commands.append(args[0])
-        return super().run(args, **kwargs)
+    def start(self, args, **kwargs):
+        started = super().start(args, **kwargs)
+        self.events.append(("start", args[0]))
+        wait = started.wait
+
+        def recorded_wait():
+            self.events.append(("wait", args[0]))
+            return wait()
+
+        started.wait = recorded_wait
+        return started
+
+    @property
+    def commands(self) -> list[str]:
+        return [name for event, name in self.events if event == "start"]
 
 
-def test_settings_cost_three_git_commands_without_committed_files(repo: Path):
-    # git spawns lfs-agent for every filter process and hook: each git command counts.
+def test_settings_cost_three_git_commands_started_together(repo: Path):
+    # git spawns lfs-agent for every filter process and hook: each git command counts,
+    # and the three that do not depend on each other run side by side.
     counting = CountingGit(repo)
     resolve_settings(counting, env={})
-    assert counting.commands == ["rev-parse", "config", "cat-file"]
+    assert sorted(counting.commands) == ["cat-file", "config", "rev-parse"]
+    assert [event for event, _ in counting.events[:3]] == ["start", "start", "start"]
     (repo / ".lfsagent").write_text("[lfs-agent]\n\tremote = s3://here/x\n")
     counting = CountingGit(repo)
     assert resolve_settings(counting, env={}).remote == "s3://here/x"
-    assert counting.commands == ["rev-parse", "config", "config", "cat-file"]
+    assert sorted(counting.commands) == ["cat-file", "config", "config", "rev-parse"]
+
+
+def test_read_committed_alone_probes_only_for_files_missing_from_the_work_tree(repo: Path):
+    (repo / ".lfsagent").write_text("[lfs-agent]\n\tremote = s3://here/x\n")
+    (repo / ".lfsconfig").write_text("[lfs]\n\tfetchexclude = *.tmp\n")
+    counting = CountingGit(repo)
+    found = read_committed(counting, repo)
+    assert counting.commands == ["config", "config"]
+    assert [e.key for e in found[".lfsconfig"]] == ["lfs.fetchexclude"]
+    assert [e.value for e in found[".lfsagent"]] == ["s3://here/x"]
 
 
 def test_sidecar_in_a_no_checkout_clone(repo: Path, tmp_path: Path):
