@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote, urlparse
 
 from lfs_agent.errors import ConfigError
-from lfs_agent.git import REPO_SCOPES, ConfigEntry, Git, config_list, config_list_args
+from lfs_agent.git import REPO_SCOPES, ConfigEntry, Git, Started, config_list, config_list_args
 
 if TYPE_CHECKING:
     import subprocess
@@ -169,9 +169,14 @@ def _split_patterns(value: str) -> tuple[str, ...]:
     return tuple(patterns)
 
 
-def _probe_query(names: tuple[str, ...]) -> bytes:
-    """``git cat-file --batch-check`` input: each file in the index, then in ``HEAD``."""
-    return "".join(f"{rev}:{name}\n" for name in names for rev in ("", "HEAD")).encode()
+def _start_probe(git: Git, names: tuple[str, ...]) -> Started:
+    """Start the ``git cat-file --batch-check`` that finds committed files.
+
+    It asks for each of ``names`` in the index, then in ``HEAD``: two answer lines per
+    name, in the order of ``names``.
+    """
+    query = "".join(f"{rev}:{name}\n" for name in names for rev in ("", "HEAD")).encode()
+    return git.start(["cat-file", "--batch-check"], input=query)
 
 
 def read_committed(
@@ -191,8 +196,9 @@ def read_committed(
         git: Runs git in the repository.
         work_tree: The work tree's top, or None in a bare repository.
         names: The files, by name.
-        probe: That ``cat-file``'s run, given :func:`_probe_query` of ``names``
-            (:func:`resolve_settings` runs it beside its other git commands).
+        probe: The finished :func:`_start_probe` of ``names``, when the caller has
+            already run it (:func:`resolve_settings` runs it beside its other git
+            commands).
 
     Returns:
         The entries of each file of ``names``; an empty list for a file found nowhere.
@@ -208,7 +214,7 @@ def read_committed(
     if probe is None:
         if not missing:
             return found
-        probe = git.run(["cat-file", "--batch-check"], input=_probe_query(names), check=False)
+        probe = _start_probe(git, names).wait()
     answers = probe.stdout.decode("utf-8", "surrogateescape").splitlines()
     for index, name in enumerate(names):
         if name not in missing:
@@ -245,7 +251,7 @@ def resolve_settings(
     # Three git commands that do not depend on each other run side by side: most of
     # what each costs is git's own start, and git starts us for every filter run.
     listing = git.start(config_list_args())
-    probe = git.start(["cat-file", "--batch-check"], input=_probe_query(COMMITTED_FILES))
+    probe = _start_probe(git, COMMITTED_FILES)
     try:
         paths = git.paths
     finally:
