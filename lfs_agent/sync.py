@@ -23,6 +23,7 @@ from lfs_agent.backends import Backend, open_backend, size_of
 from lfs_agent.errors import IntegrityError, LfsAgentError, NotAPointerError, TransferError
 from lfs_agent.git import Git
 from lfs_agent.gitfilter import RESTAGE_ENV
+from lfs_agent.gitindex import Written, record_written, restage_wait
 from lfs_agent.log import get_logger
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
@@ -373,9 +374,9 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
     itself (``checkout-index``, through the lfs filter, which finds them in the store),
     so the index records their stat data without hashing them again. git would hold a
     larger file whole in memory, so those are streamed into place by us (a missing one
-    is first restored as a pointer, for its directory and mode) and re-staged, which
-    git hashes through the clean filter as a stream. Without a configured lfs filter
-    nothing is done: git would write pointers, or stage raw content.
+    is first restored as a pointer, for its directory and mode) and their stat data
+    recorded in the index (:func:`_restage`). Without a configured lfs filter nothing is
+    done: git would write pointers, or stage raw content.
 
     Returns:
         The paths that were written.
@@ -432,26 +433,61 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()
         _checkout_index(Git(top, env), by_git)
-    written = [f for f in by_us if _write_object(store, f.pointer, top / f.path)]
+    written = [
+        Written(f.path, Pointer(f.pointer.oid, f.pointer.size).encode(), st)
+        for f in by_us
+        if (st := _write_object(store, f.pointer, top / f.path)) is not None
+    ]
     if written:
-        _restage(store, top, env, written)
-    return by_git + [f.path for f in written]
+        _restage(store, git.paths.git_dir, top, env, written)
+    return by_git + [w.path for w in written]
 
 
-def _restage(store: ObjectStore, top: Path, env: dict[str, str], files: list[PointerFile]) -> None:
-    """Have git (in ``top``, with ``env``) record ``files``, just written from the store.
+#: Bytes per second git re-stages through our clean filter here (1.2 s per GiB).
+GIT_RESTAGE_RATE = 1 << 30
 
-    git sends each through the clean filter; :data:`RESTAGE_ENV` tells ours which oids
-    to expect, so that it hashes them without storing a second copy.
+
+def _restage(
+    store: ObjectStore, git_dir: Path, top: Path, env: dict[str, str], files: list[Written]
+) -> None:
+    """Record ``files``, just written from the store, in the index of ``top``.
+
+    Their stat data goes into the index directly (:mod:`lfs_agent.gitindex`) when waiting
+    for the clock costs less than git hashing them again. The rest git re-stages,
+    sending each through the clean filter: :data:`RESTAGE_ENV` tells ours which oids to
+    expect, so that it hashes them without storing a second copy.
     """
+    if "GIT_INDEX_FILE" not in env and restage_wait(files) * GIT_RESTAGE_RATE < sum(
+        w.stat.st_size for w in files
+    ):
+        recorded = record_written(
+            git_dir / "index", top, files, hash_paths=lambda p: _hash_paths(Git(top, env), p)
+        )
+        files = [w for w in files if w.path not in recorded]
+        if not files:
+            return
     oids = store.ensure_tmp() / f"restage-{os.getpid()}-{threading.get_ident()}"
-    oids.write_text("".join(f"{f.pointer.oid}\n" for f in files))
+    oids.write_text("".join(f"{parse_pointer(w.pointer).oid}\n" for w in files))
     try:
         Git(top, {**env, RESTAGE_ENV: str(oids)}).run(
             ["update-index", "-q", "-z", "--stdin"], input=_nul_joined(f.path for f in files)
         )
     finally:
         oids.unlink()
+
+
+def _hash_paths(git: Git, paths: list[str]) -> list[str] | None:
+    """The blob ids git would store for ``paths`` (through their filters), or None."""
+    if any("\n" in p for p in paths):
+        return None
+    try:
+        out = git.run(
+            ["hash-object", "--stdin-paths"],
+            input="".join(f"{p}\n" for p in paths).encode("utf-8", "surrogateescape"),
+        )
+    except LfsAgentError:
+        return None
+    return out.stdout.decode("ascii", "replace").split()
 
 
 def _checkout_index(git: Git, paths: Iterable[str]) -> None:
@@ -463,7 +499,7 @@ def _nul_joined(paths: Iterable[str]) -> bytes:
     return b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths)
 
 
-def _write_object(store: ObjectStore, pointer: Pointer, target: Path) -> bool:
+def _write_object(store: ObjectStore, pointer: Pointer, target: Path) -> os.stat_result | None:
     """Write the object over the pointer file at ``target`` (a temp file, then a rename).
 
     The pointer file is removed just before the rename rather than replaced by it: ext4
@@ -472,17 +508,20 @@ def _write_object(store: ObjectStore, pointer: Pointer, target: Path) -> bool:
     and a pull cut short between the two restores the missing file.
 
     Returns:
-        False when ``target`` no longer holds the pointer (left alone).
+        The file's stat data once in place, for the index; when the file changed after it
+        was written, its stat data as it was written, which no longer matches. None when
+        ``target`` no longer holds the pointer (left alone).
     """
     try:
         if parse_pointer(target.read_bytes()).oid != pointer.oid:
-            return False
+            return None
     except (OSError, NotAPointerError):
-        return False
+        return None
     temp = target.with_name(f".{target.name}.lfs-agent-{pointer.oid[:12]}")
     try:
         with store.open(pointer) as src, open(temp, "wb") as dst:
             _copy_file(src, dst)
+            done = os.fstat(dst.fileno())
         os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
         with contextlib.suppress(FileNotFoundError):
             target.unlink()
@@ -490,7 +529,16 @@ def _write_object(store: ObjectStore, pointer: Pointer, target: Path) -> bool:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
-    return True
+    try:
+        final = os.lstat(target)
+    except OSError:
+        return done  # gone already: git re-stages it, and finds it missing
+    same = (final.st_ino, final.st_size, final.st_mtime_ns) == (
+        done.st_ino,
+        done.st_size,
+        done.st_mtime_ns,
+    )
+    return final if same else done
 
 
 #: Bytes per sendfile call (Linux copies at most about 2 GiB in one).
