@@ -40,6 +40,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+from lfs_agent.pointer import Pointer
+
 __all__ = ["Written", "record_written", "restage_wait"]
 
 # Header: signature, version, number of entries.
@@ -62,12 +64,13 @@ class Written(NamedTuple):
 
     Attributes:
         path: Repository-relative path, ``/``-separated, as the index names it.
-        pointer: The canonical pointer bytes the file's content cleans to.
+        pointer: The pointer the file's content cleans to; the index entry's blob must
+            be its canonical encoding.
         stat: ``os.lstat`` of the file taken right after it was put in place.
     """
 
     path: str
-    pointer: bytes
+    pointer: Pointer
     stat: os.stat_result
 
 
@@ -182,10 +185,7 @@ def _patch(
     if signature != b"DIRC" or version not in (2, 3, 4):
         raise _Unsupported
     wanted = {os.fsencode(path): w for path, w in files.items()}
-    blob_ids = {
-        w.path: hashlib.new(algorithm, b"blob %d\0%s" % (len(w.pointer), w.pointer)).digest()
-        for w in files.values()
-    }
+    blob_ids = {w.path: _blob_id(algorithm, w.pointer.encode()) for w in files.values()}
     found: list[tuple[int, Written]] = []
     racy: list[tuple[int, bytes]] = []  # other entries racily clean in the old index
     changed: list[int] = []  # entries of files written but not recorded: smudged
@@ -256,12 +256,18 @@ def _patch(
             st.st_size & _U32,
         )
         recorded.add(w.path)
+    if not recorded:
+        return recorded  # the index is not written: nothing to check or smudge
     for start in changed:
         struct.pack_into(">I", data, start + _SIZE_AT, 0)
     _smudge_changed(data, racy, hash_size, hash_paths)
-    if recorded:
-        data[-hash_size:] = hashlib.new(algorithm, memoryview(data)[:-hash_size]).digest()
+    data[-hash_size:] = hashlib.new(algorithm, memoryview(data)[:-hash_size]).digest()
     return recorded
+
+
+def _blob_id(algorithm: str, content: bytes) -> bytes:
+    """The id git gives a blob holding ``content``."""
+    return hashlib.new(algorithm, b"blob %d\0%s" % (len(content), content)).digest()
 
 
 def _is_racy(data: bytearray, start: int, written_at: int) -> bool:

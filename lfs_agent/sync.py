@@ -434,7 +434,7 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
                 target.unlink()
         _checkout_index(Git(top, env), by_git)
     written = [
-        Written(f.path, Pointer(f.pointer.oid, f.pointer.size).encode(), st)
+        Written(f.path, Pointer(f.pointer.oid, f.pointer.size), st)
         for f in by_us
         if (st := _write_object(store, f.pointer, top / f.path)) is not None
     ]
@@ -467,7 +467,7 @@ def _restage(
         if not files:
             return
     oids = store.ensure_tmp() / f"restage-{os.getpid()}-{threading.get_ident()}"
-    oids.write_text("".join(f"{parse_pointer(w.pointer).oid}\n" for w in files))
+    oids.write_text("".join(f"{w.pointer.oid}\n" for w in files))
     try:
         Git(top, {**env, RESTAGE_ENV: str(oids)}).run(
             ["update-index", "-q", "-z", "--stdin"], input=_nul_joined(f.path for f in files)

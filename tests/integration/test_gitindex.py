@@ -10,9 +10,10 @@ import pytest
 
 from lfs_agent.git import Git
 from lfs_agent.gitindex import Written, record_written, restage_wait
+from lfs_agent.pointer import Pointer, parse_pointer
 from lfs_agent.sync import _hash_paths
 from tests.conftest import agent, git
-from tests.helpers import pointer_bytes, random_bytes
+from tests.helpers import pointer_bytes, random_bytes, sha256
 
 CONTENT = random_bytes(100_000, seed=7)
 POINTER = pointer_bytes(CONTENT)
@@ -58,7 +59,7 @@ def _write(top: Path, path: str, data: bytes = CONTENT, when: float = PAST) -> W
     target = top / path
     target.write_bytes(data)
     os.utime(target, (when, when))
-    return Written(path, POINTER, os.lstat(target))
+    return Written(path, parse_pointer(POINTER), os.lstat(target))
 
 
 def _record(top: Path, files: list[Written], **kwargs: object) -> set[str]:
@@ -123,10 +124,18 @@ def test_files_changed_or_staged_otherwise_are_left_to_git(tmp_path):
     top, _ = _repo(tmp_path)
     changed = _write(top, "models/deep/big.bin")
     (top / changed.path).write_bytes(CONTENT[::-1])  # edited after it was written
-    other = _write(top, "models/other.bin")._replace(pointer=POINTER + b"ext x\n")
-    before = (top / ".git/index").read_bytes()
-    assert _record(top, [changed, other]) == set()
-    assert (top / ".git/index").read_bytes() == before  # nothing to record: not rewritten
+    # The index holds another pointer than the one this content cleans to.
+    other = _write(top, "models/other.bin")._replace(pointer=Pointer(sha256(b"x"), 1))
+    index = top / ".git/index"
+    os.utime(index, (PAST, PAST))  # every other entry is racily clean in it
+    before = index.read_bytes()
+    checked: list[list[str]] = []
+    recorded = record_written(
+        index, top, [changed, other], hash_paths=lambda paths: checked.append(paths) or None
+    )
+    assert recorded == set()
+    assert index.read_bytes() == before  # nothing to record: not rewritten
+    assert checked == []  # ... and nothing else checked for a write that does not happen
     assert not (top / ".git/index.lock").exists()
 
 
