@@ -18,8 +18,8 @@ git's own checkout does for the files it writes. It does so only when:
 git counts an entry whose file changed in the same second as the index was written as
 "racily clean" and hashes it again at the next command (git here compares whole seconds).
 The index is therefore written only once the clock has passed the second of the newest
-file's last change; :func:`restage_wait` says how long that is, so that the caller can
-leave small files to git when hashing them costs less than the wait.
+file's last change (:func:`restage_wait`). ``pull`` dates the files it writes to just
+before the second they were written in, so that this is at once.
 
 The format is git's (``gitformat-index``), versions 2 to 4, SHA-1 or SHA-256. Only the
 stat fields of matched entries change, in place: every offset (extensions, ``EOIE``,
@@ -84,7 +84,7 @@ class _Unsupported(Exception):
 
 def restage_wait(files: list[Written], clock: Callable[[], float] = time.time) -> float:
     """Seconds until the index can be written without ``files`` being racily clean."""
-    newest = max(int(w.stat.st_mtime) for w in files)
+    newest = max(_seconds(w.stat.st_mtime_ns) for w in files)
     return max(0.0, newest + 1 + _CLOCK_SLACK - clock())
 
 
@@ -120,7 +120,7 @@ def record_written(
         with os.fdopen(fd, "r+b") as out:
             unchanged = {w.path: w for w in files if _unchanged(top / w.path, w)}
             try:
-                written_at = int(os.stat(index).st_mtime)
+                written_at = _seconds(os.stat(index).st_mtime_ns)
                 data = bytearray(index.read_bytes())
                 recorded = _patch(data, unchanged, written_at, hash_paths) if unchanged else set()
             except (_Unsupported, FileNotFoundError):
@@ -129,7 +129,7 @@ def record_written(
                 return set()
             out.write(data)
             out.flush()
-            _stamp_after(out.fileno(), max(int(w.stat.st_mtime) for w in files), sleep)
+            _stamp_after(out.fileno(), max(_seconds(w.stat.st_mtime_ns) for w in files), sleep)
         with contextlib.suppress(OSError):
             os.chmod(lock, stat.S_IMODE(os.stat(index).st_mode))
         os.replace(lock, index)
@@ -139,6 +139,15 @@ def record_written(
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
+
+
+def _seconds(ns: int) -> int:
+    """Whole seconds of a time in nanoseconds.
+
+    Not ``int(st.st_mtime)``: a float cannot hold nanoseconds, and rounds a time just
+    before a second up to that second.
+    """
+    return ns // 1_000_000_000
 
 
 def _unchanged(path: Path, written: Written) -> bool:
@@ -162,7 +171,7 @@ def _stamp_after(fd: int, second: int, sleep: Callable[[float], object]) -> None
     The file system's clock is coarse and may lag the one :func:`restage_wait` read.
     """
     for _ in range(_CLOCK_TRIES):
-        if int(os.fstat(fd).st_mtime) > second:
+        if _seconds(os.fstat(fd).st_mtime_ns) > second:
             return
         sleep(_CLOCK_SLACK)
         os.utime(fd)
@@ -244,9 +253,9 @@ def _patch(
         _STAT.pack_into(
             data,
             start,
-            int(st.st_ctime) & _U32,
+            _seconds(st.st_ctime_ns) & _U32,
             st.st_ctime_ns % 1_000_000_000,
-            int(st.st_mtime) & _U32,
+            _seconds(st.st_mtime_ns) & _U32,
             st.st_mtime_ns % 1_000_000_000,
             st.st_dev & _U32,
             st.st_ino & _U32,

@@ -23,7 +23,7 @@ from lfs_agent.backends import Backend, open_backend, size_of
 from lfs_agent.errors import IntegrityError, LfsAgentError, NotAPointerError, TransferError
 from lfs_agent.git import Git
 from lfs_agent.gitfilter import RESTAGE_ENV
-from lfs_agent.gitindex import Written, record_written, restage_wait
+from lfs_agent.gitindex import Written, record_written
 from lfs_agent.log import get_logger
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
@@ -443,23 +443,18 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
     return by_git + [w.path for w in written]
 
 
-#: Bytes per second git re-stages through our clean filter here (1.2 s per GiB).
-GIT_RESTAGE_RATE = 1 << 30
-
-
 def _restage(
     store: ObjectStore, git_dir: Path, top: Path, env: dict[str, str], files: list[Written]
 ) -> None:
     """Record ``files``, just written from the store, in the index of ``top``.
 
-    Their stat data goes into the index directly (:mod:`lfs_agent.gitindex`) when waiting
-    for the clock costs less than git hashing them again. The rest git re-stages,
-    sending each through the clean filter: :data:`RESTAGE_ENV` tells ours which oids to
-    expect, so that it hashes them without storing a second copy.
+    Their stat data goes into the index directly (:mod:`lfs_agent.gitindex`); they were
+    dated before the second they were written in (:func:`_backdate`), so that needs no
+    wait. The rest (an index that module leaves alone, a file changed meanwhile) git
+    re-stages, sending each through the clean filter: :data:`RESTAGE_ENV` tells ours
+    which oids to expect, so that it hashes them without storing a second copy.
     """
-    if "GIT_INDEX_FILE" not in env and restage_wait(files) * GIT_RESTAGE_RATE < sum(
-        w.stat.st_size for w in files
-    ):
+    if "GIT_INDEX_FILE" not in env:
         recorded = record_written(
             git_dir / "index", top, files, hash_paths=lambda p: _hash_paths(Git(top, env), p)
         )
@@ -521,7 +516,7 @@ def _write_object(store: ObjectStore, pointer: Pointer, target: Path) -> os.stat
     try:
         with store.open(pointer) as src, open(temp, "wb") as dst:
             _copy_file(src, dst)
-            done = os.fstat(dst.fileno())
+            done = _backdate(dst.fileno())
         os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
         with contextlib.suppress(FileNotFoundError):
             target.unlink()
@@ -539,6 +534,24 @@ def _write_object(store: ObjectStore, pointer: Pointer, target: Path) -> os.stat
         done.st_mtime_ns,
     )
     return final if same else done
+
+
+def _backdate(fd: int) -> os.stat_result:
+    """Date the file just written at ``fd`` to the last nanosecond of the previous second.
+
+    git (compiled without ``USE_NSEC``, as Debian's is) takes a file changed in the same
+    second as the index was written for "racily clean" and hashes it again at the next
+    command. Dated before the second it was written in, the file is never racy in an
+    index written after it, so the index can be written at once instead of a wait of up
+    to a second. The temp file is ours alone until it is renamed: no one else's change
+    can be hidden, and any later change gives it a newer time again.
+
+    Returns:
+        The file's stat data after the change.
+    """
+    written = os.fstat(fd)
+    os.utime(fd, ns=(written.st_atime_ns, written.st_mtime_ns // 10**9 * 10**9 - 1))
+    return os.fstat(fd)
 
 
 #: Bytes per sendfile call (Linux copies at most about 2 GiB in one).

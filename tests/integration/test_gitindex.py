@@ -97,8 +97,8 @@ def test_the_index_git_would_write_without_running_the_filter(tmp_path, version)
     fields = _debug(top, "models/deep/big.bin")
     assert fields["size"] == str(len(CONTENT))
     assert fields["ino"] == str(st.st_ino)
-    assert fields["mtime"] == f"{int(st.st_mtime)}:{st.st_mtime_ns % 10**9}"
-    assert fields["ctime"] == f"{int(st.st_ctime)}:{st.st_ctime_ns % 10**9}"
+    assert fields["mtime"] == "{}:{}".format(*divmod(st.st_mtime_ns, 10**9))
+    assert fields["ctime"] == "{}:{}".format(*divmod(st.st_ctime_ns, 10**9))
     git("fsck", "--no-progress", cwd=top)
 
     # git's own re-stage of the same file, from the same index, records the same entries
@@ -111,6 +111,20 @@ def test_the_index_git_would_write_without_running_the_filter(tmp_path, version)
     assert git("ls-files", "--debug", "--stage", cwd=top).stdout == ours_listed
     entries_end = ours.index(b"TREE")
     assert (top / ".git/index").read_bytes()[:entries_end] == ours[:entries_end]
+
+
+def test_a_time_just_before_a_second_is_recorded_in_the_second_before(tmp_path):
+    # As a float, 1795461257.999999999 s is 1795461258.0: git would see another mtime.
+    top, log = _repo(tmp_path)
+    target = top / "models/other.bin"
+    target.write_bytes(CONTENT)
+    just_before = int(PAST) * 10**9 - 1
+    os.utime(target, ns=(just_before, just_before))
+    written = Written("models/other.bin", parse_pointer(POINTER), os.lstat(target))
+    assert _record(top, [written]) == {"models/other.bin"}
+    assert _debug(top, "models/other.bin")["mtime"] == f"{int(PAST) - 1}:999999999"
+    assert git("status", "--porcelain", cwd=top).stdout == b""
+    assert log.read_text() == ""
 
 
 def test_a_sha256_repository(tmp_path):
@@ -223,37 +237,42 @@ def test_it_waits_until_the_written_files_are_no_longer_racy(tmp_path):
     assert log.read_text() == ""
 
 
-def test_pull_records_large_files_unless_git_hashing_them_is_quicker(tmp_path, monkeypatch):
-    # sync.checkout writes a large object itself, then records it in the index; when
-    # waiting for the clock would cost more than git hashing it, git re-stages it.
+def test_pull_dates_large_files_it_writes_so_that_the_index_is_written_at_once(
+    tmp_path, monkeypatch
+):
+    # sync.checkout writes a large object itself, dated before the second it was
+    # written in, then records it in the index: neither that index nor git's later
+    # ones take it for racily clean, so git never hashes it again.
     from lfs_agent import sync
     from lfs_agent.scan import index_pointers
     from lfs_agent.store import ObjectStore
 
     monkeypatch.setattr(sync, "GIT_WRITES_MAX", 1024)
-    for rate, by_git in ((1, False), (1 << 40, True)):
-        top = tmp_path / str(rate)
-        git("init", "-q", str(top), cwd=tmp_path)
-        assert agent("install", "--remote", str(tmp_path / "bucket"), cwd=top).returncode == 0
-        assert agent("track", "*.bin", cwd=top).returncode == 0
-        data = random_bytes(64 * 1024, seed=3)
-        (top / "m.bin").write_bytes(data)
-        git("add", "-A", cwd=top)
-        (top / "m.bin").write_bytes(pointer_bytes(data))
-        os.utime(top / "m.bin", (PAST, PAST))
-        git("add", "-A", cwd=top)  # the index holds the pointer file's stat data
-        git("commit", "-qm", "m", cwd=top)
-        monkeypatch.setattr(sync, "GIT_RESTAGE_RATE", rate)
-        trace = tmp_path / f"trace-{rate}"
-        monkeypatch.setenv("GIT_TRACE", str(trace))
-        repo = Git(top)
-        store = ObjectStore(repo.paths.common_dir / "lfs")
-        assert sync.checkout(repo, store, index_pointers(repo)) == ["m.bin"]
-        monkeypatch.delenv("GIT_TRACE")
-        assert (top / "m.bin").read_bytes() == data
-        assert ("update-index" in trace.read_text()) is by_git
-        assert _debug(top, "m.bin")["size"] == str(len(data))
-        status = git("status", "--porcelain", cwd=top, env={**os.environ, "GIT_TRACE": "1"})
-        assert status.stdout == b""
-        if not by_git:  # git's index is often racy here (file and index in one second)
-            assert b"filter-process" not in status.stderr  # status trusts the stat data
+    top = tmp_path / "repo"
+    git("init", "-q", str(top), cwd=tmp_path)
+    assert agent("install", "--remote", str(tmp_path / "bucket"), cwd=top).returncode == 0
+    assert agent("track", "*.bin", cwd=top).returncode == 0
+    data = random_bytes(64 * 1024, seed=3)
+    (top / "m.bin").write_bytes(data)
+    git("add", "-A", cwd=top)
+    (top / "m.bin").write_bytes(pointer_bytes(data))
+    os.utime(top / "m.bin", (PAST, PAST))
+    git("add", "-A", cwd=top)  # the index holds the pointer file's stat data
+    git("commit", "-qm", "m", cwd=top)
+    trace = tmp_path / "trace"
+    monkeypatch.setenv("GIT_TRACE", str(trace))
+    repo = Git(top)
+    store = ObjectStore(repo.paths.common_dir / "lfs")
+    assert sync.checkout(repo, store, index_pointers(repo)) == ["m.bin"]
+    monkeypatch.delenv("GIT_TRACE")
+    assert (top / "m.bin").read_bytes() == data
+    assert "update-index" not in trace.read_text()  # recorded by us, not re-staged by git
+    st = os.lstat(top / "m.bin")
+    assert st.st_mtime_ns % 10**9 == 999_999_999
+    assert st.st_mtime_ns // 10**9 < st.st_ctime_ns // 10**9  # dated before it was written
+    assert _debug(top, "m.bin")["mtime"] == "{}:{}".format(*divmod(st.st_mtime_ns, 10**9))
+    index_second = (top / ".git/index").stat().st_mtime_ns // 10**9
+    assert index_second > st.st_mtime_ns // 10**9  # not racily clean
+    status = git("status", "--porcelain", cwd=top, env={**os.environ, "GIT_TRACE": "1"})
+    assert status.stdout == b""
+    assert b"filter-process" not in status.stderr  # status trusts the stat data
