@@ -523,8 +523,7 @@ class FilterProcess:
         with source:
             self.writer.write_text_list([STATUS_SUCCESS])
             try:
-                while chunk := source.read(CHUNK_SIZE):
-                    self.writer.write_content(chunk)
+                self.writer.write_file(source)
             except OSError as exc:
                 logger.error("%s: reading object %s failed: %s", path, pointer.oid, exc)
                 self.writer.write_flush()

@@ -88,6 +88,53 @@ def test_writer_splits_content_into_max_size_packets():
     assert sizes == [MAX_PAYLOAD, MAX_PAYLOAD, 3]
 
 
+class ShortReads(io.RawIOBase):
+    """A file whose reads return at most ``step`` bytes."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.pos, self.step = data, 0, step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        n = min(self.step, len(buffer), len(self.data) - self.pos)
+        buffer[:n] = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return n
+
+
+@pytest.mark.parametrize(
+    "size",
+    [
+        0,
+        1,
+        MAX_PAYLOAD,
+        MAX_PAYLOAD + 1,
+        16 * MAX_PAYLOAD,
+        16 * MAX_PAYLOAD + 1,
+        40 * MAX_PAYLOAD + 5,
+    ],
+)
+@pytest.mark.parametrize("step", [1 << 20, 10_000])
+def test_a_file_is_sent_as_full_packets_in_few_writes(size, step):
+    data = bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+    expected = io.BytesIO()
+    PktLineWriter(expected.write, expected.flush).write_content(data)
+    writes: list[int] = []
+    out = io.BytesIO()
+
+    def write(chunk: bytes | memoryview) -> None:
+        writes.append(len(chunk))
+        out.write(chunk)
+
+    src = ShortReads(b"skipped" + data, step)
+    src.pos = len(b"skipped")  # sent from the file's position
+    assert PktLineWriter(write, out.flush).write_file(src) == size  # type: ignore[arg-type]
+    assert out.getvalue() == expected.getvalue()
+    assert len(writes) == -(-size // (16 * MAX_PAYLOAD))  # one write per 16 packets
+
+
 class Trickle(io.RawIOBase):
     """A stream that returns at most ``step`` bytes per read, like a pipe."""
 
