@@ -22,6 +22,7 @@ from lfs_agent.errors import ConfigError, GitError, LfsAgentError, TransferError
 if TYPE_CHECKING:  # heavy imports stay out of start-up; commands import what they use
     from lfs_agent.config import Settings
     from lfs_agent.git import Git
+    from lfs_agent.gitfilter import Unverified
     from lfs_agent.metrics import LocalRecords, TagRecord
     from lfs_agent.pathmatch import PathFilter
     from lfs_agent.pointer import Pointer
@@ -160,12 +161,22 @@ class LazyFetch:
         self._lock = threading.Lock()
 
     def __call__(self, pointer: Pointer) -> None:
+        logger.info("downloading %s (%d bytes)", pointer.oid, pointer.size)
+        self._open().download(self._ctx.store, pointer)
+
+    def for_reading(self, pointer: Pointer) -> Unverified | None:
+        """Download for a smudge that checks a large object as it sends it.
+
+        See :meth:`Remote.download_for_reading`.
+        """
+        logger.info("downloading %s (%d bytes)", pointer.oid, pointer.size)
+        return self._open().download_for_reading(self._ctx.store, pointer)
+
+    def _open(self) -> Remote:
         with self._lock:
             if self._remote is None:
                 self._remote = self._ctx.required_remote()
-            remote = self._remote
-        logger.info("downloading %s (%d bytes)", pointer.oid, pointer.size)
-        remote.download(self._ctx.store, pointer)
+            return self._remote
 
     def close(self) -> None:
         """Close the remote's connections, if any were opened."""
@@ -291,7 +302,7 @@ def cmd_filter_process(ctx: Context) -> int:
         PktLineReader(stdin.read),
         PktLineWriter(stdout.write, stdout.flush),
         ctx.store,
-        fetch=fetch,
+        fetch=fetch.for_reading if fetch is not None else None,
         path_filter=ctx.path_filter(),
         skip_smudge=ctx.settings.skip_smudge or ctx.args.skip,
         skip_download_errors=ctx.settings.skip_download_errors,

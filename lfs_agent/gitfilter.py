@@ -14,9 +14,12 @@ commands). The behaviour mirrors git-lfs ``lfs/gitfilter_clean.go`` and
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Set
-from typing import TYPE_CHECKING, BinaryIO
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
 from lfs_agent.errors import (
     IntegrityError,
@@ -39,6 +42,8 @@ __all__ = [
     "DelayedDownloads",
     "Fetch",
     "FilterProcess",
+    "ReadingFetch",
+    "Unverified",
     "clean",
     "iter_stream",
     "smudge",
@@ -53,6 +58,24 @@ logger = get_logger(__name__)
 
 #: Downloads one object into the store or raises; injected by the caller.
 Fetch = Callable[[Pointer], None]
+
+
+class Unverified(NamedTuple):
+    """A downloaded object whose bytes nobody has read yet, to be hashed as they are sent.
+
+    Attributes:
+        path: A private temp file of the right size; the reader publishes it into the
+            store once it hashes right, and deletes it otherwise.
+        source: Where it came from (``from <remote>``), for messages.
+    """
+
+    path: Path
+    source: str
+
+
+#: Downloads one object, or raises: None once the object is in the store (verified),
+#: or the :class:`Unverified` download of a large one, for the smudge to check.
+ReadingFetch = Callable[[Pointer], "Unverified | None"]
 
 
 def iter_stream(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
@@ -231,11 +254,11 @@ class DelayedDownloads:
     file, where a ``status=error`` answer would make git abort the whole checkout.
 
     Args:
-        fetch: Downloads one object into the store (verified), or raises.
+        fetch: Downloads one object, or raises (a :data:`ReadingFetch`).
         concurrency: Parallel downloads.
     """
 
-    def __init__(self, fetch: Fetch, concurrency: int, list_failures: bool = False) -> None:
+    def __init__(self, fetch: ReadingFetch, concurrency: int, list_failures: bool = False) -> None:
         self._fetch = fetch
         self._concurrency = max(1, concurrency)
         # List failed paths too (their follow-up smudge then answers with the pointer).
@@ -251,6 +274,8 @@ class DelayedDownloads:
         self._ready: list[str] = []
         # Listed paths awaiting git's follow-up smudge -> their pointer.
         self._pointers: dict[str, Pointer] = {}
+        # oid -> its download, not yet verified nor handed to a smudge.
+        self._unverified: dict[str, Unverified] = {}
 
     def add(self, path: str, pointer: Pointer) -> None:
         """Queue ``path``'s object for download."""
@@ -271,14 +296,17 @@ class DelayedDownloads:
 
     def _run(self, pointer: Pointer) -> None:
         error: LfsAgentError | None = None
+        unverified = None
         try:
-            self._fetch(pointer)
+            unverified = self._fetch(pointer)
         except LfsAgentError as exc:
             error = exc
         except Exception as exc:  # a worker boundary: report, never kill the process
             logger.debug("download of %s failed", pointer.oid, exc_info=True)
             error = LfsAgentError(f"{type(exc).__name__}: {exc}")
         with self._cond:
+            if unverified is not None:
+                self._unverified[pointer.oid] = unverified
             self._finished[pointer.oid] = error
             self._settle(self._waiting.pop(pointer.oid, []), pointer, error)
 
@@ -302,19 +330,29 @@ class DelayedDownloads:
             ready, self._ready = self._ready, []
             return ready
 
-    def take(self, path: str) -> tuple[Pointer, bool] | None:
-        """Return ``(pointer, downloaded)`` for a listed path; None if it is not one."""
+    def take(self, path: str) -> tuple[Pointer, bool, Unverified | None] | None:
+        """Return ``(pointer, downloaded, unverified)`` for a listed path, else None.
+
+        ``unverified`` is the object's download still to be checked, given to the first
+        path of that object only: the others find the object in the store once it is.
+        """
         with self._cond:
             pointer = self._pointers.get(path)
             if pointer is None or pointer.oid not in self._finished:
                 return None
             del self._pointers[path]
-            return pointer, self._finished[pointer.oid] is None
+            unverified = self._unverified.pop(pointer.oid, None)
+            return pointer, self._finished[pointer.oid] is None, unverified
 
     def close(self) -> None:
-        """Stop the pool (waiting for running downloads)."""
+        """Stop the pool (waiting for running downloads); drop unchecked downloads."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._cond:
+            for unverified in self._unverified.values():
+                with contextlib.suppress(FileNotFoundError):
+                    unverified.path.unlink()
+            self._unverified.clear()
 
 
 class FilterProcess:
@@ -324,7 +362,8 @@ class FilterProcess:
         reader: Packets from git (our stdin).
         writer: Packets to git (our stdout).
         store: The local object store.
-        fetch: Downloads a missing object into the store; None when no remote is set.
+        fetch: Downloads a missing object (a :data:`ReadingFetch`); None when no remote
+            is set.
         path_filter: Paths whose missing objects may be downloaded (fetch include and
             exclude); others are left as pointers.
         skip_smudge: Leave every pointer as it is (``GIT_LFS_SKIP_SMUDGE``).
@@ -341,7 +380,7 @@ class FilterProcess:
         writer: PktLineWriter,
         store: ObjectStore,
         *,
-        fetch: Fetch | None = None,
+        fetch: ReadingFetch | None = None,
         path_filter: PathFilter | None = None,
         skip_smudge: bool = False,
         skip_download_errors: bool = False,
@@ -465,9 +504,9 @@ class FilterProcess:
             if taken is not None:
                 for _ in content:  # git sends empty content for a delayed path
                     pass
-                delayed_pointer, downloaded = taken
+                delayed_pointer, downloaded, unverified = taken
                 if downloaded:
-                    self._send_object(path, delayed_pointer)
+                    self._send_object(path, delayed_pointer, unverified=unverified)
                 else:  # only listed with skip_download_errors; the error was logged
                     self._reply(delayed_pointer.encode())
                 return
@@ -501,7 +540,7 @@ class FilterProcess:
                 self.writer.write_text_list([STATUS_DELAYED])
                 return
             try:
-                self.fetch(pointer)
+                unverified = self.fetch(pointer)
             except LfsAgentError as exc:
                 logger.error("%s: %s", path, exc)
                 if self.skip_download_errors:
@@ -509,10 +548,24 @@ class FilterProcess:
                 else:
                     self.writer.write_text_list([STATUS_ERROR])
                 return
+            self._send_object(path, pointer, unverified=unverified)
+            return
         self._send_object(path, pointer, source)
 
-    def _send_object(self, path: str, pointer: Pointer, source: BinaryIO | None = None) -> None:
-        """Reply with the stored object (``source``, when the caller opened it already)."""
+    def _send_object(
+        self,
+        path: str,
+        pointer: Pointer,
+        source: BinaryIO | None = None,
+        unverified: Unverified | None = None,
+    ) -> None:
+        """Reply with the stored object (``source``, when the caller opened it already).
+
+        An ``unverified`` download is sent instead, and checked as it goes.
+        """
+        if unverified is not None:
+            self._send_unverified(path, pointer, unverified)
+            return
         if source is None:
             try:
                 source = self.store.open(pointer)
@@ -529,6 +582,53 @@ class FilterProcess:
                 self.writer.write_flush()
                 self.writer.write_text_list([STATUS_ERROR])
                 return
+        self.writer.write_flush()
+        self.writer.write_flush()
+
+    def _send_unverified(self, path: str, pointer: Pointer, unverified: Unverified) -> None:
+        """Reply with a download nobody has read yet, hashing it while it is sent.
+
+        This saves reading a large object once more before sending it. It enters the
+        store only once it hashes right. A wrong hash is known only after git has the
+        bytes: the reply then ends in an error, which git takes as the filter failing,
+        and writes nothing (its size was checked before, so only content corrupted
+        in place gets this far).
+        """
+        digest = hashlib.sha256()
+        try:
+            try:
+                src = open(unverified.path, "rb")  # noqa: SIM115 - closed below
+            except OSError as exc:
+                logger.error("%s: reading object %s failed: %s", path, pointer.oid, exc)
+                self.writer.write_text_list([STATUS_ERROR])
+                return
+            with src:
+                self.writer.write_text_list([STATUS_SUCCESS])
+                try:
+                    sent = self.writer.write_file(src, digest.update)
+                except OSError as exc:
+                    logger.error("%s: reading object %s failed: %s", path, pointer.oid, exc)
+                    self.writer.write_flush()
+                    self.writer.write_text_list([STATUS_ERROR])
+                    return
+            if sent != pointer.size or digest.hexdigest() != pointer.oid:
+                logger.error(
+                    "%s: object %s %s is corrupt: got %d bytes hashing to %s, expected %d "
+                    "bytes; not written",
+                    path,
+                    pointer.oid,
+                    unverified.source,
+                    sent,
+                    digest.hexdigest(),
+                    pointer.size,
+                )
+                self.writer.write_flush()
+                self.writer.write_text_list([STATUS_ERROR])
+                return
+            self.store.publish_verified(unverified.path, pointer)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                unverified.path.unlink()
         self.writer.write_flush()
         self.writer.write_flush()
 

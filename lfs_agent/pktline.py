@@ -182,12 +182,13 @@ class PktLineWriter:
             self._write(b"%04x" % (len(chunk) + HEADER_SIZE))
             self._write(chunk)
 
-    def write_file(self, src: BinaryIO) -> int:
+    def write_file(self, src: BinaryIO, tap: Callable[[memoryview], object] | None = None) -> int:
         """Write ``src`` from its position to its end, framed as full-size packets.
 
         The bytes are read straight into a buffer that already holds the packets'
         headers, about 1 MiB at a time, which then goes out in one write: a write per
-        MiB instead of two per packet.
+        MiB instead of two per packet. ``tap`` is given each packet's payload as it is
+        read (to hash it); it must not keep the view, whose buffer is reused.
 
         Returns:
             The number of bytes sent.
@@ -200,6 +201,8 @@ class PktLineWriter:
             for _ in range(PACKETS_PER_WRITE):
                 got = _fill(src, view[end + HEADER_SIZE : end + HEADER_SIZE + MAX_PAYLOAD])
                 if got:
+                    if tap is not None:
+                        tap(view[end + HEADER_SIZE : end + HEADER_SIZE + got])
                     view[end : end + HEADER_SIZE] = b"%04x" % (got + HEADER_SIZE)
                     end += HEADER_SIZE + got
                     sent += got

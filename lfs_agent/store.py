@@ -36,6 +36,7 @@ __all__ = [
     "ObjectWriter",
     "RangeHash",
     "check_file",
+    "check_size",
     "hash_file",
     "link_file",
 ]
@@ -310,6 +311,22 @@ def check_file(
         raise IntegrityError(
             f"object {expected.oid}{where} is corrupt: got {size} bytes hashing to "
             f"{oid}, expected {expected.size} bytes"
+        )
+
+
+def check_size(path: Path, expected: Pointer, source: str = "") -> None:
+    """Refuse the file at ``path`` unless it has ``expected``'s size (its hash unread).
+
+    Raises:
+        IntegrityError: for another size, naming both.
+        FileNotFoundError: when there is no file.
+    """
+    size = os.stat(path).st_size
+    if size != expected.size:
+        where = f" {source}" if source else ""
+        raise IntegrityError(
+            f"object {expected.oid}{where} is corrupt: got {size} bytes, "
+            f"expected {expected.size} bytes"
         )
 
 

@@ -22,13 +22,13 @@ from typing import BinaryIO
 from lfs_agent.backends import Backend, open_backend, size_of
 from lfs_agent.errors import IntegrityError, LfsAgentError, NotAPointerError, TransferError
 from lfs_agent.git import Git
-from lfs_agent.gitfilter import RESTAGE_ENV
+from lfs_agent.gitfilter import RESTAGE_ENV, Unverified
 from lfs_agent.gitindex import Written, record_written
 from lfs_agent.log import get_logger
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
 from lfs_agent.scan import PointerFile
-from lfs_agent.store import CHUNK_SIZE, ObjectStore, check_file, link_file
+from lfs_agent.store import CHUNK_SIZE, ObjectStore, check_file, check_size, link_file
 
 __all__ = [
     "BatchResult",
@@ -45,6 +45,9 @@ logger = get_logger(__name__)
 #: Downloads of objects this large (or larger) can be resumed; see
 #: :meth:`Remote.download_to_temp`.
 RESUMABLE_SIZE = 1024 * 1024
+#: A smudge of an object this large hashes it while sending it to git, rather than
+#: reading it once more before; see :meth:`Remote.download_for_reading`.
+READ_CHECK_SIZE = 32 * 1024 * 1024
 
 
 def link_or_copy(src: Path, dest: Path) -> None:
@@ -152,6 +155,33 @@ class Remote:
                 )
         return True
 
+    def download_for_reading(self, store: ObjectStore, pointer: Pointer) -> Unverified | None:
+        """Download ``pointer``'s object for a reader that hashes it as it reads it.
+
+        An object of at least :data:`READ_CHECK_SIZE` that the download put in place
+        without hashing it (a hard link from a folder bucket, a plain GET) is not read
+        back here: it is moved to a private temp file in ``<lfs>/tmp``, its size checked,
+        and returned. The caller (a smudge) hashes it while sending it, then publishes
+        it (:meth:`ObjectStore.publish_verified`) or deletes it. Anything else is
+        downloaded and verified as by :meth:`download`.
+
+        Returns:
+            The unverified temp file, or None when the object is in the store.
+
+        Raises:
+            As :meth:`download`; for the temp file, IntegrityError only for its size.
+        """
+        if store.contains(pointer) or self.cache is not None or pointer.size < READ_CHECK_SIZE:
+            self.download(store, pointer)
+            return None
+        with self._download_to_temp(store, pointer, NULL_PROGRESS, verify=False) as (path, checked):
+            if checked:
+                store.publish_verified(path, pointer)
+                return None
+            temp = store.temp_path(pointer.oid)
+            os.replace(path, temp)
+            return Unverified(temp, f"from {self.url}")
+
     @contextlib.contextmanager
     def download_to_temp(
         self, store: ObjectStore, pointer: Pointer, progress: Progress = NULL_PROGRESS
@@ -168,6 +198,18 @@ class Remote:
 
         Raises:
             IntegrityError: the bytes do not match the pointer.
+        """
+        with self._download_to_temp(store, pointer, progress, verify=True) as (path, _):
+            yield path
+
+    @contextlib.contextmanager
+    def _download_to_temp(
+        self, store: ObjectStore, pointer: Pointer, progress: Progress, verify: bool
+    ) -> Iterator[tuple[Path, bool]]:
+        """:meth:`download_to_temp`, yielding ``(path, checked)``.
+
+        Without ``verify``, bytes the download did not hash are checked for their size
+        only, and ``checked`` is False.
         """
         tmp = store.ensure_tmp()
         with contextlib.ExitStack() as stack:
@@ -189,7 +231,11 @@ class Remote:
                     progress(pointer.size)
                 else:
                     hashed = self.backend.download(pointer.oid, partial, pointer.size, progress)
-                check_file(partial, pointer, f"from {self.url}", hashed)
+                checked = verify or hashed is not None
+                if checked:
+                    check_file(partial, pointer, f"from {self.url}", hashed)
+                else:
+                    check_size(partial, pointer, f"from {self.url}")
             except FileNotFoundError:
                 raise IntegrityError(f"download of {pointer.oid} produced no file") from None
             except BaseException as exc:
@@ -197,7 +243,7 @@ class Remote:
                     with contextlib.suppress(FileNotFoundError):
                         partial.unlink()  # these bytes are wrong, or not worth resuming
                 raise
-            yield partial
+            yield partial, checked
 
     def upload(
         self,

@@ -248,6 +248,56 @@ def test_a_corrupt_bucket_object_never_reaches_the_work_tree(setup: Setup):
     assert not (plain / ".git/lfs/objects" / oid[:2]).exists()
 
 
+LARGE = 33 * 1024 * 1024  # over sync.READ_CHECK_SIZE: hashed while git receives it
+
+
+def lfs_tmp_files(repo: Path) -> list[str]:
+    """Files in the store's tmp dir, but for the lock files downloads leave on purpose."""
+    tmp = repo / ".git/lfs/tmp"
+    return sorted(p.name for p in tmp.iterdir() if not p.name.endswith(".lock"))
+
+
+def test_a_large_object_is_checked_while_git_receives_it(setup: Setup):
+    oid = write_random(setup.work / "big.bin", LARGE, seed=9)
+    commit_all(setup.work, "big")
+    git("push", "-q", "origin", "main", cwd=setup.work)
+
+    clone = setup.clone("clone")
+    assert setup.last.returncode == 0, setup.last.stderr
+    assert hash_file(clone / "big.bin") == (oid, LARGE)
+    assert hash_file(clone / ".git/lfs/objects" / oid[:2] / oid[2:4] / oid) == (oid, LARGE)
+    assert lfs_tmp_files(clone) == []
+    assert status(clone) == b""
+
+
+@pytest.mark.parametrize("damage", ["in place", "cut short"])
+def test_a_corrupt_large_bucket_object_never_reaches_the_work_tree(setup: Setup, damage):
+    # Corrupted in place, it is found only once git has the bytes: git is told the
+    # filter failed, and writes nothing. Cut short, it is found before anything is sent.
+    oid = write_random(setup.work / "big.bin", LARGE, seed=9)
+    (setup.work / "small.bin").write_bytes(b"small\n")
+    commit_all(setup.work, "big")
+    git("push", "-q", "origin", "main", cwd=setup.work)
+    obj = setup.bucket / "objects" / oid[:2] / oid[2:4] / oid
+    obj.chmod(0o644)
+    with open(obj, "r+b") as f:
+        if damage == "in place":
+            f.seek(LARGE // 2)
+            f.write(b"rot")
+        else:
+            f.truncate(LARGE - 1)
+
+    clone = setup.clone("clone")
+    stderr = setup.last.stderr.decode()
+    assert setup.last.returncode != 0
+    assert f"object {oid} from {setup.bucket.as_uri()} is corrupt" in stderr
+    got = f"got {LARGE} bytes hashing to" if damage == "in place" else f"got {LARGE - 1} bytes"
+    assert got in stderr
+    assert not (clone / "big.bin").exists()
+    assert not (clone / ".git/lfs/objects" / oid[:2]).exists()
+    assert lfs_tmp_files(clone) == []
+
+
 def test_killing_push_at_random_moments_never_leaves_a_partial_object(setup: Setup):
     work = setup.work
     oids = {write_random(work / f"f{i}.bin", 6 * 1024 * 1024, seed=100 + i) for i in range(6)}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.errors import ObjectNotFoundError, ProtocolError
-from lfs_agent.gitfilter import FilterProcess
+from lfs_agent.gitfilter import FilterProcess, Unverified
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import PktLineReader, PktLineWriter, encode_packet
 from lfs_agent.pointer import Pointer
@@ -340,6 +340,74 @@ def test_a_failed_delayed_download_is_logged_and_never_listed(store, caplog):
     )
     assert run(store, data, fetch=fetch, concurrency=1) == expected
     assert f"a.bin: object {sha256(HELLO)} is not on remote file:///b" in caplog.text
+
+
+def unverified_fetch(store: ObjectStore, data: bytes, calls: list[str]):
+    """A fetch leaving ``data`` in a temp file for the smudge to check, as a link does."""
+
+    def fetch(pointer: Pointer) -> Unverified:
+        calls.append(pointer.oid)
+        temp = store.temp_path(pointer.oid)
+        temp.write_bytes(data)
+        return Unverified(temp, "from file:///b")
+
+    return fetch
+
+
+def test_an_unverified_download_is_checked_while_sent_then_stored(store):
+    calls: list[str] = []
+    data = (
+        HANDSHAKE_IN
+        + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
+        + content(HELLO_POINTER)
+        + pkt("command=smudge", "pathname=c.bin", "can-delay=1")
+        + content(HELLO_POINTER)
+        + pkt("command=list_available_blobs")
+        + pkt("command=smudge", "pathname=a.bin")
+        + content(b"")
+        + pkt("command=smudge", "pathname=c.bin")
+        + content(b"")
+        + pkt("command=list_available_blobs")
+    )
+    sent = SUCCESS + encode_packet(HELLO) + b"00000000"
+    expected = (
+        HANDSHAKE_OUT
+        + pkt("status=delayed") * 2
+        + pkt("pathname=a.bin", "pathname=c.bin")
+        + SUCCESS
+        + sent  # a.bin: the download, hashed as it is sent
+        + sent  # c.bin: the same object, from the store
+        + b"0000"
+        + SUCCESS
+    )
+    assert run(store, data, fetch=unverified_fetch(store, HELLO, calls)) == expected
+    assert calls == [sha256(HELLO)]
+    assert store.contains(Pointer(sha256(HELLO), len(HELLO)))
+    assert list(store.ensure_tmp().iterdir()) == []
+
+
+def test_an_unverified_download_that_hashes_wrong_ends_in_an_error(store, caplog):
+    # Same size, other bytes: git has them already when the hash says so; the error
+    # status makes git drop them (a required filter failed) and write nothing.
+    bad = b"X" * len(HELLO)
+    data = HANDSHAKE_IN + pkt("command=smudge", "pathname=a.bin") + content(HELLO_POINTER)
+    out = run(store, data, fetch=unverified_fetch(store, bad, []))
+    assert out == HANDSHAKE_OUT + SUCCESS + encode_packet(bad) + b"0000" + pkt("status=error")
+    assert not store.contains(Pointer(sha256(HELLO), len(HELLO)))
+    assert list(store.ensure_tmp().iterdir()) == []
+    assert f"a.bin: object {sha256(HELLO)} from file:///b is corrupt" in caplog.text
+
+
+def test_an_unverified_download_git_never_asks_for_is_removed(store):
+    data = (
+        HANDSHAKE_IN
+        + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
+        + content(HELLO_POINTER)
+        + pkt("command=list_available_blobs")
+    )
+    run(store, data, fetch=unverified_fetch(store, HELLO, []))
+    assert list(store.ensure_tmp().iterdir()) == []
+    assert not store.contains(Pointer(sha256(HELLO), len(HELLO)))
 
 
 def test_list_available_with_nothing_delayed_is_empty(store):
