@@ -470,7 +470,10 @@ def _selected(ctx: Context, refs: list[str], all_history: bool) -> list[PointerF
     return [f for f in files if path_filter.allows(f.path)]
 
 
-def _download(ctx: Context, files: list[PointerFile]) -> None:
+def _download(
+    ctx: Context, files: list[PointerFile], unverified: dict[str, Unverified] | None = None
+) -> None:
+    """Fetch the objects of ``files`` the store lacks (see :func:`sync.fetch`)."""
     from lfs_agent.sync import fetch
 
     missing = [f for f in files if not ctx.store.contains(f.pointer)]
@@ -479,7 +482,9 @@ def _download(ctx: Context, files: list[PointerFile]) -> None:
     remote = ctx.required_remote()
     meter = Meter("Downloading", len({f.pointer.oid for f in missing}))
     try:
-        result = fetch(ctx.store, remote, missing, ctx.settings.concurrency, meter)
+        result = fetch(
+            ctx.store, remote, missing, ctx.settings.concurrency, meter, unverified=unverified
+        )
     finally:
         remote.close()
     got = sum(p.size for p in result.done)
@@ -514,12 +519,22 @@ def cmd_pull(ctx: Context) -> int:
 
 def _pull(ctx: Context) -> None:
     from lfs_agent.scan import index_pointers
-    from lfs_agent.sync import checkout
+    from lfs_agent.sync import checkout, store_unverified
 
     path_filter = ctx.path_filter()
     files = [f for f in index_pointers(ctx.git) if path_filter.allows(f.path)]
-    _download(ctx, files)
-    written = checkout(ctx.git, ctx.store, files)
+    # Large objects the download did not read are checked while checkout copies them.
+    unverified: dict[str, Unverified] = {}
+    try:
+        _download(ctx, files, unverified)
+    except LfsAgentError:  # some failed: the others are checked and kept, as by fetch
+        store_unverified(ctx.store, files, unverified)
+        raise
+    except BaseException:
+        for leftover in unverified.values():
+            leftover.path.unlink(missing_ok=True)
+        raise
+    written = checkout(ctx.git, ctx.store, files, unverified)
     print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "fetch",
     "link_or_copy",
     "push",
+    "store_unverified",
 ]
 
 logger = get_logger(__name__)
@@ -365,14 +366,37 @@ def fetch(
     files: Iterable[PointerFile],
     concurrency: int,
     on_done: Callable[[Pointer, LfsAgentError | None], None] | None = None,
+    *,
+    unverified: dict[str, Unverified] | None = None,
 ) -> BatchResult:
     """Download the objects of ``files`` that the store lacks, verified.
+
+    Args:
+        store: Where they go.
+        remote: Where they come from.
+        files: The files whose objects are wanted.
+        concurrency: Parallel downloads.
+        on_done: Told of each object, from a worker thread.
+        unverified: When given, large objects the download did not read are left
+            unchecked (:meth:`Remote.download_for_reading`) and added to it, oid ->
+            temp file, for :func:`checkout` to check while it copies them.
 
     Raises:
         TransferError: when some downloads failed (the others are done).
     """
+
+    def download(pointer: Pointer) -> bool:
+        if unverified is None:
+            return remote.download(store, pointer)
+        if store.contains(pointer):
+            return False
+        got = remote.download_for_reading(store, pointer)
+        if got is not None:
+            unverified[pointer.oid] = got
+        return True
+
     missing = [f.pointer for f in files if not store.contains(f.pointer)]
-    result = remote.run_batch(missing, lambda p: remote.download(store, p), concurrency, on_done)
+    result = remote.run_batch(missing, download, concurrency, on_done)
     _raise_failures("download", remote, result)
     return result
 
@@ -411,8 +435,18 @@ def _raise_failures(verb: str, remote: Remote, result: BatchResult) -> None:
 GIT_WRITES_MAX = 32 * 1024 * 1024
 
 
-def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list[str]:
+def checkout(
+    git: Git,
+    store: ObjectStore,
+    files: Iterable[PointerFile],
+    unverified: Mapping[str, Unverified] | None = None,
+) -> list[str]:
     """Give work-tree files that are still pointers, or missing, their content.
+
+    ``unverified`` holds objects :func:`fetch` left unchecked: each is hashed while it
+    is copied into its first file (on the second core), and enters the store, and that
+    file, only if it hashes right; those not copied are checked on their own first.
+    Their temp files are gone when this returns.
 
     A file is rewritten only when its bytes equal its staged pointer, or when it is
     missing from the work tree while the index has it (as ``git lfs pull`` does); local
@@ -426,16 +460,43 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
 
     Returns:
         The paths that were written.
+
+    Raises:
+        TransferError: some unverified objects were corrupt; every other file is done.
     """
+    pending = dict(unverified or {})
+    failed: dict[str, IntegrityError] = {}
+    try:
+        written = _checkout(git, store, list(files), pending, failed)
+    finally:
+        for leftover in pending.values():
+            with contextlib.suppress(FileNotFoundError):
+                leftover.path.unlink()
+    if failed:
+        raise TransferError(
+            f"{len(failed)} object(s) failed to download:\n  "
+            + "\n  ".join(f"{oid}: {exc}" for oid, exc in sorted(failed.items()))
+        )
+    return written
+
+
+def _checkout(
+    git: Git,
+    store: ObjectStore,
+    files: list[PointerFile],
+    pending: dict[str, Unverified],
+    failed: dict[str, IntegrityError],
+) -> list[str]:
+    """:func:`checkout`, taking from ``pending`` what it checks, into ``failed``."""
     top = git.paths.work_tree
     if top is None:
         return []
-    by_git: list[str] = []  # paths for git to write through the filter
+    by_git: list[PointerFile] = []  # files for git to write through the filter
     by_us: list[PointerFile] = []  # large objects we stream into place
-    pointer_files: list[Path] = []  # pointer files git must rewrite (removed first)
+    pointer_files: dict[str, Path] = {}  # pointer files git must rewrite (removed first)
     missing_large: list[str] = []  # restored as pointers first
     for f in files:
-        if not store.contains(f.pointer) or f.pointer.size == 0:
+        if f.pointer.size == 0 or not (f.pointer.oid in pending or store.contains(f.pointer)):
             continue
         target = top / f.path
         large = f.pointer.size > GIT_WRITES_MAX
@@ -444,9 +505,11 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
                 continue
             current = target.read_bytes()
         except FileNotFoundError:  # deleted in the work tree only: restore it
-            (missing_large if large else by_git).append(f.path)
             if large:
+                missing_large.append(f.path)
                 by_us.append(f)
+            else:
+                by_git.append(f)
             continue
         except NotADirectoryError:
             continue
@@ -458,8 +521,13 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
         if large:
             by_us.append(f)
         else:
-            by_git.append(f.path)
-            pointer_files.append(target)
+            by_git.append(f)
+            pointer_files[f.path] = target
+    copied = {f.pointer.oid for f in by_us}
+    for f in files:  # the others are checked now: git's filter reads them from the store
+        if f.pointer.oid in pending and f.pointer.oid not in copied:
+            _publish_checked(store, f.pointer, pending.pop(f.pointer.oid), failed)
+    by_git = [f for f in by_git if f.pointer.oid not in failed]
     if not (by_git or by_us):
         return []
     if not (git.config_get("filter.lfs.process") or git.config_get("filter.lfs.clean")):
@@ -475,18 +543,52 @@ def checkout(git: Git, store: ObjectStore, files: Iterable[PointerFile]) -> list
     if by_git:
         # git skips a file whose stat data matches the index, as a pointer file's does:
         # it goes first. It holds nothing the index lacks; a run cut short restores it.
-        for target in pointer_files:
+        for f in by_git:
             with contextlib.suppress(FileNotFoundError):
-                target.unlink()
-        _checkout_index(Git(top, env), by_git)
-    written = [
-        Written(f.path, Pointer(f.pointer.oid, f.pointer.size), st)
-        for f in by_us
-        if (st := _write_object(store, f.pointer, top / f.path)) is not None
-    ]
+                if f.path in pointer_files:
+                    pointer_files[f.path].unlink()
+        _checkout_index(Git(top, env), [f.path for f in by_git])
+    written = []
+    for f in by_us:
+        try:
+            st = _write_object(store, f.pointer, top / f.path, pending.pop(f.pointer.oid, None))
+        except IntegrityError as exc:  # the file keeps its pointer
+            failed[f.pointer.oid] = exc
+            continue
+        if st is not None:
+            written.append(Written(f.path, Pointer(f.pointer.oid, f.pointer.size), st))
     if written:
         _restage(store, git.paths.git_dir, top, env, written)
-    return by_git + [w.path for w in written]
+    return [f.path for f in by_git] + [w.path for w in written]
+
+
+def store_unverified(
+    store: ObjectStore, files: Iterable[PointerFile], unverified: Mapping[str, Unverified]
+) -> None:
+    """Check what :func:`fetch` left unverified and store it, when no checkout follows.
+
+    A corrupt one is dropped, with a warning.
+    """
+    failed: dict[str, IntegrityError] = {}
+    pointers = {f.pointer.oid: f.pointer for f in files}
+    for oid, download in unverified.items():
+        _publish_checked(store, pointers[oid], download, failed)
+    for exc in failed.values():
+        logger.warning("%s", exc)
+
+
+def _publish_checked(
+    store: ObjectStore, pointer: Pointer, unverified: Unverified, failed: dict[str, IntegrityError]
+) -> None:
+    """Check an unverified download on its own and move it into the store, or drop it."""
+    try:
+        check_file(unverified.path, pointer, unverified.source)
+        store.publish_verified(unverified.path, pointer)
+    except IntegrityError as exc:
+        failed[pointer.oid] = exc
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            unverified.path.unlink()
 
 
 def _restage(
@@ -540,8 +642,14 @@ def _nul_joined(paths: Iterable[str]) -> bytes:
     return b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths)
 
 
-def _write_object(store: ObjectStore, pointer: Pointer, target: Path) -> os.stat_result | None:
+def _write_object(
+    store: ObjectStore, pointer: Pointer, target: Path, unverified: Unverified | None = None
+) -> os.stat_result | None:
     """Write the object over the pointer file at ``target`` (a temp file, then a rename).
+
+    An ``unverified`` download is copied instead of the stored object while another
+    thread hashes it: it enters the store, and the file its place, only if it hashes
+    right; either way its temp file is gone afterwards.
 
     The pointer file is removed just before the rename rather than replaced by it: ext4
     writes a file renamed over another out to disk before the rename returns
@@ -552,17 +660,28 @@ def _write_object(store: ObjectStore, pointer: Pointer, target: Path) -> os.stat
         The file's stat data once in place, for the index; when the file changed after it
         was written, its stat data as it was written, which no longer matches. None when
         ``target`` no longer holds the pointer (left alone).
+
+    Raises:
+        IntegrityError: the ``unverified`` download does not hash right.
     """
     try:
         if parse_pointer(target.read_bytes()).oid != pointer.oid:
+            if unverified is not None:
+                _publish_checked(store, pointer, unverified, {})
             return None
     except (OSError, NotAPointerError):
+        if unverified is not None:
+            _publish_checked(store, pointer, unverified, {})
         return None
     temp = target.with_name(f".{target.name}.lfs-agent-{pointer.oid[:12]}")
     try:
-        with store.open(pointer) as src, open(temp, "wb") as dst:
-            _copy_file(src, dst)
-            done = _backdate(dst.fileno())
+        if unverified is None:
+            with store.open(pointer) as src, open(temp, "wb") as dst:
+                _copy_file(src, dst)
+                done = _backdate(dst.fileno())
+        else:
+            done = _copy_checked(unverified, pointer, temp)
+            store.publish_verified(unverified.path, pointer)
         os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
         with contextlib.suppress(FileNotFoundError):
             target.unlink()
@@ -570,6 +689,9 @@ def _write_object(store: ObjectStore, pointer: Pointer, target: Path) -> os.stat
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
+        if unverified is not None:
+            with contextlib.suppress(FileNotFoundError):
+                unverified.path.unlink()
     try:
         final = os.lstat(target)
     except OSError:
@@ -580,6 +702,36 @@ def _write_object(store: ObjectStore, pointer: Pointer, target: Path) -> os.stat
         done.st_mtime_ns,
     )
     return final if same else done
+
+
+def _copy_checked(unverified: Unverified, pointer: Pointer, temp: Path) -> os.stat_result:
+    """Copy ``unverified`` to ``temp`` while another thread checks its hash.
+
+    Both read the same pages; the kernel copies, the other core hashes, so the check
+    costs little more than the copy. Returns the (backdated) stat data of ``temp``.
+
+    Raises:
+        IntegrityError: it does not hash right (``temp`` is then still to be removed).
+    """
+    error: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            check_file(unverified.path, pointer, unverified.source)
+        except BaseException as exc:  # raised again below, in the caller's thread
+            error.append(exc)
+
+    checker = threading.Thread(target=check, name="lfs-agent-check")
+    checker.start()
+    try:
+        with open(unverified.path, "rb", buffering=0) as src, open(temp, "wb") as dst:
+            _copy_file(src, dst)
+            done = _backdate(dst.fileno())
+    finally:
+        checker.join()
+    if error:
+        raise error[0]
+    return done
 
 
 def _backdate(fd: int) -> os.stat_result:

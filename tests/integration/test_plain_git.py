@@ -298,6 +298,92 @@ def test_a_corrupt_large_bucket_object_never_reaches_the_work_tree(setup: Setup,
     assert lfs_tmp_files(clone) == []
 
 
+def pushed_large_and_small(setup: Setup) -> str:
+    oid = write_random(setup.work / "big.bin", LARGE, seed=9)
+    (setup.work / "small.bin").write_bytes(b"small\n")
+    commit_all(setup.work, "big")
+    git("push", "-q", "origin", "main", cwd=setup.work)
+    return oid
+
+
+def plain_clone(setup: Setup, name: str) -> Path:
+    """A clone with pointers in its work tree, lfs-agent installed."""
+    repo = setup.root / name
+    git("clone", "-q", str(setup.remote), str(repo), cwd=setup.root)
+    assert agent("install", cwd=repo).returncode == 0
+    return repo
+
+
+def test_pull_checks_a_large_object_while_copying_it_into_place(setup: Setup):
+    oid = pushed_large_and_small(setup)
+    repo = plain_clone(setup, "plain")
+    pulled = agent("pull", cwd=repo)
+    assert pulled.returncode == 0, pulled.stderr
+    assert hash_file(repo / "big.bin") == (oid, LARGE)
+    assert hash_file(repo / ".git/lfs/objects" / oid[:2] / oid[2:4] / oid) == (oid, LARGE)
+    assert (repo / "small.bin").read_bytes() == b"small\n"
+    assert lfs_tmp_files(repo) == []
+    assert sorted(p.name for p in repo.iterdir()) == sorted(
+        [".git", ".gitattributes", ".lfsagent", "big.bin", "small.bin"]
+    )  # no temp file left beside the work-tree files
+    assert status(repo) == b""
+
+
+@pytest.mark.parametrize("damage", ["in place", "cut short"])
+def test_pull_of_a_corrupt_large_object_leaves_the_pointer(setup: Setup, damage):
+    oid = pushed_large_and_small(setup)
+    obj = setup.bucket / "objects" / oid[:2] / oid[2:4] / oid
+    obj.chmod(0o644)
+    with open(obj, "r+b") as f:
+        if damage == "in place":
+            f.seek(LARGE // 2)
+            f.write(b"rot")
+        else:
+            f.truncate(LARGE - 1)
+    repo = plain_clone(setup, "plain")
+    pointer = (repo / "big.bin").read_bytes()
+
+    pulled = agent("pull", cwd=repo)
+    assert pulled.returncode == 2
+    stderr = pulled.stderr.decode()
+    assert f"object {oid} from {setup.bucket.as_uri()} is corrupt" in stderr
+    got = f"got {LARGE} bytes hashing to" if damage == "in place" else f"got {LARGE - 1} bytes"
+    assert got in stderr
+    assert (repo / "big.bin").read_bytes() == pointer
+    assert not (repo / ".git/lfs/objects" / oid[:2]).exists()
+    assert lfs_tmp_files(repo) == []
+    if damage == "in place":  # found while copying: the other files are done
+        assert (repo / "small.bin").read_bytes() == b"small\n"
+        assert status(repo) == b""
+
+
+def test_when_a_download_fails_the_large_objects_fetched_are_checked_and_kept(setup: Setup):
+    good = write_random(setup.work / "good.bin", LARGE, seed=1)
+    bad = write_random(setup.work / "bad.bin", LARGE, seed=2)
+    commit_all(setup.work, "two")
+    git("push", "-q", "origin", "main", cwd=setup.work)
+    (setup.bucket / "objects" / bad[:2] / bad[2:4] / bad).unlink()
+    repo = plain_clone(setup, "plain")
+
+    pulled = agent("pull", cwd=repo)
+    assert pulled.returncode == 2
+    assert f"object {bad} is not on remote" in pulled.stderr.decode()
+    assert hash_file(repo / ".git/lfs/objects" / good[:2] / good[2:4] / good) == (good, LARGE)
+    assert lfs_tmp_files(repo) == []
+
+
+def test_pull_keeps_a_local_edit_and_still_stores_the_large_object_checked(setup: Setup):
+    oid = pushed_large_and_small(setup)
+    repo = plain_clone(setup, "plain")
+    (repo / "big.bin").write_bytes(b"my own edit\n")
+
+    pulled = agent("pull", cwd=repo)
+    assert pulled.returncode == 0, pulled.stderr
+    assert (repo / "big.bin").read_bytes() == b"my own edit\n"
+    assert hash_file(repo / ".git/lfs/objects" / oid[:2] / oid[2:4] / oid) == (oid, LARGE)
+    assert lfs_tmp_files(repo) == []
+
+
 def test_killing_push_at_random_moments_never_leaves_a_partial_object(setup: Setup):
     work = setup.work
     oids = {write_random(work / f"f{i}.bin", 6 * 1024 * 1024, seed=100 + i) for i in range(6)}
