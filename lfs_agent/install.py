@@ -63,24 +63,34 @@ def _is_ours(value: str | None) -> bool:
     return value is not None and ("lfs_agent" in value or "lfs-agent" in value)
 
 
-def _record(git: Git, keys: list[str]) -> None:
-    current = git.config_get(INSTALLED_KEY) or ""
-    merged = list(dict.fromkeys([k for k in current.split(",") if k] + keys))
-    git.config_set(INSTALLED_KEY, ",".join(merged))
+def _record(git: Git, local: dict[str, str], keys: list[str]) -> None:
+    current = local.get(INSTALLED_KEY, "")
+    merged = ",".join(dict.fromkeys([k for k in current.split(",") if k] + keys))
+    if merged != current:
+        git.config_set(INSTALLED_KEY, merged)
 
 
-def _set_keys(git: Git, values: dict[str, str], force: bool) -> list[str]:
-    """Write ``values`` into the local config, refusing to replace foreign values."""
+def _local_config(git: Git) -> dict[str, str]:
+    """The repository's own config (``.git/config``), key -> last value, in one read."""
+    return {e.key: e.value for e in git.config_entries(["--local"])}
+
+
+def _set_keys(git: Git, local: dict[str, str], values: dict[str, str], force: bool) -> list[str]:
+    """Write ``values`` into the local config, refusing to replace foreign values.
+
+    ``local`` is that config as read before; keys already holding their value are not
+    written again.
+    """
     for key, value in values.items():
-        existing = git.run(["config", "--local", "--get", key], check=False)
-        old = existing.stdout.decode().strip() if existing.returncode == 0 else None
+        old = local.get(key)
         if old is not None and old != value and not _is_ours(old) and not force:
             raise ConfigError(
                 f"{key} is already set to {old!r} in this repository; run "
                 "'lfs-agent install --force' to replace it"
             )
     for key, value in values.items():
-        git.config_set(key, value)
+        if local.get(key) != value:
+            git.config_set(key, value)
     return list(values)
 
 
@@ -113,6 +123,7 @@ def install(
     paths = git.paths
     report = InstallReport()
     cmd = _command(python)
+    local_config = _local_config(git)
     if with_git_lfs:
         keys = {
             f"lfs.customtransfer.{AGENT_NAME}.path": python,
@@ -126,10 +137,11 @@ def install(
             keys[f"lfs.{_lfs_endpoint(url, paths.work_tree)}.standalonetransferagent"] = AGENT_NAME
         else:
             keys["lfs.standalonetransferagent"] = AGENT_NAME
-        written = _set_keys(git, keys, force)
+        written = _set_keys(git, local_config, keys, force)
     else:
         written = _set_keys(
             git,
+            local_config,
             {
                 "filter.lfs.process": f"{cmd} filter-process",
                 "filter.lfs.clean": f"{cmd} clean -- %f",
@@ -149,7 +161,7 @@ def install(
                 raise ConfigError(f"a bare repository has no work tree for {SIDECAR_FILE}")
             git.config_set("lfs-agent.remote", url, file=paths.work_tree / SIDECAR_FILE)
             report.messages.append(f"wrote the remote to {SIDECAR_FILE}: commit it for clones")
-    _record(git, written)
+    _record(git, local_config, written)
     return report
 
 
