@@ -453,6 +453,16 @@ def test_install_respects_core_hooks_path_and_refuses_foreign_filter_config(repo
     assert agent("install", "--force", cwd=other).returncode == 0
 
 
+def test_a_second_install_rewrites_no_config(repo: Path, tmp_path: Path):
+    assert agent("install", cwd=repo).returncode == 0
+    config = (repo / ".git/config").read_bytes()
+    trace = tmp_path / "trace"
+    again = agent("install", cwd=repo, env={**os.environ, "GIT_TRACE": str(trace)})
+    assert again.returncode == 0
+    assert "--replace-all" not in trace.read_text()
+    assert (repo / ".git/config").read_bytes() == config
+
+
 def test_untrack_and_listing(repo: Path):
     agent("track", "*.h5", "my file.bin", cwd=repo)
     listed = agent("track", cwd=repo).stdout.decode()
