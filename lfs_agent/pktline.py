@@ -140,7 +140,8 @@ class PktLineWriter:
     """Writes packets through a ``write(bytes)`` callable.
 
     Args:
-        write: Accepts bytes (e.g. ``stream.write``).
+        write: Accepts bytes (e.g. ``stream.write``); a memoryview it is given must be
+            written or copied before it returns (its buffer is reused).
         flush: Pushes buffered bytes to the peer (e.g. ``stream.flush``).
     """
 
@@ -149,6 +150,8 @@ class PktLineWriter:
     ) -> None:
         self._write = write
         self._flush = flush
+        # The buffer write_file frames packets in, made at its first use and reused.
+        self._frame: bytearray | None = None
 
     def write_packet(self, payload: bytes) -> None:
         """Write one data packet."""
@@ -193,7 +196,9 @@ class PktLineWriter:
         Returns:
             The number of bytes sent.
         """
-        frame = bytearray(PACKETS_PER_WRITE * (HEADER_SIZE + MAX_PAYLOAD))
+        if self._frame is None:  # 1 MiB: made once, not for every small file
+            self._frame = bytearray(PACKETS_PER_WRITE * (HEADER_SIZE + MAX_PAYLOAD))
+        frame = self._frame
         view = memoryview(frame)
         sent = 0
         while True:
