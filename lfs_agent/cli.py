@@ -43,6 +43,8 @@ LOG_ENV = "LFS_AGENT_LOG"
 #: Capacity asked for the pipes git talks to a filter through (Linux's default limit for
 #: unprivileged processes, /proc/sys/fs/pipe-max-size).
 PIPE_SIZE = 1024 * 1024
+#: Bytes the filter gathers before writing to git (it pushes each reply as a whole).
+REPLY_BUFFER = 64 * 1024
 
 
 def _setup_logging() -> bool:
@@ -159,6 +161,8 @@ class LazyFetch:
         self._ctx = ctx
         self._remote: Remote | None = None
         self._lock = threading.Lock()
+        # Whether downloads are hard links (in_background), known at the first smudge.
+        self._links: bool | None = None
 
     def __call__(self, pointer: Pointer) -> None:
         logger.info("downloading %s (%d bytes)", pointer.oid, pointer.size)
@@ -171,6 +175,16 @@ class LazyFetch:
         """
         logger.info("downloading %s (%d bytes)", pointer.oid, pointer.size)
         return self._open().download_for_reading(self._ctx.store, pointer)
+
+    def in_background(self, pointer: Pointer) -> bool:
+        """Whether a smudge should download ``pointer``'s object in the background.
+
+        Not from a folder bucket on the store's disk: that download is a hard link,
+        quicker than the extra request to git a delayed smudge costs.
+        """
+        if self._links is None:
+            self._links = self._open().downloads_are_links(self._ctx.store)
+        return not self._links
 
     def _open(self) -> Remote:
         with self._lock:
@@ -292,17 +306,23 @@ def cmd_smudge(ctx: Context) -> int:
 
 def cmd_filter_process(ctx: Context) -> int:
     """``filter-process``: git's long-running filter protocol on stdin/stdout."""
+    import contextlib
+
     from lfs_agent.gitfilter import FilterProcess
     from lfs_agent.pktline import PktLineReader, PktLineWriter
 
     _widen_pipes()
     fetch = ctx.fetcher()
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdin = sys.stdin.buffer
+    # A buffer of our own on fd 1: with PYTHONUNBUFFERED=1 (common in container images)
+    # sys.stdout.buffer would send every packet in a write of its own.
+    stdout = open(sys.stdout.fileno(), "wb", buffering=REPLY_BUFFER, closefd=False)  # noqa: SIM115
     process = FilterProcess(
         PktLineReader(stdin.read),
         PktLineWriter(stdout.write, stdout.flush),
         ctx.store,
         fetch=fetch.for_reading if fetch is not None else None,
+        in_background=fetch.in_background if fetch is not None else None,
         path_filter=ctx.path_filter(),
         skip_smudge=ctx.settings.skip_smudge or ctx.args.skip,
         skip_download_errors=ctx.settings.skip_download_errors,
@@ -314,6 +334,8 @@ def cmd_filter_process(ctx: Context) -> int:
     finally:
         if fetch is not None:
             fetch.close()
+        with contextlib.suppress(OSError):  # git went away first: nothing to tell it
+            stdout.close()  # flushes; fd 1 stays open
     return 0
 
 

@@ -294,6 +294,17 @@ class DelayedDownloads:
                 self._pool = ThreadPoolExecutor(self._concurrency, "lfs-agent-download")
             self._pool.submit(self._run, pointer)
 
+    def add_failed(self, path: str, pointer: Pointer, error: LfsAgentError) -> None:
+        """Take ``path`` as a delayed smudge whose download has failed with ``error``.
+
+        It is logged and never listed (listed, with ``list_failures``), as a failed
+        background download is: git then reports that path alone.
+        """
+        with self._cond:
+            self._pointers[path] = pointer
+            self._finished.setdefault(pointer.oid, error)
+            self._settle([path], pointer, error)
+
     def _run(self, pointer: Pointer) -> None:
         error: LfsAgentError | None = None
         unverified = None
@@ -370,6 +381,9 @@ class FilterProcess:
         skip_download_errors: When a download fails, log it and leave the pointer in the
             work tree instead of failing the file (git-lfs ``lfs.skipdownloaderrors``).
         concurrency: Parallel downloads for delayed smudges.
+        in_background: Whether a missing object is worth a delayed smudge (downloaded
+            in the background while git goes on); when it says no, the smudge downloads
+            it at once. Default: always delay when git allows it.
         restaged: When set, every clean is of a file lfs-agent has just written from
             the store, and must hash to one of these oids (see :func:`clean`).
     """
@@ -385,6 +399,7 @@ class FilterProcess:
         skip_smudge: bool = False,
         skip_download_errors: bool = False,
         concurrency: int = 8,
+        in_background: Callable[[Pointer], bool] | None = None,
         restaged: Set[str] = frozenset(),
     ) -> None:
         self.reader = reader
@@ -395,6 +410,7 @@ class FilterProcess:
         self.skip_smudge = skip_smudge
         self.skip_download_errors = skip_download_errors
         self.restaged = restaged
+        self.in_background = in_background
         # Capabilities agreed in the handshake (a subset of CAPABILITIES).
         self.capabilities: set[str] = set()
         # Background downloads for smudges answered "delayed".
@@ -536,8 +552,17 @@ class FilterProcess:
                 return
             if request.get(KEY_CAN_DELAY) == "1" and "delay" in self.capabilities:
                 assert self.delayed is not None  # delay is only agreed when fetch is set
-                self.delayed.add(path, pointer)
-                self.writer.write_text_list([STATUS_DELAYED])
+                if self._worth_delaying(pointer):
+                    self.delayed.add(path, pointer)
+                    self.writer.write_text_list([STATUS_DELAYED])
+                    return
+                try:
+                    unverified = self.fetch(pointer)
+                except LfsAgentError as exc:  # failed as a delayed download would
+                    self.delayed.add_failed(path, pointer, exc)
+                    self.writer.write_text_list([STATUS_DELAYED])
+                    return
+                self._send_object(path, pointer, unverified=unverified)
                 return
             try:
                 unverified = self.fetch(pointer)
@@ -551,6 +576,15 @@ class FilterProcess:
             self._send_object(path, pointer, unverified=unverified)
             return
         self._send_object(path, pointer, source)
+
+    def _worth_delaying(self, pointer: Pointer) -> bool:
+        """Whether to download ``pointer``'s object in the background (see __init__)."""
+        if self.in_background is None:
+            return True
+        try:
+            return self.in_background(pointer)
+        except LfsAgentError:  # the remote cannot be set up: the download says why
+            return True
 
     def _send_object(
         self,

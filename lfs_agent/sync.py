@@ -121,6 +121,20 @@ class Remote:
                 self._backend.close()
                 self._backend = None
 
+    def downloads_are_links(self, store: ObjectStore) -> bool:
+        """Whether a download into ``store`` is a hard link: a folder bucket on its disk.
+
+        Such a download costs a few system calls, whatever the object's size.
+        """
+        from lfs_agent.backends.local import LocalBackend
+
+        backend = self.backend
+        return (
+            self.cache is None
+            and isinstance(backend, LocalBackend)
+            and backend.links_into(store.root)
+        )
+
     def download(
         self, store: ObjectStore, pointer: Pointer, progress: Progress = NULL_PROGRESS
     ) -> bool:

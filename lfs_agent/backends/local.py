@@ -64,6 +64,21 @@ class LocalBackend:
     def _path(self, oid: str) -> Path:
         return self.root / object_key(oid)
 
+    def links_into(self, directory: Path) -> bool:
+        """Whether downloads into ``directory`` are hard links (no byte is copied).
+
+        True when linking is on and the bucket is on ``directory``'s file system (that
+        of its nearest existing parent, when it does not exist yet).
+        """
+        if not self.link:
+            return False
+        while not directory.exists() and directory != directory.parent:
+            directory = directory.parent
+        try:
+            return os.stat(self.root).st_dev == os.stat(directory).st_dev
+        except OSError:
+            return False
+
     def stat_many(self, oids: Sequence[str]) -> dict[str, int | None]:
         """Nothing: a stat of a local file is cheaper than listing a directory tree."""
         return {}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,22 @@ def test_same_file_system_downloads_are_links_checked_before_they_reach_the_stor
     assert not store.object_path(bad_oid).exists()
     assert list(store.tmp_dir.iterdir()) == []
     assert bad_path.read_bytes() == good  # the bucket's file is left for fsck to report
+
+
+def test_downloads_are_links_only_on_the_stores_file_system_with_linking_on(tmp_path):
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    store = ObjectStore(tmp_path / "repo/.git/lfs")  # not created yet: its parent counts
+    assert Remote(bucket.as_uri()).downloads_are_links(store)
+    assert not Remote(bucket.as_uri(), {"local.link": "false"}).downloads_are_links(store)
+    assert not Remote(bucket.as_uri(), cache=ObjectStore(tmp_path / "cache")).downloads_are_links(
+        store
+    )
+    other = Path("/dev/shm")
+    if not other.is_dir() or other.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("no second file system (/dev/shm) to put the store on")
+    elsewhere = Path(tempfile.mkdtemp(dir=other))
+    try:
+        assert not Remote(bucket.as_uri()).downloads_are_links(ObjectStore(elsewhere / "lfs"))
+    finally:
+        shutil.rmtree(elsewhere)

@@ -314,6 +314,46 @@ def plain_clone(setup: Setup, name: str) -> Path:
     return repo
 
 
+def test_the_filter_buffers_its_replies_itself_under_pythonunbuffered(setup: Setup):
+    # Container images often set PYTHONUNBUFFERED=1; the filter keeps its own buffer.
+    files = {f"m{i}.bin": f"model {i}\n".encode() * (i + 1) for i in range(5)}
+    for name, data in files.items():
+        (setup.work / name).write_bytes(data)
+    commit_all(setup.work, "models")
+    git("push", "-q", "origin", "main", cwd=setup.work)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    dest = setup.root / "clone"
+    clone_with_filter(setup.remote, dest, cwd=setup.root, env=env)
+    for name, data in files.items():
+        assert (dest / name).read_bytes() == data
+    assert status(dest) == b""
+
+
+def test_a_clone_from_a_folder_bucket_on_its_disk_delays_no_smudge(setup: Setup):
+    # Those downloads are hard links: each smudge fetches at once, with no extra round.
+    for i in range(3):
+        (setup.work / f"m{i}.bin").write_bytes(f"model {i}\n".encode())
+    commit_all(setup.work, "models")
+    git("push", "-q", "origin", "main", cwd=setup.work)
+    dest = setup.root / "clone"
+    env = {**os.environ, "GIT_TRACE_PACKET": "1"}
+    traced = clone_with_filter(setup.remote, dest, cwd=setup.root, env=env).stderr
+    assert traced.count(b"can-delay=1") == 3  # git offered to delay each
+    assert b"status=delayed" not in traced
+    for i in range(3):
+        assert (dest / f"m{i}.bin").read_bytes() == f"model {i}\n".encode()
+
+    # Copied instead (as from another disk), they are downloaded in the background.
+    dest = setup.root / "copying"
+    traced = clone_with_filter(
+        setup.remote, dest, "-c", "lfs-agent.local.link=false", cwd=setup.root, env=env
+    ).stderr
+    assert traced.count(b"status=delayed") == 3
+    for i in range(3):
+        assert (dest / f"m{i}.bin").read_bytes() == f"model {i}\n".encode()
+    assert status(dest) == b""
+
+
 def test_pull_checks_a_large_object_while_copying_it_into_place(setup: Setup):
     oid = pushed_large_and_small(setup)
     repo = plain_clone(setup, "plain")

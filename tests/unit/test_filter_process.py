@@ -410,6 +410,44 @@ def test_an_unverified_download_git_never_asks_for_is_removed(store):
     assert not store.contains(Pointer(sha256(HELLO), len(HELLO)))
 
 
+def test_a_download_not_worth_delaying_is_answered_at_once(store):
+    # A folder bucket on the store's disk: the download is a hard link, cheaper than
+    # the request a delayed smudge costs git.
+    fetched = []
+
+    def fetch(pointer: Pointer) -> None:
+        fetched.append(pointer.oid)
+        store.ingest(io.BytesIO(HELLO), expected=pointer)
+
+    data = (
+        HANDSHAKE_IN
+        + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
+        + content(HELLO_POINTER)
+        + pkt("command=list_available_blobs")
+    )
+    out = run(store, data, fetch=fetch, in_background=lambda p: False)
+    expected = HANDSHAKE_OUT + SUCCESS + encode_packet(HELLO) + b"00000000" + b"0000" + SUCCESS
+    assert out == expected
+    assert fetched == [sha256(HELLO)]
+
+
+def test_a_failed_download_not_worth_delaying_fails_like_a_delayed_one(store, caplog):
+    # Answered "delayed" and never listed: git reports that path alone and goes on,
+    # where status=error would stop the whole checkout.
+    def fetch(pointer: Pointer) -> None:
+        raise ObjectNotFoundError(f"object {pointer.oid} is not on remote file:///b")
+
+    data = (
+        HANDSHAKE_IN
+        + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
+        + content(HELLO_POINTER)
+        + pkt("command=list_available_blobs")
+    )
+    out = run(store, data, fetch=fetch, in_background=lambda p: False)
+    assert out == HANDSHAKE_OUT + pkt("status=delayed") + b"0000" + SUCCESS
+    assert f"a.bin: object {sha256(HELLO)} is not on remote file:///b" in caplog.text
+
+
 def test_list_available_with_nothing_delayed_is_empty(store):
     out = run(store, HANDSHAKE_IN + pkt("command=list_available_blobs"), fetch=lambda p: None)
     assert out == HANDSHAKE_OUT + b"0000" + SUCCESS
