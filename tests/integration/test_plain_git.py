@@ -257,6 +257,26 @@ def lfs_tmp_files(repo: Path) -> list[str]:
     return sorted(p.name for p in tmp.iterdir() if not p.name.endswith(".lock"))
 
 
+def pushed_large_and_small(setup: Setup) -> str:
+    oid = write_random(setup.work / "big.bin", LARGE, seed=9)
+    (setup.work / "small.bin").write_bytes(b"small\n")
+    commit_all(setup.work, "big")
+    git("push", "-q", "origin", "main", cwd=setup.work)
+    return oid
+
+
+def damage_in_bucket(setup: Setup, oid: str, damage: str) -> None:
+    """Rot a few bytes of the bucket's object in place, or cut its last byte off."""
+    obj = setup.bucket / "objects" / oid[:2] / oid[2:4] / oid
+    obj.chmod(0o644)
+    with open(obj, "r+b") as f:
+        if damage == "in place":
+            f.seek(LARGE // 2)
+            f.write(b"rot")
+        else:
+            f.truncate(LARGE - 1)
+
+
 def test_a_large_object_is_checked_while_git_receives_it(setup: Setup):
     oid = write_random(setup.work / "big.bin", LARGE, seed=9)
     commit_all(setup.work, "big")
@@ -274,18 +294,8 @@ def test_a_large_object_is_checked_while_git_receives_it(setup: Setup):
 def test_a_corrupt_large_bucket_object_never_reaches_the_work_tree(setup: Setup, damage):
     # Corrupted in place, it is found only once git has the bytes: git is told the
     # filter failed, and writes nothing. Cut short, it is found before anything is sent.
-    oid = write_random(setup.work / "big.bin", LARGE, seed=9)
-    (setup.work / "small.bin").write_bytes(b"small\n")
-    commit_all(setup.work, "big")
-    git("push", "-q", "origin", "main", cwd=setup.work)
-    obj = setup.bucket / "objects" / oid[:2] / oid[2:4] / oid
-    obj.chmod(0o644)
-    with open(obj, "r+b") as f:
-        if damage == "in place":
-            f.seek(LARGE // 2)
-            f.write(b"rot")
-        else:
-            f.truncate(LARGE - 1)
+    oid = pushed_large_and_small(setup)
+    damage_in_bucket(setup, oid, damage)
 
     clone = setup.clone("clone")
     stderr = setup.last.stderr.decode()
@@ -296,14 +306,6 @@ def test_a_corrupt_large_bucket_object_never_reaches_the_work_tree(setup: Setup,
     assert not (clone / "big.bin").exists()
     assert not (clone / ".git/lfs/objects" / oid[:2]).exists()
     assert lfs_tmp_files(clone) == []
-
-
-def pushed_large_and_small(setup: Setup) -> str:
-    oid = write_random(setup.work / "big.bin", LARGE, seed=9)
-    (setup.work / "small.bin").write_bytes(b"small\n")
-    commit_all(setup.work, "big")
-    git("push", "-q", "origin", "main", cwd=setup.work)
-    return oid
 
 
 def plain_clone(setup: Setup, name: str) -> Path:
@@ -372,14 +374,7 @@ def test_pull_checks_a_large_object_while_copying_it_into_place(setup: Setup):
 @pytest.mark.parametrize("damage", ["in place", "cut short"])
 def test_pull_of_a_corrupt_large_object_leaves_the_pointer(setup: Setup, damage):
     oid = pushed_large_and_small(setup)
-    obj = setup.bucket / "objects" / oid[:2] / oid[2:4] / oid
-    obj.chmod(0o644)
-    with open(obj, "r+b") as f:
-        if damage == "in place":
-            f.seek(LARGE // 2)
-            f.write(b"rot")
-        else:
-            f.truncate(LARGE - 1)
+    damage_in_bucket(setup, oid, damage)
     repo = plain_clone(setup, "plain")
     pointer = (repo / "big.bin").read_bytes()
 

@@ -44,6 +44,10 @@ def content(data: bytes) -> bytes:
     return (encode_packet(data) if data else b"") + b"0000"
 
 
+#: git asking to smudge a.bin (HELLO's pointer), which it allows to be delayed.
+SMUDGE_A_CAN_DELAY = pkt("command=smudge", "pathname=a.bin", "can-delay=1") + content(HELLO_POINTER)
+
+
 def run(store: ObjectStore, data: bytes, **kwargs) -> bytes:
     out = io.BytesIO()
     process = FilterProcess(
@@ -239,8 +243,7 @@ def test_delayed_smudges_are_listed_then_answered(store):
     stored[sha256(other)] = other
     data = (
         HANDSHAKE_IN
-        + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
-        + content(HELLO_POINTER)
+        + SMUDGE_A_CAN_DELAY
         + pkt("command=smudge", "pathname=b.bin", "can-delay=1")
         + content(pointer_bytes(other))
         + pkt("command=smudge", "pathname=c.bin", "can-delay=1")
@@ -287,8 +290,7 @@ def test_follow_up_smudge_of_a_delayed_path_sends_the_content(store):
 
     data = (
         HANDSHAKE_IN
-        + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
-        + content(HELLO_POINTER)
+        + SMUDGE_A_CAN_DELAY
         + pkt("command=list_available_blobs")
         + pkt("command=smudge", "pathname=a.bin")
         + content(b"")
@@ -318,8 +320,7 @@ def test_a_failed_delayed_download_is_logged_and_never_listed(store, caplog):
 
     data = (
         HANDSHAKE_IN
-        + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
-        + content(HELLO_POINTER)
+        + SMUDGE_A_CAN_DELAY
         + pkt("command=smudge", "pathname=ok.bin", "can-delay=1")
         + content(pointer_bytes(other))
         + pkt("command=list_available_blobs")
@@ -358,8 +359,7 @@ def test_an_unverified_download_is_checked_while_sent_then_stored(store):
     calls: list[str] = []
     data = (
         HANDSHAKE_IN
-        + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
-        + content(HELLO_POINTER)
+        + SMUDGE_A_CAN_DELAY
         + pkt("command=smudge", "pathname=c.bin", "can-delay=1")
         + content(HELLO_POINTER)
         + pkt("command=list_available_blobs")
@@ -399,12 +399,7 @@ def test_an_unverified_download_that_hashes_wrong_ends_in_an_error(store, caplog
 
 
 def test_an_unverified_download_git_never_asks_for_is_removed(store):
-    data = (
-        HANDSHAKE_IN
-        + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
-        + content(HELLO_POINTER)
-        + pkt("command=list_available_blobs")
-    )
+    data = HANDSHAKE_IN + SMUDGE_A_CAN_DELAY + pkt("command=list_available_blobs")
     run(store, data, fetch=unverified_fetch(store, HELLO, []))
     assert list(store.ensure_tmp().iterdir()) == []
     assert not store.contains(Pointer(sha256(HELLO), len(HELLO)))
@@ -419,12 +414,7 @@ def test_a_download_not_worth_delaying_is_answered_at_once(store):
         fetched.append(pointer.oid)
         store.ingest(io.BytesIO(HELLO), expected=pointer)
 
-    data = (
-        HANDSHAKE_IN
-        + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
-        + content(HELLO_POINTER)
-        + pkt("command=list_available_blobs")
-    )
+    data = HANDSHAKE_IN + SMUDGE_A_CAN_DELAY + pkt("command=list_available_blobs")
     out = run(store, data, fetch=fetch, in_background=lambda p: False)
     expected = HANDSHAKE_OUT + SUCCESS + encode_packet(HELLO) + b"00000000" + b"0000" + SUCCESS
     assert out == expected
@@ -437,12 +427,7 @@ def test_a_failed_download_not_worth_delaying_fails_like_a_delayed_one(store, ca
     def fetch(pointer: Pointer) -> None:
         raise ObjectNotFoundError(f"object {pointer.oid} is not on remote file:///b")
 
-    data = (
-        HANDSHAKE_IN
-        + pkt("command=smudge", "pathname=a.bin", "can-delay=1")
-        + content(HELLO_POINTER)
-        + pkt("command=list_available_blobs")
-    )
+    data = HANDSHAKE_IN + SMUDGE_A_CAN_DELAY + pkt("command=list_available_blobs")
     out = run(store, data, fetch=fetch, in_background=lambda p: False)
     assert out == HANDSHAKE_OUT + pkt("status=delayed") + b"0000" + SUCCESS
     assert f"a.bin: object {sha256(HELLO)} is not on remote file:///b" in caplog.text
