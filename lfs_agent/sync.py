@@ -478,14 +478,22 @@ def checkout(
     Raises:
         TransferError: some unverified objects were corrupt; every other file is done.
     """
+    files = list(files)
     pending = dict(unverified or {})
     failed: dict[str, IntegrityError] = {}
     try:
-        written = _checkout(git, store, list(files), pending, failed)
-    finally:
+        written = _checkout(git, store, files, pending, failed)
+    except BaseException:
         for leftover in pending.values():
             with contextlib.suppress(FileNotFoundError):
                 leftover.path.unlink()
+        raise
+    pointers = {f.pointer.oid: f.pointer for f in files}
+    for oid, leftover in pending.items():  # none written (no lfs filter, say): stored
+        try:
+            _publish_checked(store, pointers[oid], leftover)
+        except IntegrityError as exc:
+            failed[oid] = exc
     if failed:
         raise TransferError(
             f"{len(failed)} object(s) failed to download:\n  "
@@ -540,7 +548,10 @@ def _checkout(
     copied = {f.pointer.oid for f in by_us}
     for f in files:  # the others are checked now: git's filter reads them from the store
         if f.pointer.oid in pending and f.pointer.oid not in copied:
-            _publish_checked(store, f.pointer, pending.pop(f.pointer.oid), failed)
+            try:
+                _publish_checked(store, f.pointer, pending.pop(f.pointer.oid))
+            except IntegrityError as exc:
+                failed[f.pointer.oid] = exc
     by_git = [f for f in by_git if f.pointer.oid not in failed]
     if not (by_git or by_us):
         return []
@@ -583,23 +594,23 @@ def store_unverified(
 
     A corrupt one is dropped, with a warning.
     """
-    failed: dict[str, IntegrityError] = {}
     pointers = {f.pointer.oid: f.pointer for f in files}
     for oid, download in unverified.items():
-        _publish_checked(store, pointers[oid], download, failed)
-    for exc in failed.values():
-        logger.warning("%s", exc)
+        try:
+            _publish_checked(store, pointers[oid], download)
+        except IntegrityError as exc:
+            logger.warning("%s", exc)
 
 
-def _publish_checked(
-    store: ObjectStore, pointer: Pointer, unverified: Unverified, failed: dict[str, IntegrityError]
-) -> None:
-    """Check an unverified download on its own and move it into the store, or drop it."""
+def _publish_checked(store: ObjectStore, pointer: Pointer, unverified: Unverified) -> None:
+    """Check an unverified download on its own and move it into the store.
+
+    Raises:
+        IntegrityError: it does not hash right; it is deleted.
+    """
     try:
         check_file(unverified.path, pointer, unverified.source)
         store.publish_verified(unverified.path, pointer)
-    except IntegrityError as exc:
-        failed[pointer.oid] = exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             unverified.path.unlink()
@@ -679,13 +690,12 @@ def _write_object(
         IntegrityError: the ``unverified`` download does not hash right.
     """
     try:
-        if parse_pointer(target.read_bytes()).oid != pointer.oid:
-            if unverified is not None:
-                _publish_checked(store, pointer, unverified, {})
-            return None
+        holds_pointer = parse_pointer(target.read_bytes()).oid == pointer.oid
     except (OSError, NotAPointerError):
+        holds_pointer = False
+    if not holds_pointer:  # left alone; the download is still checked and stored
         if unverified is not None:
-            _publish_checked(store, pointer, unverified, {})
+            _publish_checked(store, pointer, unverified)
         return None
     temp = target.with_name(f".{target.name}.lfs-agent-{pointer.oid[:12]}")
     try:

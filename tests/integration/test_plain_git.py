@@ -419,6 +419,32 @@ def test_pull_keeps_a_local_edit_and_still_stores_the_large_object_checked(setup
     assert lfs_tmp_files(repo) == []
 
 
+def test_pull_reports_a_corrupt_large_object_even_when_it_writes_no_file(setup: Setup):
+    oid = pushed_large_and_small(setup)
+    damage_in_bucket(setup, oid, "in place")
+    repo = plain_clone(setup, "plain")
+    (repo / "big.bin").write_bytes(b"my own edit\n")
+
+    pulled = agent("pull", cwd=repo)
+    assert pulled.returncode == 2
+    assert f"object {oid} from {setup.bucket.as_uri()} is corrupt" in pulled.stderr.decode()
+    assert (repo / "big.bin").read_bytes() == b"my own edit\n"
+    assert not (repo / ".git/lfs/objects" / oid[:2]).exists()
+    assert lfs_tmp_files(repo) == []
+
+
+def test_pull_without_a_filter_still_stores_the_large_objects_it_fetched(setup: Setup):
+    oid = pushed_large_and_small(setup)
+    repo = setup.root / "uninstalled"
+    git("clone", "-q", str(setup.remote), str(repo), cwd=setup.root)
+
+    pulled = agent("pull", cwd=repo)  # no filter: nothing can be written, all is kept
+    assert pulled.returncode == 0, pulled.stderr
+    assert "no lfs filter is configured" in pulled.stderr.decode()
+    assert hash_file(repo / ".git/lfs/objects" / oid[:2] / oid[2:4] / oid) == (oid, LARGE)
+    assert lfs_tmp_files(repo) == []
+
+
 def test_killing_push_at_random_moments_never_leaves_a_partial_object(setup: Setup):
     work = setup.work
     oids = {write_random(work / f"f{i}.bin", 6 * 1024 * 1024, seed=100 + i) for i in range(6)}
