@@ -554,7 +554,7 @@ def _pull(ctx: Context) -> None:
         raise
     except BaseException:
         for leftover in unverified.values():
-            leftover.path.unlink(missing_ok=True)
+            leftover.discard()
         raise
     written = checkout(ctx.git, ctx.store, files, unverified)
     print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)

@@ -14,7 +14,6 @@ commands). The behaviour mirrors git-lfs ``lfs/gitfilter_clean.go`` and
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Set
@@ -32,7 +31,7 @@ from lfs_agent.log import get_logger
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import PktLineReader, PktLineWriter
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
-from lfs_agent.store import CHUNK_SIZE, BackgroundHash, ObjectStore
+from lfs_agent.store import CHUNK_SIZE, BackgroundHash, ObjectStore, corrupt_error
 
 if TYPE_CHECKING:  # imported when the first download starts: start-up matters here
     from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +70,10 @@ class Unverified(NamedTuple):
 
     path: Path
     source: str
+
+    def discard(self) -> None:
+        """Delete the temp file (a file already moved into the store is not there)."""
+        self.path.unlink(missing_ok=True)
 
 
 #: Downloads one object, or raises: None once the object is in the store (verified),
@@ -361,8 +364,7 @@ class DelayedDownloads:
             self._pool.shutdown(wait=True, cancel_futures=True)
         with self._cond:
             for unverified in self._unverified.values():
-                with contextlib.suppress(FileNotFoundError):
-                    unverified.path.unlink()
+                unverified.discard()
             self._unverified.clear()
 
 
@@ -550,23 +552,20 @@ class FilterProcess:
                 )
                 self.writer.write_text_list([STATUS_ERROR])
                 return
-            if request.get(KEY_CAN_DELAY) == "1" and "delay" in self.capabilities:
+            can_delay = request.get(KEY_CAN_DELAY) == "1" and "delay" in self.capabilities
+            if can_delay and self._worth_delaying(pointer):
                 assert self.delayed is not None  # delay is only agreed when fetch is set
-                if self._worth_delaying(pointer):
-                    self.delayed.add(path, pointer)
-                    self.writer.write_text_list([STATUS_DELAYED])
-                    return
-                try:
-                    unverified = self.fetch(pointer)
-                except LfsAgentError as exc:  # failed as a delayed download would
-                    self.delayed.add_failed(path, pointer, exc)
-                    self.writer.write_text_list([STATUS_DELAYED])
-                    return
-                self._send_object(path, pointer, unverified=unverified)
+                self.delayed.add(path, pointer)
+                self.writer.write_text_list([STATUS_DELAYED])
                 return
             try:
                 unverified = self.fetch(pointer)
             except LfsAgentError as exc:
+                if can_delay:  # failed as a delayed download would: git goes on
+                    assert self.delayed is not None
+                    self.delayed.add_failed(path, pointer, exc)
+                    self.writer.write_text_list([STATUS_DELAYED])
+                    return
                 logger.error("%s: %s", path, exc)
                 if self.skip_download_errors:
                     self._reply(head)
@@ -608,16 +607,32 @@ class FilterProcess:
                 self.writer.write_text_list([STATUS_ERROR])
                 return
         with source:
-            self.writer.write_text_list([STATUS_SUCCESS])
-            try:
-                self.writer.write_file(source)
-            except OSError as exc:
-                logger.error("%s: reading object %s failed: %s", path, pointer.oid, exc)
-                self.writer.write_flush()
-                self.writer.write_text_list([STATUS_ERROR])
+            if self._stream(path, pointer, source) is None:
                 return
         self.writer.write_flush()
         self.writer.write_flush()
+
+    def _stream(
+        self,
+        path: str,
+        pointer: Pointer,
+        source: BinaryIO,
+        tap: Callable[[memoryview], object] | None = None,
+    ) -> int | None:
+        """Send ``status=success`` and ``source``'s bytes (given to ``tap`` as well).
+
+        Returns:
+            The bytes sent, for the caller to end the reply; None when reading failed,
+            and the reply was ended with ``status=error``.
+        """
+        self.writer.write_text_list([STATUS_SUCCESS])
+        try:
+            return self.writer.write_file(source, tap)
+        except OSError as exc:
+            logger.error("%s: reading object %s failed: %s", path, pointer.oid, exc)
+            self.writer.write_flush()
+            self.writer.write_text_list([STATUS_ERROR])
+            return None
 
     def _send_unverified(self, path: str, pointer: Pointer, unverified: Unverified) -> None:
         """Reply with a download nobody has read yet, hashing it while it is sent.
@@ -637,32 +652,18 @@ class FilterProcess:
                 self.writer.write_text_list([STATUS_ERROR])
                 return
             with src:
-                self.writer.write_text_list([STATUS_SUCCESS])
-                try:
-                    sent = self.writer.write_file(src, digest.update)
-                except OSError as exc:
-                    logger.error("%s: reading object %s failed: %s", path, pointer.oid, exc)
-                    self.writer.write_flush()
-                    self.writer.write_text_list([STATUS_ERROR])
-                    return
+                sent = self._stream(path, pointer, src, digest.update)
+            if sent is None:
+                return
             if sent != pointer.size or digest.hexdigest() != pointer.oid:
-                logger.error(
-                    "%s: object %s %s is corrupt: got %d bytes hashing to %s, expected %d "
-                    "bytes; not written",
-                    path,
-                    pointer.oid,
-                    unverified.source,
-                    sent,
-                    digest.hexdigest(),
-                    pointer.size,
-                )
+                error = corrupt_error(pointer, sent, digest.hexdigest(), unverified.source)
+                logger.error("%s: %s; not written", path, error)
                 self.writer.write_flush()
                 self.writer.write_text_list([STATUS_ERROR])
                 return
             self.store.publish_verified(unverified.path, pointer)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                unverified.path.unlink()
+            unverified.discard()
         self.writer.write_flush()
         self.writer.write_flush()
 

@@ -37,6 +37,7 @@ __all__ = [
     "RangeHash",
     "check_file",
     "check_size",
+    "corrupt_error",
     "hash_file",
     "link_file",
 ]
@@ -307,11 +308,7 @@ def check_file(
     else:
         oid, size = hash_file(path)
     if oid != expected.oid or size != expected.size:
-        where = f" {source}" if source else ""
-        raise IntegrityError(
-            f"object {expected.oid}{where} is corrupt: got {size} bytes hashing to "
-            f"{oid}, expected {expected.size} bytes"
-        )
+        raise corrupt_error(expected, size, oid, source)
 
 
 def check_size(path: Path, expected: Pointer, source: str = "") -> None:
@@ -323,11 +320,26 @@ def check_size(path: Path, expected: Pointer, source: str = "") -> None:
     """
     size = os.stat(path).st_size
     if size != expected.size:
-        where = f" {source}" if source else ""
-        raise IntegrityError(
-            f"object {expected.oid}{where} is corrupt: got {size} bytes, "
-            f"expected {expected.size} bytes"
-        )
+        raise corrupt_error(expected, size, source=source)
+
+
+def corrupt_error(
+    expected: Pointer, size: int, oid: str | None = None, source: str = ""
+) -> IntegrityError:
+    """The error for bytes that are not ``expected``'s object, naming what they are.
+
+    Args:
+        expected: The object they should have been.
+        size: How many bytes there were.
+        oid: Their sha256, when it was computed.
+        source: Where they came from (``from <remote>``).
+    """
+    where = f" {source}" if source else ""
+    hashing = f" hashing to {oid}" if oid is not None else ""
+    return IntegrityError(
+        f"object {expected.oid}{where} is corrupt: got {size} bytes{hashing}, "
+        f"expected {expected.size} bytes"
+    )
 
 
 def _create_temp(directory: Path, prefix: str) -> tuple[BinaryIO, Path]:
@@ -381,10 +393,7 @@ class ObjectWriter:
             if expected is not None and (
                 expected.oid != pointer.oid or expected.size != pointer.size
             ):
-                raise IntegrityError(
-                    f"object {expected.oid} is corrupt: got {pointer.size} bytes "
-                    f"hashing to {pointer.oid}, expected {expected.size} bytes"
-                )
+                raise corrupt_error(expected, pointer.size, pointer.oid)
             if pointer.size:
                 self._store._publish(self.temp_path, pointer)
         finally:

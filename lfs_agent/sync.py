@@ -485,15 +485,9 @@ def checkout(
         written = _checkout(git, store, files, pending, failed)
     except BaseException:
         for leftover in pending.values():
-            with contextlib.suppress(FileNotFoundError):
-                leftover.path.unlink()
+            leftover.discard()
         raise
-    pointers = {f.pointer.oid: f.pointer for f in files}
-    for oid, leftover in pending.items():  # none written (no lfs filter, say): stored
-        try:
-            _publish_checked(store, pointers[oid], leftover)
-        except IntegrityError as exc:
-            failed[oid] = exc
+    failed.update(_store_checked(store, files, pending))  # none written (no lfs filter)
     if failed:
         raise TransferError(
             f"{len(failed)} object(s) failed to download:\n  "
@@ -546,12 +540,9 @@ def _checkout(
             by_git.append(f)
             pointer_files[f.path] = target
     copied = {f.pointer.oid for f in by_us}
-    for f in files:  # the others are checked now: git's filter reads them from the store
-        if f.pointer.oid in pending and f.pointer.oid not in copied:
-            try:
-                _publish_checked(store, f.pointer, pending.pop(f.pointer.oid))
-            except IntegrityError as exc:
-                failed[f.pointer.oid] = exc
+    # The others are checked now: git's filter reads them from the store.
+    others = {oid: pending.pop(oid) for oid in list(pending) if oid not in copied}
+    failed.update(_store_checked(store, files, others))
     by_git = [f for f in by_git if f.pointer.oid not in failed]
     if not (by_git or by_us):
         return []
@@ -569,9 +560,8 @@ def _checkout(
         # git skips a file whose stat data matches the index, as a pointer file's does:
         # it goes first. It holds nothing the index lacks; a run cut short restores it.
         for f in by_git:
-            with contextlib.suppress(FileNotFoundError):
-                if f.path in pointer_files:
-                    pointer_files[f.path].unlink()
+            if f.path in pointer_files:
+                pointer_files[f.path].unlink(missing_ok=True)
         _checkout_index(Git(top, env), [f.path for f in by_git])
     written = []
     for f in by_us:
@@ -594,12 +584,26 @@ def store_unverified(
 
     A corrupt one is dropped, with a warning.
     """
+    for exc in _store_checked(store, files, unverified).values():
+        logger.warning("%s", exc)
+
+
+def _store_checked(
+    store: ObjectStore, files: Iterable[PointerFile], downloads: Mapping[str, Unverified]
+) -> dict[str, IntegrityError]:
+    """Check each of ``downloads`` (oid -> temp file) on its own and store it.
+
+    Returns:
+        The errors of those that did not hash right (deleted), by oid.
+    """
     pointers = {f.pointer.oid: f.pointer for f in files}
-    for oid, download in unverified.items():
+    failed = {}
+    for oid, download in downloads.items():
         try:
             _publish_checked(store, pointers[oid], download)
         except IntegrityError as exc:
-            logger.warning("%s", exc)
+            failed[oid] = exc
+    return failed
 
 
 def _publish_checked(store: ObjectStore, pointer: Pointer, unverified: Unverified) -> None:
@@ -612,8 +616,7 @@ def _publish_checked(store: ObjectStore, pointer: Pointer, unverified: Unverifie
         check_file(unverified.path, pointer, unverified.source)
         store.publish_verified(unverified.path, pointer)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            unverified.path.unlink()
+        unverified.discard()
 
 
 def _restage(
@@ -714,8 +717,7 @@ def _write_object(
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
         if unverified is not None:
-            with contextlib.suppress(FileNotFoundError):
-                unverified.path.unlink()
+            unverified.discard()
     try:
         final = os.lstat(target)
     except OSError:
