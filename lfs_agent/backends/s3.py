@@ -8,11 +8,13 @@ among them. boto3 is imported here and nowhere else.
 Uploads never expose a partial object: a single PUT is atomic, and a multipart upload
 becomes visible only when completed. Before anything is sent the file is hashed: its
 sha256 must equal the oid. Each PUT or part carries its own SHA-256 checksum, which S3
-verifies on arrival. An interrupted multipart upload is resumed by the next upload of
-the same object: the upload id is remembered in ``state_dir`` (the repository's
-``lfs/tmp``) and the parts S3 already holds (ListParts) are kept when their checksum or
-MD5 ETag matches the local bytes. Large downloads use parallel ranged GETs into the
-caller's file and resume from the ranges already written.
+verifies on arrival; that signed header binds the body, so botocore is not made to hash
+the body again for the signature (which it does over plain HTTP). An interrupted
+multipart upload is resumed by the next upload of the same object: the upload id is
+remembered in ``state_dir`` (the repository's ``lfs/tmp``) and the parts S3 already
+holds (ListParts) are kept when their checksum or MD5 ETag matches the local bytes.
+Large downloads use parallel ranged GETs into the caller's file and resume from the
+ranges already written.
 
 Options (``lfs-agent.s3.<name>`` in git config or ``.lfsagent``):
 ``profile``, ``region``, ``endpoint-url``, ``addressing-style`` (``path``/``virtual``/
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import io
 import json
@@ -134,6 +137,18 @@ def _no_continue_for_small_puts(params: dict[str, Any], model: Any, **_: Any) ->
         and len(body.getbuffer()) <= SMALL_OBJECT
     ):
         params["headers"].pop("Expect", None)
+
+
+def _unsigned_when_checksummed(unsigned: Config, request: Any, **_: Any) -> None:
+    """Skip the payload hash of a request whose body our SHA-256 checksum covers.
+
+    Over plain HTTP botocore reads and hashes every body to sign it (over HTTPS it skips
+    that when a checksum header is present). The signed ``x-amz-checksum-sha256``
+    header already binds the body, and S3 refuses a body that does not match it, so
+    that second pass over each part buys nothing. Requests without it stay signed.
+    """
+    if "x-amz-checksum-sha256" in request.headers:
+        request.context["client_config"] = unsigned
 
 
 def _missing_source(oid: str, src_path: Path) -> ObjectNotFoundError:
@@ -280,19 +295,25 @@ class S3Backend:
             "request_checksum_calculation": "when_required",
             "response_checksum_validation": "when_required",
         }
-        if "addressing-style" in o:
-            config_args["s3"] = {"addressing_style": o["addressing-style"]}
+        s3_args = {"addressing_style": o["addressing-style"]} if "addressing-style" in o else {}
+        config = Config(**config_args, s3=s3_args)
         try:
             session = boto3.session.Session(profile_name=o.get("profile"))
             client = session.client(
                 "s3",
                 region_name=o.get("region"),
                 endpoint_url=o.get("endpoint-url"),
-                config=Config(**config_args),
+                config=config,
             )
         except botocore.exceptions.ProfileNotFound as exc:
             raise ConfigError(f"AWS profile not found: {exc}") from None
         client.meta.events.register_last("before-call.s3", _no_continue_for_small_puts)
+        unsigned = client.meta.config.merge(
+            Config(s3={**s3_args, "payload_signing_enabled": False})
+        )
+        client.meta.events.register(
+            "before-sign.s3", functools.partial(_unsigned_when_checksummed, unsigned)
+        )
         return client
 
     def _where(self, oid: str | None = None) -> str:

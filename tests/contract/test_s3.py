@@ -96,6 +96,62 @@ def test_multipart_upload_with_a_small_part_size(s3_bucket, tmp_path):
     assert hashed == Pointer(oid, 12 * MIB + 5)
 
 
+def payload_hashes(backend: S3Backend) -> list[tuple[str, str]]:
+    """(operation, X-Amz-Content-SHA256) of every request the backend's own client sends."""
+    sent: list[tuple[str, str]] = []
+
+    def record(request, event_name, **_):
+        value = request.headers["X-Amz-Content-SHA256"]
+        sent.append(
+            (event_name.rsplit(".", 1)[-1], value.decode() if isinstance(value, bytes) else value)
+        )
+
+    backend.client.meta.events.register("before-send.s3", record)
+    return sent
+
+
+@pytest.mark.parametrize("checksum", ["sha256", "off"])
+def test_bodies_our_checksum_covers_are_not_hashed_again_to_sign_them(
+    s3_bucket, tmp_path, checksum
+):
+    # The backend builds its own client (not injected), as it does for users; moto is
+    # plain HTTP, where botocore would otherwise hash every body to sign it.
+    backend = S3Backend(f"s3://{s3_bucket}/p", {**SMALL_PARTS, "s3.checksum": checksum})
+    sent = payload_hashes(backend)
+    big, small = tmp_path / "big", tmp_path / "small"
+    big_oid = write_random(big, 6 * MIB, seed=3)
+    small.write_bytes(b"small")
+    backend.upload(big_oid, big, 6 * MIB, Recorder())
+    backend.upload(sha256(b"small"), small, 5, Recorder())
+    backend.put_meta("meta/tags/v1.json", b"{}")
+    bodies = [(op, value) for op, value in sent if op in ("UploadPart", "PutObject")]
+    assert [op for op, _ in bodies] == ["UploadPart", "UploadPart", "PutObject", "PutObject"]
+    unsigned = [op for op, value in bodies if value == "UNSIGNED-PAYLOAD"]
+    if checksum == "sha256":
+        # Both parts and the small object carry x-amz-checksum-sha256; the record does not.
+        assert unsigned == ["UploadPart", "UploadPart", "PutObject"]
+        assert bodies[-1][1] == hashlib.sha256(b"{}").hexdigest()
+    else:
+        assert unsigned == []
+        assert bodies[2][1] == sha256(b"small")
+    dest = tmp_path / "dest"
+    backend.download(big_oid, dest, 6 * MIB, Recorder())
+    assert sha256(dest.read_bytes()) == big_oid
+
+
+def test_signing_of_bodies_resumes_once_the_endpoint_refuses_checksums(s3_bucket, tmp_path):
+    backend = S3Backend(f"s3://{s3_bucket}/p", dict(SMALL_PARTS))
+    sent = payload_hashes(backend)
+    src = tmp_path / "x"
+    src.write_bytes(b"data")
+    refusal = botocore.exceptions.ClientError(
+        {"Error": {"Code": "NotImplemented", "Message": "checksum"}}, "PutObject"
+    )
+    assert backend._checksum_refused(refusal)
+    backend.upload(sha256(b"data"), src, 4, Recorder())
+    assert sent == [("PutObject", sha256(b"data"))]
+
+
 SLOW_MULTIPART = """
 import json, sys, time
 from pathlib import Path
