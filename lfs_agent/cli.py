@@ -95,8 +95,10 @@ class Context:
             if getattr(self.args, "remote", None):
                 overrides["remote"] = self.args.remote
             self._settings = resolve_settings(self.git, env=os.environ, overrides=overrides)
+            # In lfs-agent clone's checkout, the pull that follows says them.
+            level = log.DEBUG if _pull_after() is not None else log.WARNING
             for warning in self._settings.warnings:
-                logger.warning("%s", warning)
+                logger.log(level, "%s", warning)
         return self._settings
 
     @property
@@ -328,6 +330,7 @@ def cmd_filter_process(ctx: Context) -> int:
         skip_download_errors=ctx.settings.skip_download_errors,
         concurrency=ctx.settings.concurrency,
         restaged=_restaged_oids(),
+        pull_after=_pull_after(),
     )
     try:
         process.serve()
@@ -337,6 +340,14 @@ def cmd_filter_process(ctx: Context) -> int:
         with contextlib.suppress(OSError):  # git went away first: nothing to tell it
             stdout.close()  # flushes; fd 1 stays open
     return 0
+
+
+def _pull_after() -> int | None:
+    """The size over which ``lfs-agent clone``'s pull writes objects (its env), if set."""
+    from lfs_agent.gitfilter import PULL_AFTER_ENV
+
+    value = os.environ.get(PULL_AFTER_ENV, "")
+    return int(value) if value.isdigit() else None
 
 
 def _restaged_oids() -> frozenset[str]:
@@ -539,25 +550,42 @@ def cmd_pull(ctx: Context) -> int:
     return 0
 
 
-def _pull(ctx: Context) -> None:
+def _pull(ctx: Context, after_clone: bool = False) -> None:
+    """Download and check out what ``ctx``'s path filter allows.
+
+    When some downloads fail, the files whose objects did arrive are still checked out
+    (as ``git lfs pull`` does), and then the failure is raised.
+
+    ``after_clone``: git has checked out what its filter could (see :func:`cmd_clone`);
+    the count of files written here is not printed when there are none.
+    """
     from lfs_agent.scan import index_pointers
-    from lfs_agent.sync import checkout, store_unverified
+    from lfs_agent.sync import checkout
 
     path_filter = ctx.path_filter()
     files = [f for f in index_pointers(ctx.git) if path_filter.allows(f.path)]
     # Large objects the download did not read are checked while checkout copies them.
     unverified: dict[str, Unverified] = {}
+    failure: LfsAgentError | None = None
     try:
         _download(ctx, files, unverified)
-    except LfsAgentError:  # some failed: the others are checked and kept, as by fetch
-        store_unverified(ctx.store, files, unverified)
-        raise
+    except LfsAgentError as exc:
+        failure = exc
     except BaseException:
         for leftover in unverified.values():
             leftover.discard()
         raise
-    written = checkout(ctx.git, ctx.store, files, unverified)
-    print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
+    try:
+        written = checkout(ctx.git, ctx.store, files, unverified)
+    except LfsAgentError as exc:
+        if failure is None:
+            raise
+        logger.error("%s", exc)
+        raise failure from None
+    if written or not after_clone:
+        print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
+    if failure is not None:
+        raise failure
 
 
 def cmd_ls_files(ctx: Context) -> int:
@@ -675,29 +703,46 @@ def cmd_clone(ctx: Context) -> int:
     """``clone URL [DIR]``: clone lazily, install, download only what matches."""
     import subprocess
 
-    from lfs_agent.install import install
+    from lfs_agent.gitfilter import PULL_AFTER_ENV
+    from lfs_agent.install import agent_command, install
+    from lfs_agent.sync import GIT_WRITES_MAX
 
     args = ctx.args
     dest = Path(args.directory or _clone_directory(args.url)).absolute()
-    # No filter for the clone's checkout, not even one set up globally (git-lfs's, say):
-    # git writes the pointers as they are and starts no filter process. These settings
-    # (before "clone") last for this command only; install then writes ours.
+    fetch_patterns = {
+        f"lfs-agent.{key}": ",".join(_split_cli(values))
+        for key, values in (("fetchinclude", args.include), ("fetchexclude", args.exclude))
+        if values
+    }
+    # git smudges the clone's files through our filter, whatever filter is set up
+    # globally (git-lfs's, say); objects over GIT_WRITES_MAX, and any the filter cannot
+    # get, stay pointers for the pull below, which writes large files itself and reports
+    # what is missing. Not required: should the filter fail, git writes pointers and
+    # goes on. These settings (before "clone") last for this command only; install then
+    # writes ours, and the fetch patterns are written for good below.
+    settings = {
+        "filter.lfs.process": f"{agent_command(sys.executable)} filter-process",
+        "filter.lfs.smudge": "",
+        "filter.lfs.clean": "",
+        "filter.lfs.required": "false",
+        **fetch_patterns,
+    }
     cmd = ["git"]
-    for key, value in (("process", ""), ("smudge", ""), ("clean", ""), ("required", "false")):
-        cmd += ["-c", f"filter.lfs.{key}={value}"]
+    for key, value in settings.items():
+        cmd += ["-c", f"{key}={value}"]
     cmd.append("clone")
     if args.branch:
         cmd += ["--branch", args.branch]
     if args.depth:
         cmd += ["--depth", str(args.depth)]
     cmd += ["--", args.url, str(dest)]
-    if subprocess.run(cmd, check=False).returncode != 0:  # git printed why
+    env = {**os.environ, PULL_AFTER_ENV: str(GIT_WRITES_MAX)}
+    if subprocess.run(cmd, check=False, env=env).returncode != 0:  # git printed why
         return EXIT_ERROR
     repo = Context(args, cwd=dest)
     install(repo.git)
-    for key, values in (("fetchinclude", args.include), ("fetchexclude", args.exclude)):
-        if values:
-            repo.git.config_set(f"lfs-agent.{key}", ",".join(_split_cli(values)))
+    for key, value in fetch_patterns.items():
+        repo.git.config_set(key, value)
     if not repo.settings.remote:
         print(
             f"lfs-agent: cloned into {dest}, but it names no remote (.lfsagent): run "
@@ -705,7 +750,7 @@ def cmd_clone(ctx: Context) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    _pull(repo)
+    _pull(repo, after_clone=True)
     return 0
 
 

@@ -27,7 +27,7 @@ from lfs_agent.errors import (
     ObjectNotFoundError,
     ProtocolError,
 )
-from lfs_agent.log import get_logger
+from lfs_agent.log import DEBUG, ERROR, get_logger
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import PktLineReader, PktLineWriter
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # imported when the first download starts: start-up matters h
     from concurrent.futures import ThreadPoolExecutor
 
 __all__ = [
+    "PULL_AFTER_ENV",
     "RESTAGE_ENV",
     "DelayedDownloads",
     "Fetch",
@@ -52,6 +53,10 @@ __all__ = [
 #: Names a file of oids while ``lfs-agent pull`` re-stages files it wrote: our clean
 #: filter then only hashes them (see :func:`clean`) instead of storing them again.
 RESTAGE_ENV = "LFS_AGENT_RESTAGE"
+#: Set by ``lfs-agent clone`` for the checkout of its ``git clone``, to a size in bytes:
+#: the filter leaves objects over that size, and those it cannot get, as pointers, for
+#: the ``pull`` that follows to write and to report (see :class:`FilterProcess`).
+PULL_AFTER_ENV = "LFS_AGENT_PULL_AFTER"
 
 logger = get_logger(__name__)
 
@@ -259,13 +264,23 @@ class DelayedDownloads:
     Args:
         fetch: Downloads one object, or raises (a :data:`ReadingFetch`).
         concurrency: Parallel downloads.
+        list_failures: List failed paths too; their follow-up smudge gets the pointer.
+        failure_level: The level failures are logged at.
     """
 
-    def __init__(self, fetch: ReadingFetch, concurrency: int, list_failures: bool = False) -> None:
+    def __init__(
+        self,
+        fetch: ReadingFetch,
+        concurrency: int,
+        list_failures: bool = False,
+        failure_level: int = ERROR,
+    ) -> None:
         self._fetch = fetch
         self._concurrency = max(1, concurrency)
         # List failed paths too (their follow-up smudge then answers with the pointer).
         self._list_failures = list_failures
+        # The level failures are logged at (DEBUG when someone else reports them).
+        self._failure_level = failure_level
         # Created on the first delayed smudge; most processes never need it.
         self._pool: ThreadPoolExecutor | None = None
         self._cond = threading.Condition()
@@ -328,7 +343,7 @@ class DelayedDownloads:
         """Make finished ``paths`` available, or report their failure (lock held)."""
         if error is not None:
             for path in paths:
-                logger.error("%s: %s", path, error)
+                logger.log(self._failure_level, "%s: %s", path, error)
         if error is None or self._list_failures:
             self._ready.extend(paths)
         else:
@@ -388,6 +403,11 @@ class FilterProcess:
             it at once. Default: always delay when git allows it.
         restaged: When set, every clean is of a file lfs-agent has just written from
             the store, and must hash to one of these oids (see :func:`clean`).
+        pull_after: Set for ``lfs-agent clone``'s checkout (:data:`PULL_AFTER_ENV`):
+            objects over this many bytes are left as pointers, as are those that cannot
+            be had (no remote, a failed download; logged at debug level only), for the
+            ``pull`` that follows: it writes large files itself, without git holding
+            them in memory, and reports what is missing once.
     """
 
     def __init__(
@@ -403,6 +423,7 @@ class FilterProcess:
         concurrency: int = 8,
         in_background: Callable[[Pointer], bool] | None = None,
         restaged: Set[str] = frozenset(),
+        pull_after: int | None = None,
     ) -> None:
         self.reader = reader
         self.writer = writer
@@ -412,12 +433,20 @@ class FilterProcess:
         self.skip_smudge = skip_smudge
         self.skip_download_errors = skip_download_errors
         self.restaged = restaged
+        self.pull_after = pull_after
+        # A failed download is the pull's to report when one follows.
+        self._failure_level = ERROR if pull_after is None else DEBUG
         self.in_background = in_background
         # Capabilities agreed in the handshake (a subset of CAPABILITIES).
         self.capabilities: set[str] = set()
         # Background downloads for smudges answered "delayed".
         self.delayed = (
-            DelayedDownloads(fetch, concurrency, list_failures=skip_download_errors)
+            DelayedDownloads(
+                fetch,
+                concurrency,
+                list_failures=skip_download_errors or pull_after is not None,
+                failure_level=self._failure_level,
+            )
             if fetch
             else None
         )
@@ -535,6 +564,9 @@ class FilterProcess:
         if self.skip_smudge or pointer.size == 0:
             self._reply(head if self.skip_smudge else b"")
             return
+        if self.pull_after is not None and pointer.size > self.pull_after:
+            self._reply(head)  # the pull that follows writes it
+            return
         try:
             source: BinaryIO | None = self.store.open(pointer)
         except ObjectNotFoundError:  # absent, or the wrong size: fetch it
@@ -544,13 +576,17 @@ class FilterProcess:
                 self._reply(head)  # excluded by fetch include/exclude: keep the pointer
                 return
             if self.fetch is None:
-                logger.error(
+                logger.log(
+                    self._failure_level,
                     "%s: object %s is not in the local store and no remote is configured "
                     "(run 'lfs-agent install --remote URL')",
                     path,
                     pointer.oid,
                 )
-                self.writer.write_text_list([STATUS_ERROR])
+                if self.pull_after is not None:
+                    self._reply(head)
+                else:
+                    self.writer.write_text_list([STATUS_ERROR])
                 return
             can_delay = request.get(KEY_CAN_DELAY) == "1" and "delay" in self.capabilities
             if can_delay and self._worth_delaying(pointer):
@@ -566,8 +602,8 @@ class FilterProcess:
                     self.delayed.add_failed(path, pointer, exc)
                     self.writer.write_text_list([STATUS_DELAYED])
                     return
-                logger.error("%s: %s", path, exc)
-                if self.skip_download_errors:
+                logger.log(self._failure_level, "%s: %s", path, exc)
+                if self.skip_download_errors or self.pull_after is not None:
                     self._reply(head)
                 else:
                     self.writer.write_text_list([STATUS_ERROR])

@@ -54,7 +54,8 @@ class InstallReport:
     messages: list[str] = field(default_factory=list)
 
 
-def _command(python: str) -> str:
+def agent_command(python: str) -> str:
+    """The shell command that runs lfs-agent with ``python``, as git config holds it."""
     return f"{shlex.quote(python)} -m lfs_agent"
 
 
@@ -122,7 +123,7 @@ def install(
     python = python or sys.executable
     paths = git.paths
     report = InstallReport()
-    cmd = _command(python)
+    cmd = agent_command(python)
     local_config = _local_config(git)
     if with_git_lfs:
         keys = {

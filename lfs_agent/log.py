@@ -83,6 +83,10 @@ class Logger:
             return
         _setup().getLogger(self.name).log(level, msg, *args, stacklevel=3, **kwargs)
 
+    def log(self, level: int, msg: str, *args: object, **kwargs: Any) -> None:
+        """Log at ``level`` (``logging.Logger.log``)."""
+        self._log(level, msg, args, **kwargs)
+
     def debug(self, msg: str, *args: object, **kwargs: Any) -> None:
         """Log at DEBUG (``logging.Logger.debug``)."""
         self._log(DEBUG, msg, args, **kwargs)

@@ -38,7 +38,6 @@ __all__ = [
     "fetch",
     "link_or_copy",
     "push",
-    "store_unverified",
 ]
 
 logger = get_logger(__name__)
@@ -575,17 +574,6 @@ def _checkout(
     if written:
         _restage(store, git.paths.git_dir, top, env, written)
     return [f.path for f in by_git] + [w.path for w in written]
-
-
-def store_unverified(
-    store: ObjectStore, files: Iterable[PointerFile], unverified: Mapping[str, Unverified]
-) -> None:
-    """Check what :func:`fetch` left unverified and store it, when no checkout follows.
-
-    A corrupt one is dropped, with a warning.
-    """
-    for exc in _store_checked(store, files, unverified).values():
-        logger.warning("%s", exc)
 
 
 def _store_checked(

@@ -314,8 +314,8 @@ class Bench:
                     self.work,
                 )
             )
-            # The same clone as lfs-agent clone makes it: pointers first, then pull,
-            # which writes large files itself instead of through git's buffer.
+            # lfs-agent clone: git writes the small files through the filter, then
+            # pull writes the large ones itself instead of through git's buffer.
             clone = self.scratch_path("lfs-agent-clone")
             by_clone.append(
                 self.measure(

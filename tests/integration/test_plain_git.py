@@ -392,19 +392,26 @@ def test_pull_of_a_corrupt_large_object_leaves_the_pointer(setup: Setup, damage)
         assert status(repo) == b""
 
 
-def test_when_a_download_fails_the_large_objects_fetched_are_checked_and_kept(setup: Setup):
+def test_when_a_download_fails_the_objects_fetched_are_checked_kept_and_written(setup: Setup):
     good = write_random(setup.work / "good.bin", LARGE, seed=1)
     bad = write_random(setup.work / "bad.bin", LARGE, seed=2)
-    commit_all(setup.work, "two")
+    (setup.work / "small.bin").write_bytes(b"small\n")
+    commit_all(setup.work, "three")
     git("push", "-q", "origin", "main", cwd=setup.work)
     (setup.bucket / "objects" / bad[:2] / bad[2:4] / bad).unlink()
     repo = plain_clone(setup, "plain")
+    pointer = (repo / "bad.bin").read_bytes()
 
     pulled = agent("pull", cwd=repo)
     assert pulled.returncode == 2
     assert f"object {bad} is not on remote" in pulled.stderr.decode()
     assert hash_file(repo / ".git/lfs/objects" / good[:2] / good[2:4] / good) == (good, LARGE)
     assert lfs_tmp_files(repo) == []
+    # What did arrive is checked out, as git lfs pull does; the rest keeps its pointer.
+    assert hash_file(repo / "good.bin") == (good, LARGE)
+    assert (repo / "small.bin").read_bytes() == b"small\n"
+    assert (repo / "bad.bin").read_bytes() == pointer
+    assert status(repo) == b""
 
 
 def test_pull_keeps_a_local_edit_and_still_stores_the_large_object_checked(setup: Setup):

@@ -210,6 +210,62 @@ def test_fetch_error_answers_status_error_and_names_the_remote(store, caplog):
     assert "a.bin" in caplog.text and "s3://b/p" in caplog.text
 
 
+def test_for_a_pull_after_large_objects_and_missing_ones_stay_pointers(store, caplog):
+    # lfs-agent clone's checkout: objects over pull_after bytes are the pull's to write,
+    # even when stored; one that cannot be had is the pull's to report, quietly here.
+    small, large = b"small\n", b"large object\n"
+    store.ingest(io.BytesIO(small))
+    store.ingest(io.BytesIO(large))
+    fetched: list[str] = []
+
+    def fetch(pointer: Pointer) -> None:
+        fetched.append(pointer.oid)
+        raise ObjectNotFoundError(f"object {pointer.oid} is not on remote file:///b")
+
+    data = HANDSHAKE_IN
+    for name, blob in (("small", small), ("large", large), ("gone", b"gone\n")):
+        data += pkt("command=smudge", f"pathname={name}.bin") + content(pointer_bytes(blob))
+    expected = HANDSHAKE_OUT
+    for reply in (small, pointer_bytes(large), pointer_bytes(b"gone\n")):
+        expected += SUCCESS + encode_packet(reply) + b"00000000"
+    with caplog.at_level("WARNING"):
+        assert run(store, data, fetch=fetch, pull_after=len(small)) == expected
+        # Without a remote, the same.
+        assert run(store, data, pull_after=len(small)) == expected.replace(
+            HANDSHAKE_OUT, HANDSHAKE_OUT_NO_DELAY
+        )
+    assert fetched == [sha256(b"gone\n")]
+    assert caplog.text == ""
+
+
+def test_for_a_pull_after_a_failed_delayed_download_is_listed_as_a_pointer(store, caplog):
+    def fetch(pointer: Pointer) -> None:
+        raise ObjectNotFoundError(f"object {pointer.oid} is not on remote file:///b")
+
+    data = (
+        HANDSHAKE_IN
+        + SMUDGE_A_CAN_DELAY
+        + pkt("command=list_available_blobs")
+        + pkt("command=smudge", "pathname=a.bin")
+        + content(b"")
+        + pkt("command=list_available_blobs")
+    )
+    expected = (
+        HANDSHAKE_OUT
+        + pkt("status=delayed")
+        + pkt("pathname=a.bin")
+        + SUCCESS
+        + SUCCESS
+        + encode_packet(HELLO_POINTER)
+        + b"00000000"
+        + b"0000"
+        + SUCCESS
+    )
+    with caplog.at_level("WARNING"):
+        assert run(store, data, fetch=fetch, pull_after=1 << 30) == expected
+    assert caplog.text == ""
+
+
 def test_a_wrong_size_stored_object_is_fetched_again_not_sent(store):
     path = store.object_path(sha256(HELLO))
     path.parent.mkdir(parents=True)
