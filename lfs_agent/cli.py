@@ -1138,7 +1138,8 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
         p = add(
             "clone",
             cmd_clone,
-            "clone without downloading, install, then fetch only what matches (lazy CI clone)",
+            "clone (files up to 32 MiB downloaded as git writes them), install, then pull "
+            "the larger ones; only what matches -I/-X (lazy CI clone)",
         )
         p.add_argument("url", metavar="URL")
         p.add_argument("directory", metavar="DIR", nargs="?")
