@@ -685,8 +685,8 @@ def main() -> int:
     parser.add_argument(
         "--s3-part-size",
         metavar="SIZE",
-        help="lfs-agent's s3.part-size in the S3 cases (moto reads a whole object for "
-        "every ranged GET, so fewer, larger ranges are faster there)",
+        help="lfs-agent's s3.part-size in the S3 cases: the part size, and the smallest "
+        "download range (moto reads a whole object for every ranged GET)",
     )
     parser.add_argument(
         "--s3-server",
