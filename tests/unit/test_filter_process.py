@@ -46,6 +46,31 @@ def content(data: bytes) -> bytes:
 
 #: git asking to smudge a.bin (HELLO's pointer), which it allows to be delayed.
 SMUDGE_A_CAN_DELAY = pkt("command=smudge", "pathname=a.bin", "can-delay=1") + content(HELLO_POINTER)
+#: git delaying a.bin's smudge, then listing what is available, asking for a.bin, and
+#: listing again.
+DELAYED_A = (
+    HANDSHAKE_IN
+    + SMUDGE_A_CAN_DELAY
+    + pkt("command=list_available_blobs")
+    + pkt("command=smudge", "pathname=a.bin")
+    + content(b"")
+    + pkt("command=list_available_blobs")
+)
+
+
+def delayed_a_answered(reply: bytes) -> bytes:
+    """Our side of :data:`DELAYED_A` when a.bin is listed, then answered with ``reply``."""
+    return (
+        HANDSHAKE_OUT
+        + pkt("status=delayed")
+        + pkt("pathname=a.bin")
+        + SUCCESS
+        + SUCCESS
+        + encode_packet(reply)
+        + b"00000000"
+        + b"0000"
+        + SUCCESS
+    )
 
 
 def run(store: ObjectStore, data: bytes, **kwargs) -> bytes:
@@ -242,27 +267,9 @@ def test_for_a_pull_after_a_failed_delayed_download_is_listed_as_a_pointer(store
     def fetch(pointer: Pointer) -> None:
         raise ObjectNotFoundError(f"object {pointer.oid} is not on remote file:///b")
 
-    data = (
-        HANDSHAKE_IN
-        + SMUDGE_A_CAN_DELAY
-        + pkt("command=list_available_blobs")
-        + pkt("command=smudge", "pathname=a.bin")
-        + content(b"")
-        + pkt("command=list_available_blobs")
-    )
-    expected = (
-        HANDSHAKE_OUT
-        + pkt("status=delayed")
-        + pkt("pathname=a.bin")
-        + SUCCESS
-        + SUCCESS
-        + encode_packet(HELLO_POINTER)
-        + b"00000000"
-        + b"0000"
-        + SUCCESS
-    )
     with caplog.at_level("WARNING"):
-        assert run(store, data, fetch=fetch, pull_after=1 << 30) == expected
+        out = run(store, DELAYED_A, fetch=fetch, pull_after=1 << 30)
+    assert out == delayed_a_answered(HELLO_POINTER)
     assert caplog.text == ""
 
 
@@ -344,26 +351,7 @@ def test_follow_up_smudge_of_a_delayed_path_sends_the_content(store):
     def fetch(pointer: Pointer) -> None:
         store.ingest(io.BytesIO(HELLO), expected=pointer)
 
-    data = (
-        HANDSHAKE_IN
-        + SMUDGE_A_CAN_DELAY
-        + pkt("command=list_available_blobs")
-        + pkt("command=smudge", "pathname=a.bin")
-        + content(b"")
-        + pkt("command=list_available_blobs")
-    )
-    expected = (
-        HANDSHAKE_OUT
-        + pkt("status=delayed")
-        + pkt("pathname=a.bin")
-        + SUCCESS
-        + SUCCESS
-        + encode_packet(HELLO)
-        + b"00000000"
-        + b"0000"
-        + SUCCESS
-    )
-    assert run(store, data, fetch=fetch) == expected
+    assert run(store, DELAYED_A, fetch=fetch) == delayed_a_answered(HELLO)
 
 
 def test_a_failed_delayed_download_is_logged_and_never_listed(store, caplog):
