@@ -700,7 +700,7 @@ def _clone_directory(url: str) -> str:
 
 
 def cmd_clone(ctx: Context) -> int:
-    """``clone URL [DIR]``: clone lazily, install, download only what matches."""
+    """``clone URL [DIR]``: clone (git writes the small files), install, pull the rest."""
     import subprocess
 
     from lfs_agent.gitfilter import PULL_AFTER_ENV
