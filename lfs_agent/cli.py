@@ -310,7 +310,7 @@ def cmd_filter_process(ctx: Context) -> int:
     """``filter-process``: git's long-running filter protocol on stdin/stdout."""
     import contextlib
 
-    from lfs_agent.gitfilter import FilterProcess
+    from lfs_agent.gitfilter import SMUDGED_ALL_ENV, FilterProcess
     from lfs_agent.pktline import PktLineReader, PktLineWriter
 
     _widen_pipes()
@@ -339,6 +339,9 @@ def cmd_filter_process(ctx: Context) -> int:
             fetch.close()
         with contextlib.suppress(OSError):  # git went away first: nothing to tell it
             stdout.close()  # flushes; fd 1 stays open
+    smudged_all = os.environ.get(SMUDGED_ALL_ENV) if _pull_after() is not None else None
+    if smudged_all and process.smudged_every_pointer:
+        Path(smudged_all).touch()  # lfs-agent clone: nothing left for its pull
     return 0
 
 
@@ -702,8 +705,9 @@ def _clone_directory(url: str) -> str:
 def cmd_clone(ctx: Context) -> int:
     """``clone URL [DIR]``: clone (git writes the small files), install, pull the rest."""
     import subprocess
+    import tempfile
 
-    from lfs_agent.gitfilter import PULL_AFTER_ENV
+    from lfs_agent.gitfilter import PULL_AFTER_ENV, SMUDGED_ALL_ENV
     from lfs_agent.install import agent_command, install
     from lfs_agent.sync import GIT_WRITES_MAX
 
@@ -736,9 +740,17 @@ def cmd_clone(ctx: Context) -> int:
     if args.depth:
         cmd += ["--depth", str(args.depth)]
     cmd += ["--", args.url, str(dest)]
-    env = {**os.environ, PULL_AFTER_ENV: str(GIT_WRITES_MAX)}
-    if subprocess.run(cmd, check=False, env=env).returncode != 0:  # git printed why
-        return EXIT_ERROR
+    with tempfile.TemporaryDirectory(prefix="lfs-agent-clone-") as tmp:
+        # Created by the filter when git got every file's content from it.
+        smudged_all = Path(tmp) / "smudged-all"
+        env = {
+            **os.environ,
+            PULL_AFTER_ENV: str(GIT_WRITES_MAX),
+            SMUDGED_ALL_ENV: str(smudged_all),
+        }
+        if subprocess.run(cmd, check=False, env=env).returncode != 0:  # git printed why
+            return EXIT_ERROR
+        nothing_left = smudged_all.exists()
     repo = Context(args, cwd=dest)
     install(repo.git)
     for key, value in fetch_patterns.items():
@@ -750,7 +762,8 @@ def cmd_clone(ctx: Context) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    _pull(repo, after_clone=True)
+    if not nothing_left:
+        _pull(repo, after_clone=True)
     return 0
 
 

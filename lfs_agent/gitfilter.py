@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # imported when the first download starts: start-up matters h
 __all__ = [
     "PULL_AFTER_ENV",
     "RESTAGE_ENV",
+    "SMUDGED_ALL_ENV",
     "DelayedDownloads",
     "Fetch",
     "FilterProcess",
@@ -57,6 +58,10 @@ RESTAGE_ENV = "LFS_AGENT_RESTAGE"
 #: the filter leaves objects over that size, and those it cannot get, as pointers, for
 #: the ``pull`` that follows to write and to report (see :class:`FilterProcess`).
 PULL_AFTER_ENV = "LFS_AGENT_PULL_AFTER"
+#: Set with :data:`PULL_AFTER_ENV`: a file the filter creates when it ends having given
+#: git the content of every pointer it was asked to smudge (but those outside the fetch
+#: patterns), so that ``lfs-agent clone`` knows there is nothing left to pull.
+SMUDGED_ALL_ENV = "LFS_AGENT_SMUDGED_ALL"
 
 logger = get_logger(__name__)
 
@@ -452,6 +457,10 @@ class FilterProcess:
         )
         # Paths whose blob should have been a pointer but was not (reported at exit).
         self.not_pointers: list[str] = []
+        # Pointers given to smudge, and those answered with their content (or left as
+        # pointers because the fetch patterns exclude them): see smudged_every_pointer.
+        self._pointers_given = 0
+        self._pointers_settled = 0
 
     def handshake(self) -> None:
         """Exchange welcome, version and capabilities with git.
@@ -483,6 +492,15 @@ class FilterProcess:
             [f"capability={c}" for c in CAPABILITIES if c in self.capabilities]
         )
         self.writer.push()
+
+    @property
+    def smudged_every_pointer(self) -> bool:
+        """Whether every pointer given to smudge got its content (fetch patterns aside).
+
+        False as soon as one was left a pointer (skipped, too large for ``pull_after``,
+        not to be had) or failed, or is still delayed.
+        """
+        return self._pointers_given == self._pointers_settled
 
     def serve(self) -> None:
         """Handshake, then answer requests until git closes our input."""
@@ -561,6 +579,8 @@ class FilterProcess:
         if pointer is None:
             self._pass_through(path, head, content)
             return
+        if pointer.size:
+            self._pointers_given += 1
         if self.skip_smudge or pointer.size == 0:
             self._reply(head if self.skip_smudge else b"")
             return
@@ -574,6 +594,7 @@ class FilterProcess:
         if source is None:
             if not self.path_filter.allows(path):
                 self._reply(head)  # excluded by fetch include/exclude: keep the pointer
+                self._pointers_settled += 1
                 return
             if self.fetch is None:
                 logger.log(
@@ -647,6 +668,7 @@ class FilterProcess:
                 return
         self.writer.write_flush()
         self.writer.write_flush()
+        self._pointers_settled += 1
 
     def _stream(
         self,
@@ -702,6 +724,7 @@ class FilterProcess:
             unverified.discard()
         self.writer.write_flush()
         self.writer.write_flush()
+        self._pointers_settled += 1
 
     def _pass_through(self, path: str, head: bytes, rest: Iterator[bytes]) -> None:
         """Answer non-pointer content with itself.

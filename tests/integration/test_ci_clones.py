@@ -129,6 +129,23 @@ def test_clone_has_git_write_small_files_pulls_large_ones_and_reports_a_missing_
     assert git("status", "--porcelain", cwd=ci).stdout == b""
 
 
+def test_clone_runs_no_pull_when_git_got_every_file_from_the_filter(project):
+    root, server, _bucket = project
+    trace = root / "git-trace"  # git's own trace of every git command, in a file
+    env = {**os.environ, "GIT_TRACE": str(trace)}
+    out = agent("clone", str(server), str(root / "ci"), cwd=root, env=env)
+    assert out.returncode == 0, out.stderr
+    ci = root / "ci"
+    for path, data in FILES.items():
+        assert (ci / path).read_bytes() == data
+    assert git("status", "--porcelain", cwd=ci).stdout == b""
+    assert stored(ci) == {sha256(d) for d in FILES.values()}
+    # The filter said it smudged every pointer: no pull, which starts by listing the
+    # index (as the clone with a large file above does).
+    traced = trace.read_text()
+    assert "git clone" in traced and "ls-files" not in traced
+
+
 def test_pull_include_after_a_lazy_clone_materializes_more(project):
     root, server, _bucket = project
     agent("clone", "-I", "models/resnet.bin", str(server), str(root / "ci"), cwd=root)

@@ -73,13 +73,18 @@ def delayed_a_answered(reply: bytes) -> bytes:
     )
 
 
-def run(store: ObjectStore, data: bytes, **kwargs) -> bytes:
+def serve(store: ObjectStore, data: bytes, **kwargs) -> tuple[FilterProcess, bytes]:
+    """Serve ``data`` from git; the process and all it answered."""
     out = io.BytesIO()
     process = FilterProcess(
         PktLineReader(io.BytesIO(data).read), PktLineWriter(out.write, out.flush), store, **kwargs
     )
     process.serve()
-    return out.getvalue()
+    return process, out.getvalue()
+
+
+def run(store: ObjectStore, data: bytes, **kwargs) -> bytes:
+    return serve(store, data, **kwargs)[1]
 
 
 @pytest.fixture
@@ -263,13 +268,40 @@ def test_for_a_pull_after_large_objects_and_missing_ones_stay_pointers(store, ca
     assert caplog.text == ""
 
 
+def smudge_of(path: str, blob: bytes) -> bytes:
+    """git asking to smudge ``path``, whose blob is ``blob``'s pointer."""
+    return pkt("command=smudge", f"pathname={path}") + content(pointer_bytes(blob))
+
+
+def test_smudged_every_pointer_counts_contents_and_excluded_paths_only(store):
+    store.ingest(io.BytesIO(HELLO))
+    models_only = PathFilter(["models"])
+    stored_and_excluded = HANDSHAKE_IN + smudge_of("a.bin", HELLO) + smudge_of("x.bin", b"x")
+    empty_and_plain = (
+        HANDSHAKE_IN
+        + smudge_of("e.bin", b"")
+        + pkt("command=smudge", "pathname=t.txt")
+        + content(b"plain text\n")
+    )
+    assert serve(store, stored_and_excluded, path_filter=models_only)[0].smudged_every_pointer
+    assert serve(store, empty_and_plain)[0].smudged_every_pointer
+    # Left a pointer: skipped, too large for the pull that follows, or not to be had.
+    one = HANDSHAKE_IN + smudge_of("a.bin", HELLO)
+    assert not serve(store, one, skip_smudge=True)[0].smudged_every_pointer
+    assert not serve(store, one, pull_after=len(HELLO) - 1)[0].smudged_every_pointer
+    gone = HANDSHAKE_IN + smudge_of("gone.bin", b"gone")
+    assert not serve(store, gone, pull_after=1 << 30)[0].smudged_every_pointer
+    assert not serve(store, gone)[0].smudged_every_pointer  # status=error, no remote
+
+
 def test_for_a_pull_after_a_failed_delayed_download_is_listed_as_a_pointer(store, caplog):
     def fetch(pointer: Pointer) -> None:
         raise ObjectNotFoundError(f"object {pointer.oid} is not on remote file:///b")
 
     with caplog.at_level("WARNING"):
-        out = run(store, DELAYED_A, fetch=fetch, pull_after=1 << 30)
+        process, out = serve(store, DELAYED_A, fetch=fetch, pull_after=1 << 30)
     assert out == delayed_a_answered(HELLO_POINTER)
+    assert not process.smudged_every_pointer
     assert caplog.text == ""
 
 
@@ -351,7 +383,9 @@ def test_follow_up_smudge_of_a_delayed_path_sends_the_content(store):
     def fetch(pointer: Pointer) -> None:
         store.ingest(io.BytesIO(HELLO), expected=pointer)
 
-    assert run(store, DELAYED_A, fetch=fetch) == delayed_a_answered(HELLO)
+    process, out = serve(store, DELAYED_A, fetch=fetch)
+    assert out == delayed_a_answered(HELLO)
+    assert process.smudged_every_pointer  # counted once, though git asked twice
 
 
 def test_a_failed_delayed_download_is_logged_and_never_listed(store, caplog):
