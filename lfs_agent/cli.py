@@ -75,6 +75,8 @@ class Context:
         self._git: Git | None = None
         self._settings: Settings | None = None
         self._store: ObjectStore | None = None
+        # The level the settings' warnings are logged at (a command may lower it).
+        self.settings_warning_level = log.WARNING
 
     @property
     def git(self) -> Git:
@@ -95,10 +97,8 @@ class Context:
             if getattr(self.args, "remote", None):
                 overrides["remote"] = self.args.remote
             self._settings = resolve_settings(self.git, env=os.environ, overrides=overrides)
-            # In lfs-agent clone's checkout, the pull that follows says them.
-            level = log.DEBUG if _pull_after() is not None else log.WARNING
             for warning in self._settings.warnings:
-                logger.log(level, "%s", warning)
+                logger.log(self.settings_warning_level, "%s", warning)
         return self._settings
 
     @property
@@ -314,6 +314,9 @@ def cmd_filter_process(ctx: Context) -> int:
     from lfs_agent.pktline import PktLineReader, PktLineWriter
 
     _widen_pipes()
+    pull_after = _pull_after()
+    if pull_after is not None:  # in lfs-agent clone's checkout: its pull says them
+        ctx.settings_warning_level = log.DEBUG
     fetch = ctx.fetcher()
     stdin = sys.stdin.buffer
     # A buffer of our own on fd 1: with PYTHONUNBUFFERED=1 (common in container images)
@@ -330,7 +333,7 @@ def cmd_filter_process(ctx: Context) -> int:
         skip_download_errors=ctx.settings.skip_download_errors,
         concurrency=ctx.settings.concurrency,
         restaged=_restaged_oids(),
-        pull_after=_pull_after(),
+        pull_after=pull_after,
     )
     try:
         process.serve()
@@ -339,7 +342,7 @@ def cmd_filter_process(ctx: Context) -> int:
             fetch.close()
         with contextlib.suppress(OSError):  # git went away first: nothing to tell it
             stdout.close()  # flushes; fd 1 stays open
-    smudged_all = os.environ.get(SMUDGED_ALL_ENV) if _pull_after() is not None else None
+    smudged_all = os.environ.get(SMUDGED_ALL_ENV) if pull_after is not None else None
     if smudged_all and process.smudged_every_pointer:
         Path(smudged_all).touch()  # lfs-agent clone: nothing left for its pull
     return 0

@@ -307,6 +307,7 @@ def test_committed_files_cannot_run_programs_or_carry_secrets(project):
     assert out.returncode == 0, out.stderr
     err = out.stderr.decode()
     assert "ignored lfs-agent.path in .lfsagent" in err
+    assert err.count("ignored lfs-agent.path") == 1  # not again by the filter in git's checkout
     assert "ignored lfs-agent.command in .lfsagent" in err
     assert "ignored lfs-agent.s3.secret-access-key in .lfsagent" in err
     assert "ignored lfs.customtransfer.evil.path in .lfsconfig" in err
