@@ -436,10 +436,11 @@ class FilterProcess:
         self.fetch = fetch
         self.path_filter = path_filter or PathFilter()
         self.skip_smudge = skip_smudge
-        self.skip_download_errors = skip_download_errors
         self.restaged = restaged
         self.pull_after = pull_after
-        # A failed download is the pull's to report when one follows.
+        # A failed download leaves the pointer (instead of failing the file); it is the
+        # pull's to report when one follows.
+        self._keep_pointer_on_failure = skip_download_errors or pull_after is not None
         self._failure_level = ERROR if pull_after is None else DEBUG
         self.in_background = in_background
         # Capabilities agreed in the handshake (a subset of CAPABILITIES).
@@ -449,7 +450,7 @@ class FilterProcess:
             DelayedDownloads(
                 fetch,
                 concurrency,
-                list_failures=skip_download_errors or pull_after is not None,
+                list_failures=self._keep_pointer_on_failure,
                 failure_level=self._failure_level,
             )
             if fetch
@@ -572,7 +573,7 @@ class FilterProcess:
                 delayed_pointer, downloaded, unverified = taken
                 if downloaded:
                     self._send_object(path, delayed_pointer, unverified=unverified)
-                else:  # only listed with skip_download_errors; the error was logged
+                else:  # listed only when failures keep their pointer; it was logged
                     self._reply(delayed_pointer.encode())
                 return
         head, pointer = split_pointer(content)
@@ -624,7 +625,7 @@ class FilterProcess:
                     self.writer.write_text_list([STATUS_DELAYED])
                     return
                 logger.log(self._failure_level, "%s: %s", path, exc)
-                if self.skip_download_errors or self.pull_after is not None:
+                if self._keep_pointer_on_failure:
                     self._reply(head)
                 else:
                     self.writer.write_text_list([STATUS_ERROR])
@@ -666,9 +667,7 @@ class FilterProcess:
         with source:
             if self._stream(path, pointer, source) is None:
                 return
-        self.writer.write_flush()
-        self.writer.write_flush()
-        self._pointers_settled += 1
+        self._end_content()
 
     def _stream(
         self,
@@ -722,6 +721,10 @@ class FilterProcess:
             self.store.publish_verified(unverified.path, pointer)
         finally:
             unverified.discard()
+        self._end_content()
+
+    def _end_content(self) -> None:
+        """End a reply whose content was all sent: git now has that file's content."""
         self.writer.write_flush()
         self.writer.write_flush()
         self._pointers_settled += 1
