@@ -711,33 +711,33 @@ def cmd_clone(ctx: Context) -> int:
     import tempfile
 
     from lfs_agent.gitfilter import PULL_AFTER_ENV, SMUDGED_ALL_ENV
-    from lfs_agent.install import agent_command, install
+    from lfs_agent.install import clone_settings, install
     from lfs_agent.sync import GIT_WRITES_MAX
 
     args = ctx.args
     dest = Path(args.directory or _clone_directory(args.url)).absolute()
-    fetch_patterns = {
-        f"lfs-agent.{key}": ",".join(_split_cli(values))
-        for key, values in (("fetchinclude", args.include), ("fetchexclude", args.exclude))
-        if values
-    }
-    # git smudges the clone's files through our filter, whatever filter is set up
-    # globally (git-lfs's, say); objects over GIT_WRITES_MAX, and any the filter cannot
-    # get, stay pointers for the pull below, which writes large files itself and reports
-    # what is missing. Not required: should the filter fail, git writes pointers and
-    # goes on. These settings (before "clone") last for this command only; install then
-    # writes ours, and the fetch patterns are written for good below.
-    settings = {
-        "filter.lfs.process": f"{agent_command(sys.executable)} filter-process",
+    # Written into the clone's config by git (clone -c) before its checkout: what
+    # install writes, and the fetch patterns, which last.
+    settings = clone_settings(sys.executable)
+    for key, values in (("fetchinclude", args.include), ("fetchexclude", args.exclude)):
+        if values:
+            settings[f"lfs-agent.{key}"] = ",".join(_split_cli(values))
+    # For the clone's checkout only (-c before "clone"), overriding the above: our filter
+    # runs whatever filter is set up globally (git-lfs's, say), and is not required:
+    # should it fail, git writes pointers and goes on. With PULL_AFTER_ENV it leaves
+    # objects over GIT_WRITES_MAX, and any it cannot get, as pointers for the pull
+    # below, which writes large files itself and reports what is missing.
+    checkout_only = {
         "filter.lfs.smudge": "",
         "filter.lfs.clean": "",
         "filter.lfs.required": "false",
-        **fetch_patterns,
     }
     cmd = ["git"]
-    for key, value in settings.items():
+    for key, value in checkout_only.items():
         cmd += ["-c", f"{key}={value}"]
     cmd.append("clone")
+    for key, value in settings.items():
+        cmd += ["-c", f"{key}={value}"]
     if args.branch:
         cmd += ["--branch", args.branch]
     if args.depth:
@@ -755,9 +755,7 @@ def cmd_clone(ctx: Context) -> int:
             return EXIT_ERROR
         nothing_left = smudged_all.exists()
     repo = Context(args, cwd=dest)
-    install(repo.git)
-    for key, value in fetch_patterns.items():
-        repo.git.config_set(key, value)
+    install(repo.git)  # the config is there: this adds the hooks
     if not repo.settings.remote:
         print(
             f"lfs-agent: cloned into {dest}, but it names no remote (.lfsagent): run "

@@ -59,6 +59,27 @@ def agent_command(python: str) -> str:
     return f"{shlex.quote(python)} -m lfs_agent"
 
 
+def filter_settings(python: str) -> dict[str, str]:
+    """The filter keys ``install`` writes: git's filter runs lfs-agent with ``python``."""
+    cmd = agent_command(python)
+    return {
+        "filter.lfs.process": f"{cmd} filter-process",
+        "filter.lfs.clean": f"{cmd} clean -- %f",
+        "filter.lfs.smudge": f"{cmd} smudge -- %f",
+        "filter.lfs.required": "true",
+    }
+
+
+def clone_settings(python: str) -> dict[str, str]:
+    """The config ``install`` writes (no remote), with its record, for ``git clone -c``.
+
+    A clone created with these holds what ``install`` would write, so ``install`` then
+    only adds the hooks, and ``uninstall`` removes them as its own.
+    """
+    keys = filter_settings(python)
+    return {**keys, INSTALLED_KEY: ",".join(keys)}
+
+
 def _is_ours(value: str | None) -> bool:
     """True for values lfs-agent writes (``python -m lfs_agent ...``, ``lfs-agent ...``)."""
     return value is not None and ("lfs_agent" in value or "lfs-agent" in value)
@@ -123,7 +144,6 @@ def install(
     python = python or sys.executable
     paths = git.paths
     report = InstallReport()
-    cmd = agent_command(python)
     local_config = _local_config(git)
     if with_git_lfs:
         keys = {
@@ -140,17 +160,7 @@ def install(
             keys["lfs.standalonetransferagent"] = AGENT_NAME
         written = _set_keys(git, local_config, keys, force)
     else:
-        written = _set_keys(
-            git,
-            local_config,
-            {
-                "filter.lfs.process": f"{cmd} filter-process",
-                "filter.lfs.clean": f"{cmd} clean -- %f",
-                "filter.lfs.smudge": f"{cmd} smudge -- %f",
-                "filter.lfs.required": "true",
-            },
-            force,
-        )
+        written = _set_keys(git, local_config, filter_settings(python), force)
         report.messages.extend(install_hooks(git, python))
     if remote:
         url = normalize_remote_url(remote, paths.work_tree)

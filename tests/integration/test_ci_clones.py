@@ -93,6 +93,17 @@ def test_clone_ignores_a_global_filter_and_leaves_ours_configured(project):
     }
     assert "lfs_agent filter-process" in local
     assert "filter.lfs.required true" in local
+    # The same config, record included, as install writes in a new repository.
+    plain = root / "plain"
+    git("init", "-q", str(plain), cwd=root)
+    assert agent("install", cwd=plain).returncode == 0
+    ours = r"^(filter\.lfs\.|lfs-agent\.installed)"
+    assert (
+        git("config", "--local", "--get-regexp", ours, cwd=ci).stdout
+        == git("config", "--local", "--get-regexp", ours, cwd=plain).stdout
+    )
+    assert agent("uninstall", cwd=ci).returncode == 0
+    assert git("config", "--local", "--get-regexp", ours, cwd=ci, check=False).stdout == b""
 
 
 def test_clone_has_git_write_small_files_pulls_large_ones_and_reports_a_missing_one(project):
