@@ -27,6 +27,9 @@ VENV_BIN = ROOT / ".venv" / "bin"
 DVC = ROOT / ".venv-bench" / "bin" / "dvc"
 PYTHON = str(VENV_BIN / "python")
 MIB = 1024 * 1024
+# Rounds of the short start-up cases and of the small-file cases, per --runs.
+STARTUP_ROUNDS = 5
+SMALL_ROUNDS = 2
 # Runs a command and prints the peak RSS (KiB) of the largest process it started.
 MEASURE = (
     "import resource, subprocess, sys\n"
@@ -277,6 +280,8 @@ class Bench:
                 if self.has_git_lfs
                 else "git-lfs not installed",
             },
+            # Mostly git creating files, which a disk times unevenly: twice the rounds.
+            SMALL_ROUNDS * self.runs,
         )
         checkout = Case(
             f"small files: fresh checkout of {count} x {human(size)}", results=checkout_samples
@@ -515,7 +520,7 @@ class Bench:
             return Sample(seconds, usage.ru_maxrss / 1024)
 
         # Start-up is short and noisy: more rounds than the other cases.
-        rounds = self.runs * 5
+        rounds = STARTUP_ROUNDS * self.runs
         keep, self.scratch = self.scratch, []  # the repositories outlive each round
         self.case(
             "start-up: --version",
@@ -744,7 +749,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     rows = bench.report()
     print(
-        f"\nlfs-agent benchmarks ({'quick' if args.quick else 'full'}, {runs} run(s) per case, "
+        f"\nlfs-agent benchmarks ({'quick' if args.quick else 'full'}, {runs} run(s) per case "
+        f"({STARTUP_ROUNDS * runs} for start-up, {SMALL_ROUNDS * runs} for small files), "
         f"median seconds; ratio = lfs-agent / peer, lower is better; work dir {work.parent})"
     )
     print_table(rows, args.markdown)
