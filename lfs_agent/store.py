@@ -35,6 +35,7 @@ __all__ = [
     "ObjectStore",
     "ObjectWriter",
     "RangeHash",
+    "WriteHash",
     "check_file",
     "check_size",
     "corrupt_error",
@@ -185,6 +186,69 @@ class BackgroundHash:
             self._queue.put(None)
             self._thread.join()
             self._queue = self._thread = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class WriteHash:
+    """Writes a download into its file, in order, hashing the bytes as they go by.
+
+    The caller checks :meth:`pointer` instead of reading the file back at the end. The
+    hashing is a :class:`BackgroundHash`: past the first MiB a second thread hashes
+    while the download receives and writes. A download that continues a partial file
+    hashes the bytes already there first (the only read back); one that must start over
+    calls :meth:`restart`. Use as a context manager: leaving the block ends the thread.
+
+    Args:
+        file: Open for writing; it is cut after ``have`` bytes, which stay.
+        have: Bytes at the file's start that stay.
+    """
+
+    def __init__(self, file: BinaryIO, have: int = 0) -> None:
+        file.seek(have)
+        file.truncate()
+        self._file = file
+        self._hash = BackgroundHash()
+        try:
+            while self._hash.size < have:
+                chunk = os.pread(
+                    file.fileno(), min(CHUNK_SIZE, have - self._hash.size), self._hash.size
+                )
+                if not chunk:
+                    raise OSError(f"{file.name} ends at byte {self._hash.size}, not {have}")
+                self._hash.update(chunk)
+        except BaseException:
+            self._hash.close()
+            raise
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file so far."""
+        return self._hash.size
+
+    def write(self, data: bytes) -> None:
+        """Append ``data`` (bytes, which cannot change while they wait) to the file."""
+        self._file.write(data)
+        self._hash.update(data)
+
+    def restart(self) -> None:
+        """Empty the file and the hash: the download starts over."""
+        self._file.seek(0)
+        self._file.truncate()
+        self._hash.close()
+        self._hash = BackgroundHash()
+
+    def pointer(self) -> Pointer:
+        """The sha256 and length of what the file holds, once all of it is hashed."""
+        return Pointer(self._hash.hexdigest(), self._hash.size)
+
+    def close(self) -> None:
+        """End the hashing thread, if any."""
+        self._hash.close()
 
     def __enter__(self) -> Self:
         return self

@@ -173,7 +173,7 @@ class Remote:
         """Download ``pointer``'s object for a reader that hashes it as it reads it.
 
         An object of at least :data:`READ_CHECK_SIZE` that the download put in place
-        without hashing it (a hard link from a folder bucket, a plain GET) is not read
+        without hashing it (a hard link from a folder bucket) is not read
         back here: it is moved to a private temp file in ``<lfs>/tmp``, its size checked,
         and returned. The caller (a smudge) hashes it while sending it, then publishes
         it (:meth:`ObjectStore.publish_verified`) or deletes it. Anything else is

@@ -227,9 +227,11 @@ class Backend(Protocol):
         """Write the object into ``dest_path`` (a temp file the caller verifies).
 
         Returns:
-            None, or the sha256 and length of what the file holds, hashed by reading it
-            back while the download went on (:class:`~lfs_agent.store.RangeHash`): the
-            caller then checks that instead of reading the file again.
+            None, or the sha256 and length of what the file holds, hashed as it was
+            written (:class:`~lfs_agent.store.WriteHash`) or read back while the download
+            went on (:class:`~lfs_agent.store.RangeHash`): the caller then checks that
+            instead of reading the file again. None when the download read nothing
+            (a hard link).
 
         Raises:
             ObjectNotFoundError: when the remote does not hold ``oid``.

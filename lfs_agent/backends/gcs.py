@@ -20,6 +20,7 @@ Options (``lfs-agent.gcs.<name>``): ``project``, ``user-project`` (requester pay
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import threading
 from collections.abc import Sequence
@@ -45,7 +46,9 @@ from lfs_agent.errors import (
     ObjectNotFoundError,
     RetriableError,
 )
+from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
+from lfs_agent.store import WriteHash
 
 __all__ = ["GCSBackend"]
 
@@ -59,7 +62,7 @@ READ_SIZE = 1024 * 1024
 
 
 class _Counting:
-    """Wraps a file and reports bytes read (SDK uploads) or written (downloads)."""
+    """Wraps a file and reports the bytes the SDK reads from it (uploads)."""
 
     def __init__(self, file: Any, progress: Progress) -> None:
         self._file = file
@@ -70,13 +73,32 @@ class _Counting:
         self._progress(len(data))
         return data
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
+class _Sink:
+    """A download's file as the SDK writes it: counted and hashed as it goes.
+
+    The SDK only writes, and seeks back to the start when it gets the whole object
+    again (decompressive transcoding); any other seek is refused.
+    """
+
+    def __init__(self, written: WriteHash, progress: Progress) -> None:
+        self._written = written
+        self._progress = progress
+
     def write(self, data: bytes) -> int:
-        self._file.write(data)
+        self._written.write(data)
         self._progress(len(data))
         return len(data)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._file, name)
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if (offset, whence) != (0, io.SEEK_SET):
+            raise io.UnsupportedOperation(f"seek({offset}, {whence}) in a download")
+        self._progress(-self._written.size)
+        self._written.restart()
+        return 0
 
 
 class GCSBackend:
@@ -205,25 +227,28 @@ class GCSBackend:
         except (gexc.GoogleAPICallError, google.auth.exceptions.GoogleAuthError, OSError) as exc:
             raise self._translate(exc, oid) from exc
 
-    def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
-        """Write the object into ``dest_path``, continuing a partial file."""
+    def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> Pointer:
+        """Write the object into ``dest_path``, continuing a partial file.
+
+        Returns:
+            The sha256 and length of what the file holds, hashed as it was written.
+        """
         have = dest_path.stat().st_size if dest_path.exists() else 0
         if have >= size:
             have = 0
         blob = self.bucket.blob(self._key(oid), chunk_size=self.chunk_size)
         try:
-            with open(dest_path, "r+b" if have else "wb") as dst:
-                dst.seek(have)
-                dst.truncate()
+            with open(dest_path, "r+b" if have else "wb") as dst, WriteHash(dst, have) as written:
                 if have:
                     progress(have)
                     logger.debug("resuming download of %s at byte %d", oid, have)
                 # CRC32C covers whole objects only; a resumed part is checked by sha256.
                 blob.download_to_file(
-                    _Counting(dst, progress),
+                    _Sink(written, progress),
                     start=have or None,
                     checksum=None if have else "crc32c",
                 )
+                return written.pointer()
         except gexc.NotFound:
             self._check_bucket()
             raise ObjectNotFoundError(f"object {oid} is not on remote {self.url}") from None

@@ -37,7 +37,9 @@ from lfs_agent.errors import (
     ObjectNotFoundError,
     RetriableError,
 )
+from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
+from lfs_agent.store import WriteHash
 
 __all__ = ["HTTPBackend"]
 
@@ -265,18 +267,20 @@ class HTTPBackend:
                 body.seek(0)  # nothing was stored: take the progress back
                 raise self._error(response, oid)
 
-    def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
-        """GET the object into ``dest_path``; a body cut off continues with Range."""
+    def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> Pointer:
+        """GET the object into ``dest_path``; a body cut off continues with Range.
+
+        Returns:
+            The sha256 and length of what the file holds, hashed as it was written.
+        """
         have = dest_path.stat().st_size if dest_path.exists() else 0
         if have >= size:
             have = 0
         if have:
             progress(have)
         resets = 0
-        with open(dest_path, "r+b" if have else "wb") as dst:
+        with open(dest_path, "r+b" if have else "wb") as dst, WriteHash(dst, have) as written:
             while True:
-                dst.seek(have)
-                dst.truncate()
                 headers = {"Range": f"bytes={have}-"} if have else {}
                 response = self._request("GET", oid, headers=headers, stream=True)
                 if response.status_code == 404:
@@ -284,13 +288,12 @@ class HTTPBackend:
                 if response.status_code == 200 and have:
                     progress(-have)  # the server ignored Range: start over
                     have = 0
-                    dst.seek(0)
-                    dst.truncate()
+                    written.restart()
                 elif response.status_code not in (200, 206):
                     raise self._error(response, oid)
                 try:
                     for chunk in response.iter_content(CHUNK_SIZE):
-                        dst.write(chunk)
+                        written.write(chunk)
                         have += len(chunk)
                         progress(len(chunk))
                 except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
@@ -305,7 +308,7 @@ class HTTPBackend:
                 finally:
                     response.close()
                 if have >= size:
-                    return
+                    return written.pointer()
                 resets += 1
                 if resets >= self.max_attempts:
                     raise RetriableError(

@@ -24,8 +24,9 @@ from urllib.parse import unquote, urlparse
 
 from lfs_agent.backends import check_meta_key, check_source, object_key
 from lfs_agent.errors import BackendError, IntegrityError, ObjectNotFoundError
+from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
-from lfs_agent.store import link_file
+from lfs_agent.store import WriteHash, link_file
 
 __all__ = ["LocalBackend"]
 
@@ -194,27 +195,30 @@ class LocalBackend:
                         if now - entry.stat().st_mtime > STALE_TEMP_SECONDS:
                             os.unlink(entry.path)
 
-    def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
+    def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> Pointer | None:
         """Hard-link the object to ``dest_path`` when possible, else copy it there.
 
-        A link reads nothing: the caller's check of the bytes is the only read. A
-        partial file at ``dest_path`` (an earlier copy cut short) is replaced.
+        A link reads nothing: the caller's check of the bytes is the only read. A copy
+        is hashed as it is written. A partial file at ``dest_path`` (an earlier copy cut
+        short) is replaced.
+
+        Returns:
+            None for a link; for a copy, the sha256 and length of what it wrote.
         """
         if self.link and link_file(self._path(oid), dest_path):
             progress(size)
-            return
+            return None
         try:
             src = open(self._path(oid), "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
             raise ObjectNotFoundError(f"object {oid} is not on remote {self.url}") from None
         except OSError as exc:
             raise BackendError(f"cannot read {self.url}: {exc.strerror}") from exc
-        with src, open(dest_path, "wb") as dst:
-            buf = bytearray(CHUNK_SIZE)
-            view = memoryview(buf)
-            while n := src.readinto(buf):
-                dst.write(view[:n])
-                progress(n)
+        with src, open(dest_path, "wb") as dst, WriteHash(dst) as written:
+            while chunk := src.read(CHUNK_SIZE):
+                written.write(chunk)
+                progress(len(chunk))
+            return written.pointer()
 
     def put_meta(self, key: str, data: bytes) -> None:
         """Write a record through a temp file and a rename."""

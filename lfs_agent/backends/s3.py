@@ -65,7 +65,7 @@ from lfs_agent.errors import (
 )
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
-from lfs_agent.store import BackgroundHash, RangeHash
+from lfs_agent.store import BackgroundHash, RangeHash, WriteHash
 
 __all__ = ["S3Backend"]
 
@@ -714,14 +714,13 @@ class S3Backend:
         """Write the object into ``dest_path``, resuming what an earlier attempt wrote.
 
         Returns:
-            For a ranged download, the sha256 and length of the file, read back and hashed
-            while the ranges came in; None for a single GET (the caller hashes the file).
+            The sha256 and length of what the file holds: hashed as it was written (a
+            single GET), or read back and hashed while the ranges came in.
         """
         try:
             if size > self.threshold:
                 return self._ranged_download(oid, dest_path, size, progress)
-            self._stream_download(oid, dest_path, size, progress)
-            return None
+            return self._stream_download(oid, dest_path, size, progress)
         except botocore.exceptions.ClientError as exc:
             if str(exc.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404"):
                 self._check_bucket()
@@ -736,7 +735,7 @@ class S3Backend:
             args["Range"] = f"bytes={start}-{'' if end is None else end}"
         return self.client.get_object(**args)["Body"]
 
-    def _stream_download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> None:
+    def _stream_download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> Pointer:
         have = dest_path.stat().st_size if dest_path.exists() else 0
         if have >= size or have == 0:
             have = 0
@@ -744,12 +743,11 @@ class S3Backend:
             logger.debug("resuming download of %s at byte %d", oid, have)
             progress(have)
         body = self._get(oid, have)
-        with open(dest_path, "r+b" if have else "wb") as dst:
-            dst.seek(have)
-            dst.truncate()
+        with open(dest_path, "r+b" if have else "wb") as dst, WriteHash(dst, have) as written:
             for chunk in iter(lambda: body.read(CHUNK_SIZE), b""):
-                dst.write(chunk)
+                written.write(chunk)
                 progress(len(chunk))
+            return written.pointer()
 
     def _range_size_for(self, size: int) -> int:
         """Bytes per ranged GET: about two ranges per worker, none under ``part-size``.

@@ -20,6 +20,7 @@ import pytest
 
 from lfs_agent.backends import Backend, open_backend
 from lfs_agent.errors import ConfigError, IntegrityError, ObjectNotFoundError
+from lfs_agent.pointer import Pointer
 from tests.helpers import random_bytes, sha256
 
 SLOW_UPLOAD = """
@@ -47,6 +48,9 @@ class Recorder:
 
 class BackendContract:
     """Behaviour shared by all backends."""
+
+    #: Whether downloads hash what they write (the caller then reads nothing back).
+    hashes_downloads = True
 
     @pytest.fixture
     def backend_env(self) -> dict[str, str]:
@@ -95,6 +99,29 @@ class BackendContract:
         backend.download(oid, dest, len(data), down)
         assert dest.read_bytes() == data
         assert down.total == len(data)
+
+    def test_a_download_reports_the_hash_of_what_its_file_holds(self, backend, tmp_path):
+        data = random_bytes(3 * 1024 * 1024 + 7, seed=4)
+        oid = sha256(data)
+        backend.upload(oid, self._file(tmp_path, data), len(data), Recorder())
+        # Into no file, and over partial files of an earlier attempt, right and wrong.
+        for name, before in (
+            ("new", None),
+            ("partial", data[:1_000_000]),
+            ("went-wrong", b"!" * 1_000_000),
+        ):
+            dest = tmp_path / name
+            if before is not None:
+                dest.write_bytes(before)
+            hashed = backend.download(oid, dest, len(data), Recorder())
+            held = dest.read_bytes()
+            assert len(held) == len(data), name
+            if self.hashes_downloads:
+                assert hashed == Pointer(sha256(held), len(held)), name
+            else:
+                assert hashed is None, name
+            if before is None:
+                assert held == data
 
     def test_reupload_of_a_present_object_is_a_cheap_noop(self, backend, tmp_path):
         data = b"same bytes twice"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import pytest
 from google.cloud import storage
 
 from lfs_agent.backends import open_backend
-from lfs_agent.backends.gcs import GCSBackend
+from lfs_agent.backends.gcs import GCSBackend, _Sink
 from lfs_agent.errors import BackendError, ConfigError
+from lfs_agent.pointer import Pointer
+from lfs_agent.store import WriteHash
 from tests.conftest import agent, clone_with_filter, git
 from tests.contract.backend_contract import BackendContract, Recorder
 from tests.helpers import sha256, write_random
@@ -131,3 +134,20 @@ def test_git_round_trip_through_a_gs_remote(gcs_bucket, tmp_path: Path, no_git_l
     clone_with_filter(str(remote), str(clone), cwd=tmp_path)
     assert sha256((clone / "model.bin").read_bytes()) == oid
     assert git("status", "--porcelain", cwd=clone).stdout == b""
+
+
+def test_the_sdk_may_seek_a_download_back_to_its_start_only(tmp_path: Path):
+    # The SDK seeks to 0 when it gets the whole object again (decompressive
+    # transcoding); the file and its hash then start over, and the progress with them.
+    path = tmp_path / "d"
+    progress = Recorder()
+    with open(path, "wb") as f, WriteHash(f) as written:
+        sink = _Sink(written, progress)
+        sink.write(b"first try")
+        assert sink.seek(0) == 0
+        sink.write(b"whole")
+        assert written.pointer() == Pointer(sha256(b"whole"), 5)
+        with pytest.raises(io.UnsupportedOperation, match="seek"):
+            sink.seek(3)
+    assert path.read_bytes() == b"whole"
+    assert progress.total == 5

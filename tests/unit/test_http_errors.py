@@ -10,6 +10,7 @@ import responses
 
 from lfs_agent.backends.http import HTTPBackend
 from lfs_agent.errors import BackendError, ObjectNotFoundError, RetriableError
+from lfs_agent.pointer import Pointer
 from tests.contract.backend_contract import Recorder
 from tests.helpers import random_bytes, sha256
 
@@ -146,8 +147,9 @@ def test_a_reset_mid_body_resumes_with_range(tmp_path: Path):
     )
     dest = tmp_path / "d"
     progress = Recorder()
-    backend([]).download(oid, dest, len(big), progress)
+    hashed = backend([]).download(oid, dest, len(big), progress)
     assert dest.read_bytes() == big
+    assert hashed == Pointer(oid, len(big))  # hashed as written, across the resume
     assert progress.total == len(big)
     assert len(responses.calls) == 2
 
@@ -158,6 +160,25 @@ def test_a_server_ignoring_range_restarts_cleanly(tmp_path: Path):
     dest.write_bytes(DATA[:700])
     responses.add(responses.GET, URL, status=200, body=DATA)
     progress = Recorder()
-    backend([]).download(OID, dest, len(DATA), progress)
+    hashed = backend([]).download(OID, dest, len(DATA), progress)
     assert dest.read_bytes() == DATA
+    assert hashed == Pointer(OID, len(DATA))  # the first 700 bytes' hash was dropped
     assert progress.total == len(DATA)
+
+
+@responses.activate
+def test_a_partial_file_that_went_wrong_is_hashed_as_it_is(tmp_path: Path):
+    dest = tmp_path / "d"
+    dest.write_bytes(b"!" * 700)  # not DATA's first 700 bytes
+    responses.add(
+        responses.GET,
+        URL,
+        status=206,
+        body=DATA[700:],
+        match=[responses.matchers.header_matcher({"Range": "bytes=700-"})],
+    )
+    hashed = backend([]).download(OID, dest, len(DATA), Recorder())
+    held = dest.read_bytes()
+    assert held != DATA
+    # What the file holds, so the caller's check refuses it.
+    assert hashed == Pointer(sha256(held), len(DATA)) != Pointer(OID, len(DATA))

@@ -20,6 +20,7 @@ from lfs_agent.store import (
     BackgroundHash,
     ObjectStore,
     RangeHash,
+    WriteHash,
     _hash_read_ahead,
     check_file,
     hash_file,
@@ -340,3 +341,44 @@ def test_check_file_trusts_a_read_back_hash_only_for_the_whole_file(tmp_path: Pa
     check_file(path, good, hashed=Pointer(sha256(b"hel"), 3))
     with pytest.raises(IntegrityError):
         check_file(path, Pointer(sha256(b"hel"), 3), hashed=Pointer(sha256(b"hel"), 3))
+
+
+@pytest.mark.parametrize("have", [0, 5, CHUNK_SIZE + 3])
+def test_write_hash_keeps_and_hashes_the_start_then_what_is_written(tmp_path: Path, have):
+    data = random_bytes(3 * CHUNK_SIZE + 11, seed=7)
+    path = tmp_path / "f"
+    path.write_bytes(data[:have] + b"stale tail from an earlier attempt")
+    with open(path, "r+b") as f, WriteHash(f, have) as written:
+        assert written.size == have
+        for start in range(have, len(data), CHUNK_SIZE // 2):
+            written.write(data[start : start + CHUNK_SIZE // 2])
+        assert written.pointer() == Pointer(sha256(data), len(data))
+    assert path.read_bytes() == data
+    assert _hash_threads() == []
+
+
+def test_write_hash_restart_empties_the_file_and_the_hash(tmp_path: Path):
+    path = tmp_path / "f"
+    path.write_bytes(b"old bytes")
+    with open(path, "r+b") as f, WriteHash(f, 3) as written:
+        written.write(bytes(2 * CHUNK_SIZE))  # the hashing thread has started
+        written.restart()
+        written.write(b"new")
+        assert written.pointer() == Pointer(sha256(b"new"), 3)
+    assert path.read_bytes() == b"new"
+    assert _hash_threads() == []
+
+
+class _CutMeanwhile(io.FileIO):
+    """A file cut short by someone else after the download measured it."""
+
+    def truncate(self, size: int | None = None) -> int:
+        return self.tell()  # no extension with zeros: the file stays short
+
+
+def test_write_hash_of_a_file_shorter_than_its_start_raises_and_ends(tmp_path: Path):
+    path = tmp_path / "f"
+    path.write_bytes(bytes(10))
+    with _CutMeanwhile(path, "r+b") as f, pytest.raises(OSError, match="ends at byte 10, not"):
+        WriteHash(f, 2 * CHUNK_SIZE)  # type: ignore[arg-type]
+    assert _hash_threads() == []
