@@ -354,21 +354,26 @@ def link_file(src: Path, dest: Path) -> bool:
 def check_file(
     path: Path, expected: Pointer, source: str = "", hashed: Pointer | None = None
 ) -> None:
-    """Hash the file at ``path``; refuse it unless it is exactly ``expected``.
+    """Refuse the file at ``path`` unless it is exactly ``expected``.
+
+    A file of another size is refused without reading it; one of the right size is
+    hashed, unless ``hashed`` already covers all of it.
 
     Args:
         path: The file to check.
         expected: The pointer it must match.
         source: Where the bytes came from (``from <remote>``), for the message.
-        hashed: The sha256 and length of the file's start, already read back from it
-            (:class:`RangeHash`); then only the file's size is checked here.
+        hashed: The sha256 and length of what was written to the file's start, hashed
+            as it was written (:class:`WriteHash`, :class:`RangeHash`).
 
     Raises:
-        IntegrityError: for another size or sha256, naming both.
+        IntegrityError: for another size (naming it) or sha256 (naming both).
         FileNotFoundError: when there is no file.
     """
-    if hashed is not None and os.stat(path).st_size == hashed.size:
-        oid, size = hashed.oid, hashed.size
+    check_size(path, expected, source)
+    size = expected.size
+    if hashed is not None and hashed.size == size:
+        oid = hashed.oid
     else:
         oid, size = hash_file(path)
     if oid != expected.oid or size != expected.size:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from lfs_agent import store as store_module
 from lfs_agent.errors import IntegrityError, InvalidOidError, ObjectNotFoundError
 from lfs_agent.pointer import EMPTY_OID, Pointer
 from lfs_agent.store import (
@@ -328,6 +329,20 @@ def test_range_hash_left_without_a_pointer_ends_its_thread(tmp_path: Path):
         hasher.written(0, 10)
         assert len(_range_hash_threads()) == 1
     assert _range_hash_threads() == []
+
+
+def test_check_file_refuses_a_wrong_size_without_hashing_it(tmp_path: Path, monkeypatch):
+    path = tmp_path / "f"
+    path.write_bytes(b"hello")
+
+    def no_hashing(_: Path) -> tuple[str, int]:
+        raise AssertionError("a file of the wrong size was hashed")
+
+    monkeypatch.setattr(store_module, "hash_file", no_hashing)
+    with pytest.raises(IntegrityError, match=r"got 5 bytes, expected 4 bytes"):
+        check_file(path, Pointer(sha256(b"hell"), 4), "from s3://b")
+    with pytest.raises(AssertionError, match="was hashed"):  # the right size is hashed
+        check_file(path, Pointer(sha256(b"hello"), 5))
 
 
 def test_check_file_trusts_a_read_back_hash_only_for_the_whole_file(tmp_path: Path):
