@@ -605,7 +605,7 @@ class FilterProcess:
                     path,
                     pointer.oid,
                 )
-                if self.pull_after is not None:
+                if self._keep_pointer_on_failure:
                     self._reply(head)
                 else:
                     self.writer.write_text_list([STATUS_ERROR])

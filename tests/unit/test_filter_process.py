@@ -224,6 +224,18 @@ def test_smudge_of_a_missing_object_without_remote_is_a_per_file_error(store, ca
     assert "gone.bin" in caplog.text and sha256(b"missing") in caplog.text
 
 
+def test_skip_download_errors_keeps_the_pointer_when_there_is_no_remote(store, caplog):
+    # As for a failed download, and as the one-file smudge does: git-lfs's
+    # lfs.skipdownloaderrors writes the pointer whatever kept the object away.
+    data = HANDSHAKE_IN + pkt("command=smudge", "pathname=gone.bin")
+    data += content(pointer_bytes(b"missing"))
+    out = run(store, data, skip_download_errors=True)
+    assert out == (
+        HANDSHAKE_OUT_NO_DELAY + SUCCESS + encode_packet(pointer_bytes(b"missing")) + b"00000000"
+    )
+    assert "gone.bin" in caplog.text and "no remote is configured" in caplog.text
+
+
 def test_skip_smudge_and_excluded_paths_keep_the_pointer(store):
     data = HANDSHAKE_IN + pkt("command=smudge", "pathname=a.bin") + content(HELLO_POINTER)
     kept = HANDSHAKE_OUT + SUCCESS + encode_packet(HELLO_POINTER) + b"00000000"
