@@ -723,11 +723,13 @@ def cmd_clone(ctx: Context) -> int:
         if values:
             settings[f"lfs-agent.{key}"] = ",".join(_split_cli(values))
     # For the clone's checkout only (-c before "clone"), overriding the above: our filter
-    # runs whatever filter is set up globally (git-lfs's, say), and is not required:
+    # runs, not whatever filter is set up globally (git-lfs's, say), and is not required:
     # should it fail, git writes pointers and goes on. With PULL_AFTER_ENV it leaves
     # objects over GIT_WRITES_MAX, and any it cannot get, as pointers for the pull
     # below, which writes large files itself and reports what is missing.
     checkout_only = {
+        # Also in settings; here it outranks one given in the environment as well.
+        "filter.lfs.process": settings["filter.lfs.process"],
         "filter.lfs.smudge": "",
         "filter.lfs.clean": "",
         "filter.lfs.required": "false",

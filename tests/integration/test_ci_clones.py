@@ -106,6 +106,24 @@ def test_clone_ignores_a_global_filter_and_leaves_ours_configured(project):
     assert git("config", "--local", "--get-regexp", ours, cwd=ci, check=False).stdout == b""
 
 
+def test_clone_outranks_a_filter_given_in_the_environment(project):
+    root, server, _bucket = project
+    # Config in the environment outranks the repository's own: the clone's checkout
+    # must still run our filter, not this one, which fails every file.
+    env = dict(
+        os.environ,
+        GIT_CONFIG_COUNT="2",
+        GIT_CONFIG_KEY_0="filter.lfs.process",
+        GIT_CONFIG_VALUE_0="false",
+        GIT_CONFIG_KEY_1="filter.lfs.required",
+        GIT_CONFIG_VALUE_1="true",
+    )
+    out = agent("clone", str(server), str(root / "ci"), cwd=root, env=env)
+    assert out.returncode == 0, out.stderr
+    for path, data in FILES.items():
+        assert (root / "ci" / path).read_bytes() == data, path
+
+
 def test_clone_has_git_write_small_files_pulls_large_ones_and_reports_a_missing_one(project):
     root, server, bucket = project
     work = root / "work"
