@@ -45,8 +45,10 @@ logger = get_logger(__name__)
 #: Downloads of objects this large (or larger) can be resumed; see
 #: :meth:`Remote.download_to_temp`.
 RESUMABLE_SIZE = 1024 * 1024
-#: A smudge of an object this large hashes it while sending it to git, rather than
-#: reading it once more before; see :meth:`Remote.download_for_reading`.
+#: A smudge of an object larger than this hashes it while sending it to git, rather
+#: than reading it once more before; see :meth:`Remote.download_for_reading`. The
+#: same as :data:`GIT_WRITES_MAX`: every object git's checkout in ``lfs-agent clone``
+#: gets is checked before git has any of it.
 READ_CHECK_SIZE = 32 * 1024 * 1024
 
 
@@ -172,7 +174,7 @@ class Remote:
     def download_for_reading(self, store: ObjectStore, pointer: Pointer) -> Unverified | None:
         """Download ``pointer``'s object for a reader that hashes it as it reads it.
 
-        An object of at least :data:`READ_CHECK_SIZE` that the download put in place
+        An object over :data:`READ_CHECK_SIZE` that the download put in place
         without hashing it (a hard link from a folder bucket) is not read
         back here: it is moved to a private temp file in ``<lfs>/tmp``, its size checked,
         and returned. The caller (a smudge) hashes it while sending it, then publishes
@@ -185,7 +187,7 @@ class Remote:
         Raises:
             As :meth:`download`; for the temp file, IntegrityError only for its size.
         """
-        if store.contains(pointer) or self.cache is not None or pointer.size < READ_CHECK_SIZE:
+        if store.contains(pointer) or self.cache is not None or pointer.size <= READ_CHECK_SIZE:
             self.download(store, pointer)
             return None
         with self._download_to_temp(store, pointer, NULL_PROGRESS, verify=False) as (path, checked):

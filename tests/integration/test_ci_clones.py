@@ -158,6 +158,28 @@ def test_clone_has_git_write_small_files_pulls_large_ones_and_reports_a_missing_
     assert git("status", "--porcelain", cwd=ci).stdout == b""
 
 
+def test_a_corrupt_object_git_would_write_is_reported_once_by_the_pull(project):
+    root, server, bucket = project
+    work = root / "work"
+    edge = random_bytes(GIT_WRITES_MAX, seed=5)  # the largest size git's checkout writes
+    (work / "models/edge.bin").write_bytes(edge)
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "edge", cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+    oid = sha256(edge)
+    corrupt_in_bucket(bucket, edge)
+
+    out = agent("clone", str(server), str(root / "ci"), cwd=root)
+    ci = root / "ci"
+    assert out.returncode == 2
+    # Checked before git got any of it, so the filter left it to the pull quietly.
+    said = [line for line in out.stderr.decode().splitlines() if oid in line]
+    assert len(said) == 1 and "is corrupt" in said[0], said
+    assert (ci / "models/edge.bin").read_bytes() == pointer_bytes(edge)
+    assert not (ci / ".git/lfs/objects" / oid[:2]).exists()
+    assert git("status", "--porcelain", cwd=ci).stdout == b""
+
+
 def test_clone_runs_no_pull_when_git_got_every_file_from_the_filter(project):
     root, server, _bucket = project
     trace = root / "git-trace"  # git's own trace of every git command, in a file
