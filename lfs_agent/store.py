@@ -431,19 +431,18 @@ class ObjectWriter:
         self._store = store
         # The temp file in <lfs>/tmp receiving the bytes, and its path for the rename.
         self._file, self.temp_path = _create_temp(store.ensure_tmp(), prefix)
-        # sha256 of everything written so far, hashed while the next chunk is written.
-        self._digest = BackgroundHash()
+        # Hashes what is written, while the next chunk is written.
+        self._written = WriteHash(self._file)
         self._done = False
 
     @property
     def size(self) -> int:
         """Bytes written so far."""
-        return self._digest.size
+        return self._written.size
 
     def write(self, data: bytes) -> None:
-        """Hash and append ``data`` to the temp file (bytes: hashing may come later)."""
-        self._digest.update(data)
-        self._file.write(data)
+        """Append ``data`` to the temp file (bytes: hashing may come later)."""
+        self._written.write(data)
 
     def commit(self, expected: Pointer | None = None) -> Pointer:
         """Check the bytes against ``expected`` (if given) and publish them.
@@ -458,7 +457,7 @@ class ObjectWriter:
         self._file.close()
         self._done = True
         try:
-            pointer = Pointer(self._digest.hexdigest(), self.size)
+            pointer = self._written.pointer()
             if expected is not None and (
                 expected.oid != pointer.oid or expected.size != pointer.size
             ):
@@ -471,7 +470,7 @@ class ObjectWriter:
 
     def abort(self) -> None:
         """Drop the temp file without publishing anything."""
-        self._digest.close()
+        self._written.close()
         self._file.close()
         self._done = True
         self._discard()

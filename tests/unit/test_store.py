@@ -121,7 +121,7 @@ def test_a_writer_whose_hashing_fails_publishes_nothing_and_leaves_no_temp_file(
             raise RuntimeError("hash failed")
 
     with store.writer() as out:
-        out._digest._digest = Broken()  # type: ignore[assignment]
+        out._written._hash._digest = Broken()  # type: ignore[assignment]
         out.write(bytes(2 * CHUNK_SIZE))
         with pytest.raises(RuntimeError, match="hash failed"):
             out.commit()
