@@ -683,7 +683,12 @@ def start_s3_server(kind: str, work: Path) -> S3Server:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny inputs, one run")
-    parser.add_argument("--runs", type=int, help="rounds per case (default 3; 1 with --quick)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        help="rounds per case (default 3; 1 with --quick); start-up takes 5 times as many, "
+        "the small-file group twice",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
     parser.add_argument("--only", metavar="WORD", help="run only cases whose group has WORD")
