@@ -280,21 +280,20 @@ class HTTPBackend:
             progress(have)
         resets = 0
         with open(dest_path, "r+b" if have else "wb") as dst, WriteHash(dst, have) as written:
-            while True:
-                headers = {"Range": f"bytes={have}-"} if have else {}
+            while True:  # written.size: the bytes the file holds so far
+                start = written.size
+                headers = {"Range": f"bytes={start}-"} if start else {}
                 response = self._request("GET", oid, headers=headers, stream=True)
                 if response.status_code == 404:
                     raise ObjectNotFoundError(f"object {oid} is not on remote {self.url}")
-                if response.status_code == 200 and have:
-                    progress(-have)  # the server ignored Range: start over
-                    have = 0
+                if response.status_code == 200 and start:
+                    progress(-start)  # the server ignored Range: start over
                     written.restart()
                 elif response.status_code not in (200, 206):
                     raise self._error(response, oid)
                 try:
                     for chunk in response.iter_content(CHUNK_SIZE):
                         written.write(chunk)
-                        have += len(chunk)
                         progress(len(chunk))
                 except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                     resets += 1
@@ -302,17 +301,18 @@ class HTTPBackend:
                         raise RetriableError(
                             f"download of {oid} from {self.url} kept breaking off: {exc}"
                         ) from None
-                    logger.debug("download of %s broke off at byte %d; resuming", oid, have)
+                    logger.debug("download of %s broke off at byte %d; resuming", oid, written.size)
                     self._backoff(resets, None)
                     continue
                 finally:
                     response.close()
-                if have >= size:
+                if written.size >= size:
                     return written.pointer()
                 resets += 1
                 if resets >= self.max_attempts:
                     raise RetriableError(
-                        f"download of {oid} from {self.url} ended early at byte {have} of {size}"
+                        f"download of {oid} from {self.url} ended early at byte "
+                        f"{written.size} of {size}"
                     )
 
     # Records: plain HTTP has no listing, so ``meta/index.json`` lists the keys.
