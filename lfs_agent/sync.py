@@ -45,11 +45,13 @@ logger = get_logger(__name__)
 #: Downloads of objects this large (or larger) can be resumed; see
 #: :meth:`Remote.download_to_temp`.
 RESUMABLE_SIZE = 1024 * 1024
+#: git holds a file it smudges whole in memory; larger objects are written by us.
+GIT_WRITES_MAX = 32 * 1024 * 1024
 #: A smudge of an object larger than this hashes it while sending it to git, rather
-#: than reading it once more before; see :meth:`Remote.download_for_reading`. The
-#: same as :data:`GIT_WRITES_MAX`: every object git's checkout in ``lfs-agent clone``
+#: than reading it once more before; see :meth:`Remote.download_for_reading`. It is
+#: :data:`GIT_WRITES_MAX`, so that every object git's checkout in ``lfs-agent clone``
 #: gets is checked before git has any of it.
-READ_CHECK_SIZE = 32 * 1024 * 1024
+READ_CHECK_SIZE = GIT_WRITES_MAX
 
 
 def link_or_copy(src: Path, dest: Path) -> None:
@@ -444,10 +446,6 @@ def _raise_failures(verb: str, remote: Remote, result: BatchResult) -> None:
     raise TransferError(
         f"{len(result.failed)} object(s) failed to {verb} ({remote.url}):\n  {body}"
     )
-
-
-#: git holds a file it smudges whole in memory; larger objects are written by us.
-GIT_WRITES_MAX = 32 * 1024 * 1024
 
 
 def checkout(
