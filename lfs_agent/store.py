@@ -53,6 +53,15 @@ STALE_TEMP_SECONDS = 3600
 OBJECT_MODE = 0o644
 #: Files at least this large are read by a second thread while this one hashes.
 READ_AHEAD_MIN = 8 * CHUNK_SIZE
+#: Objects at least this large that the store checked as it wrote them are recorded
+#: (:meth:`ObjectStore.is_checked`), so that a push need not read them again. Below it
+#: hashing is a few milliseconds, and the record stays short: one line per model file.
+CHECK_RECORD_MIN = 8 * CHUNK_SIZE
+#: The record of those objects, in the lfs directory (git-lfs ignores other files there).
+CHECK_RECORD_NAME = "lfs-agent-checked"
+#: How far into the past a recorded object's mtime is set: any later write dates it
+#: "now", which can never equal that, however coarse the file system's clock.
+_CHECK_MARK_BACK_NS = 60 * 10**9
 
 
 def hash_file(path: Path) -> tuple[str, int]:
@@ -411,6 +420,31 @@ def corrupt_error(
     )
 
 
+def _mark_checked(temp_path: Path) -> tuple[int, int] | None:
+    """Date the checked file at ``temp_path`` a minute back.
+
+    A file with another name (a hard link of a folder bucket's object) is left as it
+    is: its times are not the store's to change, and others may write to it.
+
+    Returns:
+        The file's inode and new mtime, or None when it was left as it is.
+    """
+    try:
+        st = os.stat(temp_path)
+        if st.st_nlink != 1:
+            return None
+        os.utime(temp_path, ns=(st.st_atime_ns, time.time_ns() - _CHECK_MARK_BACK_NS))
+        st = os.stat(temp_path)  # the mtime as the file system keeps it
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _check_key(st: os.stat_result) -> tuple[int, ...]:
+    """What the record keeps of a checked object's stat data, and compares later."""
+    return (st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _create_temp(directory: Path, prefix: str) -> tuple[BinaryIO, Path]:
     while True:
         path = directory / f"{prefix}-{os.urandom(8).hex()}"
@@ -505,6 +539,10 @@ class ObjectStore:
         # Same file system as objects/, so os.replace into place is atomic.
         self.tmp_dir = self.root / "tmp"
         self._tmp_ready = False
+        # oid -> what the object's stat said once the store had checked and placed it;
+        # read from CHECK_RECORD_NAME on the first question (uploads ask from threads).
+        self._checked: dict[str, tuple[int, ...]] | None = None
+        self._checked_lock = threading.Lock()
 
     def ensure_tmp(self) -> Path:
         """Create ``tmp/`` once per store object (a mkdir per object costs a syscall)."""
@@ -609,11 +647,13 @@ class ObjectStore:
         """Rename a verified file into place, unless the object is already there.
 
         A copy already there is kept (the new file is then removed by the caller): it
-        may be hard-linked with a shared cache or a folder bucket.
+        may be hard-linked with a shared cache or a folder bucket. A large object is
+        recorded as checked once in place (:meth:`is_checked`).
         """
         final = self.object_path(pointer.oid)
         if self.contains(pointer):
             return
+        marked = _mark_checked(temp_path) if pointer.size >= CHECK_RECORD_MIN else None
         try:
             os.replace(temp_path, final)
         except FileNotFoundError:
@@ -621,6 +661,78 @@ class ObjectStore:
                 raise
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(temp_path, final)
+        if marked is not None:
+            self._record_checked(pointer, final, marked)
+
+    def is_checked(self, pointer: Pointer) -> bool:
+        """True when the stored object is, unchanged, one this store checked as it wrote it.
+
+        Recorded are objects of :data:`CHECK_RECORD_MIN` bytes or more that the store
+        hashed as it wrote them (``clean``, a copied download) and that no other name
+        shared then. Once they were in place, the record took their inode, size,
+        mtime and ctime, the mtime having been set a minute into the past. Any write
+        since dates the file "now"; setting its times back, renaming, linking or
+        replacing it changes its ctime or inode. So a True answer means no one has
+        changed the file through the file system since it was checked, and a push may
+        send it without reading it first, as DVC does from its own record (of inode,
+        size and mtime) and git-lfs does with none. Damage below the file system (a
+        failing disk) is not seen; every download is still checked.
+        """
+        if pointer.size < CHECK_RECORD_MIN:
+            return False
+        with self._checked_lock:
+            if self._checked is None:
+                self._checked = self._read_checked()
+            record = self._checked.get(pointer.oid)
+        if record is None:
+            return False
+        try:
+            st = os.stat(self.object_path(pointer.oid))
+        except OSError:
+            return False
+        return record[0] == pointer.size and record == _check_key(st)
+
+    def _read_checked(self) -> dict[str, tuple[int, ...]]:
+        """The record, later lines winning; a line that does not parse is passed over."""
+        try:
+            text = (self.root / CHECK_RECORD_NAME).read_text(encoding="ascii", errors="replace")
+        except OSError:
+            return {}
+        checked: dict[str, tuple[int, ...]] = {}
+        for line in text.splitlines():
+            oid, _, rest = line.partition(" ")
+            try:
+                numbers = tuple(int(field) for field in rest.split())
+            except ValueError:
+                continue
+            if len(numbers) == 5 and is_valid_oid(oid):
+                checked[oid] = numbers
+        return checked
+
+    def _record_checked(self, pointer: Pointer, final: Path, marked: tuple[int, int]) -> None:
+        """Append the placed object's stat data to the record (a lost line: a re-hash).
+
+        Nothing is recorded unless ``final`` is still the file marked, unwritten since.
+        """
+        try:
+            st = os.stat(final)
+            if (st.st_ino, st.st_mtime_ns) != marked:
+                return
+            key = _check_key(st)
+            line = " ".join([pointer.oid, *map(str, key)]) + "\n"
+            fd = os.open(
+                self.root / CHECK_RECORD_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
+            )
+            try:
+                os.write(fd, line.encode("ascii"))  # one write: appends never interleave
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            logger.debug("cannot record %s as checked: %s", pointer.oid, exc)
+            return
+        with self._checked_lock:
+            if self._checked is not None:
+                self._checked[pointer.oid] = key
 
     def iter_objects(self) -> Iterator[Pointer]:
         """Yield a pointer for every well-named object file in the store."""

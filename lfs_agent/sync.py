@@ -287,7 +287,7 @@ class Remote:
         if size_of(self.backend, pointer.oid, listed or {}) == pointer.size:
             return False
         path = store.object_path(pointer.oid)
-        self.backend.upload(pointer.oid, path, pointer.size, progress)
+        self.backend.upload(pointer.oid, path, pointer.size, progress, store.is_checked(pointer))
         return True
 
     def run_batch(

@@ -22,6 +22,7 @@ before they are reported, so git-lfs never receives bytes that do not match.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,7 +229,7 @@ class TransferAgent:
         )
         try:
             if request.event == EVENT_UPLOAD:
-                self._upload(request, self.remote, progress)
+                self._upload(request, self.store, self.remote, progress)
                 done = CompleteEvent(oid=request.oid)
             else:
                 path = self._download(request, self.store, self.remote, progress)
@@ -248,12 +249,15 @@ class TransferAgent:
         self.send(done)
 
     @staticmethod
-    def _upload(request: TransferRequest, remote: Remote, progress: ThrottledProgress) -> None:
+    def _upload(
+        request: TransferRequest, store: ObjectStore, remote: Remote, progress: ThrottledProgress
+    ) -> None:
         if not request.path:
             raise ProtocolError(f"upload of {request.oid} names no path")
         source = Path(request.path)
         try:
-            actual = source.stat().st_size
+            source_stat = source.stat()
+            actual = source_stat.st_size
         except OSError as exc:
             raise ProtocolError(
                 f"upload of {request.oid}: cannot read {request.path}: {exc.strerror}"
@@ -267,7 +271,12 @@ class TransferAgent:
         if request.size and backend.stat(request.oid) == request.size:
             progress(request.size)  # the bucket already has it: report it as done
             return
-        backend.upload(request.oid, source, request.size, progress)
+        # git-lfs names its store's file, which is ours: the record of our check holds.
+        pointer = Pointer(request.oid, request.size)
+        checked = store.is_checked(pointer) and _same_file(
+            source_stat, store.object_path(request.oid)
+        )
+        backend.upload(request.oid, source, request.size, progress, checked)
 
     @staticmethod
     def _download(
@@ -276,3 +285,12 @@ class TransferAgent:
         # The verified file stays in lfs/tmp for git-lfs to rename into its store.
         with remote.download_to_temp(store, Pointer(request.oid, request.size), progress) as path:
             return path
+
+
+def _same_file(st: os.stat_result, path: Path) -> bool:
+    """Whether ``st`` is the stat data of the file at ``path``."""
+    try:
+        other = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)

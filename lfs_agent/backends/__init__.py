@@ -71,13 +71,18 @@ def parse_size(value: str) -> int:
     return number * factor
 
 
-def check_source(oid: str, src_path: Path, size: int) -> None:
+def check_source(oid: str, src_path: Path, size: int, checked: bool = False) -> None:
     """Hash the file to upload; refuse it unless it has ``size`` bytes hashing to ``oid``.
+
+    Does nothing when the caller says the store has ``checked`` it (see
+    :meth:`Backend.upload`).
 
     Raises:
         ObjectNotFoundError: the file is missing.
         IntegrityError: it holds something else (nothing is sent then).
     """
+    if checked:
+        return
     try:
         actual, actual_size = hash_file(src_path)
     except FileNotFoundError:
@@ -220,8 +225,18 @@ class Backend(Protocol):
         that fails (the stats then report the error).
         """
 
-    def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
-        """Store the file at ``src_path`` as ``oid``; never leave a partial object."""
+    def upload(
+        self, oid: str, src_path: Path, size: int, progress: Progress, checked: bool = False
+    ) -> None:
+        """Store the file at ``src_path`` as ``oid``; never leave a partial object.
+
+        The file is refused (:class:`~lfs_agent.errors.IntegrityError`) unless it has
+        ``size`` bytes hashing to ``oid``, except that ``checked`` (the store's record
+        says the file is, unchanged, what it checked: :meth:`ObjectStore.is_checked
+        <lfs_agent.store.ObjectStore.is_checked>`) lets a backend skip a read made only
+        for that check. A backend that hashes as it sends, or must send the hashes,
+        hashes anyway.
+        """
 
     def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> Pointer | None:
         """Write the object into ``dest_path`` (a temp file the caller verifies).

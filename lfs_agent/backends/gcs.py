@@ -206,9 +206,14 @@ class GCSBackend:
             return None
         return int(blob.size)
 
-    def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
-        """Upload ``src_path`` as ``oid`` (create-only) after checking its hash."""
-        check_source(oid, src_path, size)
+    def upload(
+        self, oid: str, src_path: Path, size: int, progress: Progress, checked: bool = False
+    ) -> None:
+        """Upload ``src_path`` as ``oid`` (create-only) after checking its hash.
+
+        Not when the store has ``checked`` it: the upload still sends a crc32c.
+        """
+        check_source(oid, src_path, size, checked)
         blob = self.bucket.blob(self._key(oid), chunk_size=self.chunk_size)
         try:
             with open(src_path, "rb") as src:

@@ -256,9 +256,11 @@ class HTTPBackend:
         length = response.headers.get("Content-Length")
         return int(length) if length is not None else None
 
-    def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
-        """PUT the file, after checking it hashes to ``oid``."""
-        check_source(oid, src_path, size)
+    def upload(
+        self, oid: str, src_path: Path, size: int, progress: Progress, checked: bool = False
+    ) -> None:
+        """PUT the file, after checking it hashes to ``oid`` (unless the store ``checked`` it)."""
+        check_source(oid, src_path, size, checked)
         headers = {"Content-Type": "application/octet-stream", "X-Checksum-Sha256": oid}
         with open(src_path, "rb") as src:
             body = _ProgressBody(src, size, progress)

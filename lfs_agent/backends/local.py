@@ -1,14 +1,15 @@
 """A folder used as a bucket: a local path or a mounted network share.
 
 Layout ``<root>/objects/<oid[0:2]>/<oid[2:4]>/<oid>``, identical to every other backend.
-On the same file system as the store, an upload hard-links the stored object (after
-checking its size and sha256) into place, and a download hard-links the bucket's object
-into the store's temp file (which the caller then checks), as git-lfs's standalone-file
-adapter does. Otherwise (or with ``lfs-agent.local.link=false``) a download copies, and
-an upload copies into a temp file in the object's own directory while hashing,
-``fsync``s, makes it read-only and renames it. Either way the object path only ever
-holds complete, verified bytes. Callers skip objects the bucket already has with their
-size (:meth:`LocalBackend.stat`), so an upload does not look first.
+On the same file system as the store, an upload hard-links the stored object into place
+after checking its size and sha256 (unless the store's record says it checked them:
+:meth:`~lfs_agent.store.ObjectStore.is_checked`), and a download hard-links the bucket's
+object into the store's temp file (which the caller then checks), as git-lfs's
+standalone-file adapter does. Otherwise (or with ``lfs-agent.local.link=false``) a
+download copies, and an upload copies into a temp file in the object's own directory
+while hashing, ``fsync``s, makes it read-only and renames it. Either way the object
+path only ever holds complete, verified bytes. Callers skip objects the bucket already
+has with their size (:meth:`LocalBackend.stat`), so an upload does not look first.
 """
 
 from __future__ import annotations
@@ -93,15 +94,19 @@ class LocalBackend:
         except OSError as exc:
             raise BackendError(f"cannot read {self.url}: {exc.strerror}") from exc
 
-    def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
+    def upload(
+        self, oid: str, src_path: Path, size: int, progress: Progress, checked: bool = False
+    ) -> None:
         """Store ``src_path`` as ``oid``: hard-linked when possible, else copied.
 
         Either way the bytes are checked against size and sha256 before the object
         appears, and it appears at once: by a link of the checked file, or by a rename.
-        An object already there is replaced (callers stat first and skip it).
+        A link of a file the store has ``checked`` reads nothing; a copy hashes what
+        it writes whatever the store says. An object already there is replaced
+        (callers stat first and skip it).
         """
         final = self._path(oid)
-        if self.link and self._link(oid, src_path, size, final):
+        if self.link and self._link(oid, src_path, size, final, checked):
             progress(size)
             return
         self._make_parent(final)
@@ -144,15 +149,15 @@ class LocalBackend:
         except OSError as exc:
             raise BackendError(f"cannot write to {self.url}: {exc.strerror}") from exc
 
-    def _link(self, oid: str, src_path: Path, size: int, final: Path) -> bool:
+    def _link(self, oid: str, src_path: Path, size: int, final: Path, checked: bool) -> bool:
         """Publish ``src_path`` by a hard link; False when linking is impossible here.
 
-        The source is checked first, so the link puts complete, verified bytes at the
-        object path in one step. A wrong-size file already there is replaced through a
-        linked temp name and a rename. git-lfs's standalone-file adapter links the
-        same way on one file system.
+        The source is checked first (unless the store has ``checked`` it), so the link
+        puts complete, verified bytes at the object path in one step. A wrong-size
+        file already there is replaced through a linked temp name and a rename.
+        git-lfs's standalone-file adapter links the same way on one file system.
         """
-        check_source(oid, src_path, size)
+        check_source(oid, src_path, size, checked)
         for attempt in range(2):
             try:
                 os.link(src_path, final)

@@ -442,8 +442,14 @@ class S3Backend:
                 f"bucket {self.bucket!r} does not exist: create it, or fix lfs-agent.remote"
             )
 
-    def upload(self, oid: str, src_path: Path, size: int, progress: Progress) -> None:
-        """Upload ``src_path`` as ``oid`` after checking it hashes to ``oid``."""
+    def upload(
+        self, oid: str, src_path: Path, size: int, progress: Progress, checked: bool = False
+    ) -> None:
+        """Upload ``src_path`` as ``oid`` after checking it hashes to ``oid``.
+
+        Whether or not the store ``checked`` it: the sha256 of each part is sent with
+        it for S3 to check, and the whole file's is computed beside them.
+        """
         try:
             if size <= SMALL_OBJECT:
                 self._put_small(oid, src_path, size, progress)

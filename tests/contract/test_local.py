@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import stat
 import tempfile
@@ -12,10 +13,10 @@ import pytest
 from lfs_agent.backends import open_backend
 from lfs_agent.errors import BackendError, BackendUnavailableError, ConfigError, IntegrityError
 from lfs_agent.pointer import Pointer
-from lfs_agent.store import ObjectStore
+from lfs_agent.store import CHECK_RECORD_MIN, ObjectStore
 from lfs_agent.sync import Remote
 from tests.contract.backend_contract import BackendContract, Recorder
-from tests.helpers import sha256
+from tests.helpers import random_bytes, sha256
 
 
 class TestLocalBackendCopying(BackendContract):
@@ -171,3 +172,27 @@ def test_downloads_are_links_only_on_the_stores_file_system_with_linking_on(tmp_
         assert not Remote(bucket.as_uri()).downloads_are_links(ObjectStore(elsewhere / "lfs"))
     finally:
         shutil.rmtree(elsewhere)
+
+
+def test_a_push_links_an_object_the_store_checked_without_reading_it_again(tmp_path, monkeypatch):
+    import lfs_agent.backends as backends
+
+    store = ObjectStore(tmp_path / "lfs")
+    trusted = store.ingest(io.BytesIO(random_bytes(CHECK_RECORD_MIN, seed=1)))
+    changed = store.ingest(io.BytesIO(random_bytes(CHECK_RECORD_MIN, seed=2)))
+    with open(store.object_path(changed.oid), "r+b") as f:
+        f.write(b"rot")  # same size, other bytes, written after the store checked them
+    reads: list[Path] = []
+    hash_file = backends.hash_file
+    monkeypatch.setattr(backends, "hash_file", lambda p: reads.append(p) or hash_file(p))
+    remote = Remote((tmp_path / "bucket").as_uri())
+
+    assert remote.upload(store, trusted)
+    assert reads == []
+    in_bucket = tmp_path / "bucket" / "objects" / trusted.oid[:2] / trusted.oid[2:4] / trusted.oid
+    assert in_bucket.stat().st_ino == store.object_path(trusted.oid).stat().st_ino
+
+    with pytest.raises(IntegrityError, match=f"refusing to upload {changed.oid}"):
+        remote.upload(store, changed)
+    assert reads == [store.object_path(changed.oid)]
+    assert remote.backend.stat(changed.oid) is None

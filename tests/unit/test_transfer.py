@@ -5,13 +5,14 @@ from __future__ import annotations
 import fnmatch
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from lfs_agent.backends import open_backend
 from lfs_agent.errors import ConfigError
-from lfs_agent.store import ObjectStore
+from lfs_agent.store import CHECK_RECORD_MIN, ObjectStore
 from lfs_agent.sync import Remote
 from lfs_agent.transfer import TransferAgent
 from tests.contract.backend_contract import Recorder
@@ -217,3 +218,28 @@ def test_init_failure_is_reported_and_the_agent_keeps_serving(session: Session):
 def test_eof_and_terminate_end_the_session_without_output(session: Session):
     assert session.run([]) == []
     assert session.run(['{"event":"terminate"}', '{"event":"init","operation":"upload"}']) == []
+
+
+def test_an_upload_of_the_stores_own_checked_file_is_not_read_again(session, monkeypatch):
+    import lfs_agent.backends as backends
+
+    data = random_bytes(CHECK_RECORD_MIN, seed=7)
+    pointer = session.store.ingest(io.BytesIO(data))
+    elsewhere = session.tmp_path / "same-bytes-elsewhere"
+    elsewhere.write_bytes(data)
+    reads: list[Path] = []
+    hash_file = backends.hash_file
+    monkeypatch.setattr(backends, "hash_file", lambda p: reads.append(p) or hash_file(p))
+    init = '{"event":"init","operation":"upload","remote":"origin"}'
+
+    def upload(path: Path) -> dict[str, object]:
+        up = {"event": "upload", "oid": pointer.oid, "size": pointer.size, "path": str(path)}
+        return json.loads(session.run([init, json.dumps(up)])[-1])
+
+    complete = {"event": "complete", "oid": pointer.oid}
+    assert upload(elsewhere) == complete
+    assert reads == [elsewhere]  # not the store's file: checked before it is sent
+    shutil.rmtree(session.bucket)
+    assert upload(session.store.object_path(pointer.oid)) == complete
+    assert reads == [elsewhere]
+    assert Remote(session.bucket_url).backend.stat(pointer.oid) == pointer.size
