@@ -290,7 +290,6 @@ class TransferAgent:
 def _same_file(st: os.stat_result, path: Path) -> bool:
     """Whether ``st`` is the stat data of the file at ``path``."""
     try:
-        other = os.stat(path)
+        return os.path.samestat(st, os.stat(path))
     except OSError:
         return False
-    return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)
