@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent.store import hash_file
+from lfs_agent.store import CHECK_RECORD_MIN, CHECK_RECORD_NAME, hash_file
 from tests.conftest import AGENT, agent, clone_with_filter, git
 from tests.helpers import pointer_bytes, sha256, write_random
 
@@ -584,3 +584,28 @@ def test_fetch_ls_files_status_fsck_and_prune(setup: Setup):
     agent("pull", cwd=work)
     remote_ok = agent("fsck", "--remote", "--deep", cwd=work)
     assert "unpushed.bin" in remote_ok.stdout.decode()  # never pushed: reported missing
+
+
+def test_git_add_records_its_check_and_a_push_refuses_an_object_changed_since(setup: Setup):
+    work = setup.work
+    size = CHECK_RECORD_MIN
+    kept = write_random(work / "kept.bin", size, seed=31)
+    commit_all(work, "kept")
+    stored = work / ".git/lfs/objects" / kept[:2] / kept[2:4] / kept
+    record = (work / ".git/lfs" / CHECK_RECORD_NAME).read_text()
+    assert record.split()[:2] == [kept, str(size)]
+    push = git("push", "-q", "origin", "main", cwd=work)
+    assert b"uploaded 1 object(s)" in push.stderr
+    in_bucket = setup.bucket / "objects" / kept[:2] / kept[2:4] / kept
+    assert in_bucket.stat().st_ino == stored.stat().st_ino  # linked, as git-lfs does
+
+    rotten = write_random(work / "rotten.bin", size, seed=32)
+    commit_all(work, "rotten")
+    with open(work / ".git/lfs/objects" / rotten[:2] / rotten[2:4] / rotten, "r+b") as f:
+        f.seek(size // 2)
+        f.write(b"rot")  # after git add checked it: the push must hash it again
+    push = git("push", "-q", "origin", "main", cwd=work, check=False)
+    assert push.returncode != 0
+    assert f"refusing to upload {rotten}".encode() in push.stderr
+    assert b"Traceback" not in push.stderr
+    assert rotten not in setup.bucket_objects()
