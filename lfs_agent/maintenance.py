@@ -177,6 +177,7 @@ def prune(git: Git, store: ObjectStore, remote: Remote, dry_run: bool = False) -
             store.remove(pointer.oid)
     if not dry_run:
         report.temp_files_removed = store.clean_tmp()
+        store.compact_checked()  # drop the removed objects from the record of checks
         # Backends with resumable uploads (S3 multipart) can leave abandoned ones.
         abort_stale = getattr(remote.backend, "abort_stale_uploads", None)
         if abort_stale is not None:

@@ -445,6 +445,11 @@ def _check_key(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_size, st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
 
+def _check_line(oid: str, key: tuple[int, ...]) -> str:
+    """One line of the record of checked objects."""
+    return " ".join([oid, *map(str, key)]) + "\n"
+
+
 def _create_temp(directory: Path, prefix: str) -> tuple[BinaryIO, Path]:
     while True:
         path = directory / f"{prefix}-{os.urandom(8).hex()}"
@@ -682,24 +687,29 @@ class ObjectStore:
             return False
         with self._checked_lock:
             if self._checked is None:
-                self._checked = self._read_checked()
+                self._checked = self._read_checked()[0]
             record = self._checked.get(pointer.oid)
-        if record is None:
-            return False
+        return record is not None and record[0] == pointer.size and self._holds(pointer.oid, record)
+
+    def _holds(self, oid: str, record: tuple[int, ...]) -> bool:
+        """Whether the stored object is still the file ``record`` describes."""
         try:
-            st = os.stat(self.object_path(pointer.oid))
+            return record == _check_key(os.stat(self.object_path(oid)))
         except OSError:
             return False
-        return record[0] == pointer.size and record == _check_key(st)
 
-    def _read_checked(self) -> dict[str, tuple[int, ...]]:
-        """The record, later lines winning; a line that does not parse is passed over."""
+    def _read_checked(self) -> tuple[dict[str, tuple[int, ...]], int]:
+        """The record, later lines winning, and its number of lines.
+
+        A line that does not parse is passed over.
+        """
         try:
             text = (self.root / CHECK_RECORD_NAME).read_text(encoding="ascii", errors="replace")
         except OSError:
-            return {}
+            return {}, 0
         checked: dict[str, tuple[int, ...]] = {}
-        for line in text.splitlines():
+        lines = text.splitlines()
+        for line in lines:
             oid, _, rest = line.partition(" ")
             try:
                 numbers = tuple(int(field) for field in rest.split())
@@ -707,7 +717,39 @@ class ObjectStore:
                 continue
             if len(numbers) == 5 and is_valid_oid(oid):
                 checked[oid] = numbers
-        return checked
+        return checked, len(lines)
+
+    def compact_checked(self) -> int:
+        """Rewrite the record with only the objects it still vouches for.
+
+        Lines for objects removed or changed since, repeated lines and lines that do
+        not parse go. A line another process appends meanwhile may be lost: its object
+        is then hashed at its next push, as if it had never been recorded.
+
+        Returns:
+            How many lines went.
+        """
+        checked, lines = self._read_checked()
+        if not lines:
+            return 0
+        kept = {oid: record for oid, record in checked.items() if self._holds(oid, record)}
+        path = self.root / CHECK_RECORD_NAME
+        temp = self.root / f".{CHECK_RECORD_NAME}-{os.urandom(8).hex()}"
+        try:
+            temp.write_text(
+                "".join(_check_line(oid, key) for oid, key in kept.items()),
+                encoding="ascii",
+            )
+            os.replace(temp, path)
+        except OSError as exc:
+            logger.debug("cannot rewrite %s: %s", path, exc)
+            return 0
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        with self._checked_lock:
+            self._checked = kept
+        return lines - len(kept)
 
     def _record_checked(self, pointer: Pointer, final: Path, marked: tuple[int, int]) -> None:
         """Append the placed object's stat data to the record (a lost line: a re-hash).
@@ -719,7 +761,7 @@ class ObjectStore:
             if (st.st_ino, st.st_mtime_ns) != marked:
                 return
             key = _check_key(st)
-            line = " ".join([pointer.oid, *map(str, key)]) + "\n"
+            line = _check_line(pointer.oid, key)
             fd = os.open(
                 self.root / CHECK_RECORD_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
             )

@@ -609,3 +609,22 @@ def test_git_add_records_its_check_and_a_push_refuses_an_object_changed_since(se
     assert f"refusing to upload {rotten}".encode() in push.stderr
     assert b"Traceback" not in push.stderr
     assert rotten not in setup.bucket_objects()
+
+
+def test_prune_drops_what_it_removes_from_the_record_of_checks(setup: Setup):
+    work = setup.work
+    # Copied, not linked, into the bucket: a link would change the objects' ctime and
+    # so end their records by itself.
+    git("config", "lfs-agent.local.link", "false", cwd=work)
+    old = write_random(work / "model.bin", CHECK_RECORD_MIN, seed=41)
+    commit_all(work, "v1")
+    new = write_random(work / "model.bin", CHECK_RECORD_MIN, seed=42)
+    commit_all(work, "v2")
+    git("push", "-q", "origin", "main", cwd=work)
+    record = work / ".git/lfs" / CHECK_RECORD_NAME
+    assert [line.split()[0] for line in record.read_text().splitlines()] == [old, new]
+
+    pruned = agent("prune", cwd=work)
+    assert pruned.returncode == 0, pruned.stderr
+    assert "pruned 1 object(s)" in pruned.stdout.decode()
+    assert [line.split()[0] for line in record.read_text().splitlines()] == [new]

@@ -494,3 +494,26 @@ def test_lines_of_the_record_that_do_not_parse_are_passed_over(store):
     assert ObjectStore(store.root).is_checked(pointer)
     record.write_text(good.rsplit(" ", 1)[0] + " not-a-number\n")
     assert not ObjectStore(store.root).is_checked(pointer)
+
+
+def test_compacting_the_record_keeps_only_what_it_still_vouches_for(store):
+    kept, removed, changed = (
+        store.ingest(io.BytesIO(random_bytes(CHECK_RECORD_MIN, seed=seed))) for seed in (1, 2, 3)
+    )
+    record = store.root / CHECK_RECORD_NAME
+    with open(record, "a") as f:
+        f.write("garbage\n" + record.read_text().splitlines()[0] + "\n")  # and a repeat
+    store.remove(removed.oid)
+    _write_in_place(store.object_path(changed.oid))
+
+    assert store.compact_checked() == 4  # of 5 lines (3 objects, garbage, a repeat)
+    assert [line.split()[0] for line in record.read_text().splitlines()] == [kept.oid]
+    assert store.is_checked(kept) and ObjectStore(store.root).is_checked(kept)
+    assert not ObjectStore(store.root).is_checked(changed)
+    assert [p.name for p in store.root.iterdir() if p.name.startswith(".")] == []
+    assert store.compact_checked() == 0
+
+
+def test_compacting_without_a_record_writes_none(store):
+    assert store.compact_checked() == 0
+    assert not (store.root / CHECK_RECORD_NAME).exists()
