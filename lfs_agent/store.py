@@ -669,8 +669,11 @@ class ObjectStore:
         if marked is not None:
             self._record_checked(pointer, final, marked)
 
-    def is_checked(self, pointer: Pointer) -> bool:
+    def is_checked(self, pointer: Pointer, path: Path | None = None) -> bool:
         """True when the stored object is, unchanged, one this store checked as it wrote it.
+
+        With ``path``: when the file there is that object (another name of the same
+        file, such as the path git-lfs names for an upload), unchanged.
 
         Recorded are objects of :data:`CHECK_RECORD_MIN` bytes or more that the store
         hashed as it wrote them (``clean``, a copied download) and that no other name
@@ -689,12 +692,19 @@ class ObjectStore:
             if self._checked is None:
                 self._checked = self._read_checked()[0]
             record = self._checked.get(pointer.oid)
-        return record is not None and record[0] == pointer.size and self._holds(pointer.oid, record)
+        return (
+            record is not None
+            and record[0] == pointer.size
+            and self._holds(pointer.oid, record, path)
+        )
 
-    def _holds(self, oid: str, record: tuple[int, ...]) -> bool:
-        """Whether the stored object is still the file ``record`` describes."""
+    def _holds(self, oid: str, record: tuple[int, ...], path: Path | None = None) -> bool:
+        """Whether the file at ``path`` (default: the stored object) is, unchanged, ``record``'s.
+
+        The same device and inode, so another name of the stored object qualifies.
+        """
         try:
-            return record == _check_key(os.stat(self.object_path(oid)))
+            return record == _check_key(os.stat(path or self.object_path(oid)))
         except OSError:
             return False
 

@@ -22,7 +22,6 @@ before they are reported, so git-lfs never receives bytes that do not match.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,8 +255,7 @@ class TransferAgent:
             raise ProtocolError(f"upload of {request.oid} names no path")
         source = Path(request.path)
         try:
-            source_stat = source.stat()
-            actual = source_stat.st_size
+            actual = source.stat().st_size
         except OSError as exc:
             raise ProtocolError(
                 f"upload of {request.oid}: cannot read {request.path}: {exc.strerror}"
@@ -272,10 +270,7 @@ class TransferAgent:
             progress(request.size)  # the bucket already has it: report it as done
             return
         # git-lfs names its store's file, which is ours: the record of our check holds.
-        pointer = Pointer(request.oid, request.size)
-        checked = store.is_checked(pointer) and _same_file(
-            source_stat, store.object_path(request.oid)
-        )
+        checked = store.is_checked(Pointer(request.oid, request.size), source)
         backend.upload(request.oid, source, request.size, progress, checked)
 
     @staticmethod
@@ -285,11 +280,3 @@ class TransferAgent:
         # The verified file stays in lfs/tmp for git-lfs to rename into its store.
         with remote.download_to_temp(store, Pointer(request.oid, request.size), progress) as path:
             return path
-
-
-def _same_file(st: os.stat_result, path: Path) -> bool:
-    """Whether ``st`` is the stat data of the file at ``path``."""
-    try:
-        return os.path.samestat(st, os.stat(path))
-    except OSError:
-        return False
