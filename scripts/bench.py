@@ -686,8 +686,8 @@ def main() -> int:
     parser.add_argument(
         "--runs",
         type=int,
-        help="rounds per case (default 3; 1 with --quick); start-up takes 5 times as many, "
-        "the small-file group twice",
+        help=f"rounds per case (default 3; 1 with --quick); start-up takes {STARTUP_ROUNDS} "
+        f"times as many, the small-file group {SMALL_ROUNDS} times",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
