@@ -7,9 +7,12 @@ among them. boto3 is imported here and nowhere else.
 
 Uploads never expose a partial object: a single PUT is atomic, and a multipart upload
 becomes visible only when completed. Before anything is sent the file is hashed: its
-sha256 must equal the oid. Each PUT or part carries its own SHA-256 checksum, which S3
-verifies on arrival; that signed header binds the body, so botocore is not made to hash
-the body again for the signature (which it does over plain HTTP). An interrupted
+sha256 must equal the oid. The one exception is an object the store checked as it wrote
+it and that has not changed since (``checked``): a multipart upload of it hashes each
+part just before sending it, so the first part leaves at once. Each PUT or part carries
+its own SHA-256 checksum, which S3 verifies on arrival; that signed header binds the
+body, so botocore is not made to hash the body again for the signature (which it does
+over plain HTTP). An interrupted
 multipart upload is resumed by the next upload of the same object: the upload id is
 remembered in ``state_dir`` (the repository's ``lfs/tmp``) and the parts S3 already
 holds (ListParts) are kept when their checksum or MD5 ETag matches the local bytes.
@@ -41,7 +44,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import boto3
 import botocore.exceptions
@@ -165,11 +168,36 @@ def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+class _EndedEarly(IntegrityError):
+    """A :class:`FileSlice` whose file ended inside it."""
+
+
+def _cut_short(exc: Exception, oid: str) -> IntegrityError | None:
+    """The error of a source file that ended before its upload did, or None.
+
+    A :class:`FileSlice` that ends early raises while botocore reads the body, to sign
+    it or to send it; sending wraps the error in ``HTTPClientError``.
+    """
+    if isinstance(exc, botocore.exceptions.HTTPClientError):
+        exc = exc.kwargs.get("error") or exc
+    if isinstance(exc, _EndedEarly):
+        return IntegrityError(f"refusing to upload {oid}: {exc}")
+    return exc if isinstance(exc, IntegrityError) else None
+
+
+def _sha256(part: _Part) -> bytes:
+    if part.sha256 is None:
+        raise AssertionError(f"part {part.number} was not hashed")
+    return part.sha256
+
+
 class FileSlice(io.RawIOBase):
     """A seekable, read-only window ``[offset, offset+length)`` of a file.
 
     botocore reads request bodies in chunks and seeks back on retries; a slice lets a
-    part stream from disk without holding it in memory.
+    part stream from disk without holding it in memory. A file that ends inside the
+    window raises :class:`IntegrityError` rather than sending fewer bytes than the
+    request announced, for which the server would wait until the read timed out.
     """
 
     def __init__(self, path: Path, offset: int, length: int) -> None:
@@ -200,6 +228,11 @@ class FileSlice(io.RawIOBase):
         view = memoryview(buffer)[: min(len(buffer), remaining)]
         self._file.seek(self._offset + self._pos)
         n = self._file.readinto(view)
+        if not n:
+            raise _EndedEarly(
+                f"{self._file.name} ended at byte {self._offset + self._pos} while bytes "
+                f"{self._offset}-{self._offset + self._length - 1} were being sent"
+            )
         self._pos += n
         return n
 
@@ -216,7 +249,28 @@ class _Part:
     number: int
     offset: int
     length: int
-    sha256: bytes
+    #: None until hashed: parts of a ``checked`` upload are hashed as they are sent.
+    sha256: bytes | None
+
+
+def _hash_part(oid: str, src_path: Path, size: int, part: _Part) -> _Part:
+    """``part`` with the sha256 of its bytes in ``src_path``; refused if they run short."""
+    digest = hashlib.sha256()
+    remaining = part.length
+    try:
+        with open(src_path, "rb") as src:
+            src.seek(part.offset)
+            while remaining and (chunk := src.read(min(CHUNK_SIZE, remaining))):
+                digest.update(chunk)
+                remaining -= len(chunk)
+    except FileNotFoundError:
+        raise _missing_source(oid, src_path) from None
+    if remaining:
+        raise IntegrityError(
+            f"refusing to upload {oid}: {src_path} ended at byte "
+            f"{part.offset + part.length - remaining}, before its {size} bytes"
+        )
+    return _Part(part.number, part.offset, part.length, digest.digest())
 
 
 def _slice_md5(src_path: Path, part: _Part) -> str:
@@ -322,6 +376,8 @@ class S3Backend:
     def _translate(self, exc: Exception, oid: str | None = None) -> LfsAgentError:
         """Map a botocore exception to one line naming the bucket and the fix."""
         where = self._where(oid)
+        if oid and (cut := _cut_short(exc, oid)):
+            return cut
         if isinstance(exc, botocore.exceptions.NoCredentialsError):
             return BackendError(
                 f"no AWS credentials found for {self.url}: set AWS_ACCESS_KEY_ID/"
@@ -447,21 +503,45 @@ class S3Backend:
     ) -> None:
         """Upload ``src_path`` as ``oid`` after checking it hashes to ``oid``.
 
-        Whether or not the store ``checked`` it: the sha256 of each part is sent with
-        it for S3 to check, and the whole file's is computed beside them.
+        The sha256 of each part is sent with it for S3 to check. Unless the store
+        ``checked`` the file, the whole file's is computed beside them, before the
+        first byte is sent; a ``checked`` file larger than the multipart threshold is
+        not hashed whole, and each part is hashed just before it is sent.
         """
         try:
             if size <= SMALL_OBJECT:
                 self._put_small(oid, src_path, size, progress)
                 return
+            if size > self.threshold and checked and self._source_size(oid, src_path) == size:
+                self._multipart(oid, src_path, size, self._layout(size), progress)
+                return
             parts = self._plan(oid, src_path, size)
             if size <= self.threshold:
-                with open(src_path, "rb") as body:
-                    self._put(oid, body, parts[0].sha256, size, progress)
+                with FileSlice(src_path, 0, size) as body:
+                    self._put(oid, body, _sha256(parts[0]), size, progress)
             else:
                 self._multipart(oid, src_path, size, parts, progress)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        except (
+            botocore.exceptions.ClientError,
+            botocore.exceptions.BotoCoreError,
+            _EndedEarly,
+        ) as exc:
             raise self._translate(exc, oid) from exc
+
+    @staticmethod
+    def _source_size(oid: str, src_path: Path) -> int:
+        try:
+            return src_path.stat().st_size
+        except FileNotFoundError:
+            raise _missing_source(oid, src_path) from None
+
+    def _layout(self, size: int) -> list[_Part]:
+        """The parts of a multipart upload of ``size`` bytes, not yet hashed."""
+        part_size = self._part_size_for(size)
+        return [
+            _Part(number, offset, min(part_size, size - offset), None)
+            for number, offset in enumerate(range(0, size, part_size), start=1)
+        ]
 
     def _part_size_for(self, size: int) -> int:
         if size <= self.threshold:
@@ -515,7 +595,7 @@ class S3Backend:
         self._put(oid, data, digest.digest(), size, progress)
 
     def _put(
-        self, oid: str, body: BinaryIO | bytes, sha256: bytes, length: int, progress: Progress
+        self, oid: str, body: FileSlice | bytes, sha256: bytes, length: int, progress: Progress
     ) -> None:
         """One PUT of the whole object; S3 checks ``sha256`` before storing it."""
         args: dict[str, Any] = {
@@ -626,7 +706,7 @@ class S3Backend:
         if int(listed.get("Size", -1)) != part.length:
             return False
         if listed.get("ChecksumSHA256"):
-            return bool(listed["ChecksumSHA256"] == _b64(part.sha256))
+            return bool(listed["ChecksumSHA256"] == _b64(_sha256(part)))
         etag = str(listed.get("ETag", "")).strip('"')
         if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag):
             return etag == _slice_md5(src_path, part)
@@ -659,6 +739,9 @@ class S3Backend:
             self._save_state(oid, size, part_size, upload_id)
 
         def send(part: _Part) -> dict[str, Any]:
+            if part.sha256 is None:
+                part = _hash_part(oid, src_path, size, part)
+            checksum = _b64(_sha256(part))
             previous = listed.get(part.number)
             if previous is not None and self._part_matches(previous, part, src_path):
                 progress(part.length)
@@ -666,7 +749,7 @@ class S3Backend:
                 if previous.get("ChecksumSHA256"):
                     entry["ChecksumSHA256"] = previous["ChecksumSHA256"]
                 elif self.checksums:
-                    entry["ChecksumSHA256"] = _b64(part.sha256)
+                    entry["ChecksumSHA256"] = checksum
                 return entry
             args = {
                 "Bucket": self.bucket,
@@ -675,17 +758,29 @@ class S3Backend:
                 "PartNumber": part.number,
             }
             if self.checksums:
-                args["ChecksumSHA256"] = _b64(part.sha256)
+                args["ChecksumSHA256"] = checksum
             with FileSlice(src_path, part.offset, part.length) as body:
                 reply = self.client.upload_part(Body=body, **args)
             progress(part.length)
             entry = {"PartNumber": part.number, "ETag": reply["ETag"]}
             if self.checksums:
-                entry["ChecksumSHA256"] = _b64(part.sha256)
+                entry["ChecksumSHA256"] = checksum
             return entry
 
-        with ThreadPoolExecutor(max(1, self.concurrency), "lfs-agent-s3-part") as pool:
-            done = list(pool.map(send, parts))
+        try:
+            with ThreadPoolExecutor(max(1, self.concurrency), "lfs-agent-s3-part") as pool:
+                done = list(pool.map(send, parts))
+        except (IntegrityError, botocore.exceptions.HTTPClientError) as exc:
+            cut = _cut_short(exc, oid)
+            if cut is None:
+                raise
+            # The file was cut short while it was sent: what was sent is no part of it.
+            with contextlib.suppress(
+                botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError
+            ):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            self._drop_state(oid)
+            raise cut from None
         self.client.complete_multipart_upload(
             Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": done}
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 
 from lfs_agent.backends import open_backend, parse_size
 from lfs_agent.backends.s3 import S3Backend, _Part
-from lfs_agent.errors import BackendError, ConfigError, IntegrityError
+from lfs_agent.errors import BackendError, ConfigError, IntegrityError, ObjectNotFoundError
 from lfs_agent.pointer import Pointer
 from lfs_agent.store import ObjectStore
 from lfs_agent.sync import Remote
@@ -419,6 +420,86 @@ def test_upload_refuses_bytes_that_do_not_hash_to_the_oid_before_sending(s3_buck
     write_random(src, 11 * MIB, seed=5)
     with pytest.raises(IntegrityError, match="refusing to upload"):
         backend.upload(sha256(b"something else"), src, 11 * MIB, Recorder())
+    assert counter.calls == []
+
+
+def test_a_checked_file_is_sent_part_by_part_without_hashing_it_whole(
+    s3_bucket, tmp_path, monkeypatch
+):
+    import lfs_agent.backends.s3 as s3
+
+    backend, counter = make_backend(s3_bucket, tmp_path)
+    src = tmp_path / "big"
+    size = 12 * MIB + 5
+    oid = write_random(src, size, seed=6)
+    events: list[str] = []
+    hash_part = s3._hash_part
+
+    def recorded_hash_part(*args):
+        part = hash_part(*args)
+        events.append(f"hash {part.number}")
+        return part
+
+    def no_whole_hash():
+        raise AssertionError("a checked file was hashed whole")
+
+    monkeypatch.setattr(s3, "_hash_part", recorded_hash_part)
+    monkeypatch.setattr(s3, "BackgroundHash", no_whole_hash)
+    backend.client.meta.events.register(
+        "provide-client-params.s3.UploadPart",
+        lambda params, **_: events.append(f"send {params['PartNumber']}"),
+    )
+    backend.upload(oid, src, size, Recorder(), checked=True)
+    # One worker (SMALL_PARTS): each part leaves as soon as it is hashed.
+    assert events == ["hash 1", "send 1", "hash 2", "send 2", "hash 3", "send 3"]
+    assert all(p.get("ChecksumSHA256") for op, p in counter.calls if op == "UploadPart")
+    dest = tmp_path / "dest"
+    assert backend.download(oid, dest, size, Recorder()) == Pointer(oid, size)
+
+
+@pytest.mark.parametrize("checked", [True, False])
+def test_a_file_cut_short_while_it_is_sent_aborts_the_upload(s3_bucket, tmp_path, checked):
+    # Checked, the next part is hashed just before it is sent and found short; not
+    # checked (hashed whole before the first part), the short body itself is refused
+    # instead of leaving the server waiting for the bytes the request announced.
+    backend, counter = make_backend(s3_bucket, tmp_path)
+    src = tmp_path / "big"
+    size = 12 * MIB + 5
+    oid = write_random(src, size, seed=7)
+
+    def truncate_after_the_first_part(delta: int) -> None:
+        os.truncate(src, 7 * MIB)
+
+    with pytest.raises(IntegrityError, match=f"refusing to upload {oid}: .* ended at byte"):
+        backend.upload(oid, src, size, truncate_after_the_first_part, checked=checked)
+    if checked:  # no part was sent once the file was short
+        assert counter.count("UploadPart") == 1
+    assert counter.count("AbortMultipartUpload") == 1
+    assert boto3.client("s3").list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+    assert backend.stat(oid) is None
+    assert not list((tmp_path / "state").glob("s3-upload-*"))
+
+
+def test_a_file_cut_short_during_a_single_put_is_refused(s3_bucket, tmp_path):
+    backend, _ = make_backend(s3_bucket, tmp_path)
+    src = tmp_path / "mid"
+    oid = write_random(src, 3 * MIB, seed=9)  # above SMALL_OBJECT: streamed from the file
+    backend.client.meta.events.register(
+        "before-send.s3.PutObject", lambda **_: os.truncate(src, MIB)
+    )
+    with pytest.raises(IntegrityError, match=f"refusing to upload {oid}: .* ended at byte"):
+        backend.upload(oid, src, 3 * MIB, Recorder())
+    assert backend.stat(oid) is None
+
+
+def test_a_checked_file_of_another_size_is_refused_before_sending(s3_bucket, tmp_path):
+    backend, counter = make_backend(s3_bucket, tmp_path)
+    src = tmp_path / "big"
+    oid = write_random(src, 11 * MIB, seed=8)
+    with pytest.raises(IntegrityError, match="refusing to upload"):
+        backend.upload(oid, src, 12 * MIB, Recorder(), checked=True)
+    with pytest.raises(ObjectNotFoundError, match="is missing"):
+        backend.upload(oid, tmp_path / "gone", 11 * MIB, Recorder(), checked=True)
     assert counter.calls == []
 
 
