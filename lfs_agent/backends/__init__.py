@@ -16,7 +16,7 @@ import bisect
 import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
 from lfs_agent.errors import (
@@ -32,6 +32,7 @@ from lfs_agent.store import hash_file
 __all__ = [
     "REGISTRY",
     "Backend",
+    "SourceBody",
     "bucket_and_prefix",
     "check_meta_key",
     "check_source",
@@ -93,6 +94,63 @@ def check_source(oid: str, src_path: Path, size: int, checked: bool = False) -> 
         )
     if actual != oid:
         raise IntegrityError(f"refusing to upload {oid}: {src_path} hashes to {actual}")
+
+
+class SourceBody:
+    """The file an upload sends, as a request body: ``size`` bytes, counted as read.
+
+    Reads stop at ``size`` even if the file has grown since it was checked. A file that
+    ends before ``size`` raises :class:`IntegrityError` naming the object, instead of
+    handing the request fewer bytes than its ``Content-Length`` announced, for which
+    the server would wait until a timeout. Seeking back (a retry) reports the bytes
+    taken back as negative progress, so progress totals stay net.
+    """
+
+    def __init__(
+        self, file: BinaryIO, oid: str, src_path: Path, size: int, progress: Progress
+    ) -> None:
+        self._file = file
+        self._oid = oid
+        self._src_path = src_path
+        self._size = size
+        self._progress = progress
+        self._position = 0
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Up to ``size`` bytes (all that are left when None or negative)."""
+        want = self._size - self._position
+        if size is not None and size >= 0:
+            want = min(want, size)
+        if want <= 0:
+            return b""
+        data = self._file.read(want)
+        if len(data) < want:  # a file's read is short only at its end
+            raise IntegrityError(
+                f"refusing to upload {self._oid}: {self._src_path} ended at byte "
+                f"{self._position + len(data)}, before its {self._size} bytes"
+            )
+        self._position += len(data)
+        self._progress(len(data))
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(1024 * 1024):
+            yield chunk
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move in the file, as ``io``'s ``seek`` does."""
+        position = self._file.seek(offset, whence)
+        if position != self._position:
+            self._progress(position - self._position)
+            self._position = position
+        return position
+
+    def tell(self) -> int:
+        """Bytes read (or sought to) so far."""
+        return self._position
 
 
 def bucket_and_prefix(url: str) -> tuple[str, str]:

@@ -32,6 +32,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import storage
 
 from lfs_agent.backends import (
+    SourceBody,
     bucket_and_prefix,
     check_meta_key,
     check_source,
@@ -59,22 +60,6 @@ DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
 CHUNK_QUANTUM = 256 * 1024
 #: Bytes per read while hashing or streaming (1 MiB).
 READ_SIZE = 1024 * 1024
-
-
-class _Counting:
-    """Wraps a file and reports the bytes the SDK reads from it (uploads)."""
-
-    def __init__(self, file: Any, progress: Progress) -> None:
-        self._file = file
-        self._progress = progress
-
-    def read(self, size: int = -1) -> bytes:
-        data: bytes = self._file.read(size)
-        self._progress(len(data))
-        return data
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._file, name)
 
 
 class _Sink:
@@ -218,7 +203,7 @@ class GCSBackend:
         try:
             with open(src_path, "rb") as src:
                 blob.upload_from_file(
-                    _Counting(src, progress),
+                    SourceBody(src, oid, src_path, size, progress),
                     size=size,
                     if_generation_match=0,
                     checksum="crc32c",

@@ -30,7 +30,13 @@ from urllib.parse import urlparse
 
 import requests
 
-from lfs_agent.backends import check_meta_key, check_source, object_key, scoped_options
+from lfs_agent.backends import (
+    SourceBody,
+    check_meta_key,
+    check_source,
+    object_key,
+    scoped_options,
+)
 from lfs_agent.errors import (
     BackendError,
     LfsAgentError,
@@ -63,43 +69,6 @@ def _retry_after(response: requests.Response) -> float | None:
     except ValueError:
         when = email.utils.parsedate_to_datetime(value)
         return max(0.0, when.timestamp() - time.time()) if when else None
-
-
-class _ProgressBody:
-    """A file body for PUT that reports bytes as requests reads them.
-
-    A retry seeks back to 0, which reports the bytes already counted as a negative delta,
-    so progress totals stay net.
-    """
-
-    def __init__(self, file: Any, size: int, progress: Progress) -> None:
-        self._file = file
-        self._size = size
-        self._progress = progress
-        self._sent = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    def read(self, size: int = -1) -> bytes:
-        data: bytes = self._file.read(size)
-        self._sent += len(data)
-        self._progress(len(data))
-        return data
-
-    def __iter__(self) -> Any:
-        while chunk := self.read(CHUNK_SIZE):
-            yield chunk
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        position: int = self._file.seek(offset, whence)
-        if position != self._sent:
-            self._progress(position - self._sent)
-            self._sent = position
-        return position
-
-    def tell(self) -> int:
-        return int(self._file.tell())
 
 
 class HTTPBackend:
@@ -263,7 +232,7 @@ class HTTPBackend:
         check_source(oid, src_path, size, checked)
         headers = {"Content-Type": "application/octet-stream", "X-Checksum-Sha256": oid}
         with open(src_path, "rb") as src:
-            body = _ProgressBody(src, size, progress)
+            body = SourceBody(src, oid, src_path, size, progress)
             response = self._request("PUT", oid, data=body, headers=headers)
             if response.status_code not in (200, 201, 204):
                 body.seek(0)  # nothing was stored: take the progress back

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import threading
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from google.cloud import storage
 
 from lfs_agent.backends import open_backend
 from lfs_agent.backends.gcs import GCSBackend, _Sink
-from lfs_agent.errors import BackendError, ConfigError
+from lfs_agent.errors import BackendError, ConfigError, IntegrityError
 from lfs_agent.pointer import Pointer
 from lfs_agent.store import WriteHash
 from tests.conftest import agent, clone_with_filter, git
@@ -53,6 +54,23 @@ def test_a_large_object_goes_up_and_down_in_several_chunks(gcs_bucket, tmp_path)
     dest = tmp_path / "dest"
     backend.download(oid, dest, 9 * MIB + 17, Recorder())
     assert sha256(dest.read_bytes()) == oid
+
+
+@pytest.mark.parametrize("checked", [True, False])
+def test_a_file_cut_short_while_it_is_sent_is_refused_and_stores_nothing(
+    gcs_bucket, tmp_path, checked
+):
+    backend = open_backend(f"gs://{gcs_bucket}/p", {"gcs.chunk-size": "256KiB"})
+    src = tmp_path / "big"
+    oid = write_random(src, 9 * MIB + 17, seed=5)  # resumable: sent chunk by chunk
+
+    def cut_short(delta: int) -> None:
+        if src.stat().st_size > MIB // 2:
+            os.truncate(src, MIB // 2)
+
+    with pytest.raises(IntegrityError, match=f"refusing to upload {oid}: .* ended at byte"):
+        backend.upload(oid, src, 9 * MIB + 17, cut_short, checked=checked)
+    assert backend.stat(oid) is None
 
 
 def test_concurrent_creates_of_the_same_oid_both_succeed(gcs_bucket, tmp_path):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from lfs_agent.backends import open_backend
-from lfs_agent.errors import BackendError
+from lfs_agent.errors import BackendError, IntegrityError
 from tests.conftest import agent, clone_with_filter, git, http_stats
 from tests.contract.backend_contract import BackendContract, Recorder
 from tests.helpers import sha256, write_random
@@ -18,6 +19,24 @@ class TestHTTPBackend(BackendContract):
     @pytest.fixture
     def remote_url(self, http_server) -> str:
         return http_server.url + "/team/models"
+
+
+@pytest.mark.parametrize("checked", [True, False])
+def test_a_file_cut_short_while_it_is_sent_is_refused_and_stores_nothing(
+    http_server, tmp_path: Path, checked
+):
+    # A short timeout: a body shorter than its Content-Length would wait for it.
+    backend = open_backend(http_server.url + "/p", {"http.timeout": "5"})
+    src = tmp_path / "big"
+    oid = write_random(src, 3 * 1024 * 1024, seed=5)
+
+    def cut_short(delta: int) -> None:
+        if src.stat().st_size > 512 * 1024:
+            os.truncate(src, 512 * 1024)
+
+    with pytest.raises(IntegrityError, match=f"refusing to upload {oid}: .* ended at byte"):
+        backend.upload(oid, src, 3 * 1024 * 1024, cut_short, checked=checked)
+    assert backend.stat(oid) is None
 
 
 def test_git_credential_helper_answers_a_401(tmp_path: Path, monkeypatch):
