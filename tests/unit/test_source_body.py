@@ -19,12 +19,20 @@ class Progress:
         self.deltas.append(delta)
 
 
-def test_reads_stop_at_the_size_though_the_file_has_grown(tmp_path: Path):
-    src = tmp_path / "src"
-    src.write_bytes(b"0123456789")
+TEN = b"0123456789"
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    path = tmp_path / "src"
+    path.write_bytes(TEN)
+    return path
+
+
+def test_reads_stop_at_the_size_though_the_file_has_grown(src: Path):
     progress = Progress()
     with open(src, "rb") as f:
-        body = SourceBody(f, sha256(b"0123456789"), src, 10, progress)
+        body = SourceBody(f, sha256(TEN), src, 10, progress)
         with open(src, "ab") as more:
             more.write(b"appended later")
         assert len(body) == 10
@@ -52,12 +60,10 @@ def test_a_file_that_ends_early_is_an_error_naming_the_object(tmp_path: Path):
     assert sum(progress.deltas) == 4  # only what was handed over
 
 
-def test_a_retry_seeks_back_and_takes_its_progress_back(tmp_path: Path):
-    src = tmp_path / "src"
-    src.write_bytes(b"0123456789")
+def test_a_retry_seeks_back_and_takes_its_progress_back(src: Path):
     progress = Progress()
     with open(src, "rb") as f:
-        body = SourceBody(f, sha256(b"0123456789"), src, 10, progress)
+        body = SourceBody(f, sha256(TEN), src, 10, progress)
         assert body.read(6) == b"012345"
         assert body.seek(0) == 0
         assert body.tell() == 0
