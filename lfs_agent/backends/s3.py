@@ -12,10 +12,11 @@ it and that has not changed since (``checked``): a multipart upload of it hashes
 part just before sending it, so the first part leaves at once. Each PUT or part carries
 its own SHA-256 checksum, which S3 verifies on arrival; that signed header binds the
 body, so botocore is not made to hash the body again for the signature (which it does
-over plain HTTP). An interrupted
-multipart upload is resumed by the next upload of the same object: the upload id is
-remembered in ``state_dir`` (the repository's ``lfs/tmp``) and the parts S3 already
-holds (ListParts) are kept when their checksum or MD5 ETag matches the local bytes.
+over plain HTTP). A file that ends before its upload does is refused, and a multipart
+upload of it aborted. An interrupted multipart upload is resumed by the next upload of
+the same object: the upload id is remembered in ``state_dir`` (the repository's
+``lfs/tmp``) and the parts S3 already holds (ListParts) are kept when their checksum or
+MD5 ETag matches the local bytes.
 Large downloads use parallel ranged GETs into the caller's file, about two ranges per
 worker (none smaller than ``part-size``), and resume from the ranges already written.
 
