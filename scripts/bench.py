@@ -82,8 +82,8 @@ class Bench:
             self.git("lfs", "install", "--skip-repo", cwd=work)
         self.has_dvc = DVC.exists()
         self.counter = 0
-        # Directories of the tool run being measured; deleted once it is done, so that
-        # full-size runs do not fill the disk with copies of 1 GiB files.
+        # Directories of the tool run being measured; deleted once it is done (but see
+        # ``case``), so that full-size runs do not fill the disk with copies of 1 GiB files.
         self.scratch: list[Path] = []
 
     # --- helpers --------------------------------------------------------------------
@@ -134,14 +134,23 @@ class Bench:
         self.scratch.clear()
 
     def case(
-        self, name: str, tools: dict[str, Callable[[], Sample] | str], rounds: int = 0
+        self,
+        name: str,
+        tools: dict[str, Callable[[], Sample] | str],
+        rounds: int = 0,
+        keep: bool = False,
     ) -> None:
         """Run ``tools`` (name -> measuring function, or a reason it is skipped).
 
         Tools alternate within each of ``rounds`` rounds (default: ``--runs``), and the
         tool that goes first changes from round to round, so that neither always runs
-        right after the other's clean-up: on this disk the time of a fresh checkout of
-        2,000 files depended on what ran before it in some series and not in others.
+        right after the other's clean-up. With ``keep`` the repositories of each run are
+        left for the end of the benchmark instead of removed after it: ext4 without a
+        journal (as on the machine of docs/benchmarks.md) passes over inodes freed in the
+        last minute when it allocates new ones, so a run creating thousands of files
+        right after thousands were removed spends much of its time in the kernel's inode
+        allocator (``perf``: more than half of a small-file ``git add``), whichever tool
+        it measures.
         """
         case = Case(name)
         self.cases.append(case)
@@ -162,7 +171,10 @@ class Bench:
                     case.skipped[tool] = f"failed: {first}"
                     tools[tool] = case.skipped[tool]
                 finally:
-                    self.clean_scratch()
+                    if keep:
+                        self.scratch.clear()  # removed with the work dir, at the end
+                    else:
+                        self.clean_scratch()
 
     # --- data -------------------------------------------------------------------------
 
@@ -265,7 +277,9 @@ class Bench:
         def add_then_checkout(tool: str, make: Callable[[str], Path]) -> Sample:
             sample, repo = run_tool(make)
             self.git("commit", "-qm", "files", cwd=repo)
-            shutil.rmtree(repo / "files")
+            # Moved away, not removed: freeing 2,000 inodes would slow the checkout's
+            # own file creation (see ``case``).
+            (repo / "files").rename(self.scratch_path("checked-in-files"))
             checkout_samples.setdefault(tool, []).append(
                 self.measure(["git", "checkout", "--", "files"], repo)
             )
@@ -282,6 +296,7 @@ class Bench:
             },
             # Mostly git creating files, which a disk times unevenly: twice the rounds.
             SMALL_ROUNDS * self.runs,
+            keep=True,
         )
         checkout = Case(
             f"small files: fresh checkout of {count} x {human(size)}", results=checkout_samples
