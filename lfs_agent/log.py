@@ -78,6 +78,14 @@ class Logger:
     def __init__(self, name: str) -> None:
         self.name = name
 
+    def is_enabled_for(self, level: int) -> bool:
+        """Whether a record of ``level`` may be kept (``logging.Logger.isEnabledFor``).
+
+        For hot loops, which ask once and skip the calls (and their arguments) when not.
+        Unconfigured, ``logging`` decides each record, so this says True.
+        """
+        return _state.threshold is None or level >= _state.threshold
+
     def _log(self, level: int, msg: str, args: tuple[object, ...], **kwargs: Any) -> None:
         if _state.threshold is not None and level < _state.threshold:
             return

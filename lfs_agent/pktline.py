@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from lfs_agent.errors import ProtocolError
-from lfs_agent.log import get_logger
+from lfs_agent.log import DEBUG, get_logger
 
 __all__ = [
     "FLUSH",
@@ -64,6 +64,8 @@ class PktLineReader:
 
     def __init__(self, read: Callable[[int], bytes]) -> None:
         self._read = read
+        # Asked once: a packet's debug record costs more than the rest of its handling.
+        self._trace = logger.is_enabled_for(DEBUG)
 
     def _read_exact(self, size: int, what: str) -> bytes:
         data = self._read(size)
@@ -95,14 +97,16 @@ class PktLineReader:
             raise ProtocolError(f"invalid pkt-line length header {header!r}")
         length = int(header, 16)
         if length in (0, HEADER_SIZE):
-            logger.debug("git> 0000")
+            if self._trace:
+                logger.debug("git> 0000")
             return None
         if length < HEADER_SIZE:
             raise ProtocolError(f"unexpected pkt-line special packet {header!r}")
         if length > MAX_PAYLOAD + HEADER_SIZE:
             raise ProtocolError(f"pkt-line length {length} exceeds {MAX_PAYLOAD + HEADER_SIZE}")
         payload = self._read_exact(length - HEADER_SIZE, "payload")
-        logger.debug("git> %r", payload[:_LOG_BYTES])
+        if self._trace:
+            logger.debug("git> %r", payload[:_LOG_BYTES])
         return payload
 
     def read_text_list(self) -> list[str]:
@@ -152,10 +156,12 @@ class PktLineWriter:
         self._flush = flush
         # The buffer write_file frames packets in, made at its first use and reused.
         self._frame: bytearray | None = None
+        self._trace = logger.is_enabled_for(DEBUG)  # asked once, as the reader does
 
     def write_packet(self, payload: bytes) -> None:
         """Write one data packet."""
-        logger.debug("git< %r", payload[:_LOG_BYTES])
+        if self._trace:
+            logger.debug("git< %r", payload[:_LOG_BYTES])
         self._write(encode_packet(payload))
 
     def write_text(self, line: str) -> None:
@@ -164,7 +170,8 @@ class PktLineWriter:
 
     def write_flush(self) -> None:
         """Write a flush packet (buffered: call :meth:`push` when a reply is complete)."""
-        logger.debug("git< 0000")
+        if self._trace:
+            logger.debug("git< 0000")
         self._write(FLUSH)
 
     def push(self) -> None:

@@ -83,3 +83,27 @@ def test_the_first_records_of_several_threads_set_up_one_handler():
     )
     assert out.stdout.strip() == "1"
     assert sorted(out.stderr.splitlines()) == sorted(f"lfs-agent: thread {i}" for i in range(8))
+
+
+def test_is_enabled_for_follows_the_configured_level_and_pkt_lines_log_only_then():
+    out = run(
+        "import io\n"
+        "from lfs_agent.pktline import PktLineReader, PktLineWriter\n"
+        "logger = log.get_logger('lfs_agent.t')\n"
+        "print(logger.is_enabled_for(log.DEBUG))\n"  # unconfigured: logging decides
+        "log.configure(log.WARNING)\n"
+        "print(logger.is_enabled_for(log.DEBUG), logger.is_enabled_for(log.WARNING))\n"
+        "quiet = PktLineReader(io.BytesIO(b'0009quiet0000').read)\n"
+        "print(quiet.read_packet(), quiet.read_packet())\n"
+        "log.configure(log.DEBUG)\n"
+        "loud = PktLineReader(io.BytesIO(b'0008loud0000').read)\n"
+        "print(loud.read_packet(), loud.read_packet())\n"
+        "out = io.BytesIO()\n"
+        "writer = PktLineWriter(out.write, out.flush)\n"
+        "writer.write_text_list(['sent'])\n"
+    )
+    assert out.stdout.split("\n")[:4] == ["True", "False True", "b'quiet' None", "b'loud' None"]
+    assert out.stderr == (
+        "lfs-agent: git> b'loud'\nlfs-agent: git> 0000\n"
+        "lfs-agent: git< b'sent\\n'\nlfs-agent: git< 0000\n"
+    )

@@ -179,6 +179,9 @@ def test_open_streams_the_object_and_reports_missing_or_wrong_size(store):
         store.open(Pointer(sha256(b"nope"), 4))
     with pytest.raises(ObjectNotFoundError, match="wrong size"):
         store.open(Pointer(pointer.oid, 99))
+    with store.open(pointer) as f:  # the file object_path names, reached without pathlib
+        assert os.path.samefile(f.name, store.object_path(pointer.oid))
+        assert f.name == str(store.object_path(pointer.oid))
 
 
 def test_verify_catches_a_corrupted_object(store):
