@@ -541,9 +541,9 @@ class ObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.objects_dir = self.root / "objects"
-        # objects/ as a string ending in a separator: the paths of objects a Pointer
-        # names (its oid already checked) are built from it without pathlib, which
-        # costs a smudge of a small file more than opening it does.
+        # objects/ as a string ending in a separator (_file_of): open and contains build
+        # an object's path from it without pathlib, which costs a smudge of a small file
+        # more than opening it does.
         self._objects_prefix = os.path.join(self.objects_dir, "")
         # Same file system as objects/, so os.replace into place is atomic.
         self.tmp_dir = self.root / "tmp"
@@ -566,12 +566,10 @@ class ObjectStore:
         Raises:
             InvalidOidError: for anything but 64 lowercase hex digits.
         """
-        validate_oid(oid)
-        return self.objects_dir.joinpath(oid[0:2], oid[2:4], oid)  # one Path, not three
+        return Path(self._file_of(validate_oid(oid)))
 
-    def _file_of(self, pointer: Pointer) -> str:
-        """:meth:`object_path` for a pointer's object, as a string."""
-        oid = pointer.oid  # 64 hex digits: Pointer checks its oid when it is made
+    def _file_of(self, oid: str) -> str:
+        """Where a valid ``oid`` lives, as a string: the one place the layout is spelled."""
         return f"{self._objects_prefix}{oid[0:2]}{os.sep}{oid[2:4]}{os.sep}{oid}"
 
     def contains(self, pointer: Pointer) -> bool:
@@ -582,7 +580,8 @@ class ObjectStore:
         if pointer.size == 0:
             return True
         try:
-            return os.stat(self._file_of(pointer)).st_size == pointer.size
+            # A Pointer's oid was checked when it was made: no validate_oid again.
+            return os.stat(self._file_of(pointer.oid)).st_size == pointer.size
         except FileNotFoundError:
             return False
 
@@ -596,7 +595,7 @@ class ObjectStore:
             return io.BytesIO(b"")
         try:
             # Unbuffered: callers read in large chunks, so a buffer would only copy.
-            handle = open(self._file_of(pointer), "rb", buffering=0)  # noqa: SIM115 - returned
+            handle = open(self._file_of(pointer.oid), "rb", buffering=0)  # noqa: SIM115 - returned
         except FileNotFoundError:
             raise ObjectNotFoundError(f"object {pointer.oid} is not in the local store") from None
         if os.fstat(handle.fileno()).st_size != pointer.size:
