@@ -27,7 +27,7 @@ from lfs_agent.errors import (
 )
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
-from lfs_agent.store import hash_file
+from lfs_agent.store import CHUNK_SIZE, hash_file
 
 __all__ = [
     "REGISTRY",
@@ -137,7 +137,7 @@ class SourceBody:
         return data
 
     def __iter__(self) -> Iterator[bytes]:
-        while chunk := self.read(1024 * 1024):
+        while chunk := self.read(CHUNK_SIZE):
             yield chunk
 
     def seek(self, offset: int, whence: int = 0) -> int:
