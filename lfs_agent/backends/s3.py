@@ -231,8 +231,8 @@ class FileSlice(io.RawIOBase):
         n = self._file.readinto(view)
         if not n:
             raise _EndedEarly(
-                f"{self._file.name} ended at byte {self._offset + self._pos} while bytes "
-                f"{self._offset}-{self._offset + self._length - 1} were being sent"
+                f"{self._file.name} ended at byte {self._offset + self._pos}, inside the bytes "
+                f"{self._offset}-{self._offset + self._length - 1} to send"
             )
         self._pos += n
         return n
@@ -254,33 +254,30 @@ class _Part:
     sha256: bytes | None
 
 
-def _hash_part(oid: str, src_path: Path, size: int, part: _Part) -> _Part:
-    """``part`` with the sha256 of its bytes in ``src_path``; refused if they run short."""
-    digest = hashlib.sha256()
-    remaining = part.length
+def _slice_digest(src_path: Path, part: _Part, digest: hashlib._Hash) -> hashlib._Hash:
+    """``digest`` (a hashlib object) updated with the part's bytes of the file.
+
+    Raises:
+        _EndedEarly: when the file ends inside the part.
+    """
+    with FileSlice(src_path, part.offset, part.length) as body:
+        while chunk := body.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest
+
+
+def _hash_part(oid: str, src_path: Path, part: _Part) -> _Part:
+    """``part`` with the sha256 of its bytes in ``src_path``."""
     try:
-        with open(src_path, "rb") as src:
-            src.seek(part.offset)
-            while remaining and (chunk := src.read(min(CHUNK_SIZE, remaining))):
-                digest.update(chunk)
-                remaining -= len(chunk)
+        digest = _slice_digest(src_path, part, hashlib.sha256())
     except FileNotFoundError:
         raise _missing_source(oid, src_path) from None
-    if remaining:
-        raise IntegrityError(
-            f"refusing to upload {oid}: {src_path} ended at byte "
-            f"{part.offset + part.length - remaining}, before its {size} bytes"
-        )
     return _Part(part.number, part.offset, part.length, digest.digest())
 
 
 def _slice_md5(src_path: Path, part: _Part) -> str:
     """The md5 of one part of the file: what S3 gives as a plain part's ETag."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with FileSlice(src_path, part.offset, part.length) as body:
-        while chunk := body.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return _slice_digest(src_path, part, hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
 class S3Backend:
@@ -741,7 +738,7 @@ class S3Backend:
 
         def send(part: _Part) -> dict[str, Any]:
             if part.sha256 is None:
-                part = _hash_part(oid, src_path, size, part)
+                part = _hash_part(oid, src_path, part)
             checksum = _b64(_sha256(part))
             previous = listed.get(part.number)
             if previous is not None and self._part_matches(previous, part, src_path):
