@@ -15,7 +15,6 @@ has with their size (:meth:`LocalBackend.stat`), so an upload does not look firs
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import secrets
 import time
@@ -112,24 +111,19 @@ class LocalBackend:
         self._make_parent(final)
         self._remove_stale_temps(final.parent, oid)
         temp = final.parent / f".{oid}.{secrets.token_hex(6)}.tmp"
-        digest = hashlib.sha256()
-        written = 0
         try:
-            with open(src_path, "rb") as src, open(temp, "xb") as dst:
-                buf = bytearray(CHUNK_SIZE)
-                view = memoryview(buf)
-                while n := src.readinto(buf):
-                    digest.update(view[:n])
-                    dst.write(view[:n])
-                    written += n
-                    progress(n)
+            with open(src_path, "rb") as src, open(temp, "xb") as dst, WriteHash(dst) as copy:
+                while chunk := src.read(CHUNK_SIZE):
+                    copy.write(chunk)
+                    progress(len(chunk))
                 dst.flush()
                 os.fsync(dst.fileno())
-            if written != size or digest.hexdigest() != oid:
-                progress(-written)
+                written = copy.pointer()
+            if written.size != size or written.oid != oid:
+                progress(-written.size)
                 raise IntegrityError(
-                    f"refusing to upload {oid}: {src_path} has {written} bytes hashing "
-                    f"to {digest.hexdigest()}"
+                    f"refusing to upload {oid}: {src_path} has {written.size} bytes hashing "
+                    f"to {written.oid}"
                 )
             os.chmod(temp, READ_ONLY)
             os.replace(temp, final)
