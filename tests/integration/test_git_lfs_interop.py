@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from lfs_agent.pathmatch import PathFilter
 from tests.conftest import agent, git, needs_git_lfs
 
 pytestmark = [pytest.mark.integration, needs_git_lfs]
@@ -56,3 +58,86 @@ def test_ls_files_matches_git_lfs(make_repo, tmp_path: Path):
             agent("ls-files", *flags, cwd=repo).stdout
             == git("lfs", "ls-files", *flags, cwd=repo).stdout
         )
+
+
+#: Tracked paths for the pattern comparison: depths, names that recur at several
+#: depths, a space, and brackets in a name.
+PATTERN_PATHS = [
+    "a.bin",
+    "b1.bin",
+    "b2.bin",
+    "bb.bin",
+    "br[a]c.bin",
+    "data/d.bin",
+    "data/raw/d.bin",
+    "deep/a/b/c/z.bin",
+    "models/m1.bin",
+    "models/sub/m2.bin",
+    "models2/m.bin",
+    "sp ace/s.bin",
+    "x/a.bin",
+    "x/models/n.bin",
+    "x/y/a.bin",
+]
+#: Each is given to git-lfs and to lfs-agent as --include and as --exclude. Left out:
+#: a lone "[", which git-lfs 3.3 takes to match the files of any subdirectory (and
+#: lfs-agent, as git does, as a literal "[").
+INCLUDE_PATTERNS = [
+    "*.bin", "a.bin", "x/a.bin", "/a.bin", "a.bin/", "models", "models/", "/models",
+    "models/*", "models/**", "models*", "models/sub", "models/m1.bin/", "./models",
+    "**/a.bin", "x/**/a.bin", "**/models", "**/models/*", "**/sub/**", "**/y/*", "**/c",
+    "**", "*", "*/", "?", "*a*", "m*", "b*", "*.BIN", "*/a.bin", "x", "x/", "x/*", "x/**",
+    "x/y", "/x/y/a.bin", "d*/", "data/raw", "data/raw/", "raw", "data/*.bin",
+    "deep/**", "deep/**/z.bin", "deep/*/z.bin", "deep/a", "deep/a/", "a/b",
+    "b?.bin", "b[12].bin", "b[!1].bin", "b[^1].bin", "b[0-9].bin", "[a-b]*.bin", "b[",
+    "br[a]c.bin", "br\\[a\\]c.bin", "\\*.bin", "sp ace", "sp?ace", "x?a.bin", "data?raw",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pattern_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One repository for all the pattern tests, made before the per-test environment."""
+    repo = tmp_path_factory.mktemp("patterns")
+    env = {
+        **os.environ,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_AUTHOR_NAME": "Test Author",
+        "GIT_AUTHOR_EMAIL": "author@example.com",
+        "GIT_COMMITTER_NAME": "Test Committer",
+        "GIT_COMMITTER_EMAIL": "committer@example.com",
+    }
+    git("init", "-q", cwd=repo, env=env)
+    git("lfs", "install", "--local", cwd=repo, env=env)
+    git("lfs", "track", "*.bin", cwd=repo, env=env)
+    for name in PATTERN_PATHS:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(name)
+    git("add", "-A", cwd=repo, env=env)
+    git("commit", "-qm", "paths", cwd=repo, env=env)
+    listed = git("lfs", "ls-files", "-n", cwd=repo).stdout.decode().splitlines()
+    assert sorted(listed) == sorted(PATTERN_PATHS)
+    return repo
+
+
+def lfs_selects(repo: Path, *flags: str) -> set[str]:
+    return set(git("lfs", "ls-files", "-n", *flags, cwd=repo).stdout.decode().splitlines())
+
+
+@pytest.mark.parametrize("pattern", INCLUDE_PATTERNS)
+def test_include_and_exclude_patterns_select_what_git_lfs_selects(pattern_repo, pattern):
+    included = {p for p in PATTERN_PATHS if PathFilter([pattern]).allows(p)}
+    assert included == lfs_selects(pattern_repo, "-I", pattern)
+    excluded = {p for p in PATTERN_PATHS if PathFilter(exclude=[pattern]).allows(p)}
+    assert excluded == lfs_selects(pattern_repo, "-X", pattern)
+
+
+@pytest.mark.parametrize(
+    ("include", "exclude"),
+    [("models", "models/sub"), ("*.bin", "x/**"), ("x/**,data", "*/a.bin"), ("b*", "b?.bin")],
+)
+def test_include_with_exclude_selects_what_git_lfs_selects(pattern_repo, include, exclude):
+    ours = PathFilter(include.split(","), exclude.split(","))
+    selected = {p for p in PATTERN_PATHS if ours.allows(p)}
+    assert selected == lfs_selects(pattern_repo, "-I", include, "-X", exclude)
+    assert selected  # each pair leaves something, so an empty answer would show
