@@ -6,6 +6,7 @@ byte for byte.
 
 from __future__ import annotations
 
+import errno
 import io
 import threading
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from lfs_agent.errors import ObjectNotFoundError, ProtocolError
 from lfs_agent.gitfilter import FilterProcess, Unverified
 from lfs_agent.pathmatch import PathFilter
-from lfs_agent.pktline import PktLineReader, PktLineWriter, encode_packet
+from lfs_agent.pktline import MAX_PAYLOAD, PktLineReader, PktLineWriter, encode_packet
 from lfs_agent.pointer import Pointer
 from lfs_agent.store import ObjectStore
 from tests.helpers import pointer_bytes, sha256
@@ -42,6 +43,13 @@ def pkt(*lines: str) -> bytes:
 
 def content(data: bytes) -> bytes:
     return (encode_packet(data) if data else b"") + b"0000"
+
+
+def content_packets(data: bytes) -> bytes:
+    """``data`` as git sends a file: full-size packets, then a flush."""
+    return (
+        b"".join(encode_packet(data[i : i + 65516]) for i in range(0, len(data), 65516)) + b"0000"
+    )
 
 
 #: git asking to smudge a.bin (HELLO's pointer), which it allows to be delayed.
@@ -540,3 +548,105 @@ def test_truncated_content_is_a_protocol_error_and_stores_nothing(store, size):
         run(store, data)
     assert not store.tmp_dir.exists() or list(store.tmp_dir.iterdir()) == []
     assert not store.objects_dir.exists()
+
+
+#: Content of three packets, so that a failure at the first leaves two unread.
+THREE_PACKETS = bytes(range(256)) * 700
+
+
+def test_a_clean_failing_midway_reads_the_rest_and_answers_an_error(store, monkeypatch, caplog):
+    real_writer = store.writer
+    writers = []
+
+    def writer(prefix: str = "ingest"):
+        made = real_writer(prefix)
+        if not writers:  # the first clean's store is full
+
+            def full(data: bytes) -> None:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+            made.write = full
+        writers.append(made)
+        return made
+
+    monkeypatch.setattr(store, "writer", writer)
+    data = (
+        HANDSHAKE_IN
+        + pkt("command=clean", "pathname=big.bin")
+        + content_packets(THREE_PACKETS)
+        + pkt("command=clean", "pathname=a.bin")
+        + content(HELLO)
+    )
+    out = run(store, data)
+    # The unread packets were taken as the first file's, not as the next request.
+    expected = (
+        HANDSHAKE_OUT_NO_DELAY
+        + pkt("status=error")
+        + SUCCESS
+        + encode_packet(HELLO_POINTER)
+        + b"00000000"
+    )
+    assert out == expected
+    assert "clean big.bin failed: [Errno 28] No space left on device" in caplog.text
+    assert [p.oid for p in store.iter_objects()] == [sha256(HELLO)]
+    assert list(store.ensure_tmp().iterdir()) == []
+
+
+class FailingRead(io.BytesIO):
+    """A stored object whose disk fails after its first ``good`` bytes."""
+
+    def __init__(self, data: bytes, good: int) -> None:
+        super().__init__(data)
+        self.good = good
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self.tell() >= self.good:
+            raise OSError(errno.EIO, "Input/output error")
+        view = memoryview(buffer)[: self.good - self.tell()]
+        return super().readinto(view)
+
+
+def test_a_stored_object_failing_to_read_midway_ends_the_reply_in_an_error(
+    store, monkeypatch, caplog
+):
+    pointer = store.ingest(io.BytesIO(THREE_PACKETS))
+    monkeypatch.setattr(store, "open", lambda p: FailingRead(THREE_PACKETS, MAX_PAYLOAD))
+    data = (
+        HANDSHAKE_IN
+        + pkt("command=smudge", "pathname=big.bin")
+        + content(pointer.encode())
+        + pkt("command=clean", "pathname=a.bin")
+        + content(HELLO)
+    )
+    out = run(store, data)
+    # The packet read is not sent: packets go out a frame of about a MiB at a time.
+    # Had some gone, the error after them would still make git drop the file (see
+    # test_plain_git). The process goes on to the next request.
+    expected = (
+        HANDSHAKE_OUT_NO_DELAY
+        + SUCCESS
+        + b"0000"
+        + pkt("status=error")
+        + SUCCESS
+        + encode_packet(HELLO_POINTER)
+        + b"00000000"
+    )
+    assert out == expected
+    assert f"big.bin: reading object {pointer.oid} failed: [Errno 5]" in caplog.text
+
+
+def test_an_object_gone_from_the_store_after_its_download_is_a_per_file_error(store, caplog):
+    # The download said it stored the object, but it is gone (a prune, say) when the
+    # smudge opens it: that file fails, and the next request is answered.
+    data = (
+        HANDSHAKE_IN
+        + pkt("command=smudge", "pathname=a.bin")
+        + content(HELLO_POINTER)
+        + pkt("command=clean", "pathname=b.bin")
+        + content(HELLO)
+    )
+    out = run(store, data, fetch=lambda pointer: None)
+    assert out == (
+        HANDSHAKE_OUT + pkt("status=error") + SUCCESS + encode_packet(HELLO_POINTER) + b"00000000"
+    )
+    assert f"a.bin: object {sha256(HELLO)} is not in the local store" in caplog.text
