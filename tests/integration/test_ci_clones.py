@@ -261,8 +261,8 @@ def test_pull_from_a_subdirectory_restores_pointers_and_deleted_files(project):
     assert status == b" M models/bert.bin\n"
 
 
-def test_pull_streams_objects_git_would_hold_whole(tmp_path: Path, no_git_lfs_path):
-    # Above GIT_WRITES_MAX lfs-agent writes the file itself; a missing one keeps its mode.
+def skip_smudge_clone_of_large_files(tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    """A clone holding pointers to two objects over GIT_WRITES_MAX (b.bin executable)."""
     work, bucket, server = tmp_path / "work", tmp_path / "bucket", tmp_path / "server.git"
     git("init", "-q", "--bare", str(server), cwd=tmp_path)
     git("init", "-q", str(work), cwd=tmp_path)
@@ -280,6 +280,13 @@ def test_pull_streams_objects_git_would_hold_whole(tmp_path: Path, no_git_lfs_pa
     git("clone", "-q", str(server), str(tmp_path / "ci"), cwd=tmp_path, env=env)
     ci = tmp_path / "ci"
     assert agent("install", cwd=ci).returncode == 0
+    return ci, big
+
+
+def test_pull_streams_objects_git_would_hold_whole(tmp_path: Path, no_git_lfs_path):
+    # Above GIT_WRITES_MAX lfs-agent writes the file itself; a missing one keeps its mode.
+    ci, big = skip_smudge_clone_of_large_files(tmp_path)
+    env = dict(os.environ, GIT_LFS_SKIP_SMUDGE="1")
     (ci / "b.bin").unlink()
     pulled = agent("pull", cwd=ci, env=env)
     assert pulled.returncode == 0, pulled.stderr
@@ -300,6 +307,27 @@ def test_pull_streams_objects_git_would_hold_whole(tmp_path: Path, no_git_lfs_pa
     assert b"changed while lfs-agent wrote it" in refused.stderr
     edited = sha256(b"edited\n" * 10)
     assert not (ci / ".git/lfs/objects" / edited[:2] / edited[2:4] / edited).exists()
+
+
+@pytest.mark.parametrize("index", ["split", "GIT_INDEX_FILE"])
+def test_pull_leaves_an_index_it_does_not_patch_to_git(tmp_path: Path, no_git_lfs_path, index):
+    # A split index, or one named by GIT_INDEX_FILE, is not patched in place: git's
+    # update-index re-stages the files written, through our clean filter. Without it
+    # git would see them as modified.
+    ci, big = skip_smudge_clone_of_large_files(tmp_path)
+    env = dict(os.environ)
+    if index == "split":
+        git("update-index", "--split-index", cwd=ci)
+    else:
+        env["GIT_INDEX_FILE"] = str(ci / ".git" / "index")
+    pulled = agent("pull", cwd=ci, env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    for name, data in big.items():
+        assert (ci / f"{name}.bin").read_bytes() == data
+    assert git("status", "--porcelain", cwd=ci, env=env).stdout == b""
+    assert git("diff", "--stat", cwd=ci, env=env).stdout == b""
+    assert stored(ci) == {sha256(data) for data in big.values()}
+    assert [p.name for p in (ci / ".git/lfs/tmp").iterdir() if "restage" in p.name] == []
 
 
 def test_a_warm_shared_cache_serves_a_clone_without_the_bucket(project, monkeypatch):
