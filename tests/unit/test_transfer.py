@@ -135,6 +135,18 @@ BAD_OID = "../../" + "a" * 58
             {"error": {"code": 32, "message": "unknown event 'frobnicate'"}},
         ),
         ('{"event":"init","operation":"sideways"}', None),
+        (
+            '{"event":"init","operation":"upload","remote":7,"concurrent":"yes",'
+            '"concurrenttransfers":true}',
+            {
+                "error": {
+                    "code": 32,
+                    "message": "invalid init request: remote: expected a string, got 7; "
+                    "concurrent: expected true or false, got 'yes'; "
+                    "concurrenttransfers: expected an integer, got True",
+                }
+            },
+        ),
         (json.dumps({"event": "download", "oid": BAD_OID, "size": 1}), None),
         (json.dumps({"event": "download", "oid": "A" * 64, "size": 1}), None),
     ],
@@ -143,6 +155,7 @@ BAD_OID = "../../" + "a" * 58
         "not-object",
         "unknown-event",
         "bad-operation",
+        "bad-init-fields",
         "traversal-oid",
         "uppercase-oid",
     ],
