@@ -395,3 +395,46 @@ def test_committed_files_cannot_run_programs_or_carry_secrets(project):
     assert (root / "victim" / "models/bert.bin").read_bytes() == FILES["models/bert.bin"]
     config = git("config", "--local", "--list", cwd=root / "victim").stdout.decode()
     assert "evil" not in config and "AKIA" not in config
+
+
+def test_checkout_writes_what_fetch_stored_and_downloads_nothing(project):
+    root, server, bucket = project
+    env = dict(os.environ, GIT_LFS_SKIP_SMUDGE="1")
+    git("clone", "-q", str(server), str(root / "ci"), cwd=root, env=env)
+    ci = root / "ci"
+    assert agent("install", cwd=ci).returncode == 0
+    before = agent("checkout", cwd=ci)  # nothing fetched yet: pointers stay
+    assert before.returncode == 0, before.stderr
+    assert "checked out 0 file(s)" in before.stderr.decode()
+    assert (ci / "data/test.bin").read_bytes() == pointer_bytes(FILES["data/test.bin"])
+    fetched = agent("fetch", cwd=ci)
+    assert fetched.returncode == 0, fetched.stderr
+    shutil.rmtree(bucket)  # checkout reads the store only
+    git("config", "lfs-agent.fetchexclude", "data/test.bin", cwd=ci)
+    out = agent("checkout", cwd=ci)
+    assert out.returncode == 0, out.stderr
+    assert "checked out 3 file(s)" in out.stderr.decode()
+    for path, data in FILES.items():
+        expected = pointer_bytes(data) if path == "data/test.bin" else data
+        assert (ci / path).read_bytes() == expected, path
+    assert git("status", "--porcelain", cwd=ci).stdout == b""
+
+
+def test_clone_of_a_repository_naming_no_remote_says_what_to_run(tmp_path: Path, no_git_lfs_path):
+    server, work = tmp_path / "server.git", tmp_path / "work"
+    git("init", "-q", "--bare", str(server), cwd=tmp_path)
+    git("init", "-q", str(work), cwd=tmp_path)
+    (work / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    (work / "model.bin").write_bytes(pointer_bytes(b"weights\n"))  # no .lfsagent
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "pointer", cwd=work)
+    git("push", "-q", str(server), "main", cwd=work)
+    out = agent("clone", str(server), str(tmp_path / "c"), cwd=tmp_path)
+    assert out.returncode == 2
+    said = out.stderr.decode().strip().splitlines()[-1]
+    assert said == (
+        f"lfs-agent: cloned into {tmp_path / 'c'}, but it names no remote (.lfsagent): run "
+        "'lfs-agent install --remote URL' there, then 'lfs-agent pull'"
+    )
+    assert (tmp_path / "c/model.bin").read_bytes() == pointer_bytes(b"weights\n")
+    assert (tmp_path / "c/.git/hooks/pre-push").exists()  # installed, waiting for a remote

@@ -109,6 +109,35 @@ def test_list_show_and_diff_from_a_fresh_clone(tagged):
     assert sorted_list.splitlines()[1].startswith("v1.0")
 
 
+def test_show_prints_the_record_as_text(tagged):
+    root, work, server, _ = tagged
+    clone = fresh_clone(root, server)
+    out = agent("metrics", "show", "v1.0", cwd=clone)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.decode().splitlines()
+    commit = git("rev-parse", "v1.0^{commit}", cwd=work).stdout.decode().strip()
+    model, vocab = sha256(b"weights v1\n" * 100), sha256(b"vocab\n" * 50)
+    assert lines[0:3] == [
+        "tag     v1.0",
+        f"commit  {commit}",
+        "tagger  Test Committer <committer@example.com>",
+    ]
+    assert lines[3].startswith("date    20")
+    assert lines[4:] == [
+        "message model v1.0, 1000 images",
+        "metrics:",
+        "  epochs = 10",
+        "  eval.accuracy = 0.81",
+        "  eval.loss = 0.5",
+        "params:",
+        "  images = 1000",
+        "  lr = 0.01",
+        "artifacts:",
+        f"  model.h5  {model[:12]}  1.1 KB",
+        f"  vocab.h5  {vocab[:12]}  300 B",
+    ]
+
+
 def test_artifacts_match_ls_files_at_the_tag(tagged):
     _, work, _, _ = tagged
     shown = json.loads(agent("metrics", "show", "v1.0", "--json", cwd=work).stdout)
