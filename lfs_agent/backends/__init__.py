@@ -36,6 +36,7 @@ __all__ = [
     "bucket_and_prefix",
     "check_meta_key",
     "check_source",
+    "network_reason",
     "object_key",
     "open_backend",
     "parse_size",
@@ -151,6 +152,31 @@ class SourceBody:
     def tell(self) -> int:
         """Bytes read (or sought to) so far."""
         return self._position
+
+
+def network_reason(exc: BaseException) -> str:
+    """Why a request failed, in a few words: the system's reason at the root of ``exc``.
+
+    HTTP libraries wrap a refused connection or a failed name lookup in errors whose
+    text repeats the host and the object's URL ("HTTPConnectionPool(...): Max retries
+    exceeded with url: ..."). Followed through their causes, contexts and reasons to
+    the socket's error, that is "Connection refused", "Name or service not known" or
+    "timed out": the same words for every object, so one line can name them all.
+    """
+    pending: list[object] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        if type(current) in (TimeoutError, ConnectionError):  # socket's own, no errno
+            return str(current) or "timed out"
+        pending += [getattr(current, "reason", None), current.__cause__, current.__context__]
+        pending += list(current.args)
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def bucket_and_prefix(url: str) -> tuple[str, str]:

@@ -34,6 +34,7 @@ from lfs_agent.backends import (
     SourceBody,
     check_meta_key,
     check_source,
+    network_reason,
     object_key,
     scoped_options,
 )
@@ -137,7 +138,9 @@ class HTTPBackend:
                 response = self._session.request(method, url, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.max_attempts:
-                    raise RetriableError(f"cannot reach {self.url}: {exc}") from None
+                    raise RetriableError(
+                        f"cannot reach {self.url}: {network_reason(exc)}"
+                    ) from None
                 self._backoff(attempt, None)
                 continue
             if response.status_code == 401 and self.use_git_credentials and not asked_credentials:

@@ -54,6 +54,7 @@ from botocore.config import Config
 from lfs_agent.backends import (
     bucket_and_prefix,
     check_meta_key,
+    network_reason,
     object_key,
     parse_size,
     scoped_options,
@@ -389,7 +390,10 @@ class S3Backend:
             | botocore.exceptions.ReadTimeoutError
             | botocore.exceptions.ConnectTimeoutError,
         ):
-            return RetriableError(f"cannot reach the S3 endpoint for {self.url}: {exc}")
+            endpoint = f" {self._client.meta.endpoint_url}" if self._client is not None else ""
+            return RetriableError(
+                f"cannot reach the S3 endpoint{endpoint} for {self.url}: {network_reason(exc)}"
+            )
         if isinstance(exc, botocore.exceptions.ClientError):
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))

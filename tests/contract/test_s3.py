@@ -16,14 +16,20 @@ import pytest
 
 from lfs_agent.backends import open_backend, parse_size
 from lfs_agent.backends.s3 import S3Backend, _Part
-from lfs_agent.errors import BackendError, ConfigError, IntegrityError, ObjectNotFoundError
+from lfs_agent.errors import (
+    BackendError,
+    ConfigError,
+    IntegrityError,
+    ObjectNotFoundError,
+    RetriableError,
+)
 from lfs_agent.pointer import Pointer
 from lfs_agent.store import ObjectStore
 from lfs_agent.sync import Remote
 from tests.conftest import ROOT
 from tests.contract.backend_contract import BackendContract, Recorder
 from tests.helpers import sha256, write_random
-from tests.servers import moto_server
+from tests.servers import free_port, moto_server
 
 pytestmark = pytest.mark.s3
 MIB = 1024 * 1024
@@ -402,6 +408,17 @@ def test_wrong_credentials_get_one_clear_line(tmp_path, monkeypatch):
         assert "bad or expired AWS credentials for s3://some-bucket/x" in message
     finally:
         server.stop()
+
+
+def test_an_unreachable_endpoint_is_one_line_naming_it(s3_env):
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: refused
+    options = {"s3.endpoint-url": endpoint, "s3.max-attempts": "1"}
+    backend = open_backend("s3://bucket/x", options)
+    with pytest.raises(RetriableError) as caught:
+        backend.stat(sha256(b"x"))
+    assert str(caught.value) == (
+        f"cannot reach the S3 endpoint {endpoint} for s3://bucket/x: Connection refused"
+    )
 
 
 def test_no_credentials_at_all_says_how_to_provide_them(tmp_path, monkeypatch, moto):

@@ -16,6 +16,7 @@ import pytest
 from lfs_agent.store import CHECK_RECORD_MIN, CHECK_RECORD_NAME, hash_file
 from tests.conftest import AGENT, agent, clone_with_filter, git
 from tests.helpers import pointer_bytes, sha256, write_random
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -222,6 +223,25 @@ def test_a_missing_object_fails_its_file_only_with_a_clear_error(setup: Setup):
     assert (clone2 / "ghost.bin").read_bytes() == pointer_bytes(b"never stored")
     assert (clone2 / "good.bin").read_bytes() == b"good\n"
     assert status(clone2) == b""
+
+
+def test_a_push_to_an_unreachable_bucket_says_why_once_for_all_objects(setup: Setup):
+    for i in range(8):
+        (setup.work / f"f{i}.bin").write_bytes(b"object %d\n" % i)
+    commit_all(setup.work, "eight")
+    bucket = f"http://127.0.0.1:{free_port()}/team"  # nothing listens: refused
+    git("config", "lfs-agent.remote", bucket, cwd=setup.work)
+    git("config", "lfs-agent.http.max-attempts", "1", cwd=setup.work)
+    push = git("push", "origin", "main", cwd=setup.work, check=False)
+    assert push.returncode != 0
+    said = push.stderr.decode().splitlines()
+    oids = sorted(sha256(b"object %d\n" % i) for i in range(8))
+    start = said.index(f"lfs-agent: error: 8 object(s) failed to upload ({bucket}):")
+    assert said[start + 1 : start + 8] == [
+        f"  8 objects: cannot reach {bucket}: Connection refused",
+        *(f"    {oid}" for oid in oids[:5]),
+        "    ... and 3 more",
+    ]
 
 
 def test_a_corrupt_bucket_object_never_reaches_the_work_tree(setup: Setup):
