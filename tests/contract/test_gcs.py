@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,13 @@ from google.cloud import storage
 
 from lfs_agent.backends import open_backend
 from lfs_agent.backends.gcs import GCSBackend, _Sink
-from lfs_agent.errors import BackendError, ConfigError, IntegrityError
+from lfs_agent.errors import BackendError, ConfigError, IntegrityError, RetriableError
 from lfs_agent.pointer import Pointer
 from lfs_agent.store import WriteHash
 from tests.conftest import agent, clone_with_filter, git
 from tests.contract.backend_contract import BackendContract, Recorder
 from tests.helpers import sha256, write_random
+from tests.servers import free_port
 
 pytestmark = pytest.mark.gcs
 MIB = 1024 * 1024
@@ -127,6 +129,35 @@ def test_no_credentials_says_how_to_log_in(monkeypatch, tmp_path):
     backend = GCSBackend("gs://bucket/x", {})
     with pytest.raises(BackendError, match="gcloud auth application-default login"):
         backend.stat(sha256(b"x"))
+
+
+def test_an_unreachable_endpoint_fails_in_one_line_after_the_retry_timeout(monkeypatch, tmp_path):
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{free_port()}")  # refused
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test")
+    backend = open_backend("gs://bucket/x", {"gcs.retry-timeout": "1"})
+    src = tmp_path / "src"
+    src.write_bytes(b"x")
+    calls = [
+        lambda: backend.stat(sha256(b"x")),
+        lambda: backend.upload(sha256(b"x"), src, 1, Recorder()),
+        lambda: backend.download(sha256(b"x"), tmp_path / "d", 1, Recorder()),
+        lambda: backend.get_meta("meta/tags/v1.json"),
+        lambda: backend.list_meta("meta/tags"),
+    ]
+    for call in calls:
+        started = time.monotonic()
+        with pytest.raises(RetriableError) as caught:
+            call()
+        assert str(caught.value) == (
+            "cannot reach GCS for gs://bucket/x: Connection refused (retried for 1s)"
+        )
+        assert time.monotonic() - started < 10  # not the SDK's two minutes
+
+
+def test_retry_timeout_must_be_seconds():
+    with pytest.raises(ConfigError, match="retry-timeout must be a number of seconds, not 'soon'"):
+        GCSBackend("gs://b/p", {"gcs.retry-timeout": "soon"})
+    assert GCSBackend("gs://b/p", {"gcs.retry-timeout": "2.5"}).retry_timeout == 2.5
 
 
 def test_chunk_size_must_be_a_multiple_of_256k():
