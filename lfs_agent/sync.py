@@ -424,6 +424,18 @@ def fetch(
 FAILURES_SHOWN = 5
 
 
+def _without_oid(message: str, oid: str) -> str:
+    """``message`` with ``oid``, and the object's path or key naming it, as ``<oid>``.
+
+    A bucket's error names the object's key (``.../objects/ab/cd/<oid>``, in a URL
+    perhaps quoted as ``ab%2Fcd%2F<oid>``): without its ``ab/cd/`` too, the same cause
+    reads the same for every object.
+    """
+    for sep in ("/", "%2F", "%2f"):
+        message = message.replace(f"{oid[:2]}{sep}{oid[2:4]}{sep}{oid}", "<oid>")
+    return message.replace(oid, "<oid>")
+
+
 def _raise_failures(verb: str, remote: Remote, result: BatchResult) -> None:
     """Raise one error listing the failures, each distinct message once.
 
@@ -434,11 +446,11 @@ def _raise_failures(verb: str, remote: Remote, result: BatchResult) -> None:
         return
     groups: dict[str, list[str]] = {}
     for oid, exc in sorted(result.failed.items()):
-        groups.setdefault(str(exc).replace(oid, "<oid>"), []).append(oid)
+        groups.setdefault(_without_oid(str(exc), oid), []).append(oid)
     lines = []
     for message, oids in groups.items():
         if len(oids) == 1:
-            lines.append(f"{oids[0]}: {message.replace('<oid>', oids[0])}")
+            lines.append(f"{oids[0]}: {result.failed[oids[0]]}")
             continue
         lines.append(f"{len(oids)} objects: {message}")
         lines.extend(f"  {oid}" for oid in oids[:FAILURES_SHOWN])

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lfs_agent.errors import TransferError
+from lfs_agent.errors import BackendError, TransferError
 from lfs_agent.pointer import Pointer
 from lfs_agent.scan import PointerFile
 from lfs_agent.store import ObjectStore
@@ -62,3 +62,42 @@ def test_failures_sharing_a_cause_are_reported_once_with_a_few_oids(tmp_path):
     assert "    ... and 3 more" in lines
     assert any(line.startswith(f"  {bad.oid}: ") and "corrupt" in line for line in lines)
     assert len(lines) == 1 + 1 + FAILURES_SHOWN + 1 + 1
+
+
+class Denying(Bounded):
+    """A bucket refusing every object, naming its key as S3 and GCS errors do."""
+
+    def __init__(self, quoted: bool) -> None:
+        super().__init__(None)
+        self.sep = "%2F" if quoted else "/"
+
+    def download(self, oid: str, *args: object) -> None:
+        key = self.sep.join(["pre", "objects", oid[:2], oid[2:4], oid])
+        raise BackendError(f"access denied to s3://bkt/{key}: check the bucket policy")
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_one_cause_naming_each_objects_key_is_still_one_group(tmp_path, quoted):
+    remote = Remote("fake://bucket", opener=lambda *_: Denying(quoted))  # type: ignore[arg-type,return-value]
+    pointers = [Pointer(sha256(bytes([i])), 1) for i in range(3)]
+    files = [PointerFile(f"f{i}", p, "0" * 40) for i, p in enumerate(pointers)]
+    with pytest.raises(TransferError) as caught:
+        fetch(ObjectStore(tmp_path / "lfs"), remote, files, concurrency=2)
+    sep = "%2F" if quoted else "/"
+    assert str(caught.value).splitlines()[1:] == [
+        f"  3 objects: access denied to s3://bkt/pre{sep}objects{sep}<oid>: "
+        "check the bucket policy",
+        *(f"    {oid}" for oid in sorted(p.oid for p in pointers)),
+    ]
+
+
+def test_a_cause_of_one_object_is_told_as_it_was_said(tmp_path):
+    remote = Remote("fake://bucket", opener=lambda *_: Denying(False))  # type: ignore[arg-type,return-value]
+    pointer = Pointer(sha256(b"x"), 1)
+    with pytest.raises(TransferError) as caught:
+        fetch(ObjectStore(tmp_path / "lfs"), remote, [PointerFile("x", pointer, "0" * 40)], 1)
+    oid = pointer.oid
+    assert str(caught.value).splitlines()[1] == (
+        f"  {oid}: access denied to s3://bkt/pre/objects/{oid[:2]}/{oid[2:4]}/{oid}: "
+        "check the bucket policy"
+    )
