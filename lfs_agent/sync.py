@@ -326,6 +326,9 @@ class Remote:
                 except LfsAgentError as exc:
                     error = exc
                     result.failed[pointer.oid] = exc
+                except OSError as exc:  # this machine's: a full disk, a read-only store
+                    error = LfsAgentError(str(exc))
+                    result.failed[pointer.oid] = error
                 else:
                     (result.done if moved else result.skipped).append(pointer)
                 if on_done is not None:
@@ -489,23 +492,30 @@ def checkout(
         The paths that were written.
 
     Raises:
-        TransferError: some unverified objects were corrupt; every other file is done.
+        TransferError: some unverified objects were corrupt, or some large files could
+            not be written (a full disk): they keep their pointers, every other file
+            is done.
     """
     files = list(files)
     pending = dict(unverified or {})
     failed: dict[str, IntegrityError] = {}
+    unwritten: dict[str, OSError] = {}
     try:
-        written = _checkout(git, store, files, pending, failed)
+        written = _checkout(git, store, files, pending, failed=failed, unwritten=unwritten)
     except BaseException:
         for leftover in pending.values():
             leftover.discard()
         raise
     failed.update(_store_checked(store, files, pending))  # none written (no lfs filter)
+    lines = []
     if failed:
-        raise TransferError(
-            f"{len(failed)} object(s) failed to download:\n  "
-            + "\n  ".join(f"{oid}: {exc}" for oid, exc in sorted(failed.items()))
-        )
+        lines.append(f"{len(failed)} object(s) failed to download:")
+        lines += [f"  {oid}: {exc}" for oid, exc in sorted(failed.items())]
+    if unwritten:
+        lines.append(f"{len(unwritten)} file(s) could not be written:")
+        lines += [f"  {path}: {exc.strerror or exc}" for path, exc in sorted(unwritten.items())]
+    if lines:
+        raise TransferError("\n".join(lines))
     return written
 
 
@@ -514,9 +524,14 @@ def _checkout(
     store: ObjectStore,
     files: list[PointerFile],
     pending: dict[str, Unverified],
+    *,
     failed: dict[str, IntegrityError],
+    unwritten: dict[str, OSError],
 ) -> list[str]:
-    """:func:`checkout`, taking from ``pending`` what it checks, into ``failed``."""
+    """:func:`checkout`, taking from ``pending`` what it checks, into ``failed``.
+
+    A large file that cannot be written goes into ``unwritten`` (by path).
+    """
     top = git.paths.work_tree
     if top is None:
         return []
@@ -582,6 +597,9 @@ def _checkout(
             st = _write_object(store, f.pointer, top / f.path, pending.pop(f.pointer.oid, None))
         except IntegrityError as exc:  # the file keeps its pointer
             failed[f.pointer.oid] = exc
+            continue
+        except OSError as exc:  # a full disk, say: it keeps its pointer too
+            unwritten[f.path] = exc
             continue
         if st is not None:
             written.append(Written(f.path, Pointer(f.pointer.oid, f.pointer.size), st))

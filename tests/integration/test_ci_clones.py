@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import resource
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -438,3 +440,39 @@ def test_clone_of_a_repository_naming_no_remote_says_what_to_run(tmp_path: Path,
     )
     assert (tmp_path / "c/model.bin").read_bytes() == pointer_bytes(b"weights\n")
     assert (tmp_path / "c/.git/hooks/pre-push").exists()  # installed, waiting for a remote
+
+
+@pytest.mark.parametrize("link", ["true", "false"])
+def test_a_full_disk_fails_in_one_line_and_leaves_pointers(tmp_path, no_git_lfs_path, link):
+    # RLIMIT_FSIZE makes writes past 1 MiB fail (EFBIG) as a full disk would (ENOSPC),
+    # in a real process, without a small file system to fill. Linked from the folder
+    # bucket, the objects fail as they are written into the work tree; copied, as they
+    # are downloaded into the store.
+    ci, big = skip_smudge_clone_of_large_files(tmp_path)
+    git("config", "lfs-agent.local.link", link, cwd=ci)
+    limit = 1024 * 1024
+
+    def small_files() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    pulled = subprocess.run(
+        [*AGENT, "pull"], cwd=ci, capture_output=True, preexec_fn=small_files, check=False
+    )
+    assert pulled.returncode == 2, pulled.stderr
+    said = pulled.stderr.decode()
+    assert "Traceback" not in said and "internal error" not in said
+    if link == "true":
+        assert said.splitlines()[-3:] == [
+            "lfs-agent: error: 2 file(s) could not be written:",
+            "  a.bin: File too large",
+            "  b.bin: File too large",
+        ]
+    else:
+        assert said.splitlines()[-4:] == [
+            f"lfs-agent: error: 2 object(s) failed to download ({(tmp_path / 'bucket').as_uri()}):",
+            "  2 objects: [Errno 27] File too large",
+            *(f"    {oid}" for oid in sorted(sha256(data) for data in big.values())),
+        ]
+    assert stored(ci) == set()
+    for name, data in big.items():
+        assert (ci / f"{name}.bin").read_bytes() == pointer_bytes(data)
