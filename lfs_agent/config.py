@@ -184,6 +184,7 @@ def read_committed(
     work_tree: Path | None,
     names: tuple[str, ...] = COMMITTED_FILES,
     probe: subprocess.CompletedProcess[bytes] | None = None,
+    warnings: list[str] | None = None,
 ) -> dict[str, list[ConfigEntry]]:
     """Read committed config files, each from the work tree, else the index, else ``HEAD``.
 
@@ -199,15 +200,18 @@ def read_committed(
         probe: The finished :func:`_start_probe` of ``names``, when the caller has
             already run it (:func:`resolve_settings` runs it beside its other git
             commands).
+        warnings: Told of each file git cannot parse (it is then passed over, as
+            git-lfs passes over a bad ``.lfsconfig``, so that checkouts still work).
 
     Returns:
         The entries of each file of ``names``; an empty list for a file found nowhere.
     """
+    warnings = [] if warnings is None else warnings
     found: dict[str, list[ConfigEntry]] = {}
     missing = []
     for name in names:
         if work_tree is not None and (work_tree / name).is_file():
-            found[name] = git.config_entries(["-f", str(work_tree / name)])
+            found[name] = _committed_entries(git, name, ["-f", str(work_tree / name)], warnings)
         else:
             found[name] = []
             missing.append(name)
@@ -222,9 +226,29 @@ def read_committed(
         for answer in answers[2 * index : 2 * index + 2]:  # the index's, then HEAD's
             oid, _, kind = answer.partition(" ")
             if kind.startswith("blob "):
-                found[name] = git.config_entries(["--blob", oid])
+                found[name] = _committed_entries(git, name, ["--blob", oid], warnings)
                 break
     return found
+
+
+def _committed_entries(
+    git: Git, name: str, where: list[str], warnings: list[str]
+) -> list[ConfigEntry]:
+    """The entries of the committed file ``name``, read from ``where``.
+
+    One git cannot parse has none, and a warning naming git's reason: without it, a
+    remote set there would seem to be missing for no reason.
+    """
+    proc = git.run(config_list_args(where), check=False)
+    if proc.returncode != 0:
+        said = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        reason = (
+            re.sub(r"^(fatal|error): ", "", said[0])
+            if said
+            else f"git config exit {proc.returncode}"
+        )
+        warnings.append(f"ignored {name}: {reason}")
+    return config_list(proc)
 
 
 def _is_safe_committed_key(name: str) -> bool:
@@ -280,7 +304,7 @@ def resolve_settings(
             elif section == "lfs" and not committed:
                 lfs[name] = entry.value
 
-    committed = read_committed(git, paths.work_tree, probe=probed)
+    committed = read_committed(git, paths.work_tree, probe=probed, warnings=warnings)
     for entry in committed[LFSCONFIG_FILE]:
         section, _, name = entry.key.partition(".")
         if section == "lfs" and name in LFSCONFIG_KEYS:

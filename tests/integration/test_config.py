@@ -9,7 +9,8 @@ import pytest
 from lfs_agent.config import normalize_remote_url, read_committed, resolve_settings
 from lfs_agent.errors import ConfigError, GitError
 from lfs_agent.git import Git
-from tests.conftest import git
+from tests.conftest import agent, git
+from tests.helpers import pointer_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -130,6 +131,34 @@ def test_unsafe_committed_keys_are_ignored_with_a_warning(repo: Path):
     assert s.options == {"s3.region": "eu-west-1"}
     assert len(s.warnings) == 3
     assert all("ignored lfs-agent." in w and ".lfsagent" in w for w in s.warnings)
+
+
+def test_a_committed_file_git_cannot_parse_is_passed_over_with_a_warning(repo: Path):
+    (repo / ".lfsagent").write_text("[lfs-agent\n\tremote = s3://b/p\n")
+    (repo / ".lfsconfig").write_text("[lfs]\n\tfetchinclude = models\n")
+    s = settings(repo)
+    assert s.remote is None
+    assert s.fetch_include == ("models",)  # the file beside it still counts
+    assert s.warnings == (f"ignored .lfsagent: bad config line 1 in file {repo / '.lfsagent'}",)
+    git("add", ".lfsagent", cwd=repo)
+    (repo / ".lfsagent").unlink()  # read from the index: git names the blob
+    (warning,) = settings(repo).warnings
+    assert warning.startswith("ignored .lfsagent: bad config line 1 in blob ")
+
+
+def test_the_cli_says_why_a_committed_remote_is_not_used(repo: Path):
+    (repo / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    (repo / "model.bin").write_bytes(pointer_bytes(b"weights\n"))  # not in the store
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "pointer", cwd=repo)
+    (repo / ".lfsagent").write_text("[lfs-agent\n\tremote = s3://b/p\n")
+    out = agent("fetch", cwd=repo)
+    assert out.returncode == 2
+    assert out.stderr.decode().splitlines() == [
+        f"lfs-agent: ignored .lfsagent: bad config line 1 in file {repo / '.lfsagent'}",
+        "lfs-agent: error: no remote configured: run 'lfs-agent install --remote URL' "
+        "or set lfs-agent.remote in .lfsagent",
+    ]
 
 
 def test_the_same_keys_in_git_config_are_accepted(repo: Path):
