@@ -233,10 +233,11 @@ class TransferAgent:
             else:
                 path = self._download(request, self.store, self.remote, progress)
                 done = CompleteEvent(oid=request.oid, path=str(path))
-        except LfsAgentError as exc:
-            logger.error("%s %s failed: %s", request.event, request.oid, exc)
+        except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
+            failure = exc if isinstance(exc, LfsAgentError) else LfsAgentError(str(exc))
+            logger.error("%s %s failed: %s", request.event, request.oid, failure)
             progress.flush()
-            self.send(CompleteEvent(oid=request.oid, error=error_info(exc)))
+            self.send(CompleteEvent(oid=request.oid, error=error_info(failure)))
             return
         except Exception as exc:  # the request-loop boundary: keep serving
             logger.exception("%s %s failed", request.event, request.oid)

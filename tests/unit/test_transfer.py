@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import io
 import json
@@ -256,3 +257,38 @@ def test_an_upload_of_the_stores_own_checked_file_is_not_read_again(session, mon
     assert upload(session.store.object_path(pointer.oid)) == complete
     assert reads == [elsewhere]
     assert Remote(session.bucket_url).backend.stat(pointer.oid) == pointer.size
+
+
+class FullDisk:
+    """A bucket whose downloads hit a full disk, as writing into lfs/tmp would."""
+
+    url = "fake://bucket"
+    max_workers = None
+
+    def download(self, oid: str, dest_path: Path, size: int, progress: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_full_disk_fails_that_object_in_one_line_and_the_agent_keeps_serving(
+    session: Session, caplog
+):
+    oid = sha256(b"x")
+    remote = Remote("fake://bucket", opener=lambda *_: FullDisk())  # type: ignore[arg-type,return-value]
+    out = session.run(
+        [
+            '{"event":"init","operation":"download"}',
+            json.dumps({"event": "download", "oid": oid, "size": 1}),
+            '{"event":"terminate"}',
+        ],
+        open_session=lambda: (session.store, remote),
+    )
+    assert json.loads(out[1]) == {
+        "event": "complete",
+        "oid": oid,
+        "error": {"code": 1, "message": "[Errno 28] No space left on device"},
+    }
+    assert f"download {oid} failed: [Errno 28] No space left on device" in caplog.text
+    assert "Traceback" not in caplog.text
