@@ -335,6 +335,8 @@ class DelayedDownloads:
             unverified = self._fetch(pointer)
         except LfsAgentError as exc:
             error = exc
+        except OSError as exc:  # this machine's: a full disk, say
+            error = LfsAgentError(str(exc))
         except Exception as exc:  # a worker boundary: report, never kill the process
             logger.debug("download of %s failed", pointer.oid, exc_info=True)
             error = LfsAgentError(f"{type(exc).__name__}: {exc}")
@@ -618,13 +620,14 @@ class FilterProcess:
                 return
             try:
                 unverified = self.fetch(pointer)
-            except LfsAgentError as exc:
+            except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
+                failure = exc if isinstance(exc, LfsAgentError) else LfsAgentError(str(exc))
                 if can_delay:  # failed as a delayed download would: git goes on
                     assert self.delayed is not None
-                    self.delayed.add_failed(path, pointer, exc)
+                    self.delayed.add_failed(path, pointer, failure)
                     self.writer.write_text_list([STATUS_DELAYED])
                     return
-                logger.log(self._failure_level, "%s: %s", path, exc)
+                logger.log(self._failure_level, "%s: %s", path, failure)
                 if self._keep_pointer_on_failure:
                     self._reply(head)
                 else:

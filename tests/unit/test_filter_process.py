@@ -251,13 +251,33 @@ def test_skip_smudge_and_excluded_paths_keep_the_pointer(store):
     assert run(store, data, fetch=lambda p: None, path_filter=PathFilter(["models"])) == kept
 
 
-def test_fetch_error_answers_status_error_and_names_the_remote(store, caplog):
-    def fetch(pointer: Pointer) -> None:
-        raise ObjectNotFoundError(f"object {pointer.oid} is not on remote s3://b/p")
+#: A download's failures: the remote's, and this machine's (a full disk).
+FETCH_ERRORS = [
+    ObjectNotFoundError(f"object {sha256(HELLO)} is not on remote s3://b/p"),
+    OSError(errno.ENOSPC, "No space left on device"),
+]
 
-    data = HANDSHAKE_IN + pkt("command=smudge", "pathname=a.bin") + content(HELLO_POINTER)
-    assert run(store, data, fetch=fetch) == HANDSHAKE_OUT + b"0011status=error\n0000"
-    assert "a.bin" in caplog.text and "s3://b/p" in caplog.text
+
+@pytest.mark.parametrize("error", FETCH_ERRORS, ids=["remote", "full-disk"])
+def test_fetch_error_answers_status_error_and_says_why(store, caplog, error):
+    def fetch(pointer: Pointer) -> None:
+        raise error
+
+    data = (
+        HANDSHAKE_IN
+        + pkt("command=smudge", "pathname=a.bin")
+        + content(HELLO_POINTER)
+        + pkt("command=clean", "pathname=b.bin")
+        + content(HELLO)
+    )
+    assert run(store, data, fetch=fetch) == (
+        HANDSHAKE_OUT
+        + b"0011status=error\n0000"
+        + SUCCESS
+        + encode_packet(HELLO_POINTER)
+        + b"00000000"
+    )
+    assert f"a.bin: {error}" in caplog.text
 
 
 def test_for_a_pull_after_large_objects_and_missing_ones_stay_pointers(store, caplog):
@@ -408,12 +428,13 @@ def test_follow_up_smudge_of_a_delayed_path_sends_the_content(store):
     assert process.smudged_every_pointer  # counted once, though git asked twice
 
 
-def test_a_failed_delayed_download_is_logged_and_never_listed(store, caplog):
+@pytest.mark.parametrize("error", FETCH_ERRORS, ids=["remote", "full-disk"])
+def test_a_failed_delayed_download_is_logged_and_never_listed(store, caplog, error):
     other = b"fine\n"
 
     def fetch(pointer: Pointer) -> None:
         if pointer.oid == sha256(HELLO):
-            raise ObjectNotFoundError(f"object {pointer.oid} is not on remote file:///b")
+            raise error
         store.ingest(io.BytesIO(other), expected=pointer)
 
     data = (
@@ -438,7 +459,8 @@ def test_a_failed_delayed_download_is_logged_and_never_listed(store, caplog):
         + SUCCESS
     )
     assert run(store, data, fetch=fetch, concurrency=1) == expected
-    assert f"a.bin: object {sha256(HELLO)} is not on remote file:///b" in caplog.text
+    assert f"a.bin: {error}" in caplog.text
+    assert "OSError" not in caplog.text  # the reason, not the exception's class
 
 
 def unverified_fetch(store: ObjectStore, data: bytes, calls: list[str]):
