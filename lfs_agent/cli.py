@@ -861,8 +861,14 @@ def cmd_tag(ctx: Context) -> int:
     return 0
 
 
-def _load_records(ctx: Context, tags: list[str] | None = None) -> dict[str, TagRecord]:
-    """Records from the bucket (falling back to local copies), by tag."""
+def _load_records(
+    ctx: Context, tags: list[str] | None = None, invalid: dict[str, ConfigError] | None = None
+) -> dict[str, TagRecord]:
+    """Records from the bucket (falling back to local copies), by tag.
+
+    A record in the bucket that is not a valid one is passed over (the others still
+    count): put in ``invalid`` by tag when given, else told in a warning.
+    """
     from lfs_agent.metrics import fetch_record, remote_tags
 
     local = _record_store(ctx)
@@ -872,7 +878,14 @@ def _load_records(ctx: Context, tags: list[str] | None = None) -> dict[str, TagR
         if remote is not None:
             names = tags if tags is not None else sorted(set(remote_tags(remote.backend)))
             for tag in names:
-                record = fetch_record(remote.backend, tag)
+                try:
+                    record = fetch_record(remote.backend, tag)
+                except ConfigError as exc:  # this record only: damaged, or a newer schema
+                    if invalid is None:
+                        logger.warning("passed over the bucket's record of %s: %s", tag, exc)
+                    else:
+                        invalid[tag] = exc
+                    continue
                 if record is not None:
                     found[tag] = record
     except LfsAgentError as exc:
@@ -932,7 +945,12 @@ def cmd_metrics_list(ctx: Context) -> int:
 
 
 def _one_record(ctx: Context, tag: str) -> TagRecord:
-    record = _load_records(ctx, [tag]).get(tag)
+    invalid: dict[str, ConfigError] = {}
+    record = _load_records(ctx, [tag], invalid).get(tag)
+    if tag in invalid:
+        if record is None:
+            raise invalid[tag]
+        logger.warning("using the local copy of %s's record: %s", tag, invalid[tag])
     if record is None:
         raise ConfigError(f"no metrics record for tag {tag!r} (locally or in the bucket)")
     return record

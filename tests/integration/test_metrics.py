@@ -180,6 +180,27 @@ def test_errors_are_one_line(tagged, tmp_path: Path):
     assert outside.returncode == 2 and "not a git repository" in outside.stderr.decode()
 
 
+def test_a_damaged_record_in_the_bucket_is_named_and_the_others_still_count(tagged):
+    root, work, server, bucket = tagged
+    damaged = bucket / "meta" / "tags" / "v1.0.json"
+    damaged.write_text('{"tag": 5')
+    why = "meta/tags/v1.0.json is not a valid tag record: Invalid JSON: EOF while parsing"
+    clone = fresh_clone(root, server)  # no local copies of the records
+    listed = agent("metrics", "list", cwd=clone)
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.decode().splitlines()] == ["TAG", "v2.0"]
+    assert f"lfs-agent: passed over the bucket's record of v1.0: {why}" in listed.stderr.decode()
+    shown = agent("metrics", "show", "v1.0", cwd=clone)
+    assert shown.returncode == 2
+    assert shown.stderr.decode().startswith(f"lfs-agent: error: {why}")
+    assert len(shown.stderr.decode().splitlines()) == 1
+    # The clone that tagged it kept a copy, which stands in, with a warning.
+    kept = agent("metrics", "show", "v1.0", "--json", cwd=work)
+    assert kept.returncode == 0, kept.stderr
+    assert json.loads(kept.stdout)["tag"] == "v1.0"
+    assert f"lfs-agent: using the local copy of v1.0's record: {why}" in kept.stderr.decode()
+
+
 def test_a_moved_tag_keeps_its_earlier_records(tagged):
     _, work, _, bucket = tagged
     out = agent("tag", "v1.0", "--force", "--metric", "eval.accuracy=0.9", cwd=work)

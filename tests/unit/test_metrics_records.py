@@ -115,3 +115,30 @@ def test_records_from_the_future_are_refused():
     data = record("v1", {}, {}, []).model_copy(update={"schema_version": 99}).to_json()
     with pytest.raises(ConfigError, match="upgrade lfs-agent"):
         TagRecord.from_json(data, "meta/tags/v1.json")
+
+
+def test_unreadable_files_bad_yaml_and_infinite_numbers_are_named(tmp_path: Path):
+    (tmp_path / "bad.yaml").write_text("eval: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"metrics file .*bad\.yaml is not valid YAML"):
+        load_metrics_file(tmp_path / "bad.yaml")
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(ConfigError, match=r"cannot read metrics file .*dir\.json: Is a directory"):
+        load_metrics_file(tmp_path / "dir.json")
+    with pytest.raises(ConfigError, match="'acc' is not a finite number: 'inf'"):
+        parse_pairs(["acc=inf"], numeric=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "text"),
+    [
+        (b'{"tag": 5', "meta/tags/v.json is not a valid tag record: Invalid JSON"),
+        (b"[1]", "meta/tags/v.json is not a valid tag record: Input should be an object"),
+        (
+            b'{"schema_version": 99, "tag": "v", "commit": "' + b"c" * 40 + b'"}',
+            "meta/tags/v.json uses record schema 99; upgrade lfs-agent",
+        ),
+    ],
+)
+def test_a_stored_record_this_version_cannot_read_is_refused_by_name(data, text):
+    with pytest.raises(ConfigError, match=text):
+        TagRecord.from_json(data, "meta/tags/v.json")
