@@ -13,6 +13,7 @@
     ├── BackendError                 a remote refused or failed; fatal
     │   ├── BackendUnavailableError  the SDK for a scheme is not installed
     │   └── RetriableError           worth retrying (``retry_after`` seconds)
+    ├── LocalError                   this machine's file failed: a full disk ...
     └── TransferError                orchestration failed for some objects
 
 Callers ask "is it retriable?" rather than "which vendor raised it?": backends translate
@@ -29,11 +30,13 @@ __all__ = [
     "IntegrityError",
     "InvalidOidError",
     "LfsAgentError",
+    "LocalError",
     "NotAPointerError",
     "ObjectNotFoundError",
     "ProtocolError",
     "RetriableError",
     "TransferError",
+    "agent_error",
 ]
 
 
@@ -129,6 +132,19 @@ class RetriableError(BackendError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class LocalError(LfsAgentError):
+    """A file on this machine could not be read or written: a full disk, say."""
+
+
+def agent_error(exc: LfsAgentError | OSError) -> LfsAgentError:
+    """``exc`` itself, or the :class:`LocalError` an OSError means, in the system's words.
+
+    For the places that report failures one object at a time (a batch, a transfer, a
+    smudge): a full disk fails that object, with its reason, not the whole command.
+    """
+    return exc if isinstance(exc, LfsAgentError) else LocalError(str(exc))
 
 
 class TransferError(LfsAgentError):

@@ -26,6 +26,7 @@ from lfs_agent.errors import (
     NotAPointerError,
     ObjectNotFoundError,
     ProtocolError,
+    agent_error,
 )
 from lfs_agent.log import DEBUG, ERROR, get_logger
 from lfs_agent.pathmatch import PathFilter
@@ -333,10 +334,8 @@ class DelayedDownloads:
         unverified = None
         try:
             unverified = self._fetch(pointer)
-        except LfsAgentError as exc:
-            error = exc
-        except OSError as exc:  # this machine's: a full disk, say
-            error = LfsAgentError(str(exc))
+        except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
+            error = agent_error(exc)
         except Exception as exc:  # a worker boundary: report, never kill the process
             logger.debug("download of %s failed", pointer.oid, exc_info=True)
             error = LfsAgentError(f"{type(exc).__name__}: {exc}")
@@ -621,7 +620,7 @@ class FilterProcess:
             try:
                 unverified = self.fetch(pointer)
             except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
-                failure = exc if isinstance(exc, LfsAgentError) else LfsAgentError(str(exc))
+                failure = agent_error(exc)
                 if can_delay:  # failed as a delayed download would: git goes on
                     assert self.delayed is not None
                     self.delayed.add_failed(path, pointer, failure)

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lfs_agent.backends import Backend, open_backend, size_of
-from lfs_agent.errors import IntegrityError, LfsAgentError, NotAPointerError, TransferError
+from lfs_agent.errors import (
+    IntegrityError,
+    LfsAgentError,
+    NotAPointerError,
+    TransferError,
+    agent_error,
+)
 from lfs_agent.git import Git
 from lfs_agent.gitfilter import RESTAGE_ENV, Unverified
 from lfs_agent.gitindex import Written, record_written
@@ -323,11 +329,8 @@ class Remote:
                 error: LfsAgentError | None = None
                 try:
                     moved = future.result()
-                except LfsAgentError as exc:
-                    error = exc
-                    result.failed[pointer.oid] = exc
-                except OSError as exc:  # this machine's: a full disk, a read-only store
-                    error = LfsAgentError(str(exc))
+                except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
+                    error = agent_error(exc)
                     result.failed[pointer.oid] = error
                 else:
                     (result.done if moved else result.skipped).append(pointer)

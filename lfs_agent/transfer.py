@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lfs_agent.errors import IntegrityError, LfsAgentError, ProtocolError
+from lfs_agent.errors import IntegrityError, LfsAgentError, ProtocolError, agent_error
 from lfs_agent.log import get_logger
 from lfs_agent.pointer import Pointer, is_valid_oid
 from lfs_agent.progress import ThrottledProgress
@@ -234,7 +234,7 @@ class TransferAgent:
                 path = self._download(request, self.store, self.remote, progress)
                 done = CompleteEvent(oid=request.oid, path=str(path))
         except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
-            failure = exc if isinstance(exc, LfsAgentError) else LfsAgentError(str(exc))
+            failure = agent_error(exc)
             logger.error("%s %s failed: %s", request.event, request.oid, failure)
             progress.flush()
             self.send(CompleteEvent(oid=request.oid, error=error_info(failure)))
