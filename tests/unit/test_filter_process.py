@@ -52,6 +52,10 @@ def content_packets(data: bytes) -> bytes:
     )
 
 
+#: A clean of HELLO after a request that failed, and its answer: a filter still in
+#: step with git answers it.
+NEXT_CLEAN = pkt("command=clean", "pathname=next.bin") + content(HELLO)
+NEXT_CLEANED = SUCCESS + encode_packet(HELLO_POINTER) + b"00000000"
 #: git asking to smudge a.bin (HELLO's pointer), which it allows to be delayed.
 SMUDGE_A_CAN_DELAY = pkt("command=smudge", "pathname=a.bin", "can-delay=1") + content(HELLO_POINTER)
 #: git delaying a.bin's smudge, then listing what is available, asking for a.bin, and
@@ -264,18 +268,10 @@ def test_fetch_error_answers_status_error_and_says_why(store, caplog, error):
         raise error
 
     data = (
-        HANDSHAKE_IN
-        + pkt("command=smudge", "pathname=a.bin")
-        + content(HELLO_POINTER)
-        + pkt("command=clean", "pathname=b.bin")
-        + content(HELLO)
+        HANDSHAKE_IN + pkt("command=smudge", "pathname=a.bin") + content(HELLO_POINTER) + NEXT_CLEAN
     )
     assert run(store, data, fetch=fetch) == (
-        HANDSHAKE_OUT
-        + b"0011status=error\n0000"
-        + SUCCESS
-        + encode_packet(HELLO_POINTER)
-        + b"00000000"
+        HANDSHAKE_OUT + b"0011status=error\n0000" + NEXT_CLEANED
     )
     assert f"a.bin: {error}" in caplog.text
 
@@ -596,18 +592,11 @@ def test_a_clean_failing_midway_reads_the_rest_and_answers_an_error(store, monke
         HANDSHAKE_IN
         + pkt("command=clean", "pathname=big.bin")
         + content_packets(THREE_PACKETS)
-        + pkt("command=clean", "pathname=a.bin")
-        + content(HELLO)
+        + NEXT_CLEAN
     )
     out = run(store, data)
     # The unread packets were taken as the first file's, not as the next request.
-    expected = (
-        HANDSHAKE_OUT_NO_DELAY
-        + pkt("status=error")
-        + SUCCESS
-        + encode_packet(HELLO_POINTER)
-        + b"00000000"
-    )
+    expected = HANDSHAKE_OUT_NO_DELAY + pkt("status=error") + NEXT_CLEANED
     assert out == expected
     assert "clean big.bin failed: [Errno 28] No space left on device" in caplog.text
     assert [p.oid for p in store.iter_objects()] == [sha256(HELLO)]
@@ -637,22 +626,13 @@ def test_a_stored_object_failing_to_read_midway_ends_the_reply_in_an_error(
         HANDSHAKE_IN
         + pkt("command=smudge", "pathname=big.bin")
         + content(pointer.encode())
-        + pkt("command=clean", "pathname=a.bin")
-        + content(HELLO)
+        + NEXT_CLEAN
     )
     out = run(store, data)
     # The packet read is not sent: packets go out a frame of about a MiB at a time.
     # Had some gone, the error after them would still make git drop the file (see
     # test_plain_git). The process goes on to the next request.
-    expected = (
-        HANDSHAKE_OUT_NO_DELAY
-        + SUCCESS
-        + b"0000"
-        + pkt("status=error")
-        + SUCCESS
-        + encode_packet(HELLO_POINTER)
-        + b"00000000"
-    )
+    expected = HANDSHAKE_OUT_NO_DELAY + SUCCESS + b"0000" + pkt("status=error") + NEXT_CLEANED
     assert out == expected
     assert f"big.bin: reading object {pointer.oid} failed: [Errno 5]" in caplog.text
 
@@ -661,14 +641,8 @@ def test_an_object_gone_from_the_store_after_its_download_is_a_per_file_error(st
     # The download said it stored the object, but it is gone (a prune, say) when the
     # smudge opens it: that file fails, and the next request is answered.
     data = (
-        HANDSHAKE_IN
-        + pkt("command=smudge", "pathname=a.bin")
-        + content(HELLO_POINTER)
-        + pkt("command=clean", "pathname=b.bin")
-        + content(HELLO)
+        HANDSHAKE_IN + pkt("command=smudge", "pathname=a.bin") + content(HELLO_POINTER) + NEXT_CLEAN
     )
     out = run(store, data, fetch=lambda pointer: None)
-    assert out == (
-        HANDSHAKE_OUT + pkt("status=error") + SUCCESS + encode_packet(HELLO_POINTER) + b"00000000"
-    )
+    assert out == (HANDSHAKE_OUT + pkt("status=error") + NEXT_CLEANED)
     assert f"a.bin: object {sha256(HELLO)} is not in the local store" in caplog.text
