@@ -165,18 +165,21 @@ def network_reason(exc: BaseException) -> str:
     """
     pending: list[object] = [exc]
     seen: set[int] = set()
+    root = exc  # without a system's reason: the last error in the chain says most
     while pending:
         current = pending.pop(0)
         if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
+        root = current
         if isinstance(current, OSError) and current.strerror:
             return current.strerror
         if type(current) in (TimeoutError, ConnectionError):  # socket's own, no errno
             return str(current) or "timed out"
         pending += [getattr(current, "reason", None), current.__cause__, current.__context__]
         pending += list(current.args)
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = str(root).strip()
+    return text.splitlines()[0] if text else type(root).__name__
 
 
 def bucket_and_prefix(url: str) -> tuple[str, str]:

@@ -62,14 +62,22 @@ MAX_BACKOFF = 30.0
 
 
 def _retry_after(response: requests.Response) -> float | None:
+    """Seconds to wait that ``Retry-After`` asks for: a number, or a date.
+
+    None without one, or for one that is neither: the usual backoff applies then.
+    """
     value = response.headers.get("Retry-After")
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
         when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, when.timestamp() - time.time()) if when else None
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 class HTTPBackend:
@@ -273,7 +281,8 @@ class HTTPBackend:
                     resets += 1
                     if resets >= self.max_attempts:
                         raise RetriableError(
-                            f"download of {oid} from {self.url} kept breaking off: {exc}"
+                            f"download of {oid} from {self.url} kept breaking off: "
+                            f"{network_reason(exc)}"
                         ) from None
                     logger.debug("download of %s broke off at byte %d; resuming", oid, written.size)
                     self._backoff(resets, None)

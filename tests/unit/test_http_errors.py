@@ -182,3 +182,35 @@ def test_a_partial_file_that_went_wrong_is_hashed_as_it_is(tmp_path: Path):
     assert held != DATA
     # What the file holds, so the caller's check refuses it.
     assert hashed == Pointer(sha256(held), len(DATA)) != Pointer(OID, len(DATA))
+
+
+@responses.activate
+@pytest.mark.parametrize(
+    ("value", "waited"),
+    [("Wed, 21 Oct 2015 07:28:00 GMT", 0.0), ("soon", 0.5), ("", 0.5)],
+    ids=["past-date", "garbage", "empty"],
+)
+def test_a_retry_after_date_or_one_that_is_neither_is_taken_calmly(value, waited):
+    # A date is waited for (one long past: not at all); anything else gets the usual backoff.
+    responses.add(responses.HEAD, URL, status=503, headers={"Retry-After": value})
+    responses.add(responses.HEAD, URL, status=404)
+    sleeps: list[float] = []
+    assert backend(sleeps).stat(OID) is None
+    assert sleeps == [waited]
+
+
+@responses.activate
+def test_a_download_that_keeps_breaking_off_gives_up_in_one_line(tmp_path: Path):
+    big = random_bytes(3 * MIB, seed=2)
+    oid = sha256(big)
+    url = f"{BASE}/objects/{oid[:2]}/{oid[2:4]}/{oid}"
+    for _ in range(2):  # each answer stops short of its Content-Length
+        responses.add(
+            responses.GET, url, body=big[: MIB // 2], headers={"Content-Length": str(len(big))}
+        )
+    with pytest.raises(RetriableError) as caught:
+        backend([], **{"max-attempts": "2"}).download(oid, tmp_path / "d", len(big), Recorder())
+    assert str(caught.value) == (
+        f"download of {oid} from {BASE} kept breaking off: "
+        "IncompleteRead(524288 bytes read, 2621440 more expected)"
+    )
