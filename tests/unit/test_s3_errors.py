@@ -8,7 +8,7 @@ import botocore.exceptions
 import pytest
 
 from lfs_agent.backends.s3 import S3Backend
-from lfs_agent.errors import BackendError, RetriableError
+from lfs_agent.errors import BackendError, ConfigError, RetriableError
 from tests.contract.backend_contract import Recorder
 from tests.helpers import sha256
 
@@ -95,3 +95,14 @@ def test_an_endpoint_refusing_checksums_falls_back_and_says_so(tmp_path: Path, c
     assert len(client.puts) == 2
     assert backend.checksums is False
     assert "refused a SHA-256 checksum" in caplog.text
+
+
+def test_a_profile_that_does_not_exist_is_named(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    backend = S3Backend("s3://bkt/pre", {"s3.profile": "nope"})
+    with pytest.raises(ConfigError) as caught:
+        backend.stat(sha256(b"x"))
+    assert str(caught.value) == (
+        "AWS profile not found: The config profile (nope) could not be found"
+    )
