@@ -476,3 +476,21 @@ def test_a_full_disk_fails_in_one_line_and_leaves_pointers(tmp_path, no_git_lfs_
     assert stored(ci) == set()
     for name, data in big.items():
         assert (ci / f"{name}.bin").read_bytes() == pointer_bytes(data)
+
+
+def test_clone_of_one_branch_at_depth_one(project):
+    root, server, _ = project
+    work = root / "work"
+    git("checkout", "-qb", "release", cwd=work)
+    (work / "models/resnet.bin").write_bytes(b"resnet v2\n" * 100)
+    git("commit", "-qam", "resnet v2", cwd=work)
+    git("push", "-q", "origin", "release", cwd=work)
+    url = server.as_uri()  # git ignores --depth for a plain path
+    out = agent("clone", "--branch", "release", "--depth", "1", url, "ci", cwd=root)
+    assert out.returncode == 0, out.stderr
+    ci = root / "ci"
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=ci).stdout == b"release\n"
+    assert git("rev-parse", "--is-shallow-repository", cwd=ci).stdout == b"true\n"
+    assert (ci / "models/resnet.bin").read_bytes() == b"resnet v2\n" * 100
+    assert (ci / "data/test.bin").read_bytes() == FILES["data/test.bin"]
+    assert git("status", "--porcelain", cwd=ci).stdout == b""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shlex
 import subprocess
@@ -167,6 +168,38 @@ def test_errors_are_one_line_without_traceback(tmp_path: Path):
     assert lines == [
         "lfs-agent: error: not a git repository (or any parent up to the file system root)"
     ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["push", "origin", "nope"], ["fetch", "nope"], ["ls-files", "nope"]],
+    ids=["push", "fetch", "ls-files"],
+)
+def test_an_unknown_revision_is_one_line_naming_it(repo: Path, args):
+    git("commit", "-q", "--allow-empty", "-m", "start", cwd=repo)
+    git("config", "lfs-agent.remote", str(repo.parent / "bucket"), cwd=repo)
+    out = agent(*args, cwd=repo)
+    assert out.returncode == 2
+    assert out.stderr.decode().splitlines() == ["lfs-agent: error: unknown revision 'nope'"]
+
+
+def test_a_tag_needs_a_commit_and_without_a_remote_keeps_its_record(repo: Path):
+    out = agent("tag", "v1", "--metric", "acc=0.9", cwd=repo)
+    assert out.returncode == 2
+    assert out.stderr.decode().splitlines() == [
+        "lfs-agent: error: nothing to tag: this repository has no commits yet"
+    ]
+    git("commit", "-q", "--allow-empty", "-m", "start", cwd=repo)
+    out = agent("tag", "v1", "--metric", "acc=0.9", cwd=repo)
+    assert out.returncode == 2
+    assert out.stdout.decode().startswith("tagged v1 at ")
+    assert out.stderr.decode().splitlines() == [
+        "lfs-agent: error: no remote configured: the record is kept locally; set one with "
+        "'lfs-agent install --remote URL', then run 'lfs-agent metrics push'"
+    ]
+    shown = agent("metrics", "show", "v1", "--json", cwd=repo)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["metrics"] == {"acc": 0.9}
 
 
 def test_debug_logging_adds_the_traceback(tmp_path: Path):
