@@ -20,6 +20,7 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 from lfs_agent.config import SIDECAR_FILE, normalize_remote_url
 from lfs_agent.errors import ConfigError
@@ -177,10 +178,16 @@ def install(
 
 
 def _lfs_endpoint(url: str, base: Path | None) -> str:
-    """The LFS endpoint git-lfs derives from a git remote URL (for URL-scoped keys)."""
+    """The LFS endpoint git-lfs derives from a git remote URL (for URL-scoped keys).
+
+    An ssh or git remote's endpoint is https on the same host, without user or port.
+    """
     if "://" not in url and ":" in url.split("/", 1)[0]:
         host, _, path = url.partition(":")  # scp-like ssh: user@host:path
         url = f"https://{host.split('@')[-1]}/{path}"
+    if url.partition("://")[0] in ("ssh", "git+ssh", "ssh+git", "git"):
+        parsed = urlparse(url)
+        url = f"https://{parsed.hostname}{parsed.path}"
     if "://" not in url:
         local = Path(url)
         if not local.is_absolute():

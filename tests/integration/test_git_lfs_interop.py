@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from lfs_agent.install import _lfs_endpoint
 from lfs_agent.pathmatch import PathFilter
 from tests.conftest import agent, git, needs_git_lfs
 
@@ -141,3 +142,28 @@ def test_include_with_exclude_selects_what_git_lfs_selects(pattern_repo, include
     selected = {p for p in PATTERN_PATHS if ours.allows(p)}
     assert selected == lfs_selects(pattern_repo, "-I", include, "-X", exclude)
     assert selected  # each pair leaves something, so an empty answer would show
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://host.example/org/repo.git",
+        "https://host.example/org/repo/",
+        "http://user@host.example:8080/r.git",
+        "git@host.example:org/repo",
+        "user@host.example:/abs/repo.git",
+        "ssh://git@host.example:2222/org/repo",
+        "git+ssh://git@host.example/org/repo.git",
+        "ssh://host.example/~user/repo.git",
+        "git://host.example/org/repo.git",
+        "file:///srv/repo.git",
+        "server.git",  # a path, relative to the work tree: it exists
+    ],
+)
+def test_the_endpoint_a_remote_scopes_is_the_one_git_lfs_derives(make_repo, url):
+    repo = make_repo("r")
+    git("init", "-q", "--bare", str(repo / "server.git"), cwd=repo)
+    git("remote", "add", "origin", url, cwd=repo)
+    env = git("lfs", "env", cwd=repo).stdout.decode().splitlines()
+    (endpoint,) = [line for line in env if line.startswith("Endpoint=")]
+    assert endpoint.split("=", 1)[1].split(" (auth=")[0] == _lfs_endpoint(url, repo)
