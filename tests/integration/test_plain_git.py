@@ -606,6 +606,43 @@ def test_fetch_ls_files_status_fsck_and_prune(setup: Setup):
     assert "unpushed.bin" in remote_ok.stdout.decode()  # never pushed: reported missing
 
 
+def test_fsck_remote_names_what_the_bucket_lacks_or_holds_wrong(setup: Setup):
+    work, url = setup.work, setup.bucket.as_uri()
+    data = {name: f"{name} content\n".encode() for name in ("short", "damaged", "gone", "fine")}
+    for name, content in data.items():
+        (work / f"{name}.bin").write_bytes(content)
+    commit_all(work, "four")
+    git("push", "-q", "origin", "main", cwd=work)
+    oid = {name: sha256(content) for name, content in data.items()}
+
+    def unlinked(name: str) -> Path:
+        """The path of the bucket's object, unlinked (it is a hard link of the store's)."""
+        path = setup.bucket / "objects" / oid[name][:2] / oid[name][2:4] / oid[name]
+        path.unlink()
+        return path
+
+    unlinked("short").write_bytes(b"sh")
+    unlinked("damaged").write_bytes(b"X" * len(data["damaged"]))
+    unlinked("gone")
+    size = {name: len(content) for name, content in data.items()}
+    expected = [
+        f"remote: gone.bin ({oid['gone']}): missing on {url}",
+        f"remote: short.bin ({oid['short']}): 2 bytes on {url}, expected {size['short']}",
+    ]
+    shallow = agent("fsck", "--remote", cwd=work)
+    assert shallow.returncode == 1
+    assert sorted(shallow.stdout.decode().splitlines()) == expected
+    deep = agent("fsck", "--remote", "--deep", cwd=work)
+    assert deep.returncode == 1
+    damaged = sha256(b"X" * size["damaged"])
+    assert sorted(deep.stdout.decode().splitlines()) == sorted(
+        [
+            *expected,
+            f"remote: damaged.bin ({oid['damaged']}): corrupt on {url} (hashes to {damaged})",
+        ]
+    )
+
+
 def test_git_add_records_its_check_and_a_push_refuses_an_object_changed_since(setup: Setup):
     work = setup.work
     size = CHECK_RECORD_MIN
