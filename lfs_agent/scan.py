@@ -157,6 +157,11 @@ def rev_list_pointers(
     return read_pointer_blobs(git, blobs)
 
 
+def _is_object_name(text: str) -> bool:
+    """A full object name: 40 hex digits (SHA-1) or 64 (SHA-256), as git writes them."""
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
 def pre_push_pointers(git: Git, remote: str, updates: Sequence[str]) -> list[PointerFile]:
     """Pointers a push must upload, from git's pre-push input lines.
 
@@ -177,7 +182,7 @@ def pre_push_pointers(git: Git, remote: str, updates: Sequence[str]) -> list[Poi
         if not line.strip():
             continue
         fields = line.split()
-        if len(fields) != 4:
+        if len(fields) != 4 or not all(_is_object_name(fields[i]) for i in (1, 3)):
             raise ProtocolError(f"malformed pre-push line: {line!r}")
         _, local_sha, _, remote_sha = fields
         if local_sha != ZERO_OID:

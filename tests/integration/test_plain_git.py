@@ -606,6 +606,31 @@ def test_fetch_ls_files_status_fsck_and_prune(setup: Setup):
     assert "unpushed.bin" in remote_ok.stdout.decode()  # never pushed: reported missing
 
 
+def test_the_pre_push_hook_refuses_malformed_lines_and_pushes_over_unknown_history(
+    setup: Setup,
+):
+    work = setup.work
+    (work / "a.bin").write_bytes(b"a\n")
+    commit_all(work, "a")
+    head = git("rev-parse", "HEAD", cwd=work).stdout.decode().strip()
+    zero = "0" * 40
+    for line in [
+        "garbage",
+        f"refs/heads/main zzzz refs/heads/main {zero}",
+        f"refs/heads/main {head} refs/heads/main 12345",
+    ]:
+        out = agent("pre-push", "origin", str(setup.remote), cwd=work, input=f"{line}\n".encode())
+        assert out.returncode == 2
+        said = out.stderr.decode().splitlines()
+        assert said == [f"lfs-agent: error: malformed pre-push line: {line!r}"]
+    assert setup.bucket_objects() == []
+    # A remote sha this clone never fetched (someone else's push) excludes nothing.
+    update = f"refs/heads/main {head} refs/heads/main {'1' * 40}\n"
+    out = agent("pre-push", "origin", str(setup.remote), cwd=work, input=update.encode())
+    assert out.returncode == 0, out.stderr
+    assert setup.bucket_objects() == [sha256(b"a\n")]
+
+
 def test_fsck_remote_names_what_the_bucket_lacks_or_holds_wrong(setup: Setup):
     work, url = setup.work, setup.bucket.as_uri()
     data = {name: f"{name} content\n".encode() for name in ("short", "damaged", "gone", "fine")}
