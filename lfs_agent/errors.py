@@ -142,9 +142,13 @@ def agent_error(exc: LfsAgentError | OSError) -> LfsAgentError:
     """``exc`` itself, or the :class:`LocalError` an OSError means, in the system's words.
 
     For the places that report failures one object at a time (a batch, a transfer, a
-    smudge): a full disk fails that object, with its reason, not the whole command.
+    smudge): a full disk fails that object, with its reason ("No space left on
+    device", and the file when the system names one), not the whole command.
     """
-    return exc if isinstance(exc, LfsAgentError) else LocalError(str(exc))
+    if isinstance(exc, LfsAgentError):
+        return exc
+    reason = exc.strerror or str(exc)
+    return LocalError(f"{reason}: {exc.filename}" if exc.filename else reason)
 
 
 class TransferError(LfsAgentError):

@@ -551,7 +551,7 @@ class FilterProcess:
         except (LfsAgentError, OSError) as exc:
             for _ in content:  # read the rest: git must not see a reply before the flush
                 pass
-            logger.error("clean %s failed: %s", path, exc)
+            logger.error("clean %s failed: %s", path, agent_error(exc))
             self.writer.write_text_list([STATUS_ERROR])
             return
         self._reply(result)

@@ -516,7 +516,7 @@ def checkout(
         lines += [f"  {oid}: {exc}" for oid, exc in sorted(failed.items())]
     if unwritten:
         lines.append(f"{len(unwritten)} file(s) could not be written:")
-        lines += [f"  {path}: {exc.strerror or exc}" for path, exc in sorted(unwritten.items())]
+        lines += [f"  {path}: {agent_error(exc)}" for path, exc in sorted(unwritten.items())]
     if lines:
         raise TransferError("\n".join(lines))
     return written

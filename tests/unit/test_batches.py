@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 import time
 
 import pytest
 
-from lfs_agent.errors import BackendError, TransferError
+from lfs_agent.errors import BackendError, LocalError, TransferError, agent_error
 from lfs_agent.pointer import Pointer
 from lfs_agent.scan import PointerFile
 from lfs_agent.store import ObjectStore
@@ -101,3 +102,12 @@ def test_a_cause_of_one_object_is_told_as_it_was_said(tmp_path):
         f"  {oid}: access denied to s3://bkt/pre/objects/{oid[:2]}/{oid[2:4]}/{oid}: "
         "check the bucket policy"
     )
+
+
+def test_an_os_error_becomes_the_objects_failure_in_the_systems_words():
+    full = agent_error(OSError(errno.ENOSPC, "No space left on device"))
+    assert (type(full), str(full)) == (LocalError, "No space left on device")
+    named = agent_error(OSError(errno.EROFS, "Read-only file system", "/bucket/objects/ab"))
+    assert str(named) == "Read-only file system: /bucket/objects/ab"
+    ours = BackendError("refused")
+    assert agent_error(ours) is ours

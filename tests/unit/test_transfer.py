@@ -288,7 +288,7 @@ def test_a_full_disk_fails_that_object_in_one_line_and_the_agent_keeps_serving(
     assert json.loads(out[1]) == {
         "event": "complete",
         "oid": oid,
-        "error": {"code": 1, "message": "[Errno 28] No space left on device"},
+        "error": {"code": 1, "message": "No space left on device"},
     }
-    assert f"download {oid} failed: [Errno 28] No space left on device" in caplog.text
+    assert f"download {oid} failed: No space left on device" in caplog.text
     assert "Traceback" not in caplog.text
