@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote, urlparse
 
 from lfs_agent.errors import ConfigError
-from lfs_agent.git import REPO_SCOPES, ConfigEntry, Git, Started, config_list, config_list_args
+from lfs_agent.git import (
+    REPO_SCOPES,
+    ConfigEntry,
+    Git,
+    Started,
+    config_list,
+    config_list_args,
+    failure_reason,
+)
 
 if TYPE_CHECKING:
     import subprocess
@@ -241,13 +249,7 @@ def _committed_entries(
     """
     proc = git.run(config_list_args(where), check=False)
     if proc.returncode != 0:
-        said = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        reason = (
-            re.sub(r"^(fatal|error): ", "", said[0])
-            if said
-            else f"git config exit {proc.returncode}"
-        )
-        warnings.append(f"ignored {name}: {reason}")
+        warnings.append(f"ignored {name}: {failure_reason(proc)}")
     return config_list(proc)
 
 

@@ -16,12 +16,36 @@ from typing import NamedTuple
 from lfs_agent.errors import GitError
 from lfs_agent.log import get_logger
 
-__all__ = ["ConfigEntry", "Git", "RepoPaths", "Started", "config_list", "config_list_args"]
+__all__ = [
+    "ConfigEntry",
+    "Git",
+    "RepoPaths",
+    "Started",
+    "config_list",
+    "config_list_args",
+    "failure_reason",
+]
 
 logger = get_logger(__name__)
 
 #: git-config scopes that belong to this repository rather than the user or machine.
 REPO_SCOPES = frozenset({"local", "worktree", "command"})
+
+
+def failure_reason(proc: subprocess.CompletedProcess[bytes]) -> str:
+    """What a failed git command said was wrong, in one line.
+
+    git states the cause first (``fatal: Unable to create '.../index.lock': File
+    exists.``, ``error: bad config line 1 ...``) and may follow it with advice or a
+    summary: its first ``fatal:`` or ``error:`` line, without that word; else its last
+    line.
+    """
+    lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+    for line in lines:
+        for prefix in ("fatal: ", "error: "):
+            if line.startswith(prefix):
+                return line[len(prefix) :]
+    return lines[-1] if lines else f"exit {proc.returncode}"
 
 
 class RepoPaths(NamedTuple):
@@ -137,9 +161,7 @@ class Git:
         """
         proc = self.start(args, input=input).wait()
         if check and proc.returncode != 0:
-            message = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-            detail = message[-1] if message else f"exit {proc.returncode}"
-            raise GitError(f"git {args[0]} failed: {detail}")
+            raise GitError(f"git {args[0]} failed: {failure_reason(proc)}")
         return proc
 
     def output(self, args: Sequence[str]) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from lfs_agent.errors import GitError, NotAPointerError, ProtocolError
-from lfs_agent.git import Git
+from lfs_agent.git import Git, failure_reason
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 
 __all__ = [
@@ -146,8 +146,7 @@ def rev_list_pointers(
     stdin += "".join(f"^{rev}\n" for rev in exclude if rev != ZERO_OID)
     proc = git.run(args, input=stdin.encode(), check=False)
     if proc.returncode != 0:
-        detail = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise GitError(f"git rev-list failed: {detail[-1] if detail else proc.returncode}")
+        raise GitError(f"git rev-list failed: {failure_reason(proc)}")
     blobs = []
     for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
         oid, sep, path = line.partition(" ")

@@ -494,3 +494,21 @@ def test_clone_of_one_branch_at_depth_one(project):
     assert (ci / "models/resnet.bin").read_bytes() == b"resnet v2\n" * 100
     assert (ci / "data/test.bin").read_bytes() == FILES["data/test.bin"]
     assert git("status", "--porcelain", cwd=ci).stdout == b""
+
+
+def test_a_pull_while_git_holds_the_index_says_so_in_one_line(project):
+    root, server, _ = project
+    env = dict(os.environ, GIT_LFS_SKIP_SMUDGE="1")
+    git("clone", "-q", str(server), str(root / "ci"), cwd=root, env=env)
+    ci = root / "ci"
+    assert agent("install", cwd=ci).returncode == 0
+    lock = ci / ".git" / "index.lock"
+    lock.write_bytes(b"")  # another git command at work
+    pulled = agent("pull", cwd=ci)
+    assert pulled.returncode == 2
+    assert pulled.stderr.decode().splitlines()[-1] == (
+        f"lfs-agent: error: git checkout-index failed: Unable to create '{lock}': File exists."
+    )
+    lock.unlink()
+    assert agent("pull", cwd=ci).returncode == 0
+    assert git("status", "--porcelain", cwd=ci).stdout == b""
