@@ -13,6 +13,7 @@
     ├── BackendError                 a remote refused or failed; fatal
     │   ├── BackendUnavailableError  the SDK for a scheme is not installed
     │   └── RetriableError           worth retrying (``retry_after`` seconds)
+    │       └── UnreachableError     no connection at all: the next object fares the same
     ├── LocalError                   this machine's file failed: a full disk ...
     └── TransferError                orchestration failed for some objects
 
@@ -36,6 +37,7 @@ __all__ = [
     "ProtocolError",
     "RetriableError",
     "TransferError",
+    "UnreachableError",
     "agent_error",
 ]
 
@@ -132,6 +134,13 @@ class RetriableError(BackendError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class UnreachableError(RetriableError):
+    """The remote could not be reached at all: refused, no route, no such host.
+
+    Every other object would fail the same way, so a batch stops at the first one.
+    """
 
 
 class LocalError(LfsAgentError):

@@ -36,6 +36,7 @@ __all__ = [
     "bucket_and_prefix",
     "check_meta_key",
     "check_source",
+    "is_unreachable",
     "network_reason",
     "object_key",
     "open_backend",
@@ -154,6 +155,20 @@ class SourceBody:
         return self._position
 
 
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the errors behind it: causes, contexts, ``reason`` and ``args``."""
+    pending: list[object] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [getattr(current, "reason", None), current.__cause__, current.__context__]
+        pending += list(current.args)
+
+
 def network_reason(exc: BaseException) -> str:
     """Why a request failed, in a few words: the system's reason at the root of ``exc``.
 
@@ -163,23 +178,39 @@ def network_reason(exc: BaseException) -> str:
     the socket's error, that is "Connection refused", "Name or service not known" or
     "timed out": the same words for every object, so one line can name them all.
     """
-    pending: list[object] = [exc]
-    seen: set[int] = set()
     root = exc  # without a system's reason: the last error in the chain says most
-    while pending:
-        current = pending.pop(0)
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        seen.add(id(current))
+    for current in _causes(exc):
         root = current
         if isinstance(current, OSError) and current.strerror:
             return current.strerror
         if type(current) in (TimeoutError, ConnectionError):  # socket's own, no errno
             return str(current) or "timed out"
-        pending += [getattr(current, "reason", None), current.__cause__, current.__context__]
-        pending += list(current.args)
     text = str(root).strip()
     return text.splitlines()[0] if text else type(root).__name__
+
+
+#: Errors (by class name, so that no HTTP library is imported here) meaning no
+#: connection was made at all: urllib3's and botocore's, and the socket's own.
+_NO_CONNECTION = frozenset(
+    {
+        "NewConnectionError",  # urllib3: refused, unreachable, no name (NameResolutionError)
+        "ConnectTimeoutError",  # urllib3, botocore
+        "EndpointConnectionError",  # botocore
+        "ConnectionRefusedError",
+        "gaierror",
+    }
+)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the remote could not be reached at all.
+
+    Then the next object would fare the same: a batch stops there (see
+    :class:`~lfs_agent.errors.UnreachableError`). A connection lost midway is not this.
+    """
+    return any(
+        cls.__name__ in _NO_CONNECTION for current in _causes(exc) for cls in type(current).__mro__
+    )
 
 
 def bucket_and_prefix(url: str) -> tuple[str, str]:

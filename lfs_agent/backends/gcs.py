@@ -44,6 +44,7 @@ from lfs_agent.backends import (
     bucket_and_prefix,
     check_meta_key,
     check_source,
+    is_unreachable,
     network_reason,
     object_key,
     parse_size,
@@ -55,6 +56,7 @@ from lfs_agent.errors import (
     LfsAgentError,
     ObjectNotFoundError,
     RetriableError,
+    UnreachableError,
 )
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
@@ -189,13 +191,18 @@ class GCSBackend:
             return RetriableError(f"GCS failed for {where} after retries: {exc.message}")
         if isinstance(exc, gexc.GoogleAPICallError):
             return BackendError(f"GCS error for {where}: {exc.message}")
-        if isinstance(exc, gexc.RetryError):  # the last failure was no API error
-            return RetriableError(
-                f"cannot reach GCS for {self.url}: {network_reason(exc.cause or exc)} "
+        if isinstance(exc, gexc.RetryError):  # retries ran out: say what the last one met
+            cause = exc.cause or exc
+            if isinstance(cause, gexc.GoogleAPICallError):
+                return self._translate(cause, key)
+            kind = UnreachableError if is_unreachable(cause) else RetriableError
+            return kind(
+                f"cannot reach GCS for {self.url}: {network_reason(cause)} "
                 f"(retried for {self.retry_timeout:g}s)"
             )
         if isinstance(exc, requests.exceptions.RequestException):
-            return RetriableError(f"cannot reach GCS for {self.url}: {network_reason(exc)}")
+            kind = UnreachableError if is_unreachable(exc) else RetriableError
+            return kind(f"cannot reach GCS for {self.url}: {network_reason(exc)}")
         raise exc
 
     def _check_bucket(self) -> None:

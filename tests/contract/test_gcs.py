@@ -13,7 +13,7 @@ from google.cloud import storage
 
 from lfs_agent.backends import open_backend
 from lfs_agent.backends.gcs import GCSBackend, _Sink
-from lfs_agent.errors import BackendError, ConfigError, IntegrityError, RetriableError
+from lfs_agent.errors import BackendError, ConfigError, IntegrityError, UnreachableError
 from lfs_agent.pointer import Pointer
 from lfs_agent.store import WriteHash
 from tests.conftest import agent, clone_with_filter, git
@@ -146,7 +146,7 @@ def test_an_unreachable_endpoint_fails_in_one_line_after_the_retry_timeout(monke
     ]
     for call in calls:
         started = time.monotonic()
-        with pytest.raises(RetriableError) as caught:
+        with pytest.raises(UnreachableError) as caught:
             call()
         assert str(caught.value) == (
             "cannot reach GCS for gs://bucket/x: Connection refused (retried for 1s)"

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.backends import open_backend
-from lfs_agent.errors import BackendError, IntegrityError
+from lfs_agent.errors import BackendError, IntegrityError, UnreachableError
 from tests.conftest import agent, clone_with_filter, git, http_stats
 from tests.contract.backend_contract import BackendContract, Recorder
 from tests.helpers import sha256, write_random
-from tests.servers import http_object_server
+from tests.servers import free_port, http_object_server
 
 
 class TestHTTPBackend(BackendContract):
@@ -106,3 +106,11 @@ def test_git_round_trip_and_lazy_clone_count_gets(http_server, tmp_path: Path, n
     key = f"GET /lfs/objects/{model[:2]}/{model[2:4]}/{model}"
     assert stats[key] == 2
     assert git("status", "--porcelain", cwd=tmp_path / "lazy").stdout == b""
+
+
+def test_a_server_that_cannot_be_reached_is_one_line_naming_why():
+    url = f"http://127.0.0.1:{free_port()}/models"  # nothing listens: refused
+    backend = open_backend(url, {"http.max-attempts": "1"})
+    with pytest.raises(UnreachableError) as caught:
+        backend.stat(sha256(b"x"))
+    assert str(caught.value) == f"cannot reach {url}: Connection refused"

@@ -21,7 +21,7 @@ from lfs_agent.errors import (
     ConfigError,
     IntegrityError,
     ObjectNotFoundError,
-    RetriableError,
+    UnreachableError,
 )
 from lfs_agent.pointer import Pointer
 from lfs_agent.store import ObjectStore
@@ -414,7 +414,7 @@ def test_an_unreachable_endpoint_is_one_line_naming_it(s3_env):
     endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens: refused
     options = {"s3.endpoint-url": endpoint, "s3.max-attempts": "1"}
     backend = open_backend("s3://bucket/x", options)
-    with pytest.raises(RetriableError) as caught:
+    with pytest.raises(UnreachableError) as caught:
         backend.stat(sha256(b"x"))
     assert str(caught.value) == (
         f"cannot reach the S3 endpoint {endpoint} for s3://bucket/x: Connection refused"

@@ -8,7 +8,7 @@ import requests
 from google.api_core import exceptions as gexc
 
 from lfs_agent.backends.gcs import GCSBackend
-from lfs_agent.errors import BackendError, RetriableError
+from lfs_agent.errors import BackendError, RetriableError, UnreachableError
 
 KEY = "team/objects/ab/cd/abcd"
 
@@ -58,10 +58,20 @@ def refused() -> requests.ConnectionError:
         (gexc.BadRequest("odd"), BackendError, f"GCS error for gs://bkt/{KEY}: odd"),
         (
             gexc.RetryError("Timeout of 30.0s exceeded", refused()),
-            RetriableError,
+            UnreachableError,
             "cannot reach GCS for gs://bkt/team: Connection refused (retried for 30s)",
         ),
-        (refused(), RetriableError, "cannot reach GCS for gs://bkt/team: Connection refused"),
+        (
+            gexc.RetryError("Timeout of 30.0s exceeded", requests.ReadTimeout("timed out")),
+            RetriableError,
+            "cannot reach GCS for gs://bkt/team: timed out (retried for 30s)",
+        ),
+        (
+            gexc.RetryError("Timeout of 30.0s exceeded", gexc.ServiceUnavailable("busy")),
+            RetriableError,
+            f"GCS failed for gs://bkt/{KEY} after retries: busy",
+        ),
+        (refused(), UnreachableError, "cannot reach GCS for gs://bkt/team: Connection refused"),
     ],
     ids=[
         "refresh",
@@ -71,6 +81,8 @@ def refused() -> requests.ConnectionError:
         "too-many",
         "bad-request",
         "retries-ran-out",
+        "retries-timed-out",
+        "retries-met-503",
         "connection",
     ],
 )

@@ -8,7 +8,7 @@ import botocore.exceptions
 import pytest
 
 from lfs_agent.backends.s3 import S3Backend
-from lfs_agent.errors import BackendError, ConfigError, RetriableError
+from lfs_agent.errors import BackendError, ConfigError, RetriableError, UnreachableError
 from tests.contract.backend_contract import Recorder
 from tests.helpers import sha256
 
@@ -46,6 +46,11 @@ def client_error(
         (botocore.exceptions.NoCredentialsError(), BackendError, "no AWS credentials found"),
         (
             botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+            UnreachableError,
+            "cannot reach the S3 endpoint for s3://bkt/pre",
+        ),
+        (
+            botocore.exceptions.ReadTimeoutError(endpoint_url="http://127.0.0.1:1"),
             RetriableError,
             "cannot reach the S3 endpoint for s3://bkt/pre",
         ),
