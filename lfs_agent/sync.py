@@ -24,6 +24,7 @@ from lfs_agent.errors import (
     LfsAgentError,
     NotAPointerError,
     TransferError,
+    UnreachableError,
     agent_error,
 )
 from lfs_agent.git import Git
@@ -307,6 +308,10 @@ class Remote:
     ) -> BatchResult:
         """Run ``action`` for each distinct pointer, largest first, on a thread pool.
 
+        When the remote cannot be reached at all (:class:`UnreachableError`), the
+        objects not started yet are not tried: they fail with that same error, at once,
+        instead of each waiting out its own retries.
+
         Args:
             pointers: May repeat; each oid is handled once.
             action: Returns True when it transferred bytes, False when it skipped.
@@ -322,18 +327,27 @@ class Remote:
 
         bound = self.backend.max_workers
         workers = max(1, min(concurrency, bound) if bound else concurrency)
+        unreachable: UnreachableError | None = None
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(action, p): p for p in ordered}
             for future in as_completed(futures):
                 pointer = futures[future]
                 error: LfsAgentError | None = None
-                try:
-                    moved = future.result()
-                except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
-                    error = agent_error(exc)
-                    result.failed[pointer.oid] = error
+                if future.cancelled():  # not tried: the remote cannot be reached
+                    error = unreachable
                 else:
-                    (result.done if moved else result.skipped).append(pointer)
+                    try:
+                        moved = future.result()
+                    except (LfsAgentError, OSError) as exc:  # OSError: this machine's
+                        error = agent_error(exc)
+                    else:
+                        (result.done if moved else result.skipped).append(pointer)
+                if error is not None:
+                    result.failed[pointer.oid] = error
+                    if isinstance(error, UnreachableError) and unreachable is None:
+                        unreachable = error
+                        for waiting in futures:
+                            waiting.cancel()  # those not started yet
                 if on_done is not None:
                     on_done(pointer, error)
         return result

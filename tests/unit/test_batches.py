@@ -8,7 +8,14 @@ import time
 
 import pytest
 
-from lfs_agent.errors import BackendError, LocalError, TransferError, agent_error
+from lfs_agent.errors import (
+    BackendError,
+    LocalError,
+    RetriableError,
+    TransferError,
+    UnreachableError,
+    agent_error,
+)
 from lfs_agent.pointer import Pointer
 from lfs_agent.scan import PointerFile
 from lfs_agent.store import ObjectStore
@@ -111,3 +118,41 @@ def test_an_os_error_becomes_the_objects_failure_in_the_systems_words():
     assert str(named) == "Read-only file system: /bucket/objects/ab"
     ours = BackendError("refused")
     assert agent_error(ours) is ours
+
+
+def test_a_remote_that_cannot_be_reached_fails_the_objects_not_started_at_once():
+    remote = Remote("fake://bucket", opener=lambda *_: Bounded(None))  # type: ignore[arg-type,return-value]
+    tried: list[str] = []
+
+    def action(pointer: Pointer) -> bool:
+        tried.append(pointer.oid)
+        raise UnreachableError("cannot reach fake://bucket: Connection refused")
+
+    pointers = [Pointer(sha256(bytes([i])), 1) for i in range(10)]
+    told: list[tuple[str, str]] = []
+    result = remote.run_batch(
+        pointers, action, concurrency=1, on_done=lambda p, e: told.append((p.oid, str(e)))
+    )
+    assert len(tried) == 1  # one try, not ten rounds of retries
+    assert sorted(result.failed) == sorted(p.oid for p in pointers)
+    assert {str(e) for e in result.failed.values()} == {
+        "cannot reach fake://bucket: Connection refused"
+    }
+    assert sorted(told) == sorted(
+        (p.oid, "cannot reach fake://bucket: Connection refused") for p in pointers
+    )
+
+
+def test_a_failure_of_one_object_leaves_the_others_to_run():
+    remote = Remote("fake://bucket", opener=lambda *_: Bounded(None))  # type: ignore[arg-type,return-value]
+    first = Pointer(sha256(b"big"), 9)  # largest: run first
+
+    def action(pointer: Pointer) -> bool:
+        if pointer == first:
+            raise RetriableError("fake://bucket kept failing (503) after 5 attempts")
+        return True
+
+    pointers = [first, *(Pointer(sha256(bytes([i])), 1) for i in range(5))]
+    result = remote.run_batch(pointers, action, concurrency=1)
+    assert list(result.failed) == [first.oid]
+    assert len(result.done) == 5

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent.errors import ObjectNotFoundError, ProtocolError
+from lfs_agent.errors import ObjectNotFoundError, ProtocolError, UnreachableError
 from lfs_agent.gitfilter import FilterProcess, Unverified
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import MAX_PAYLOAD, PktLineReader, PktLineWriter, encode_packet
@@ -650,3 +650,23 @@ def test_an_object_gone_from_the_store_after_its_download_is_a_per_file_error(st
     out = run(store, data, fetch=lambda pointer: None)
     assert out == (HANDSHAKE_OUT + pkt("status=error") + NEXT_CLEANED)
     assert f"a.bin: object {sha256(HELLO)} is not in the local store" in caplog.text
+
+
+def test_once_the_remote_cannot_be_reached_the_other_downloads_are_not_tried(store, caplog):
+    calls: list[str] = []
+
+    def fetch(pointer: Pointer) -> None:
+        calls.append(pointer.oid)
+        raise UnreachableError("cannot reach s3://b/p: Connection refused")
+
+    blobs = [b"one\n", b"two\n", b"three\n"]
+    data = HANDSHAKE_IN
+    for i, blob in enumerate(blobs):
+        data += pkt("command=smudge", f"pathname={i}.bin", "can-delay=1")
+        data += content(pointer_bytes(blob))
+    data += pkt("command=list_available_blobs")
+    out = run(store, data, fetch=fetch, concurrency=1)
+    assert out == HANDSHAKE_OUT + pkt("status=delayed") * 3 + b"0000" + SUCCESS
+    assert len(calls) == 1
+    for i in range(3):
+        assert f"{i}.bin: cannot reach s3://b/p: Connection refused" in caplog.text
