@@ -47,6 +47,15 @@ def project(tmp_path: Path, no_git_lfs_path) -> tuple[Path, Path, Path]:
     return tmp_path, server, bucket
 
 
+def pointers_clone(root: Path, server: Path) -> Path:
+    """``root/ci``: a clone of ``server`` with pointers in its work tree, then installed."""
+    env = dict(os.environ, GIT_LFS_SKIP_SMUDGE="1")
+    git("clone", "-q", str(server), str(root / "ci"), cwd=root, env=env)
+    ci = root / "ci"
+    assert agent("install", cwd=ci).returncode == 0
+    return ci
+
+
 def stored(repo: Path) -> set[str]:
     base = repo / ".git" / "lfs" / "objects"
     return {p.name for p in base.rglob("*") if p.is_file()} if base.exists() else set()
@@ -248,9 +257,7 @@ def test_skip_smudge_clone_install_pull_equals_lfs_agent_clone(project):
 def test_pull_from_a_subdirectory_restores_pointers_and_deleted_files(project):
     root, server, _ = project
     env = dict(os.environ, GIT_LFS_SKIP_SMUDGE="1")  # as a CI job would set it throughout
-    git("clone", "-q", str(server), str(root / "ci"), cwd=root, env=env)
-    ci = root / "ci"
-    assert agent("install", cwd=ci).returncode == 0
+    ci = pointers_clone(root, server)
     (ci / "data/test.bin").unlink()  # deleted in the work tree only
     (ci / "models/bert.bin").write_bytes(b"local edit\n")  # must survive
     pulled = agent("pull", cwd=ci / "models", env=env)
@@ -401,10 +408,7 @@ def test_committed_files_cannot_run_programs_or_carry_secrets(project):
 
 def test_checkout_writes_what_fetch_stored_and_downloads_nothing(project):
     root, server, bucket = project
-    env = dict(os.environ, GIT_LFS_SKIP_SMUDGE="1")
-    git("clone", "-q", str(server), str(root / "ci"), cwd=root, env=env)
-    ci = root / "ci"
-    assert agent("install", cwd=ci).returncode == 0
+    ci = pointers_clone(root, server)
     before = agent("checkout", cwd=ci)  # nothing fetched yet: pointers stay
     assert before.returncode == 0, before.stderr
     assert "checked out 0 file(s)" in before.stderr.decode()
@@ -498,10 +502,7 @@ def test_clone_of_one_branch_at_depth_one(project):
 
 def test_a_pull_while_git_holds_the_index_says_so_in_one_line(project):
     root, server, _ = project
-    env = dict(os.environ, GIT_LFS_SKIP_SMUDGE="1")
-    git("clone", "-q", str(server), str(root / "ci"), cwd=root, env=env)
-    ci = root / "ci"
-    assert agent("install", cwd=ci).returncode == 0
+    ci = pointers_clone(root, server)
     lock = ci / ".git" / "index.lock"
     lock.write_bytes(b"")  # another git command at work
     pulled = agent("pull", cwd=ci)
