@@ -285,11 +285,7 @@ def skip_smudge_clone_of_large_files(tmp_path: Path) -> tuple[Path, dict[str, by
     git("commit", "-qm", "big", cwd=work)
     git("remote", "add", "origin", str(server), cwd=work)
     git("push", "-q", "origin", "main", cwd=work)
-    env = dict(os.environ, GIT_LFS_SKIP_SMUDGE="1")
-    git("clone", "-q", str(server), str(tmp_path / "ci"), cwd=tmp_path, env=env)
-    ci = tmp_path / "ci"
-    assert agent("install", cwd=ci).returncode == 0
-    return ci, big
+    return pointers_clone(tmp_path, server), big
 
 
 def test_pull_streams_objects_git_would_hold_whole(tmp_path: Path, no_git_lfs_path):
