@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.backends import open_backend
-from lfs_agent.errors import ConfigError
+from lfs_agent.errors import ConfigError, UnreachableError
 from lfs_agent.store import CHECK_RECORD_MIN, ObjectStore
 from lfs_agent.sync import Remote
 from lfs_agent.transfer import TransferAgent
@@ -292,3 +292,37 @@ def test_a_full_disk_fails_that_object_in_one_line_and_the_agent_keeps_serving(
     }
     assert f"download {oid} failed: No space left on device" in caplog.text
     assert "Traceback" not in caplog.text
+
+
+class Unreachable(FullDisk):
+    """A bucket no connection can be made to; counts the tries."""
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+    def download(self, oid: str, dest_path: Path, size: int, progress: object) -> None:
+        self.tries += 1
+        raise UnreachableError("cannot reach fake://bucket: Connection refused")
+
+
+def test_once_the_remote_cannot_be_reached_later_requests_fail_without_a_try(session: Session):
+    bucket = Unreachable()
+    remote = Remote("fake://bucket", opener=lambda *_: bucket)  # type: ignore[arg-type,return-value]
+    oids = [sha256(bytes([i])) for i in range(3)]
+    out = session.run(
+        [
+            '{"event":"init","operation":"download"}',
+            *(json.dumps({"event": "download", "oid": oid, "size": 1}) for oid in oids),
+            '{"event":"terminate"}',
+        ],
+        open_session=lambda: (session.store, remote),
+    )
+    assert [json.loads(line) for line in out[1:]] == [
+        {
+            "event": "complete",
+            "oid": oid,
+            "error": {"code": 8, "message": "cannot reach fake://bucket: Connection refused"},
+        }
+        for oid in oids
+    ]
+    assert bucket.tries == 1
