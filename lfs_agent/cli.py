@@ -9,6 +9,7 @@ and chooses exit codes. Every failure a person can cause prints one line,
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import threading
@@ -206,15 +207,22 @@ def _split_cli(values: list[str]) -> tuple[str, ...]:
     return tuple(p.strip() for v in values for p in v.split(",") if p.strip())
 
 
+#: Units of :func:`human_size`, each 1000 times the one before.
+SIZE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
+
+
 def human_size(size: float) -> str:
-    """Format bytes the way git-lfs does: ``12 B``, ``3.0 KB``, ``1.2 GB``."""
-    if size < 1000:
-        return f"{int(size)} B"
-    for unit in ("KB", "MB", "GB", "TB"):
-        size /= 1000
-        if size < 1000 or unit == "TB":
-            break
-    return f"{size:.1f} {unit}"
+    """Format bytes as git-lfs does (``humanize.FormatBytes``): ``12 B``, ``3.0 KB``, ``40 MB``.
+
+    In the largest unit the size reaches, rounded to a tenth; shown with that tenth
+    below 10, without it from 10 up (and for bytes).
+    """
+    size = int(size)
+    scale, unit = 1, 0
+    while size >= scale * 1000 and unit < len(SIZE_UNITS) - 1:
+        scale, unit = scale * 1000, unit + 1
+    rounded = math.floor(size / scale * 10 + 0.5) / 10
+    return f"{rounded:.{1 if rounded < 10 and unit else 0}f} {SIZE_UNITS[unit]}"
 
 
 class Meter:
@@ -604,9 +612,12 @@ def cmd_ls_files(ctx: Context) -> int:
             raise ConfigError(f"unknown revision {ref!r}")
         return 0
     for f in sorted(tree_pointers(ctx.git, ref), key=lambda f: f.path):
+        size = f" ({human_size(f.pointer.size)})" if ctx.args.size else ""
+        if ctx.args.name_only:
+            print(f"{f.path}{size}")
+            continue
         oid = f.pointer.oid if ctx.args.long else f.pointer.oid[:10]
         mark = "*" if ctx.store.contains(f.pointer) else "-"
-        size = f" ({human_size(f.pointer.size)})" if ctx.args.size else ""
         print(f"{oid} {mark} {f.path}{size}")
     return 0
 
@@ -1188,6 +1199,7 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("ref", metavar="REF", nargs="?")
         p.add_argument("-l", "--long", action="store_true", help="full oids")
         p.add_argument("-s", "--size", action="store_true", help="show sizes")
+        p.add_argument("-n", "--name-only", action="store_true", help="paths only")
     if want("status"):
         add("status", cmd_status, "LFS objects to push, staged and modified")
     if want("fsck"):

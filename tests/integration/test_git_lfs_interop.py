@@ -54,11 +54,33 @@ def test_ls_files_matches_git_lfs(make_repo, tmp_path: Path):
     (repo / "sub" / "b.bin").write_bytes(b"beta" * 1000)
     git("add", "-A", cwd=repo)
     git("commit", "-qm", "x", cwd=repo)
-    for flags in ([], ["-l"], ["-s"]):
+    for flags in ([], ["-l"], ["-s"], ["-n"], ["-n", "-s"]):
         assert (
             agent("ls-files", *flags, cwd=repo).stdout
             == git("lfs", "ls-files", *flags, cwd=repo).stdout
         )
+
+
+#: Sizes on each side of git-lfs's rounding: to a tenth, shown below 10, not from 10.
+SIZES = [1, 9, 10, 999, 1000, 1049, 1050, 9949, 9950, 10_000, 99_949, 99_950, 999_499]
+SIZES += [999_500, 10**6, 3 * 10**6, 4 * 10**7, 10**9, 15 * 10**11, 10**15]  # git-lfs: to PB
+
+
+def test_sizes_read_as_git_lfs_writes_them(make_repo):
+    # Pointers only (no objects): ls-files reads their sizes from the tree.
+    repo = make_repo("r")
+    git("lfs", "install", "--local", cwd=repo)
+    (repo / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    git("add", ".gitattributes", cwd=repo)
+    for size in SIZES:
+        text = f"version https://git-lfs.github.com/spec/v1\noid sha256:{size:064x}\nsize {size}\n"
+        blob = git("hash-object", "-w", "--stdin", cwd=repo, input=text.encode())
+        entry = f"100644,{blob.stdout.decode().strip()},{size}.bin"
+        git("update-index", "--add", "--cacheinfo", entry, cwd=repo)
+    git("commit", "-qm", "sizes", cwd=repo)
+    ours = agent("ls-files", "-s", cwd=repo).stdout.decode().splitlines()
+    assert ours == git("lfs", "ls-files", "-s", cwd=repo).stdout.decode().splitlines()
+    assert len(ours) == len(SIZES)
 
 
 #: Tracked paths for the pattern comparison: depths, names that recur at several
