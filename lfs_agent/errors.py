@@ -139,7 +139,8 @@ class RetriableError(BackendError):
 class UnreachableError(RetriableError):
     """The remote could not be reached at all: refused, no route, no such host.
 
-    Every other object would fail the same way, so a batch stops at the first one.
+    Every other object would fail the same way, so a remote takes no request after the
+    first one (``sync.Remote.reaching``).
     """
 
 

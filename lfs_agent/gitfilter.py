@@ -26,7 +26,6 @@ from lfs_agent.errors import (
     NotAPointerError,
     ObjectNotFoundError,
     ProtocolError,
-    UnreachableError,
     agent_error,
 )
 from lfs_agent.log import DEBUG, ERROR, get_logger
@@ -301,9 +300,6 @@ class DelayedDownloads:
         self._pointers: dict[str, Pointer] = {}
         # oid -> its download, not yet verified nor handed to a smudge.
         self._unverified: dict[str, Unverified] = {}
-        # Once the remote could not be reached at all, the downloads left fail with that
-        # error at once instead of each waiting out its retries.
-        self._unreachable: UnreachableError | None = None
 
     def add(self, path: str, pointer: Pointer) -> None:
         """Queue ``path``'s object for download."""
@@ -334,18 +330,15 @@ class DelayedDownloads:
             self._settle([path], pointer, error)
 
     def _run(self, pointer: Pointer) -> None:
-        error: LfsAgentError | None = self._unreachable
+        error: LfsAgentError | None = None
         unverified = None
-        if error is None:
-            try:
-                unverified = self._fetch(pointer)
-            except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
-                error = agent_error(exc)
-                if isinstance(error, UnreachableError):
-                    self._unreachable = error
-            except Exception as exc:  # a worker boundary: report, never kill the process
-                logger.debug("download of %s failed", pointer.oid, exc_info=True)
-                error = LfsAgentError(f"{type(exc).__name__}: {exc}")
+        try:
+            unverified = self._fetch(pointer)
+        except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
+            error = agent_error(exc)
+        except Exception as exc:  # a worker boundary: report, never kill the process
+            logger.debug("download of %s failed", pointer.oid, exc_info=True)
+            error = LfsAgentError(f"{type(exc).__name__}: {exc}")
         with self._cond:
             if unverified is not None:
                 self._unverified[pointer.oid] = unverified

@@ -117,6 +117,8 @@ class Remote:
         # The backend client, created on first use and reused (connection pools).
         self._backend: Backend | None = None
         self._lock = threading.Lock()
+        # The first UnreachableError a request met: every later one is refused with it.
+        self._unreachable: UnreachableError | None = None
 
     @property
     def backend(self) -> Backend:
@@ -125,6 +127,23 @@ class Remote:
             if self._backend is None:
                 self._backend = self._opener(self.url, self._options, self._state_dir)
             return self._backend
+
+    @contextlib.contextmanager
+    def reaching(self) -> Iterator[None]:
+        """Around requests to the backend: none once the remote proved unreachable.
+
+        When no connection could be made at all (:class:`UnreachableError`: refused,
+        no such host), every other object would fare the same. So the first such error
+        is kept, and later requests (of a batch, the filter's downloads, a transfer
+        agent's run) fail with it at once instead of each waiting out its retries.
+        """
+        if self._unreachable is not None:
+            raise UnreachableError(str(self._unreachable))  # a new error: a traceback each
+        try:
+            yield
+        except UnreachableError as exc:
+            self._unreachable = exc
+            raise
 
     def close(self) -> None:
         """Close the backend if it was opened."""
@@ -257,7 +276,8 @@ class Remote:
                     link_or_copy(self.cache.object_path(pointer.oid), partial)
                     progress(pointer.size)
                 else:
-                    hashed = self.backend.download(pointer.oid, partial, pointer.size, progress)
+                    with self.reaching():
+                        hashed = self.backend.download(pointer.oid, partial, pointer.size, progress)
                 checked = verify or hashed is not None
                 if checked:
                     check_file(partial, pointer, f"from {self.url}", hashed)
@@ -293,10 +313,13 @@ class Remote:
         """
         if pointer.size == 0:
             return False
-        if size_of(self.backend, pointer.oid, listed or {}) == pointer.size:
-            return False
         path = store.object_path(pointer.oid)
-        self.backend.upload(pointer.oid, path, pointer.size, progress, store.is_checked(pointer))
+        with self.reaching():
+            if size_of(self.backend, pointer.oid, listed or {}) == pointer.size:
+                return False
+            self.backend.upload(
+                pointer.oid, path, pointer.size, progress, store.is_checked(pointer)
+            )
         return True
 
     def run_batch(
@@ -308,9 +331,8 @@ class Remote:
     ) -> BatchResult:
         """Run ``action`` for each distinct pointer, largest first, on a thread pool.
 
-        When the remote cannot be reached at all (:class:`UnreachableError`), the
-        objects not started yet are not tried: they fail with that same error, at once,
-        instead of each waiting out its own retries.
+        Once the remote proves unreachable, the objects left fail at once
+        (:meth:`reaching`).
 
         Args:
             pointers: May repeat; each oid is handled once.
@@ -327,27 +349,18 @@ class Remote:
 
         bound = self.backend.max_workers
         workers = max(1, min(concurrency, bound) if bound else concurrency)
-        unreachable: UnreachableError | None = None
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(action, p): p for p in ordered}
             for future in as_completed(futures):
                 pointer = futures[future]
                 error: LfsAgentError | None = None
-                if future.cancelled():  # not tried: the remote cannot be reached
-                    error = unreachable
-                else:
-                    try:
-                        moved = future.result()
-                    except (LfsAgentError, OSError) as exc:  # OSError: this machine's
-                        error = agent_error(exc)
-                    else:
-                        (result.done if moved else result.skipped).append(pointer)
-                if error is not None:
+                try:
+                    moved = future.result()
+                except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
+                    error = agent_error(exc)
                     result.failed[pointer.oid] = error
-                    if isinstance(error, UnreachableError) and unreachable is None:
-                        unreachable = error
-                        for waiting in futures:
-                            waiting.cancel()  # those not started yet
+                else:
+                    (result.done if moved else result.skipped).append(pointer)
                 if on_done is not None:
                     on_done(pointer, error)
         return result

@@ -27,13 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from lfs_agent.errors import (
-    IntegrityError,
-    LfsAgentError,
-    ProtocolError,
-    UnreachableError,
-    agent_error,
-)
+from lfs_agent.errors import IntegrityError, LfsAgentError, ProtocolError, agent_error
 from lfs_agent.log import get_logger
 from lfs_agent.pointer import Pointer, is_valid_oid
 from lfs_agent.progress import ThrottledProgress
@@ -128,9 +122,6 @@ class TransferAgent:
         self.remote: Remote | None = None
         # "upload" or "download", fixed by init; requests of the other kind are refused.
         self.operation: str | None = None
-        # Once the remote could not be reached at all, later requests fail with that
-        # error at once instead of each waiting out its retries.
-        self._unreachable: UnreachableError | None = None
 
     def send(self, message: BaseModel | dict[str, Any]) -> None:
         """Write one JSON line (only the fields that are set)."""
@@ -236,8 +227,6 @@ class TransferAgent:
             )
         )
         try:
-            if self._unreachable is not None:
-                raise self._unreachable
             if request.event == EVENT_UPLOAD:
                 self._upload(request, self.store, self.remote, progress)
                 done = CompleteEvent(oid=request.oid)
@@ -246,8 +235,6 @@ class TransferAgent:
                 done = CompleteEvent(oid=request.oid, path=str(path))
         except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
             failure = agent_error(exc)
-            if isinstance(failure, UnreachableError):
-                self._unreachable = failure
             logger.error("%s %s failed: %s", request.event, request.oid, failure)
             progress.flush()
             self.send(CompleteEvent(oid=request.oid, error=error_info(failure)))
@@ -280,12 +267,13 @@ class TransferAgent:
                 f"expected {request.size}"
             )
         backend = remote.backend
-        if request.size and backend.stat(request.oid) == request.size:
-            progress(request.size)  # the bucket already has it: report it as done
-            return
-        # git-lfs names its store's file, which is ours: the record of our check holds.
-        checked = store.is_checked(Pointer(request.oid, request.size), source)
-        backend.upload(request.oid, source, request.size, progress, checked)
+        with remote.reaching():
+            if request.size and backend.stat(request.oid) == request.size:
+                progress(request.size)  # the bucket already has it: report it as done
+                return
+            # git-lfs names its store's file, which is ours: the record of our check holds.
+            checked = store.is_checked(Pointer(request.oid, request.size), source)
+            backend.upload(request.oid, source, request.size, progress, checked)
 
     @staticmethod
     def _download(

@@ -205,7 +205,7 @@ _NO_CONNECTION = frozenset(
 def is_unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` means the remote could not be reached at all.
 
-    Then the next object would fare the same: a batch stops there (see
+    Then the next object would fare the same: the remote takes no more requests (see
     :class:`~lfs_agent.errors.UnreachableError`). A connection lost midway is not this.
     """
     return any(

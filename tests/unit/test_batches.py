@@ -120,24 +120,39 @@ def test_an_os_error_becomes_the_objects_failure_in_the_systems_words():
     assert agent_error(ours) is ours
 
 
-def test_a_remote_that_cannot_be_reached_fails_the_objects_not_started_at_once():
-    remote = Remote("fake://bucket", opener=lambda *_: Bounded(None))  # type: ignore[arg-type,return-value]
-    tried: list[str] = []
+class Unreachable(Bounded):
+    """A bucket no connection can be made to; counts the tries."""
 
-    def action(pointer: Pointer) -> bool:
-        tried.append(pointer.oid)
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.tries = 0
+
+    def download(self, oid: str, *args: object) -> None:
+        self.tries += 1
         raise UnreachableError("cannot reach fake://bucket: Connection refused")
 
+    stat = download  # a push asks first whether the bucket has the object
+
+
+@pytest.mark.parametrize("verb", ["download", "upload"])
+def test_a_remote_that_cannot_be_reached_fails_the_objects_left_at_once(tmp_path, verb):
+    bucket = Unreachable()
+    remote = Remote("fake://bucket", opener=lambda *_: bucket)  # type: ignore[arg-type,return-value]
+    store = ObjectStore(tmp_path / "lfs")
     pointers = [Pointer(sha256(bytes([i])), 1) for i in range(10)]
     told: list[tuple[str, str]] = []
     result = remote.run_batch(
-        pointers, action, concurrency=1, on_done=lambda p, e: told.append((p.oid, str(e)))
+        pointers,
+        lambda p: getattr(remote, verb)(store, p),
+        concurrency=1,
+        on_done=lambda p, e: told.append((p.oid, str(e))),
     )
-    assert len(tried) == 1  # one try, not ten rounds of retries
+    assert bucket.tries == 1  # one try, not ten rounds of retries
     assert sorted(result.failed) == sorted(p.oid for p in pointers)
     assert {str(e) for e in result.failed.values()} == {
         "cannot reach fake://bucket: Connection refused"
     }
+    assert {type(e) for e in result.failed.values()} == {UnreachableError}
     assert sorted(told) == sorted(
         (p.oid, "cannot reach fake://bucket: Connection refused") for p in pointers
     )

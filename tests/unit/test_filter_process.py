@@ -19,6 +19,7 @@ from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import MAX_PAYLOAD, PktLineReader, PktLineWriter, encode_packet
 from lfs_agent.pointer import Pointer
 from lfs_agent.store import ObjectStore
+from lfs_agent.sync import Remote
 from tests.helpers import pointer_bytes, sha256
 
 HANDSHAKE_IN = (
@@ -653,20 +654,32 @@ def test_an_object_gone_from_the_store_after_its_download_is_a_per_file_error(st
 
 
 def test_once_the_remote_cannot_be_reached_the_other_downloads_are_not_tried(store, caplog):
-    calls: list[str] = []
+    tried: list[str] = []
 
-    def fetch(pointer: Pointer) -> None:
-        calls.append(pointer.oid)
-        raise UnreachableError("cannot reach s3://b/p: Connection refused")
+    class Unreachable:
+        url = "s3://b/p"
+        max_workers = None
 
+        def download(self, oid: str, *args: object) -> None:
+            tried.append(oid)
+            raise UnreachableError("cannot reach s3://b/p: Connection refused")
+
+        def close(self) -> None:
+            pass
+
+    remote = Remote("s3://b/p", opener=lambda *_: Unreachable())  # type: ignore[arg-type,return-value]
     blobs = [b"one\n", b"two\n", b"three\n"]
     data = HANDSHAKE_IN
     for i, blob in enumerate(blobs):
         data += pkt("command=smudge", f"pathname={i}.bin", "can-delay=1")
         data += content(pointer_bytes(blob))
     data += pkt("command=list_available_blobs")
+
+    def fetch(pointer: Pointer) -> Unverified | None:  # as LazyFetch does
+        return remote.download_for_reading(store, pointer)
+
     out = run(store, data, fetch=fetch, concurrency=1)
     assert out == HANDSHAKE_OUT + pkt("status=delayed") * 3 + b"0000" + SUCCESS
-    assert len(calls) == 1
+    assert len(tried) == 1
     for i in range(3):
         assert f"{i}.bin: cannot reach s3://b/p: Connection refused" in caplog.text
