@@ -24,6 +24,8 @@ from lfs_agent.errors import (
     ConfigError,
     IntegrityError,
     ObjectNotFoundError,
+    RetriableError,
+    UnreachableError,
 )
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
@@ -36,7 +38,7 @@ __all__ = [
     "bucket_and_prefix",
     "check_meta_key",
     "check_source",
-    "is_unreachable",
+    "connection_error",
     "network_reason",
     "object_key",
     "open_backend",
@@ -202,7 +204,7 @@ _NO_CONNECTION = frozenset(
 )
 
 
-def is_unreachable(exc: BaseException) -> bool:
+def _is_unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` means the remote could not be reached at all.
 
     Then the next object would fare the same: the remote takes no more requests (see
@@ -211,6 +213,17 @@ def is_unreachable(exc: BaseException) -> bool:
     return any(
         cls.__name__ in _NO_CONNECTION for current in _causes(exc) for cls in type(current).__mro__
     )
+
+
+def connection_error(what: str, exc: BaseException, note: str = "") -> RetriableError:
+    """``<what>: <reason><note>`` for a request that failed on the network.
+
+    The reason is :func:`network_reason`'s. The error is an
+    :class:`~lfs_agent.errors.UnreachableError` when no connection was made at all,
+    else a plain :class:`~lfs_agent.errors.RetriableError`.
+    """
+    kind = UnreachableError if _is_unreachable(exc) else RetriableError
+    return kind(f"{what}: {network_reason(exc)}{note}")
 
 
 def bucket_and_prefix(url: str) -> tuple[str, str]:

@@ -44,8 +44,7 @@ from lfs_agent.backends import (
     bucket_and_prefix,
     check_meta_key,
     check_source,
-    is_unreachable,
-    network_reason,
+    connection_error,
     object_key,
     parse_size,
     scoped_options,
@@ -56,7 +55,6 @@ from lfs_agent.errors import (
     LfsAgentError,
     ObjectNotFoundError,
     RetriableError,
-    UnreachableError,
 )
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
@@ -195,14 +193,10 @@ class GCSBackend:
             cause = exc.cause or exc
             if isinstance(cause, gexc.GoogleAPICallError):
                 return self._translate(cause, key)
-            kind = UnreachableError if is_unreachable(cause) else RetriableError
-            return kind(
-                f"cannot reach GCS for {self.url}: {network_reason(cause)} "
-                f"(retried for {self.retry_timeout:g}s)"
-            )
+            note = f" (retried for {self.retry_timeout:g}s)"
+            return connection_error(f"cannot reach GCS for {self.url}", cause, note)
         if isinstance(exc, requests.exceptions.RequestException):
-            kind = UnreachableError if is_unreachable(exc) else RetriableError
-            return kind(f"cannot reach GCS for {self.url}: {network_reason(exc)}")
+            return connection_error(f"cannot reach GCS for {self.url}", exc)
         raise exc
 
     def _check_bucket(self) -> None:

@@ -34,7 +34,7 @@ from lfs_agent.backends import (
     SourceBody,
     check_meta_key,
     check_source,
-    is_unreachable,
+    connection_error,
     network_reason,
     object_key,
     scoped_options,
@@ -44,7 +44,6 @@ from lfs_agent.errors import (
     LfsAgentError,
     ObjectNotFoundError,
     RetriableError,
-    UnreachableError,
 )
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
@@ -148,8 +147,7 @@ class HTTPBackend:
                 response = self._session.request(method, url, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.max_attempts:
-                    kind = UnreachableError if is_unreachable(exc) else RetriableError
-                    raise kind(f"cannot reach {self.url}: {network_reason(exc)}") from None
+                    raise connection_error(f"cannot reach {self.url}", exc) from None
                 self._backoff(attempt, None)
                 continue
             if response.status_code == 401 and self.use_git_credentials and not asked_credentials:

@@ -54,8 +54,7 @@ from botocore.config import Config
 from lfs_agent.backends import (
     bucket_and_prefix,
     check_meta_key,
-    is_unreachable,
-    network_reason,
+    connection_error,
     object_key,
     parse_size,
     scoped_options,
@@ -68,7 +67,6 @@ from lfs_agent.errors import (
     LfsAgentError,
     ObjectNotFoundError,
     RetriableError,
-    UnreachableError,
 )
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
@@ -393,10 +391,7 @@ class S3Backend:
             | botocore.exceptions.ConnectTimeoutError,
         ):
             endpoint = f" {self._client.meta.endpoint_url}" if self._client is not None else ""
-            kind = UnreachableError if is_unreachable(exc) else RetriableError
-            return kind(
-                f"cannot reach the S3 endpoint{endpoint} for {self.url}: {network_reason(exc)}"
-            )
+            return connection_error(f"cannot reach the S3 endpoint{endpoint} for {self.url}", exc)
         if isinstance(exc, botocore.exceptions.ClientError):
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
