@@ -15,6 +15,7 @@
     │   └── RetriableError           worth retrying (``retry_after`` seconds)
     │       └── UnreachableError     no connection at all: the next object fares the same
     ├── LocalError                   this machine's file failed: a full disk ...
+    │   └── UnsafePathError          a write would go through a symbolic link
     └── TransferError                orchestration failed for some objects
 
 Callers ask "is it retriable?" rather than "which vendor raised it?": backends translate
@@ -38,6 +39,7 @@ __all__ = [
     "RetriableError",
     "TransferError",
     "UnreachableError",
+    "UnsafePathError",
     "agent_error",
 ]
 
@@ -146,6 +148,10 @@ class UnreachableError(RetriableError):
 
 class LocalError(LfsAgentError):
     """A file on this machine could not be read or written: a full disk, say."""
+
+
+class UnsafePathError(LocalError):
+    """A path lfs-agent will not write to: it is, or lies below, a symbolic link."""
 
 
 def agent_error(exc: LfsAgentError | OSError) -> LfsAgentError:

@@ -13,9 +13,11 @@ leaves only a temp file, which a later cleanup removes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO, Self
 from lfs_agent.errors import IntegrityError, ObjectNotFoundError
 from lfs_agent.log import get_logger
 from lfs_agent.pointer import EMPTY_OID, Pointer, is_valid_oid, validate_oid
+from lfs_agent.progress import Progress
 
 if TYPE_CHECKING:  # imported with the first thread: start-up matters
     import queue
@@ -41,6 +44,7 @@ __all__ = [
     "corrupt_error",
     "hash_file",
     "link_file",
+    "take_file",
 ]
 
 logger = get_logger(__name__)
@@ -360,6 +364,57 @@ def link_file(src: Path, dest: Path) -> bool:
     return True
 
 
+def take_file(
+    src: Path, dest: Path, size: int, progress: Progress | None = None, link: bool = True
+) -> Pointer | None:
+    """Put the regular file at ``src`` (a bucket's or a cache's) at ``dest``, to be checked.
+
+    A hard link when ``link`` is set and the file systems allow it, else a copy, hashed
+    as it is written and never longer than ``size`` bytes. ``src`` is not trusted: a
+    symbolic link there (whose target could change after the check) or anything but a
+    regular file is refused, never linked or followed.
+
+    Args:
+        src: The file to take.
+        dest: A temp file of the caller's, replaced.
+        size: The bytes expected (the pointer's size).
+        progress: Told of the bytes taken.
+        link: Try a hard link first.
+
+    Returns:
+        For a copy, the sha256 and length of what ``dest`` holds; None for a link, which
+        read nothing (the caller's check then reads it once).
+
+    Raises:
+        IntegrityError: ``src`` is no regular file, or holds more than ``size`` bytes.
+        FileNotFoundError: there is no ``src``.
+    """
+    if link and link_file(src, dest):  # link(2) makes a link of a link, never follows
+        if not stat.S_ISREG(os.lstat(dest).st_mode):
+            dest.unlink()
+            raise IntegrityError(f"refusing {src}: it is not a regular file")
+        if progress is not None:
+            progress(size)
+        return None
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise IntegrityError(f"refusing {src}: it is a symbolic link") from None
+        raise
+    with open(fd, "rb", buffering=0) as source:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IntegrityError(f"refusing {src}: it is not a regular file")
+        with open(dest, "wb") as dst, WriteHash(dst) as written:
+            while chunk := source.read(min(CHUNK_SIZE, size + 1 - written.size)):
+                written.write(chunk)
+                if written.size > size:
+                    raise IntegrityError(f"refusing {src}: it holds more than {size} bytes")
+                if progress is not None:
+                    progress(len(chunk))
+            return written.pointer()
+
+
 def check_file(
     path: Path, expected: Pointer, source: str = "", hashed: Pointer | None = None
 ) -> None:
@@ -665,6 +720,8 @@ class ObjectStore:
         final = self.object_path(pointer.oid)
         if self.contains(pointer):
             return
+        if not stat.S_ISREG(os.lstat(temp_path).st_mode):  # a link's target could change
+            raise IntegrityError(f"refusing {temp_path} for {pointer.oid}: not a regular file")
         marked = _mark_checked(temp_path) if pointer.size >= CHECK_RECORD_MIN else None
         try:
             os.replace(temp_path, final)

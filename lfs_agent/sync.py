@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from lfs_agent import worktree
 from lfs_agent.backends import Backend, open_backend, size_of
 from lfs_agent.errors import (
     IntegrityError,
@@ -25,6 +26,7 @@ from lfs_agent.errors import (
     NotAPointerError,
     TransferError,
     UnreachableError,
+    UnsafePathError,
     agent_error,
 )
 from lfs_agent.git import Git
@@ -34,7 +36,7 @@ from lfs_agent.log import get_logger
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
 from lfs_agent.scan import PointerFile
-from lfs_agent.store import CHUNK_SIZE, ObjectStore, check_file, check_size, link_file
+from lfs_agent.store import CHUNK_SIZE, ObjectStore, check_file, check_size, take_file
 
 __all__ = [
     "BatchResult",
@@ -42,7 +44,6 @@ __all__ = [
     "check_local",
     "checkout",
     "fetch",
-    "link_or_copy",
     "push",
 ]
 
@@ -58,15 +59,6 @@ GIT_WRITES_MAX = 32 * 1024 * 1024
 #: :data:`GIT_WRITES_MAX`, so that every object git's checkout in ``lfs-agent clone``
 #: gets is checked before git has any of it.
 READ_CHECK_SIZE = GIT_WRITES_MAX
-
-
-def link_or_copy(src: Path, dest: Path) -> None:
-    """Hard-link ``src`` to ``dest``, or copy it when linking is impossible.
-
-    Linking fails across file systems and on file systems without hard links.
-    """
-    if not link_file(src, dest):
-        shutil.copyfile(src, dest)
 
 
 class BatchResult:
@@ -181,24 +173,45 @@ class Remote:
         """
         if store.contains(pointer):
             return False
-        if self.cache is not None and self.cache.contains(pointer):
-            # A size-checked cache hit: link (or copy) it in; the bucket is not read.
-            temp = store.temp_path(pointer.oid)
-            link_or_copy(self.cache.object_path(pointer.oid), temp)
-            store.publish_verified(temp, pointer)
-            progress(pointer.size)
-            return True
         with self.download_to_temp(store, pointer, progress) as path:
             store.publish_verified(path, pointer)
-        if self.cache is not None:
+        if self.cache is not None and not self.cache.contains(pointer):
             try:
                 temp = self.cache.temp_path(pointer.oid)
-                link_or_copy(store.object_path(pointer.oid), temp)
+                take_file(store.object_path(pointer.oid), temp, pointer.size)
                 self.cache.publish_verified(temp, pointer)
-            except OSError as exc:  # a cache that cannot be written is not fatal
+            except (OSError, IntegrityError) as exc:  # a cache that fails is not fatal
                 logger.warning(
-                    "could not add %s to the cache %s: %s", pointer.oid, self.cache.root, exc
+                    "could not add %s to the cache %s: %s",
+                    pointer.oid,
+                    self.cache.root,
+                    agent_error(exc),
                 )
+        return True
+
+    def _copy_cached(self, pointer: Pointer, dest: Path, progress: Progress) -> bool:
+        """Put the shared cache's copy of ``pointer``'s object at ``dest``, checked.
+
+        The cache is shared with other users and jobs, so it is not trusted: an entry is
+        taken only when it is a regular file that hashes right (a hard link costs one
+        read, a copy is hashed as it is written). A bad entry is passed over with a
+        warning, ``dest`` removed, and the object must come from the remote.
+
+        Returns:
+            True when ``dest`` holds the object, checked.
+        """
+        if self.cache is None or not self.cache.contains(pointer):
+            return False
+        source = f"in the cache {self.cache.root}"
+        try:
+            hashed = take_file(self.cache.object_path(pointer.oid), dest, pointer.size)
+            check_file(dest, pointer, source, hashed)
+        except (IntegrityError, OSError) as exc:
+            with contextlib.suppress(FileNotFoundError):
+                dest.unlink()
+            logger.warning("passing over %s: %s", pointer.oid, agent_error(exc))
+            return False
+        progress(pointer.size)
         return True
 
     def download_for_reading(self, store: ObjectStore, pointer: Pointer) -> Unverified | None:
@@ -271,18 +284,15 @@ class Remote:
             else:
                 partial = store.temp_path(pointer.oid)
             try:
-                hashed = None
-                if self.cache is not None and self.cache.contains(pointer):
-                    link_or_copy(self.cache.object_path(pointer.oid), partial)
-                    progress(pointer.size)
-                else:
+                checked = self._copy_cached(pointer, partial, progress)
+                if not checked:
                     with self.reaching():
                         hashed = self.backend.download(pointer.oid, partial, pointer.size, progress)
-                checked = verify or hashed is not None
-                if checked:
-                    check_file(partial, pointer, f"from {self.url}", hashed)
-                else:
-                    check_size(partial, pointer, f"from {self.url}")
+                    checked = verify or hashed is not None
+                    if checked:
+                        check_file(partial, pointer, f"from {self.url}", hashed)
+                    else:
+                        check_size(partial, pointer, f"from {self.url}")
             except FileNotFoundError:
                 raise IntegrityError(f"download of {pointer.oid} produced no file") from None
             except BaseException as exc:
@@ -529,7 +539,7 @@ def checkout(
     files = list(files)
     pending = dict(unverified or {})
     failed: dict[str, IntegrityError] = {}
-    unwritten: dict[str, OSError] = {}
+    unwritten: dict[str, OSError | LfsAgentError] = {}
     try:
         written = _checkout(git, store, files, pending, failed=failed, unwritten=unwritten)
     except BaseException:
@@ -556,7 +566,7 @@ def _checkout(
     pending: dict[str, Unverified],
     *,
     failed: dict[str, IntegrityError],
-    unwritten: dict[str, OSError],
+    unwritten: dict[str, OSError | LfsAgentError],
 ) -> list[str]:
     """:func:`checkout`, taking from ``pending`` what it checks, into ``failed``.
 
@@ -567,17 +577,16 @@ def _checkout(
         return []
     by_git: list[PointerFile] = []  # files for git to write through the filter
     by_us: list[PointerFile] = []  # large objects we stream into place
-    pointer_files: dict[str, Path] = {}  # pointer files git must rewrite (removed first)
+    pointer_files: set[str] = set()  # pointer files git must rewrite (removed first)
     missing_large: list[str] = []  # restored as pointers first
     for f in files:
         if f.pointer.size == 0 or not (f.pointer.oid in pending or store.contains(f.pointer)):
             continue
-        target = top / f.path
         large = f.pointer.size > GIT_WRITES_MAX
         try:
-            if target.is_symlink() or target.stat().st_size >= MAX_POINTER_SIZE:
-                continue
-            current = target.read_bytes()
+            with worktree.directory_of(top, f.path) as (parent, name):
+                parent.lstat(name)
+                found = parent.read_regular(name, MAX_POINTER_SIZE - 1)
         except FileNotFoundError:  # deleted in the work tree only: restore it
             if large:
                 missing_large.append(f.path)
@@ -585,18 +594,15 @@ def _checkout(
             else:
                 by_git.append(f)
             continue
-        except NotADirectoryError:
+        except (OSError, UnsafePathError):  # below a link or a file: git's to refuse
             continue
-        try:
-            if parse_pointer(current).oid != f.pointer.oid:
-                continue
-        except NotAPointerError:
-            continue
+        if found is None or _pointer_oid(found[0]) != f.pointer.oid:
+            continue  # a link, a large or edited file: local content is never touched
         if large:
             by_us.append(f)
         else:
             by_git.append(f)
-            pointer_files[f.path] = target
+            pointer_files.add(f.path)
     copied = {f.pointer.oid for f in by_us}
     # The others are checked now: git's filter reads them from the store.
     others = {oid: pending.pop(oid) for oid in list(pending) if oid not in copied}
@@ -619,16 +625,17 @@ def _checkout(
         # it goes first. It holds nothing the index lacks; a run cut short restores it.
         for f in by_git:
             if f.path in pointer_files:
-                pointer_files[f.path].unlink(missing_ok=True)
+                with contextlib.suppress(OSError, UnsafePathError):
+                    worktree.remove(top, f.path)
         _checkout_index(Git(top, env), [f.path for f in by_git])
     written = []
     for f in by_us:
         try:
-            st = _write_object(store, f.pointer, top / f.path, pending.pop(f.pointer.oid, None))
+            st = _write_object(store, f.pointer, top, f.path, pending.pop(f.pointer.oid, None))
         except IntegrityError as exc:  # the file keeps its pointer
             failed[f.pointer.oid] = exc
             continue
-        except OSError as exc:  # a full disk, say: it keeps its pointer too
+        except (OSError, UnsafePathError) as exc:  # a full disk, a link: it keeps its pointer
             unwritten[f.path] = exc
             continue
         if st is not None:
@@ -720,58 +727,72 @@ def _nul_joined(paths: Iterable[str]) -> bytes:
     return b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths)
 
 
-def _write_object(
-    store: ObjectStore, pointer: Pointer, target: Path, unverified: Unverified | None = None
-) -> os.stat_result | None:
-    """Write the object over the pointer file at ``target`` (a temp file, then a rename).
+def _pointer_oid(data: bytes) -> str | None:
+    """The oid of the pointer ``data`` holds, or None when it holds no pointer."""
+    try:
+        return parse_pointer(data).oid
+    except NotAPointerError:
+        return None
 
-    An ``unverified`` download is copied instead of the stored object while another
-    thread hashes it: it enters the store, and the file its place, only if it hashes
-    right; either way its temp file is gone afterwards.
+
+def _write_object(
+    store: ObjectStore,
+    pointer: Pointer,
+    top: Path,
+    path: str,
+    unverified: Unverified | None = None,
+) -> os.stat_result | None:
+    """Write the object over the pointer file ``path`` below ``top``: a temp file, a rename.
+
+    Every write goes through :mod:`lfs_agent.worktree`: no symbolic link below ``top`` is
+    followed, and the temp file is created exclusively beside the target under a name of
+    fixed length. An ``unverified`` download is copied instead of the stored object
+    while another thread hashes it: it enters the store, and the file its place, only if
+    it hashes right; either way its temp file is gone afterwards.
 
     The pointer file is removed just before the rename rather than replaced by it: ext4
     writes a file renamed over another out to disk before the rename returns
-    (``auto_da_alloc``), 0.3 s per GiB here. The pointer holds nothing the index lacks,
-    and a pull cut short between the two restores the missing file.
+    (``auto_da_alloc``). The pointer holds nothing the index lacks, and a pull cut
+    short between the two restores the missing file.
 
     Returns:
         The file's stat data once in place, for the index; when the file changed after it
         was written, its stat data as it was written, which no longer matches. None when
-        ``target`` no longer holds the pointer (left alone).
+        ``path`` no longer holds the pointer (left alone).
 
     Raises:
         IntegrityError: the ``unverified`` download does not hash right.
+        UnsafePathError: a directory leading to ``path`` is a symbolic link.
     """
     try:
-        holds_pointer = parse_pointer(target.read_bytes()).oid == pointer.oid
-    except (OSError, NotAPointerError):
-        holds_pointer = False
-    if not holds_pointer:  # left alone; the download is still checked and stored
-        if unverified is not None:
-            _publish_checked(store, pointer, unverified)
-        return None
-    temp = target.with_name(f".{target.name}.lfs-agent-{pointer.oid[:12]}")
-    try:
-        if unverified is None:
-            with store.open(pointer) as src, open(temp, "wb") as dst:
-                _copy_file(src, dst)
-                done = _backdate(dst.fileno())
-        else:
-            done = _copy_checked(unverified, pointer, temp)
-            store.publish_verified(unverified.path, pointer)
-        os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
-        with contextlib.suppress(FileNotFoundError):
-            target.unlink()
-        os.replace(temp, target)
+        with worktree.directory_of(top, path) as (parent, name):
+            found = parent.read_regular(name, MAX_POINTER_SIZE - 1)
+            if found is None or _pointer_oid(found[0]) != pointer.oid:
+                if unverified is not None:  # left alone; the download is still stored
+                    _publish_checked(store, pointer, unverified)
+                return None
+            dst, temp = parent.create_temp(stat.S_IMODE(found[1].st_mode))
+            try:
+                with dst:
+                    if unverified is None:
+                        with store.open(pointer) as src:
+                            _copy_file(src, dst)
+                        done = _backdate(dst.fileno())
+                    else:
+                        done = _copy_checked(unverified, pointer, dst)
+                        store.publish_verified(unverified.path, pointer)
+                parent.unlink(name)
+                parent.replace(temp, name)
+            except BaseException:
+                parent.unlink(temp)
+                raise
+            try:
+                final = parent.lstat(name)
+            except OSError:
+                return done  # gone already: git re-stages it, and finds it missing
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
         if unverified is not None:
             unverified.discard()
-    try:
-        final = os.lstat(target)
-    except OSError:
-        return done  # gone already: git re-stages it, and finds it missing
     same = (final.st_ino, final.st_size, final.st_mtime_ns) == (
         done.st_ino,
         done.st_size,
@@ -780,14 +801,14 @@ def _write_object(
     return final if same else done
 
 
-def _copy_checked(unverified: Unverified, pointer: Pointer, temp: Path) -> os.stat_result:
-    """Copy ``unverified`` to ``temp`` while another thread checks its hash.
+def _copy_checked(unverified: Unverified, pointer: Pointer, dst: BinaryIO) -> os.stat_result:
+    """Copy ``unverified`` into ``dst`` while another thread checks its hash.
 
     Both read the same pages; the kernel copies, the other core hashes, so the check
-    costs little more than the copy. Returns the (backdated) stat data of ``temp``.
+    costs little more than the copy. Returns the (backdated) stat data of ``dst``.
 
     Raises:
-        IntegrityError: it does not hash right (``temp`` is then still to be removed).
+        IntegrityError: it does not hash right (``dst`` is then still to be removed).
     """
     error: list[BaseException] = []
 
@@ -800,7 +821,7 @@ def _copy_checked(unverified: Unverified, pointer: Pointer, temp: Path) -> os.st
     checker = threading.Thread(target=check, name="lfs-agent-check")
     checker.start()
     try:
-        with open(unverified.path, "rb", buffering=0) as src, open(temp, "wb") as dst:
+        with open(unverified.path, "rb", buffering=0) as src:
             _copy_file(src, dst)
             done = _backdate(dst.fileno())
     finally:

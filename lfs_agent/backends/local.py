@@ -26,7 +26,7 @@ from lfs_agent.backends import check_meta_key, check_source, object_key
 from lfs_agent.errors import BackendError, IntegrityError, ObjectNotFoundError
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
-from lfs_agent.store import WriteHash, link_file
+from lfs_agent.store import WriteHash, take_file
 
 __all__ = ["LocalBackend"]
 
@@ -199,25 +199,25 @@ class LocalBackend:
 
         A link reads nothing: the caller's check of the bytes is the only read. A copy
         is hashed as it is written. A partial file at ``dest_path`` (an earlier copy cut
-        short) is replaced.
+        short) is replaced. The folder may be shared, so what is there is not trusted:
+        a symbolic link, or anything but a regular file, is refused
+        (:func:`~lfs_agent.store.take_file`).
 
         Returns:
             None for a link; for a copy, the sha256 and length of what it wrote.
+
+        Raises:
+            ObjectNotFoundError: the folder has no such object.
+            IntegrityError: it is not a regular file, or larger than ``size``.
         """
-        if self.link and link_file(self._path(oid), dest_path):
-            progress(size)
-            return None
         try:
-            src = open(self._path(oid), "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError:
+            return take_file(self._path(oid), dest_path, size, progress, link=self.link)
+        except FileNotFoundError as exc:
+            if exc.filename is not None and str(exc.filename) != str(self._path(oid)):
+                raise  # the destination's directory is gone: not the bucket's doing
             raise ObjectNotFoundError(f"object {oid} is not on remote {self.url}") from None
-        except OSError as exc:
+        except PermissionError as exc:
             raise BackendError(f"cannot read {self.url}: {exc.strerror}") from exc
-        with src, open(dest_path, "wb") as dst, WriteHash(dst) as written:
-            while chunk := src.read(CHUNK_SIZE):
-                written.write(chunk)
-                progress(len(chunk))
-            return written.pointer()
 
     def put_meta(self, key: str, data: bytes) -> None:
         """Write a record through a temp file and a rename."""
