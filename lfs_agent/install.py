@@ -16,16 +16,20 @@ changes nothing.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from lfs_agent import worktree
 from lfs_agent.config import SIDECAR_FILE, normalize_remote_url
-from lfs_agent.errors import ConfigError
+from lfs_agent.errors import ConfigError, UnsafePathError
 from lfs_agent.git import Git
 from lfs_agent.hooks import install_hooks, uninstall_hooks
+from lfs_agent.redact import has_userinfo
 
 __all__ = [
     "AGENT_NAME",
@@ -46,6 +50,8 @@ INSTALLED_KEY = "lfs-agent.installed"
 LFS_ATTRIBUTES = "filter=lfs diff=lfs merge=lfs -text"
 #: The attributes file ``track`` edits.
 ATTRIBUTES_FILE = ".gitattributes"
+#: The largest ``.gitattributes`` track reads (git itself reads at most 100 MiB).
+MAX_ATTRIBUTES_SIZE = 100 * 1024 * 1024
 
 
 @dataclass
@@ -171,10 +177,33 @@ def install(
         else:
             if paths.work_tree is None:
                 raise ConfigError(f"a bare repository has no work tree for {SIDECAR_FILE}")
+            _check_committable(url, paths.work_tree)
             git.config_set("lfs-agent.remote", url, file=paths.work_tree / SIDECAR_FILE)
             report.messages.append(f"wrote the remote to {SIDECAR_FILE}: commit it for clones")
     _record(git, local_config, written)
     return report
+
+
+def _check_committable(url: str, top: Path) -> None:
+    """Refuse to write ``url`` into the committed ``.lfsagent`` when that is unsafe.
+
+    Raises:
+        ConfigError: the URL carries credentials, which a commit would publish.
+        UnsafePathError: ``.lfsagent`` is a symbolic link, which git config would
+            write through.
+    """
+    if has_userinfo(url):
+        raise ConfigError(
+            f"refusing to write credentials into {SIDECAR_FILE} (it is committed): give "
+            f"the remote without user:password@ and keep credentials in a git credential "
+            "helper, ~/.netrc, or 'git config lfs-agent.http.header'; or use --local"
+        )
+    try:
+        st = os.lstat(top / SIDECAR_FILE)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafePathError(f"refusing to write {SIDECAR_FILE}: it is not a regular file")
 
 
 def _lfs_endpoint(url: str, base: Path | None) -> str:
@@ -231,30 +260,58 @@ def attribute_line(pattern: str) -> str:
     return f"{escape_pattern(pattern)} {LFS_ATTRIBUTES}"
 
 
-def _attributes_path(git: Git) -> Path:
+def _work_tree(git: Git) -> Path:
     top = git.paths.work_tree
     if top is None:
         raise ConfigError("track needs a work tree")
-    return top / ATTRIBUTES_FILE
+    return top
 
 
-def tracked_patterns(git: Git) -> list[str]:
-    """Patterns in the top-level ``.gitattributes`` that use the lfs filter."""
-    path = _attributes_path(git)
-    if not path.exists():
-        return []
+def _read_attributes(top: Path) -> str | None:
+    """The top-level ``.gitattributes``, or None when there is none.
+
+    A symbolic link there is refused, as git itself does not follow one to read
+    attributes: it could make ``track`` read, and then rewrite, any file of the user's.
+
+    Raises:
+        UnsafePathError: it is a symbolic link or not a regular file.
+    """
+    with worktree.directory_of(top, ATTRIBUTES_FILE) as (parent, name):
+        try:
+            st = parent.lstat(name)
+        except FileNotFoundError:
+            return None
+        found = parent.read_regular(name, MAX_ATTRIBUTES_SIZE)
+    if found is None:
+        what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a small regular file"
+        raise UnsafePathError(f"refusing to use {ATTRIBUTES_FILE}: it is {what}")
+    return found[0].decode("utf-8", "surrogateescape")
+
+
+def _write_attributes(top: Path, text: str) -> None:
+    worktree.write_file(top, ATTRIBUTES_FILE, text.encode("utf-8", "surrogateescape"))
+
+
+def _lfs_patterns(text: str) -> list[str]:
+    """Patterns of ``.gitattributes`` text that use the lfs filter."""
     patterns = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         fields = line.split()
         if len(fields) > 1 and not line.startswith("#") and "filter=lfs" in fields[1:]:
             patterns.append(fields[0])
     return patterns
 
 
+def tracked_patterns(git: Git) -> list[str]:
+    """Patterns in the top-level ``.gitattributes`` that use the lfs filter."""
+    return _lfs_patterns(_read_attributes(_work_tree(git)) or "")
+
+
 def track(git: Git, patterns: list[str]) -> list[str]:
     """Add ``patterns`` to ``.gitattributes`` as git-lfs does; return its messages."""
-    path = _attributes_path(git)
-    existing = set(tracked_patterns(git))
+    top = _work_tree(git)
+    text = _read_attributes(top) or ""
+    existing = set(_lfs_patterns(text))
     messages = []
     new_lines = []
     for pattern in patterns:
@@ -266,29 +323,29 @@ def track(git: Git, patterns: list[str]) -> list[str]:
         new_lines.append(attribute_line(pattern))
         messages.append(f"Tracking {_quoted(pattern)}")
     if new_lines:
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
         if text and not text.endswith("\n"):
             text += "\n"
         # git-lfs writes one call's lines in map order (it varies from run to run); we
         # keep the order the patterns were given in.
         text += "".join(line + "\n" for line in new_lines)
-        path.write_text(text, encoding="utf-8")
+        _write_attributes(top, text)
     return messages
 
 
 def untrack(git: Git, patterns: list[str]) -> list[str]:
     """Remove ``patterns``' lfs lines from ``.gitattributes``; return git-lfs's messages."""
-    path = _attributes_path(git)
-    if not path.exists():
+    top = _work_tree(git)
+    text = _read_attributes(top)
+    if text is None:
         return []
     wanted = {escape_pattern(p): p for p in patterns}
     kept = []
     messages = []
-    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+    for line in text.splitlines(keepends=True):
         fields = line.split()
         if fields and fields[0] in wanted and "filter=lfs" in fields[1:]:
             messages.append(f"Untracking {_quoted(wanted[fields[0]])}")
             continue
         kept.append(line)
-    path.write_text("".join(kept), encoding="utf-8")
+    _write_attributes(top, "".join(kept))
     return messages
