@@ -9,16 +9,17 @@ Sources, highest precedence first:
    ``git clone --no-checkout`` followed by ``lfs-agent install`` works;
 5. global and system git config.
 
-Our keys live in the ``[lfs-agent]`` section. ``.lfsagent`` uses git-config syntax and may
-only hold non-executable, non-secret settings: it comes from whoever controls the
-repository, so a key that could run a program or carries a secret is ignored there with a
-warning (git-lfs's ``.lfsconfig`` allowlist follows the same reasoning). git-lfs's own
+Our keys live in the ``[lfs-agent]`` section. ``.lfsagent`` uses git-config syntax and
+comes from whoever controls the repository, so only the keys of :data:`COMMITTED_KEYS`
+are read from it; any other is ignored there with a warning naming it (git-lfs reads
+only an allow-list from ``.lfsconfig`` for the same reason). git-lfs's own
 keys are honoured where they mean the same thing: ``lfs.storage``, ``lfs.fetchinclude``,
 ``lfs.fetchexclude``, ``lfs.concurrenttransfers``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -73,10 +74,28 @@ ENV_KEYS = {
     "LFS_AGENT_CACHE_DIR": "cachedir",
     "LFS_AGENT_CONCURRENCY": "concurrency",
 }
-# Keys whose values could carry a secret; never read from a committed file.
-_SECRET_KEY_RE = re.compile(r"secret|password|passwd|token|credential|auth|header|access-?key")
-# Keys that would name a program to run; never read from a committed file.
-_EXEC_KEY_RE = re.compile(r"(^|\.)(path|args|command|cmd|exec|program|helper)$")
+#: The only ``lfs-agent.*`` keys read from a committed file, as git-lfs reads only its
+#: ``safeKeys`` from ``.lfsconfig``: none of them chooses a place on this machine (a
+#: cache directory), a program, a secret, a credential profile or a resource limit
+#: (threads, retries, timeouts, part sizes). A committed remote may still name a folder
+#: on this machine, as a team sharing a mounted folder commits it.
+COMMITTED_KEYS = frozenset(
+    {
+        "remote",
+        "fetchinclude",
+        "fetchexclude",
+        "skipdownloaderrors",
+        "local.link",
+        "s3.region",
+        "s3.addressing-style",
+        "s3.checksum",
+        "s3.sse",
+        "s3.storage-class",
+    }
+)
+#: Committed keys that name an endpoint: read only when it is https, so that no
+#: request signed with the user's credentials goes out in clear text.
+COMMITTED_ENDPOINT_KEYS = frozenset({"s3.endpoint-url"})
 # ``host:path`` or ``user@host:path``: an ssh location, which is not a bucket.
 _SCP_LIKE_RE = re.compile(r"[^/]+:")
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -253,8 +272,44 @@ def _committed_entries(
     return config_list(proc)
 
 
-def _is_safe_committed_key(name: str) -> bool:
-    return not (_SECRET_KEY_RE.search(name) or _EXEC_KEY_RE.search(name))
+def _committed_key_refusal(name: str, value: str) -> str | None:
+    """Why the committed ``lfs-agent.<name> = value`` is not read, or None to read it."""
+    if name in COMMITTED_KEYS:
+        return None
+    if name in COMMITTED_ENDPOINT_KEYS:
+        if urlparse(value.strip()).scheme.lower() == "https":
+            return None
+        return "a committed endpoint must be https"
+    return (
+        "only the remote, fetch patterns and bucket options that name no endpoint, "
+        "program, secret, local path or limit are read from a committed file"
+    )
+
+
+def _committed_path_remote(raw: str, top: Path | None) -> str | None:
+    """Why a committed folder remote inside the work tree is refused, or None.
+
+    The repository could commit a symbolic link on the way to it (``bucket -> ~``), so
+    that uploads would write where it points: such a path is not followed.
+    """
+    parsed = urlparse(raw)
+    if parsed.scheme.lower() == "file":
+        raw = unquote(parsed.path)
+    elif parsed.scheme or raw.startswith("~"):
+        return None
+    if top is None:
+        return None
+    path = Path(os.path.normpath(top / raw))
+    try:
+        inside = path.relative_to(top)
+    except ValueError:
+        return None
+    current = top
+    for part in inside.parts:
+        current = current / part
+        if current.is_symlink():
+            return f"{current.relative_to(top)} is a symbolic link in the work tree"
+    return None
 
 
 def resolve_settings(
@@ -296,10 +351,13 @@ def resolve_settings(
         for entry in layer:
             section, _, name = entry.key.partition(".")
             if section == SECTION:
-                if committed and not _is_safe_committed_key(name):
+                refusal = _committed_key_refusal(name, entry.value) if committed else None
+                if refusal is None and committed and name == "remote":
+                    refusal = _committed_path_remote(entry.value.strip(), paths.work_tree)
+                if refusal is not None:
                     warnings.append(
-                        f"ignored {SECTION}.{name} in {SIDECAR_FILE}: settings that run "
-                        "programs or carry secrets belong in git config"
+                        f"ignored {SECTION}.{name} in {SIDECAR_FILE}: {refusal}; set it "
+                        f"with 'git config {SECTION}.{name} VALUE'"
                     )
                     continue
                 ours[name] = (entry.value, origin)
