@@ -594,7 +594,10 @@ def _checkout(
             else:
                 by_git.append(f)
             continue
-        except (OSError, UnsafePathError):  # below a link or a file: git's to refuse
+        except UnsafePathError as exc:  # below a symbolic link: written neither by git nor us
+            unwritten[f.path] = exc
+            continue
+        except OSError:  # below a file, unreadable: git's to report at its checkout
             continue
         if found is None or _pointer_oid(found[0]) != f.pointer.oid:
             continue  # a link, a large or edited file: local content is never touched

@@ -133,6 +133,64 @@ def test_unsafe_committed_keys_are_ignored_with_a_warning(repo: Path):
     assert all("ignored lfs-agent." in w and ".lfsagent" in w for w in s.warnings)
 
 
+def test_a_committed_file_is_read_through_an_allow_list(repo: Path, tmp_path: Path):
+    # What a cloned repository may not choose: a directory of this machine, resource
+    # limits, credentials, a clear-text endpoint for signed requests.
+    (repo / ".lfsagent").write_text(
+        "[lfs-agent]\n\tremote = s3://b/p\n\tconcurrency = 301\n"
+        f"\tcachedir = {tmp_path / 'elsewhere'}\n\tfetchinclude = models\n"
+        '[lfs-agent "http"]\n\tmax-attempts = 100000\n\ttimeout = 31536000\n'
+        '[lfs-agent "s3"]\n\tendpoint-url = http://attacker.example\n\tprofile = admin\n'
+        "\tstorage-class = STANDARD_IA\n"
+    )
+    s = settings(repo)
+    assert (s.remote, s.concurrency, s.cache_dir) == ("s3://b/p", 8, None)
+    assert s.fetch_include == ("models",)
+    assert s.options == {"s3.storage-class": "STANDARD_IA"}
+    ignored = sorted(w.split()[1] for w in s.warnings)
+    assert ignored == [
+        "lfs-agent.cachedir",
+        "lfs-agent.concurrency",
+        "lfs-agent.http.max-attempts",
+        "lfs-agent.http.timeout",
+        "lfs-agent.s3.endpoint-url",
+        "lfs-agent.s3.profile",
+    ]
+    assert all("set it with 'git config lfs-agent." in w for w in s.warnings)
+    assert any("a committed endpoint must be https" in w for w in s.warnings)
+    assert not (tmp_path / "elsewhere").exists()
+    # The same keys from the user's own git config are read.
+    git("config", "lfs-agent.concurrency", "3", cwd=repo)
+    git("config", "lfs-agent.s3.endpoint-url", "http://127.0.0.1:9000", cwd=repo)
+    s = settings(repo)
+    assert s.concurrency == 3 and s.options["s3.endpoint-url"] == "http://127.0.0.1:9000"
+
+
+def test_a_committed_https_endpoint_is_read(repo: Path):
+    (repo / ".lfsagent").write_text(
+        '[lfs-agent]\n\tremote = s3://b/p\n[lfs-agent "s3"]\n'
+        "\tendpoint-url = https://minio.example:9000\n"
+    )
+    s = settings(repo)
+    assert s.options == {"s3.endpoint-url": "https://minio.example:9000"}
+    assert s.warnings == ()
+
+
+def test_a_committed_folder_remote_is_not_followed_through_a_link(repo: Path, tmp_path: Path):
+    (tmp_path / "home").mkdir()
+    (repo / "bucket").symlink_to(tmp_path / "home")
+    (repo / ".lfsagent").write_text("[lfs-agent]\n\tremote = bucket/objects-here\n")
+    s = settings(repo)
+    assert s.remote is None
+    (warning,) = s.warnings
+    assert "ignored lfs-agent.remote in .lfsagent: bucket is a symbolic link" in warning
+    # A folder of the work tree reached without a link, or one outside it, is allowed.
+    (repo / ".lfsagent").write_text("[lfs-agent]\n\tremote = shared/bucket\n")
+    assert settings(repo).remote == (repo / "shared/bucket").resolve().as_uri()
+    (repo / ".lfsagent").write_text(f"[lfs-agent]\n\tremote = {tmp_path / 'team'}\n")
+    assert settings(repo).remote == (tmp_path / "team").as_uri()
+
+
 def test_a_committed_file_git_cannot_parse_is_passed_over_with_a_warning(repo: Path):
     (repo / ".lfsagent").write_text("[lfs-agent\n\tremote = s3://b/p\n")
     (repo / ".lfsconfig").write_text("[lfs]\n\tfetchinclude = models\n")
