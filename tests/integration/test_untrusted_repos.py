@@ -309,3 +309,13 @@ def test_track_writes_gitattributes_as_a_regular_file_keeping_its_mode(
     )
     assert (work / ".gitattributes").stat().st_mode & 0o777 == 0o640
     assert [p.name for p in work.iterdir() if p.name.startswith(".lfs-agent-")] == []
+
+
+def test_a_large_file_with_a_name_of_255_bytes_is_written(tmp_path: Path, no_git_lfs_path):
+    # The temp file beside it has a name of fixed length, whatever the target's.
+    name = "m" * 251 + ".bin"
+    server, _ = publish(tmp_path, {name: BIG}, {})
+    out = agent("clone", str(server), str(tmp_path / "c"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "c" / name).read_bytes() == BIG
+    assert git("status", "--porcelain", cwd=tmp_path / "c").stdout == b""
