@@ -202,6 +202,24 @@ class LazyFetch:
                 self._remote.close()
 
 
+def _shown(text: str, keep_newlines: bool = False) -> str:
+    """``text`` as it may be printed: credentials in URLs masked, control characters escaped.
+
+    For whatever may hold a remote URL, or came from a repository, a bucket or a server.
+    """
+    from lfs_agent.redact import redact_text
+    from lfs_agent.termtext import printable
+
+    return printable(redact_text(text), keep_newlines=keep_newlines)
+
+
+def _path(path: str) -> str:
+    """A file name as git shows it (quoted with escapes when it holds a control character)."""
+    from lfs_agent.termtext import quote_path
+
+    return quote_path(path)
+
+
 def _split_cli(values: list[str]) -> tuple[str, ...]:
     """``-I a,b -I c`` -> ``("a", "b", "c")``, as git-lfs accepts comma lists."""
     return tuple(p.strip() for v in values for p in v.split(",") if p.strip())
@@ -396,11 +414,11 @@ def cmd_install(ctx: Context) -> int:
         force=args.force,
     )
     for message in report.messages:
-        print(message, file=sys.stderr)
+        print(_shown(message), file=sys.stderr)
     settings = ctx.settings
     mode = "git-lfs transfers" if args.with_git_lfs else "filter and hooks"
     where = (
-        f"remote {settings.remote} (from {settings.remote_origin})"
+        f"remote {_shown(settings.remote)} (from {settings.remote_origin})"
         if settings.remote
         else "no remote yet: run 'lfs-agent install --remote URL'"
     )
@@ -413,7 +431,7 @@ def cmd_uninstall(ctx: Context) -> int:
     from lfs_agent.install import uninstall
 
     for message in uninstall(ctx.git).messages:
-        print(message, file=sys.stderr)
+        print(_shown(message), file=sys.stderr)
     print("lfs-agent uninstalled")
     return 0
 
@@ -425,10 +443,10 @@ def cmd_track(ctx: Context) -> int:
     if not ctx.args.patterns:
         print("Listing tracked patterns")
         for pattern in tracked_patterns(ctx.git):
-            print(f"    {pattern} (.gitattributes)")
+            print(f"    {_shown(pattern)} (.gitattributes)")
         return 0
     for message in track(ctx.git, ctx.args.patterns):
-        print(message)
+        print(_shown(message))
     return 0
 
 
@@ -437,7 +455,7 @@ def cmd_untrack(ctx: Context) -> int:
     from lfs_agent.install import untrack
 
     for message in untrack(ctx.git, ctx.args.patterns):
-        print(message)
+        print(_shown(message))
     return 0
 
 
@@ -454,7 +472,7 @@ def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
     if result.done or result.skipped:
         print(
             f"lfs-agent: uploaded {len(result.done)} object(s) ({human_size(sent)}) to "
-            f"{remote.url}; {len(result.skipped)} already there",
+            f"{_shown(remote.url)}; {len(result.skipped)} already there",
             file=sys.stderr,
         )
     return result
@@ -536,7 +554,8 @@ def _download(
         remote.close()
     got = sum(p.size for p in result.done)
     print(
-        f"lfs-agent: downloaded {len(result.done)} object(s) ({human_size(got)}) from {remote.url}",
+        f"lfs-agent: downloaded {len(result.done)} object(s) ({human_size(got)}) from "
+        f"{_shown(remote.url)}",
         file=sys.stderr,
     )
 
@@ -614,11 +633,11 @@ def cmd_ls_files(ctx: Context) -> int:
     for f in sorted(tree_pointers(ctx.git, ref), key=lambda f: f.path):
         size = f" ({human_size(f.pointer.size)})" if ctx.args.size else ""
         if ctx.args.name_only:
-            print(f"{f.path}{size}")
+            print(f"{_path(f.path)}{size}")
             continue
         oid = f.pointer.oid if ctx.args.long else f.pointer.oid[:10]
         mark = "*" if ctx.store.contains(f.pointer) else "-"
-        print(f"{oid} {mark} {f.path}{size}")
+        print(f"{oid} {mark} {_path(f.path)}{size}")
     return 0
 
 
@@ -628,7 +647,7 @@ def cmd_status(ctx: Context) -> int:
 
     git = ctx.git
     branch = git.run(["symbolic-ref", "--short", "-q", "HEAD"], check=False).stdout.decode()
-    print(f"On branch {branch.strip() or '(detached HEAD)'}")
+    print(f"On branch {_shown(branch.strip()) or '(detached HEAD)'}")
     head = git.rev_parse("HEAD")
     upstream = (
         git.run(["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}"], check=False)
@@ -642,9 +661,9 @@ def cmd_status(ctx: Context) -> int:
         pending = rev_list_pointers(
             git, [head], exclude, None if upstream or not remotes else remotes[0]
         )
-        print(f"\nObjects to be pushed to {upstream or 'the remote'}:")
+        print(f"\nObjects to be pushed to {_shown(upstream) or 'the remote'}:")
         for f in sorted({f.pointer.oid: f for f in pending}.values(), key=lambda f: f.path):
-            print(f"\t{f.path} ({f.pointer.oid[:10]}, {human_size(f.pointer.size)})")
+            print(f"\t{_path(f.path)} ({f.pointer.oid[:10]}, {human_size(f.pointer.size)})")
     diff_base = ["--cached", head] if head else ["--cached", "--root"]
     staged = (
         git.output(["diff", "--name-only", *diff_base]).splitlines()
@@ -654,11 +673,11 @@ def cmd_status(ctx: Context) -> int:
     print("\nObjects to be committed:")
     for path in staged:
         if path in staged_index:
-            print(f"\t{path} (LFS: {staged_index[path].pointer.oid[:10]})")
+            print(f"\t{_path(path)} (LFS: {staged_index[path].pointer.oid[:10]})")
     print("\nObjects not staged for commit:")
     for path in git.output(["diff", "--name-only"]).splitlines():
         if path in staged_index:
-            print(f"\t{path} (LFS: {staged_index[path].pointer.oid[:10]})")
+            print(f"\t{_path(path)} (LFS: {staged_index[path].pointer.oid[:10]})")
     return 0
 
 
@@ -673,17 +692,17 @@ def cmd_fsck(ctx: Context) -> int:
         if remote is not None:
             remote.close()
     for line in report.corrupt:
-        print(f"objects: corruptObject: {line}")
+        print(f"objects: corruptObject: {_shown(line)}")
     for line in report.missing:
-        print(f"objects: missing: {line}")
+        print(f"objects: missing: {_shown(line)}")
     for line in report.non_canonical:
-        print(f"pointer: nonCanonicalPointer: {line}")
+        print(f"pointer: nonCanonicalPointer: {_shown(line)}")
     for line in report.remote_problems:
-        print(f"remote: {line}")
+        print(f"remote: {_shown(line)}")
     if report.ok:
         print(
             f"fsck: {report.checked} local object(s) OK"
-            + (f"; {remote.url} holds every object reachable from HEAD" if remote else "")
+            + (f"; {_shown(remote.url)} holds every object reachable from HEAD" if remote else "")
         )
         return 0
     return 1
@@ -704,7 +723,7 @@ def cmd_prune(ctx: Context) -> int:
         print(f"{verb} {pointer.oid} ({human_size(pointer.size)})")
     print(
         f"prune: {verb} {len(report.pruned)} object(s), {human_size(freed)}; kept "
-        f"{len(report.kept_unpushed)} unused object(s) not on {remote.url}"
+        f"{len(report.kept_unpushed)} unused object(s) not on {_shown(remote.url)}"
     )
     return 0
 
@@ -771,7 +790,7 @@ def cmd_clone(ctx: Context) -> int:
     install(repo.git)  # the config is there: this adds the hooks
     if not repo.settings.remote:
         print(
-            f"lfs-agent: cloned into {dest}, but it names no remote (.lfsagent): run "
+            f"lfs-agent: cloned into {_shown(str(dest))}, but it names no remote (.lfsagent): run "
             "'lfs-agent install --remote URL' there, then 'lfs-agent pull'",
             file=sys.stderr,
         )
@@ -801,8 +820,8 @@ def _push_record_with_objects(ctx: Context, remote: Remote, record: TagRecord) -
             continue
         if not ctx.store.contains(pointer):
             raise TransferError(
-                f"{artifact.path} ({artifact.oid}) is neither in the local store nor in "
-                f"{remote.url}: run 'lfs-agent fetch' or push from a clone that has it"
+                f"{_path(artifact.path)} ({artifact.oid}) is neither in the local store nor in "
+                f"{_shown(remote.url)}: run 'lfs-agent fetch' or push from a clone that has it"
             )
         remote.upload(ctx.store, pointer)
     push_record(backend, record, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
@@ -862,7 +881,7 @@ def cmd_tag(ctx: Context) -> int:
         local.save(record, pending=True)
         print(summary)
         raise TransferError(
-            f"the tag was created, but its record did not reach {remote.url}: "
+            f"the tag was created, but its record did not reach {_shown(remote.url)}: "
             f"{exc} (run 'lfs-agent metrics push' later)"
         ) from exc
     finally:
@@ -877,8 +896,9 @@ def _load_records(
 ) -> dict[str, TagRecord]:
     """Records from the bucket (falling back to local copies), by tag.
 
-    A record in the bucket that is not a valid one is passed over (the others still
-    count): put in ``invalid`` by tag when given, else told in a warning.
+    A record in the bucket, or a local copy, that is not a valid one is passed over (the
+    others still count): put in ``invalid`` by tag when given (the bucket's reason
+    first), else told in a warning.
     """
     from lfs_agent.metrics import fetch_record, remote_tags
 
@@ -901,21 +921,35 @@ def _load_records(
                     found[tag] = record
     except LfsAgentError as exc:
         logger.warning(
-            "cannot read records from %s (%s); using local copies", remote and remote.url, exc
+            "cannot read records from %s (%s); using local copies",
+            _shown(remote.url) if remote else None,
+            exc,
         )
     finally:
         if remote is not None:
             remote.close()
     for tag in tags if tags is not None else local.tags():
-        if tag not in found:
+        if tag in found:
+            continue
+        try:
             record = local.load(tag)
-            if record is not None:
-                found[tag] = record
+        except ConfigError as exc:  # this copy only: damaged or unreadable
+            if invalid is None:
+                logger.warning("passed over the local copy of %s's record: %s", tag, exc)
+            else:
+                invalid.setdefault(tag, exc)
+            continue
+        if record is not None:
+            found[tag] = record
     return found
 
 
 def _print_rows(rows: list[list[str]]) -> None:
-    """Print rows as left-aligned columns separated by two spaces."""
+    """Print rows as left-aligned columns separated by two spaces.
+
+    Cells may come from a bucket's records: they are shown escaped (see :func:`_shown`).
+    """
+    rows = [[_shown(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -975,19 +1009,21 @@ def cmd_metrics_show(ctx: Context) -> int:
     if ctx.args.json:
         _print_json(record.model_dump())
         return 0
+    # Every field comes from the bucket: shown escaped; the message keeps its lines.
     print(
-        f"tag     {record.tag}\ncommit  {record.commit}\ntagger  {record.tagger}\n"
-        f"date    {record.tagged_at}\nmessage {record.message}"
+        f"tag     {_shown(record.tag)}\ncommit  {_shown(record.commit)}\n"
+        f"tagger  {_shown(record.tagger)}\ndate    {_shown(record.tagged_at)}\n"
+        f"message {_shown(record.message, keep_newlines=True)}"
     )
     print("metrics:")
     for name, value in sorted(record.metrics.items()):
-        print(f"  {name} = {format_number(value)}")
+        print(f"  {_shown(name)} = {format_number(value)}")
     print("params:")
     for name, text in sorted(record.params.items()):
-        print(f"  {name} = {text}")
+        print(f"  {_shown(name)} = {_shown(text)}")
     print("artifacts:")
     for a in record.artifacts:
-        print(f"  {a.path}  {a.oid[:12]}  {human_size(a.size)}")
+        print(f"  {_path(a.path)}  {_shown(a.oid[:12])}  {human_size(a.size)}")
     return 0
 
 
@@ -1008,11 +1044,11 @@ def cmd_metrics_diff(ctx: Context) -> int:
         )
     _print_rows(rows)
     for name, p in diff["params"].items():
-        print(f"param {name}: {p['old']} -> {p['new']}")
+        print(f"param {_shown(name)}: {_shown(str(p['old']))} -> {_shown(str(p['new']))}")
     for a in diff["artifacts"]:
         old = f"{a['old_oid'][:12]} ({human_size(a['old_size'])})" if a["old_oid"] else "-"
         new = f"{a['new_oid'][:12]} ({human_size(a['new_size'])})" if a["new_oid"] else "-"
-        print(f"artifact {a['path']}: {old} -> {new}")
+        print(f"artifact {_path(a['path'])}: {_shown(old)} -> {_shown(new)}")
     return 0
 
 
@@ -1031,7 +1067,7 @@ def cmd_metrics_push(ctx: Context) -> int:
                 continue
             _push_record_with_objects(ctx, remote, record)
             local.save(record, pending=False)
-            print(f"pushed the record of {tag}")
+            print(f"pushed the record of {_shown(tag)}")
     finally:
         remote.close()
     return 0
@@ -1049,7 +1085,7 @@ def cmd_metrics_export(ctx: Context) -> int:
     exporter = MlflowExporter(ctx.args.mlflow, ctx.args.experiment)
     for tag in sorted(records):
         run_id, created = exporter.export(records[tag])
-        print(f"{tag}: {'created' if created else 'updated'} MLflow run {run_id}")
+        print(f"{_shown(tag)}: {'created' if created else 'updated'} MLflow run {_shown(run_id)}")
     return 0
 
 
@@ -1274,7 +1310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LfsAgentError as exc:
         if debug:
             logger.debug("traceback", exc_info=True)
-        print(f"lfs-agent: error: {exc}", file=sys.stderr)
+        # The one place every error is printed: a message may repeat a remote URL (with
+        # its password) or a remote's own text.
+        print(f"lfs-agent: error: {_shown(str(exc), keep_newlines=True)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("lfs-agent: interrupted", file=sys.stderr)
@@ -1284,8 +1322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the CLI boundary: never a traceback unless debugging
         logger.debug("unexpected error", exc_info=True)
         print(
-            f"lfs-agent: error: internal error: {type(exc).__name__}: {exc} "
-            f"(run with {LOG_ENV}=debug for details)",
+            f"lfs-agent: error: internal error: {type(exc).__name__}: "
+            f"{_shown(str(exc), keep_newlines=True)} (run with {LOG_ENV}=debug for details)",
             file=sys.stderr,
         )
         return EXIT_INTERNAL

@@ -5,6 +5,7 @@ and the rest) is about a tenth of that start. The CLI states the level first
 (:func:`configure`); records below it are dropped without importing anything, and the
 first record kept sets up ``logging`` with our handler. Without :func:`configure`
 (lfs-agent used as a library, the tests), every call goes straight to ``logging``.
+What the handler writes has credentials masked and control characters escaped.
 
 The SDK backends (S3, GCS, HTTP) use ``logging`` directly: their SDKs import it anyway.
 """
@@ -13,7 +14,10 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported when the first record is kept, not at start-up
+    import logging
 
 __all__ = ["DEBUG", "ERROR", "INFO", "LEVELS", "WARNING", "Logger", "configure", "get_logger"]
 
@@ -63,11 +67,31 @@ def _setup() -> Any:
                 root.addHandler(logging.NullHandler())  # a library: the application decides
             else:
                 handler = logging.StreamHandler(sys.stderr)
-                handler.setFormatter(logging.Formatter(f"{_state.prefix}%(message)s"))
+                handler.setFormatter(_shown_formatter(f"{_state.prefix}%(message)s"))
                 root.addHandler(handler)
                 root.setLevel(_state.threshold)
             _state.logging = logging
     return _state.logging
+
+
+def _shown_formatter(fmt: str) -> logging.Formatter:
+    """A ``logging.Formatter`` whose every line is safe to show.
+
+    A record may hold a remote URL with its password, or a file name or a remote's
+    message with escape sequences; so may a traceback. The final text, traceback
+    included, has credentials masked (:func:`~lfs_agent.redact.redact_text`) and
+    control characters escaped (:func:`~lfs_agent.termtext.printable`).
+    """
+    import logging
+
+    from lfs_agent.redact import redact_text
+    from lfs_agent.termtext import printable
+
+    class ShownFormatter(logging.Formatter):
+        def format(self, record: logging.LogRecord) -> str:
+            return printable(redact_text(super().format(record)), keep_newlines=True)
+
+    return ShownFormatter(fmt)
 
 
 class Logger:

@@ -18,16 +18,22 @@ from lfs_agent.backends import size_of
 from lfs_agent.errors import LfsAgentError
 from lfs_agent.git import Git
 from lfs_agent.pointer import Pointer
+from lfs_agent.redact import redact_text, redact_url
 from lfs_agent.scan import PointerFile, index_pointers, rev_list_pointers, tree_pointers
 from lfs_agent.store import ObjectStore, hash_file
 from lfs_agent.sync import Remote
+from lfs_agent.termtext import quote_path
 
 __all__ = ["FsckReport", "PruneReport", "fsck", "prune", "referenced_pointers"]
 
 
 @dataclass
 class FsckReport:
-    """Problems found; empty lists mean all is well."""
+    """Problems found; empty lists mean all is well.
+
+    Each problem is a line to show: file names quoted as git quotes them, remote URLs
+    without their credentials.
+    """
 
     checked: int = 0
     corrupt: list[str] = field(default_factory=list)
@@ -65,9 +71,9 @@ def fsck(
         return report
     for f in tree_pointers(git, head):
         if not f.pointer.canonical:
-            report.non_canonical.append(f"{f.path} (blob {f.blob})")
+            report.non_canonical.append(f"{quote_path(f.path)} (blob {f.blob})")
         if not store.contains(f.pointer):
-            report.missing.append(f"{f.path} ({f.pointer.oid})")
+            report.missing.append(f"{quote_path(f.path)} ({f.pointer.oid})")
     if remote is not None:
         unique: dict[str, PointerFile] = {}
         for f in rev_list_pointers(git, [head]):
@@ -88,28 +94,29 @@ def _check_remote(
     deep: bool,
     listed: Mapping[str, int | None],
 ) -> str | None:
+    """What is wrong with ``f``'s object in the remote, or None."""
+    what = f"{quote_path(f.path)} ({f.pointer.oid})"
+    url = redact_url(remote.url)
     try:
         size = size_of(remote.backend, f.pointer.oid, listed)
     except LfsAgentError as exc:
-        return f"{f.path} ({f.pointer.oid}): {exc}"
+        return f"{what}: {redact_text(str(exc))}"
     if size is None:
-        return f"{f.path} ({f.pointer.oid}): missing on {remote.url}"
+        return f"{what}: missing on {url}"
     if size != f.pointer.size:
-        return (
-            f"{f.path} ({f.pointer.oid}): {size} bytes on {remote.url}, expected {f.pointer.size}"
-        )
+        return f"{what}: {size} bytes on {url}, expected {f.pointer.size}"
     if deep:
         temp = store.temp_path(f.pointer.oid)
         try:
             remote.backend.download(f.pointer.oid, temp, f.pointer.size, lambda _: None)
             oid, _ = hash_file(temp)
         except LfsAgentError as exc:
-            return f"{f.path} ({f.pointer.oid}): {exc}"
+            return f"{what}: {redact_text(str(exc))}"
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
         if oid != f.pointer.oid:
-            return f"{f.path} ({f.pointer.oid}): corrupt on {remote.url} (hashes to {oid})"
+            return f"{what}: corrupt on {url} (hashes to {oid})"
     return None
 
 

@@ -58,9 +58,13 @@ class Artifact(BaseModel):
 
 
 class TagRecord(BaseModel):
-    """The sidecar record of one tag."""
+    """The sidecar record of one tag.
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    Read from a bucket someone else may write to, so held to what ``tag`` writes: a
+    metric is a finite number (``NaN`` or ``1e400`` in a record is refused).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
     schema_version: int = SCHEMA_VERSION
     tag: str
@@ -307,9 +311,19 @@ class LocalRecords:
             marker.unlink(missing_ok=True)
 
     def load(self, tag: str) -> TagRecord | None:
-        """The local copy of ``tag``'s record, or None."""
+        """The local copy of ``tag``'s record, or None.
+
+        Raises:
+            ConfigError: when the copy cannot be read or is not a valid record.
+        """
         path = self._path(self.tags_dir, tag)
-        return TagRecord.from_json(path.read_bytes(), str(path)) if path.exists() else None
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        return TagRecord.from_json(data, str(path))
 
     def tags(self) -> list[str]:
         """Tags with a local copy."""

@@ -4,6 +4,9 @@ One run per tag in one experiment (``lfs-agent`` by default). A run is found aga
 its ``lfs-agent.tag`` tag, so exporting twice updates the same run. Each run carries the
 metrics (step 0), the params, ``mlflow.source.git.commit``, ``mlflow.runName`` and the
 artifact list as the ``lfs-agent.artifacts`` tag (JSON).
+
+The tracking URI may carry a password (``https://user:password@host``), sent as basic
+auth; every message shows the URI without it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import requests
 
 from lfs_agent.errors import BackendError, ConfigError
 from lfs_agent.metrics import TagRecord
+from lfs_agent.redact import redact_text, redact_url
 
 __all__ = ["MlflowExporter"]
 
@@ -35,8 +39,10 @@ class MlflowExporter:
 
     def __init__(self, uri: str, experiment: str, session: requests.Session | None = None) -> None:
         if not uri.startswith(("http://", "https://")):
-            raise ConfigError(f"--mlflow needs an http(s):// tracking URI, got {uri!r}")
+            raise ConfigError(f"--mlflow needs an http(s):// tracking URI, got {redact_url(uri)!r}")
         self.uri = uri.rstrip("/")
+        #: The URI as messages show it.
+        self.shown_uri = redact_url(self.uri)
         self.experiment = experiment
         self._session = session or requests.Session()
         self._experiment_id: str | None = None
@@ -46,15 +52,20 @@ class MlflowExporter:
         try:
             response = self._session.request(method, url, timeout=30, **kwargs)
         except requests.RequestException as exc:
-            raise BackendError(f"cannot reach MLflow at {self.uri}: {exc}") from None
+            raise BackendError(
+                f"cannot reach MLflow at {self.shown_uri}: {redact_text(str(exc))}"
+            ) from None
         try:
-            body: dict[str, Any] = response.json() if response.content else {}
+            body = response.json() if response.content else {}
         except ValueError:
+            body = {}
+        if not isinstance(body, dict):
             body = {}
         if response.status_code != 200:
             code = body.get("error_code", response.status_code)
+            message = redact_text(str(body.get("message", response.text[:200])))
             raise _MlflowError(
-                code, f"MLflow {path} failed ({code}): {body.get('message', response.text[:200])}"
+                code, f"MLflow at {self.shown_uri}: {path} failed ({code}): {message}"
             )
         return body
 
@@ -74,7 +85,27 @@ class MlflowExporter:
         return self._experiment_id
 
     def export(self, record: TagRecord) -> tuple[str, bool]:
-        """Create or update the run of ``record``; return ``(run_id, created)``."""
+        """Create or update the run of ``record``; return ``(run_id, created)``.
+
+        Raises:
+            ConfigError: for a tag whose name would change the meaning of the search
+                filter that finds its run (a quote or backslash in it).
+            BackendError: when MLflow cannot be reached, refuses a call, or answers
+                without the fields its API promises.
+        """
+        try:
+            return self._export(record)
+        except (KeyError, IndexError, TypeError) as exc:
+            raise BackendError(
+                f"MLflow at {self.shown_uri} sent an answer without the expected fields "
+                f"({type(exc).__name__}: {redact_text(str(exc))})"
+            ) from None
+
+    def _export(self, record: TagRecord) -> tuple[str, bool]:
+        if "'" in record.tag or "\\" in record.tag:
+            # The record may come from a bucket someone else controls: such a name could
+            # make the filter find, and overwrite, another tag's run.
+            raise ConfigError(f"cannot export tag {record.tag!r} to MLflow: its name holds a quote")
         experiment = self.experiment_id()
         found = self._call(
             "POST",

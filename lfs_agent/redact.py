@@ -16,12 +16,15 @@ __all__ = ["MASK", "has_userinfo", "redact_text", "redact_url"]
 MASK = "***"
 
 # ``scheme://userinfo@`` anywhere in a text: the user-info is whatever precedes the
-# last ``@`` before the host's end (a password may itself hold ``@``).
-_USERINFO_RE = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^/?#\s]*)@")
-# Query parameters that carry credentials in signed or token URLs.
+# last ``@`` before the first ``/`` (as git finds it; a password may itself hold ``@``,
+# ``:``, ``?`` or ``#``). The scheme starts where no scheme character precedes it, so
+# ``x_https://`` is found as well as ``https://``.
+_USERINFO_RE = re.compile(r"(?i)(?<![a-z0-9+.\-])([a-z][a-z0-9+.\-]*://)([^/\s]*)@")
+# Query parameters that carry credentials in signed or token URLs (``sig`` is Azure's);
+# a value ends where a URL cannot go on raw (a quote around it in a message).
 _SECRET_QUERY_RE = re.compile(
-    r"(?i)([?&](?:[a-z0-9_\-]*(?:token|signature|secret|password|passwd|credential|key)"
-    r"[a-z0-9_\-]*)=)[^&#\s]*"
+    r"(?i)([?&](?:[a-z0-9_.\-]*(?:token|sig|secret|pass|credential|key|auth)"
+    r"[a-z0-9_.\-]*)=)[^&#\s'\"<>]*"
 )
 
 
