@@ -261,16 +261,17 @@ class DelayedDownloads:
     """Downloads for smudges git agreed to delay, run on a bounded thread pool.
 
     Each oid is downloaded once however many paths point at it. Paths move from
-    *waiting* (download running) to *ready* (downloaded, not yet listed) to *listed*
-    (handed to git, which then asks for the content). A path whose download failed is
-    logged (path, oid, and the remote's answer) and never listed: git then reports
-    "'<path>' was not filtered properly" for it alone and still checks out every other
-    file, where a ``status=error`` answer would make git abort the whole checkout.
+    *waiting* (download running) to *ready* (downloaded or failed, not yet listed) to
+    *listed* (handed to git, which then asks for the content). A path whose download
+    failed is logged (path, oid, and the remote's answer) and listed like the others:
+    its follow-up smudge answers the pointer, so git checks out every other file and
+    the work tree stays consistent, where a ``status=error`` answer would make git
+    abort the checkout halfway. The filter records the failure for the post-checkout
+    hook, which fails the command (:mod:`lfs_agent.smudge_failures`).
 
     Args:
         fetch: Downloads one object, or raises (a :data:`ReadingFetch`).
         concurrency: Parallel downloads.
-        list_failures: List failed paths too; their follow-up smudge gets the pointer.
         failure_level: The level failures are logged at.
     """
 
@@ -278,13 +279,10 @@ class DelayedDownloads:
         self,
         fetch: ReadingFetch,
         concurrency: int,
-        list_failures: bool = False,
         failure_level: int = ERROR,
     ) -> None:
         self._fetch = fetch
         self._concurrency = max(1, concurrency)
-        # List failed paths too (their follow-up smudge then answers with the pointer).
-        self._list_failures = list_failures
         # The level failures are logged at (DEBUG when someone else reports them).
         self._failure_level = failure_level
         # Created on the first delayed smudge; most processes never need it.
@@ -321,8 +319,7 @@ class DelayedDownloads:
     def add_failed(self, path: str, pointer: Pointer, error: LfsAgentError) -> None:
         """Take ``path`` as a delayed smudge whose download has failed with ``error``.
 
-        It is logged and never listed (listed, with ``list_failures``), as a failed
-        background download is: git then reports that path alone.
+        It is logged and listed, as a failed background download is.
         """
         with self._cond:
             self._pointers[path] = pointer
@@ -350,11 +347,7 @@ class DelayedDownloads:
         if error is not None:
             for path in paths:
                 logger.log(self._failure_level, "%s: %s", path, error)
-        if error is None or self._list_failures:
-            self._ready.extend(paths)
-        else:
-            for path in paths:
-                del self._pointers[path]
+        self._ready.extend(paths)
         self._cond.notify_all()
 
     def wait_available(self) -> list[str]:
@@ -364,6 +357,12 @@ class DelayedDownloads:
                 self._cond.wait()
             ready, self._ready = self._ready, []
             return ready
+
+    def error_of(self, pointer: Pointer) -> str:
+        """Why ``pointer``'s download failed ("" when it did not)."""
+        with self._cond:
+            error = self._finished.get(pointer.oid)
+        return "" if error is None else str(error)
 
     def take(self, path: str) -> tuple[Pointer, bool, Unverified | None] | None:
         """Return ``(pointer, downloaded, unverified)`` for a listed path, else None.
@@ -448,17 +447,15 @@ class FilterProcess:
         self.capabilities: set[str] = set()
         # Background downloads for smudges answered "delayed".
         self.delayed = (
-            DelayedDownloads(
-                fetch,
-                concurrency,
-                list_failures=self._keep_pointer_on_failure,
-                failure_level=self._failure_level,
-            )
+            DelayedDownloads(fetch, concurrency, failure_level=self._failure_level)
             if fetch
             else None
         )
         # Paths whose blob should have been a pointer but was not (reported at exit).
         self.not_pointers: list[str] = []
+        # Delayed smudges whose download failed, left as pointers: path -> reason, for
+        # the post-checkout hook to fail the command (:mod:`lfs_agent.smudge_failures`).
+        self._failed: dict[str, str] = {}
         # Pointers given to smudge, and those answered with their content (or left as
         # pointers because the fetch patterns exclude them): see smudged_every_pointer.
         self._pointers_given = 0
@@ -527,6 +524,13 @@ class FilterProcess:
         finally:
             if self.delayed is not None:
                 self.delayed.close()
+            if self._failed:
+                from lfs_agent import smudge_failures
+
+                try:
+                    smudge_failures.record(self.store.tmp_dir, self._failed)
+                except OSError as exc:  # each failure was logged already
+                    logger.debug("cannot record failed smudges: %s", exc)
             if self.not_pointers:
                 logger.warning(
                     "Encountered %d file(s) that should have been pointers, but weren't:\n\t%s",
@@ -574,8 +578,10 @@ class FilterProcess:
                 delayed_pointer, downloaded, unverified = taken
                 if downloaded:
                     self._send_object(path, delayed_pointer, unverified=unverified)
-                else:  # listed only when failures keep their pointer; it was logged
+                else:  # it was logged; the file keeps its pointer
                     self._reply(delayed_pointer.encode())
+                    if not self._keep_pointer_on_failure:
+                        self._failed[path] = self.delayed.error_of(delayed_pointer)
                 return
         head, pointer = split_pointer(content)
         if pointer is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from lfs_agent import smudge_failures
 from lfs_agent.errors import ObjectNotFoundError, ProtocolError, UnreachableError
 from lfs_agent.gitfilter import FilterProcess, Unverified
 from lfs_agent.pathmatch import PathFilter
@@ -430,31 +431,29 @@ def test_follow_up_smudge_of_a_delayed_path_sends_the_content(store):
 
 
 @pytest.mark.parametrize(("error", "said"), FETCH_ERRORS, ids=["remote", "full-disk"])
-def test_a_failed_delayed_download_is_logged_and_never_listed(store, caplog, error, said):
-    other = b"fine\n"
-
+def test_a_failed_delayed_download_is_listed_left_a_pointer_and_recorded(
+    store, caplog, error, said
+):
+    # git would end the checkout with status 0 for a path never listed; listed, it gets
+    # its pointer, and the post-checkout hook finds the failure recorded.
     def fetch(pointer: Pointer) -> None:
-        if pointer.oid == sha256(HELLO):
-            raise error
-        store.ingest(io.BytesIO(other), expected=pointer)
+        raise error
 
     data = (
         HANDSHAKE_IN
         + SMUDGE_A_CAN_DELAY
-        + pkt("command=smudge", "pathname=ok.bin", "can-delay=1")
-        + content(pointer_bytes(other))
         + pkt("command=list_available_blobs")
-        + pkt("command=smudge", "pathname=ok.bin")
+        + pkt("command=smudge", "pathname=a.bin")
         + content(b"")
         + pkt("command=list_available_blobs")
     )
     expected = (
         HANDSHAKE_OUT
-        + pkt("status=delayed") * 2
-        + pkt("pathname=ok.bin")
+        + pkt("status=delayed")
+        + pkt("pathname=a.bin")
         + SUCCESS
         + SUCCESS
-        + encode_packet(other)
+        + encode_packet(HELLO_POINTER)
         + b"00000000"
         + b"0000"
         + SUCCESS
@@ -462,6 +461,25 @@ def test_a_failed_delayed_download_is_logged_and_never_listed(store, caplog, err
     assert run(store, data, fetch=fetch, concurrency=1) == expected
     assert f"a.bin: {said}" in caplog.text
     assert "OSError" not in caplog.text  # the reason, not the exception's class
+    recorded = smudge_failures.take(store.tmp_dir)
+    assert list(recorded) == ["a.bin"] and said in recorded["a.bin"]
+    assert smudge_failures.take(store.tmp_dir) == {}  # taken once
+
+
+def test_a_failed_download_is_not_recorded_when_errors_are_skipped(store):
+    def fetch(pointer: Pointer) -> None:
+        raise ObjectNotFoundError("gone")
+
+    data = (
+        HANDSHAKE_IN
+        + SMUDGE_A_CAN_DELAY
+        + pkt("command=list_available_blobs")
+        + pkt("command=smudge", "pathname=a.bin")
+        + content(b"")
+    )
+    out = run(store, data, fetch=fetch, skip_download_errors=True)
+    assert out.endswith(SUCCESS + encode_packet(HELLO_POINTER) + b"00000000")
+    assert smudge_failures.take(store.tmp_dir) == {}
 
 
 def unverified_fetch(store: ObjectStore, data: bytes, calls: list[str]):
@@ -543,14 +561,14 @@ def test_a_download_not_worth_delaying_is_answered_at_once(store):
 
 
 def test_a_failed_download_not_worth_delaying_fails_like_a_delayed_one(store, caplog):
-    # Answered "delayed" and never listed: git reports that path alone and goes on,
-    # where status=error would stop the whole checkout.
+    # Answered "delayed" and listed: its follow-up gets the pointer, where status=error
+    # would stop the whole checkout halfway.
     def fetch(pointer: Pointer) -> None:
         raise ObjectNotFoundError(f"object {pointer.oid} is not on remote file:///b")
 
     data = HANDSHAKE_IN + SMUDGE_A_CAN_DELAY + pkt("command=list_available_blobs")
     out = run(store, data, fetch=fetch, in_background=lambda p: False)
-    assert out == HANDSHAKE_OUT + pkt("status=delayed") + b"0000" + SUCCESS
+    assert out == HANDSHAKE_OUT + pkt("status=delayed") + pkt("pathname=a.bin") + SUCCESS
     assert f"a.bin: object {sha256(HELLO)} is not on remote file:///b" in caplog.text
 
 
@@ -673,13 +691,13 @@ def test_once_the_remote_cannot_be_reached_the_other_downloads_are_not_tried(sto
     for i, blob in enumerate(blobs):
         data += pkt("command=smudge", f"pathname={i}.bin", "can-delay=1")
         data += content(pointer_bytes(blob))
-    data += pkt("command=list_available_blobs")
+    data += pkt("command=list_available_blobs") * 3  # git asks until none are left
 
     def fetch(pointer: Pointer) -> Unverified | None:  # as LazyFetch does
         return remote.download_for_reading(store, pointer)
 
     out = run(store, data, fetch=fetch, concurrency=1)
-    assert out == HANDSHAKE_OUT + pkt("status=delayed") * 3 + b"0000" + SUCCESS
+    assert out.startswith(HANDSHAKE_OUT + pkt("status=delayed") * 3 + b"0013pathname=0.bin\n")
     assert len(tried) == 1
     for i in range(3):
         assert f"{i}.bin: cannot reach s3://b/p: Connection refused" in caplog.text
