@@ -216,15 +216,30 @@ class WriteHash:
     hashes the bytes already there first (the only read back); one that must start over
     calls :meth:`restart`. Use as a context manager: leaving the block ends the thread.
 
+    A ``limit`` bounds the file: a write that would take it past ``limit`` bytes writes
+    nothing and raises, so a remote sending more than the object it names never gets
+    more than that written.
+
     Args:
         file: Open for writing; it is cut after ``have`` bytes, which stay.
         have: Bytes at the file's start that stay.
+        limit: Most bytes the file may hold (None: no bound).
+        what: What is written, for the error past ``limit`` ("object <oid> from <url>").
     """
 
-    def __init__(self, file: BinaryIO, have: int = 0) -> None:
+    def __init__(
+        self,
+        file: BinaryIO,
+        have: int = 0,
+        *,
+        limit: int | None = None,
+        what: str = "the download",
+    ) -> None:
         file.seek(have)
         file.truncate()
         self._file = file
+        self._limit = limit
+        self._what = what
         self._hash = BackgroundHash()
         try:
             while self._hash.size < have:
@@ -244,7 +259,15 @@ class WriteHash:
         return self._hash.size
 
     def write(self, data: bytes) -> None:
-        """Append ``data`` (bytes, which cannot change while they wait) to the file."""
+        """Append ``data`` (bytes, which cannot change while they wait) to the file.
+
+        Raises:
+            IntegrityError: the file would pass ``limit`` bytes; nothing is written.
+        """
+        if self._limit is not None and self._hash.size + len(data) > self._limit:
+            raise IntegrityError(
+                f"{self._what} is longer than the {self._limit} bytes expected; stopped reading it"
+            )
         self._file.write(data)
         self._hash.update(data)
 

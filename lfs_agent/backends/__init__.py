@@ -20,6 +20,7 @@ from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
 from lfs_agent.errors import (
+    BackendError,
     BackendUnavailableError,
     ConfigError,
     IntegrityError,
@@ -32,6 +33,7 @@ from lfs_agent.progress import Progress
 from lfs_agent.store import CHUNK_SIZE, hash_file
 
 __all__ = [
+    "META_MAX_BYTES",
     "REGISTRY",
     "Backend",
     "SourceBody",
@@ -39,10 +41,12 @@ __all__ = [
     "check_meta_key",
     "check_source",
     "connection_error",
+    "meta_too_large",
     "network_reason",
     "object_key",
     "open_backend",
     "parse_size",
+    "read_meta",
     "scoped_options",
     "size_of",
     "stat_by_listing",
@@ -248,6 +252,39 @@ def check_meta_key(key: str) -> str:
     if not key.startswith("meta/") or any(p in ("", ".", "..") for p in parts):
         raise ConfigError(f"invalid record key {key!r}")
     return key
+
+
+#: Most bytes a record (``meta/...``) may hold. Records are small JSON documents; a
+#: larger one was not written by lfs-agent, and reading it whole would let whoever
+#: controls the remote decide how much memory a command takes.
+META_MAX_BYTES = 16 * 1024 * 1024
+
+
+def read_meta(read: Callable[[int], bytes], key: str, url: str, cap: int = META_MAX_BYTES) -> bytes:
+    """A record's bytes, from ``read(n)`` (a body's raw read), refused past ``cap`` bytes.
+
+    Reads at most ``cap + 1`` bytes: one more than allowed tells a record of exactly
+    ``cap`` bytes from a larger one.
+
+    Raises:
+        BackendError: the record is larger than ``cap``, naming ``key`` on ``url``.
+    """
+    parts: list[bytes] = []
+    total = 0
+    while chunk := read(min(CHUNK_SIZE, cap + 1 - total)):
+        parts.append(chunk)
+        total += len(chunk)
+        if total > cap:
+            raise meta_too_large(key, url, cap)
+    return b"".join(parts)
+
+
+def meta_too_large(key: str, url: str, cap: int) -> BackendError:
+    """The error for a record at ``key`` on ``url`` larger than ``cap`` bytes."""
+    return BackendError(
+        f"record {key} on {url} is larger than {cap} bytes, "
+        "the most a record may hold: delete or replace it"
+    )
 
 
 def object_key(oid: str) -> str:

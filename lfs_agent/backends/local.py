@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from lfs_agent.backends import check_meta_key, check_source, object_key
+from lfs_agent.backends import META_MAX_BYTES, check_meta_key, check_source, object_key, read_meta
 from lfs_agent.errors import BackendError, IntegrityError, ObjectNotFoundError
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
@@ -50,6 +50,8 @@ class LocalBackend:
     #: Each transfer is a few file-system calls run under Python's GIL: threads beyond
     #: the cores only contend for it (measured: 8 threads are slower than 2 on 2 cores).
     max_workers: int | None = max(2, os.cpu_count() or 2)
+    #: Most bytes a record may hold (:data:`~lfs_agent.backends.META_MAX_BYTES`).
+    meta_max_bytes: int = META_MAX_BYTES
 
     def __init__(
         self, url: str, options: dict[str, str] | None = None, state_dir: Path | None = None
@@ -231,9 +233,14 @@ class LocalBackend:
             raise BackendError(f"cannot write {key} to {self.url}: {exc.strerror}") from exc
 
     def get_meta(self, key: str) -> bytes | None:
-        """Read a record, or None."""
+        """Read a record, or None.
+
+        Raises:
+            BackendError: the record is larger than :attr:`meta_max_bytes`.
+        """
         try:
-            return (self.root / check_meta_key(key)).read_bytes()
+            with open(self.root / check_meta_key(key), "rb") as record:
+                return read_meta(record.read, key, self.url, self.meta_max_bytes)
         except FileNotFoundError:
             return None
         except OSError as exc:
