@@ -11,12 +11,21 @@ Authentication, in order: a header from git config (``lfs-agent.http.header``, e
 reads it), and on a 401 git's own credential helpers (``git credential fill``, then
 ``approve`` or ``reject``), as git-lfs does.
 
+The remote is trusted with no more than the object it names. Bodies are asked for and
+read as sent (``Accept-Encoding: identity``, never decompressed), a body announced
+longer than the object is refused before it is read, and reading stops the moment
+more arrives than the pointer's size; records (``meta/``) are capped the same way. A
+configured header and the credentials of the remote's URL go only to the remote's own
+scheme, host and port: a redirect elsewhere drops them. A PUT never follows a
+redirect. The URL's credentials are used for requests and shown masked everywhere.
+
 Options (``lfs-agent.http.<name>``): ``header``, ``max-attempts`` (default 5),
 ``timeout`` (seconds, default 60), ``git-credentials`` (``true``/``false``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import logging
@@ -26,27 +35,33 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urljoin, urlparse
 
 import requests
+import urllib3.exceptions
 
 from lfs_agent.backends import (
+    META_MAX_BYTES,
     SourceBody,
     check_meta_key,
     check_source,
     connection_error,
+    meta_too_large,
     network_reason,
     object_key,
+    read_meta,
     scoped_options,
 )
 from lfs_agent.errors import (
     BackendError,
+    IntegrityError,
     LfsAgentError,
     ObjectNotFoundError,
     RetriableError,
 )
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
+from lfs_agent.redact import redact_text, redact_url
 from lfs_agent.store import WriteHash
 
 __all__ = ["HTTPBackend"]
@@ -60,6 +75,103 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: First backoff delay in seconds; doubled per attempt, capped at MAX_BACKOFF.
 BASE_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
+#: Most bytes of an unwanted body (an error page, a PUT's answer) read so that its
+#: connection can be reused; a longer body closes the connection instead.
+DRAIN_BYTES = 64 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str | None) -> tuple[str, str, int | None]:
+    """Scheme, host and port of ``url``: what a secret is given to."""
+    parsed = urlparse(url or "")
+    scheme = parsed.scheme.lower()
+    try:
+        port = parsed.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:  # a port that is not a number: an origin of its own
+        port = -1
+    return scheme, (parsed.hostname or "").lower(), port
+
+
+class _Session(requests.Session):
+    """A session whose secrets stay with the origin they were configured for.
+
+    requests carries every header of a request across redirects, and strips only
+    ``Authorization``, and only when the host changes. Here ``Authorization`` and the
+    configured headers (:attr:`secret_headers`) are dropped whenever a redirect leaves
+    the scheme, host and port they were sent to, before the next request is sent.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: Names of headers that carry secrets (``lfs-agent.http.header``).
+        self.secret_headers: set[str] = set()
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        """Where ``resp`` redirects to; its body is then read bounded, as sent.
+
+        requests reads a redirect's whole body, decompressed, before it follows the
+        redirect (or, for a request that does not follow it, before it returns): here
+        at most :data:`DRAIN_BYTES` of it are read, and the body counts as empty.
+        """
+        target = super().get_redirect_target(resp)
+        if target is not None and not getattr(resp, "_content_consumed", True):
+            _release(resp)
+            resp._content = b""  # what requests then takes for the body it reads
+        return target
+
+    def rebuild_auth(
+        self, prepared_request: requests.PreparedRequest, response: requests.Response
+    ) -> None:
+        """Drop secrets from a redirected request bound elsewhere, then as requests does."""
+        if _origin(response.request.url) != _origin(prepared_request.url):
+            for name in (*self.secret_headers, "Authorization"):
+                prepared_request.headers.pop(name, None)
+        # types-requests leaves this method unannotated.
+        super().rebuild_auth(prepared_request, response)  # type: ignore[no-untyped-call]
+
+
+def _header_int(response: requests.Response, name: str) -> int | None:
+    """A header's value as a whole number, or None when absent or not one."""
+    value = response.headers.get(name, "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _range_total(response: requests.Response) -> int | None:
+    """The object's total size from ``Content-Range: bytes a-b/total``, when given."""
+    total = response.headers.get("Content-Range", "").rpartition("/")[2].strip()
+    return int(total) if total.isdigit() else None
+
+
+def _release(response: requests.Response) -> None:
+    """Close a response whose body is not wanted, reading at most :data:`DRAIN_BYTES`.
+
+    A short rest of a body is read so that its connection goes back to the pool; a
+    longer one is not worth reading, and closing drops the connection instead.
+    """
+    with contextlib.suppress(urllib3.exceptions.HTTPError, OSError):
+        response.raw.read(DRAIN_BYTES, decode_content=False)
+    response.close()
+
+
+def _redacted(error: RetriableError) -> RetriableError:
+    """``error`` with any URL credentials its text repeats (a network error's) masked."""
+    text = redact_text(str(error))
+    return error if text == str(error) else type(error)(text, error.retry_after)
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in a few words: "an object", "a number" ..."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return "null"
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -85,10 +197,12 @@ class HTTPBackend:
     """Objects under a base URL.
 
     Args:
-        url: ``http(s)://host/base``.
+        url: ``http(s)://host/base``; user-info in it is used for basic auth, and is
+            masked wherever the URL is shown (:attr:`url`).
         options: ``http.*`` settings (see the module docstring).
         state_dir: Unused.
-        session: A ready ``requests.Session`` (tests); a new one otherwise.
+        session: A ready ``requests.Session`` (tests); a new one otherwise, which drops
+            secrets on redirects to another origin (a given one is used as it is).
         sleep: Waits between retries; injected by tests.
         credential_helper: Runs ``git credential <action>`` with the given input and
             returns its output; injected by tests.
@@ -96,6 +210,8 @@ class HTTPBackend:
 
     #: Transfers are network-bound: every configured worker helps.
     max_workers: int | None = None
+    #: Most bytes a record may hold (:data:`~lfs_agent.backends.META_MAX_BYTES`).
+    meta_max_bytes: int = META_MAX_BYTES
 
     def __init__(
         self,
@@ -107,33 +223,49 @@ class HTTPBackend:
         sleep: Callable[[float], None] = time.sleep,
         credential_helper: Callable[[str, str], str] | None = None,
     ) -> None:
-        self.url = url.rstrip("/")
+        # The URL as given, credentials and all, goes only into requests.
+        self._base = url.rstrip("/")
+        self.url = redact_url(self._base)
         opts = scoped_options(options, "http")
         self.max_attempts = max(1, int(opts.get("max-attempts", "5")))
         self.timeout = float(opts.get("timeout", "60"))
         self.use_git_credentials = opts.get("git-credentials", "true").lower() != "false"
         self._sleep = sleep
         self._credential_helper = credential_helper or _git_credential
-        self._session = session or requests.Session()
+        self._session = session or _Session()
         self._session.headers["User-Agent"] = "lfs-agent"
+        # Bodies as stored: nothing decompresses what a remote sends (see read_meta).
+        self._session.headers["Accept-Encoding"] = "identity"
         header = opts.get("header")
         if header:
             name, _, value = header.partition(":")
             self._session.headers[name.strip()] = value.strip()
+            if isinstance(self._session, _Session):
+                self._session.secret_headers.add(name.strip())
         # Credentials from git's helper, asked for once after the first 401.
         self._credentials: dict[str, str] | None = None
         self._auth_lock = threading.Lock()
 
     def _object_url(self, oid: str) -> str:
-        return f"{self.url}/{object_key(oid)}"
+        """The object's URL for requests (with the remote URL's credentials)."""
+        return f"{self._base}/{object_key(oid)}"
+
+    def _where(self, key: str) -> str:
+        """The URL of an object (by oid) or a record (``meta/...``), as shown."""
+        return f"{self.url}/{key if key.startswith('meta/') else object_key(key)}"
 
     # --- requests with retries and auth -----------------------------------------------
 
     def _request(
         self, method: str, oid: str, url: str | None = None, **kwargs: Any
     ) -> requests.Response:
-        """Send a request, retrying transient failures; return the final response."""
+        """Send a request, retrying transient failures; return the final response.
+
+        The body is never read here (``stream``): the caller reads what it wants of
+        it, bounded, and closes the response.
+        """
         url = url or self._object_url(oid)
+        kwargs["stream"] = True
         asked_credentials = False
         attempt = 0
         while True:
@@ -147,19 +279,19 @@ class HTTPBackend:
                 response = self._session.request(method, url, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.max_attempts:
-                    raise connection_error(f"cannot reach {self.url}", exc) from None
+                    raise _redacted(connection_error(f"cannot reach {self.url}", exc)) from None
                 self._backoff(attempt, None)
                 continue
             if response.status_code == 401 and self.use_git_credentials and not asked_credentials:
                 asked_credentials = True
-                response.close()
+                _release(response)
                 if self._fill_credentials(url):
                     attempt -= 1
                     continue
                 return response
             if response.status_code in RETRY_STATUSES and attempt < self.max_attempts:
                 delay = _retry_after(response)
-                response.close()
+                _release(response)
                 self._backoff(attempt, delay)
                 continue
             if asked_credentials and self._credentials:
@@ -178,7 +310,8 @@ class HTTPBackend:
 
     def _credential_input(self, url: str) -> str:
         parsed = urlparse(url)
-        return f"protocol={parsed.scheme}\nhost={parsed.netloc}\npath={parsed.path.lstrip('/')}\n"
+        host = parsed.netloc.rpartition("@")[2]  # git's host field: no user-info
+        return f"protocol={parsed.scheme}\nhost={host}\npath={parsed.path.lstrip('/')}\n"
 
     def _fill_credentials(self, url: str) -> bool:
         with self._auth_lock:
@@ -204,7 +337,7 @@ class HTTPBackend:
             logger.debug("git credential %s failed", action)
 
     def _error(self, response: requests.Response, oid: str) -> LfsAgentError:
-        where = f"{self.url}/{oid}" if oid.startswith("meta/") else self._object_url(oid)
+        where = self._where(oid)
         status = response.status_code
         if status == 401:
             return BackendError(
@@ -219,6 +352,27 @@ class HTTPBackend:
             )
         return BackendError(f"unexpected HTTP {status} from {where}")
 
+    def _put(self, key: str, url: str, **kwargs: Any) -> LfsAgentError | None:
+        """PUT to ``url`` (an object's, or a record's ``key``).
+
+        A redirect is not followed: requests would send the body (and, to the same
+        origin, the credentials) on to wherever the server points, unasked.
+
+        Returns:
+            None once stored; else the error saying why not, for the caller to raise.
+        """
+        response = self._request("PUT", key, url=url, allow_redirects=False, **kwargs)
+        _release(response)
+        status = response.status_code
+        if 300 <= status < 400:
+            location = response.headers.get("Location", "")
+            to = f" to {redact_text(urljoin(self._where(key), location))}" if location else ""
+            return BackendError(
+                f"{self._where(key)} answered the upload with a redirect ({status}){to}: "
+                "the upload was not sent on; point lfs-agent.remote at the final URL"
+            )
+        return None if status in (200, 201, 204) else self._error(response, key)
+
     # --- the Backend interface ------------------------------------------------------
 
     def stat_many(self, oids: Sequence[str]) -> dict[str, int | None]:
@@ -228,12 +382,15 @@ class HTTPBackend:
     def stat(self, oid: str) -> int | None:
         """HEAD the object: its Content-Length, or None on 404."""
         response = self._request("HEAD", oid, allow_redirects=True)
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise self._error(response, oid)
-        length = response.headers.get("Content-Length")
-        return int(length) if length is not None else None
+        try:
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise self._error(response, oid)
+            length = response.headers.get("Content-Length")
+            return int(length) if length is not None else None
+        finally:
+            _release(response)
 
     def upload(
         self, oid: str, src_path: Path, size: int, progress: Progress, checked: bool = False
@@ -243,13 +400,39 @@ class HTTPBackend:
         headers = {"Content-Type": "application/octet-stream", "X-Checksum-Sha256": oid}
         with open(src_path, "rb") as src:
             body = SourceBody(src, oid, src_path, size, progress)
-            response = self._request("PUT", oid, data=body, headers=headers)
-            if response.status_code not in (200, 201, 204):
+            refused = self._put(oid, self._object_url(oid), data=body, headers=headers)
+            if refused is not None:
                 body.seek(0)  # nothing was stored: take the progress back
-                raise self._error(response, oid)
+                raise refused
+
+    def _check_length(self, response: requests.Response, oid: str, size: int, start: int) -> None:
+        """Refuse a body announced longer than the ``size - start`` bytes still expected.
+
+        Before any of it is read: a server may announce (and send) anything.
+        """
+        total = _range_total(response) if response.status_code == 206 else None
+        if total is not None and total != size:
+            raise IntegrityError(
+                f"object {oid} from {self.url} is {total} bytes, but its pointer says {size}"
+            )
+        length = _header_int(response, "Content-Length")
+        if length is None or length <= size - start:
+            return
+        if start:
+            raise IntegrityError(
+                f"object {oid} from {self.url} sends {length} bytes from byte {start}, "
+                f"but its pointer leaves {size - start}"
+            )
+        raise IntegrityError(
+            f"object {oid} from {self.url} is {length} bytes, but its pointer says {size}"
+        )
 
     def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> Pointer:
         """GET the object into ``dest_path``; a body cut off continues with Range.
+
+        The body is written as sent, never decompressed, and never past ``size``
+        bytes: a longer one fails (:class:`IntegrityError`), before it is read when
+        its length is announced.
 
         Returns:
             The sha256 and length of what the file holds, hashed as it was written.
@@ -260,28 +443,34 @@ class HTTPBackend:
         if have:
             progress(have)
         resets = 0
-        with open(dest_path, "r+b" if have else "wb") as dst, WriteHash(dst, have) as written:
+        what = f"object {oid} from {self.url}"
+        with (
+            open(dest_path, "r+b" if have else "wb") as dst,
+            WriteHash(dst, have, limit=size, what=what) as written,
+        ):
             while True:  # written.size: the bytes the file holds so far
                 start = written.size
                 headers = {"Range": f"bytes={start}-"} if start else {}
-                response = self._request("GET", oid, headers=headers, stream=True)
-                if response.status_code == 404:
-                    raise ObjectNotFoundError(f"object {oid} is not on remote {self.url}")
-                if response.status_code == 200 and start:
-                    progress(-start)  # the server ignored Range: start over
-                    written.restart()
-                elif response.status_code not in (200, 206):
-                    raise self._error(response, oid)
+                response = self._request("GET", oid, headers=headers)
                 try:
-                    for chunk in response.iter_content(CHUNK_SIZE):
+                    if response.status_code == 404:
+                        raise ObjectNotFoundError(f"object {oid} is not on remote {self.url}")
+                    if response.status_code == 200 and start:
+                        progress(-start)  # the server ignored Range: start over
+                        written.restart()
+                        start = 0
+                    elif response.status_code not in (200, 206):
+                        raise self._error(response, oid)
+                    self._check_length(response, oid, size, start)
+                    for chunk in response.raw.stream(CHUNK_SIZE, decode_content=False):
                         written.write(chunk)
                         progress(len(chunk))
-                except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                except urllib3.exceptions.HTTPError as exc:  # the body broke off
                     resets += 1
                     if resets >= self.max_attempts:
                         raise RetriableError(
                             f"download of {oid} from {self.url} kept breaking off: "
-                            f"{network_reason(exc)}"
+                            f"{redact_text(network_reason(exc))}"
                         ) from None
                     logger.debug("download of %s broke off at byte %d; resuming", oid, written.size)
                     self._backoff(resets, None)
@@ -300,17 +489,16 @@ class HTTPBackend:
     # Records: plain HTTP has no listing, so ``meta/index.json`` lists the keys.
     META_INDEX = "meta/index.json"
 
-    def _meta_request(self, method: str, key: str, **kwargs: Any) -> requests.Response:
-        check_meta_key(key)
-        return self._request(method, "", url=f"{self.url}/{key}", **kwargs)
+    def _meta_url(self, key: str) -> str:
+        return f"{self._base}/{check_meta_key(key)}"
 
     def put_meta(self, key: str, data: bytes) -> None:
         """PUT a record, then add its key to the index record."""
-        response = self._meta_request(
-            "PUT", key, data=data, headers={"Content-Type": "application/json"}
+        refused = self._put(
+            key, self._meta_url(key), data=data, headers={"Content-Type": "application/json"}
         )
-        if response.status_code not in (200, 201, 204):
-            raise self._error(response, key)
+        if refused is not None:
+            raise refused
         if key != self.META_INDEX:
             keys = set(self.list_meta("meta/"))
             if key not in keys:
@@ -318,19 +506,54 @@ class HTTPBackend:
                 self.put_meta(self.META_INDEX, json.dumps(sorted(keys)).encode())
 
     def get_meta(self, key: str) -> bytes | None:
-        """GET a record, or None on 404."""
-        response = self._meta_request("GET", key)
-        if response.status_code == 404:
-            return None
-        if response.status_code != 200:
-            raise self._error(response, key)
-        return response.content
+        """GET a record, or None on 404.
+
+        Raises:
+            BackendError: the record is larger than :attr:`meta_max_bytes`.
+        """
+        response = self._request("GET", key, url=self._meta_url(key))
+        try:
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise self._error(response, key)
+            cap = self.meta_max_bytes
+            length = _header_int(response, "Content-Length")
+            if length is not None and length > cap:
+                raise meta_too_large(key, self.url, cap)
+            try:
+                return read_meta(
+                    lambda n: response.raw.read(n, decode_content=False), key, self.url, cap
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                raise _redacted(
+                    connection_error(f"cannot read {key} from {self.url}", exc)
+                ) from None
+        finally:
+            _release(response)
 
     def list_meta(self, prefix: str) -> list[str]:
-        """Keys under ``prefix``, from the index record."""
+        """Keys under ``prefix``, from the index record.
+
+        Raises:
+            BackendError: the index is not a JSON list of strings.
+        """
         raw = self.get_meta(self.META_INDEX)
-        keys = json.loads(raw) if raw else []
-        return sorted(k for k in keys if isinstance(k, str) and k.startswith(prefix))
+        if not raw:
+            return []
+        try:
+            keys = json.loads(raw)
+        except ValueError as exc:  # not JSON, or not text
+            raise self._bad_index(str(exc)) from None
+        if not isinstance(keys, list):
+            raise self._bad_index(f"found {_json_kind(keys)}")
+        for number, key in enumerate(keys):
+            if not isinstance(key, str):
+                raise self._bad_index(f"item {number} is {_json_kind(key)}")
+        return sorted(k for k in keys if k.startswith(prefix))
+
+    def _bad_index(self, reason: str) -> BackendError:
+        return BackendError(f"{self.META_INDEX} on {self.url} is not a JSON list of keys: {reason}")
 
     def close(self) -> None:
         """Close the session's connections."""

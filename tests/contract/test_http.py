@@ -114,3 +114,27 @@ def test_a_server_that_cannot_be_reached_is_one_line_naming_why():
     with pytest.raises(UnreachableError) as caught:
         backend.stat(sha256(b"x"))
     assert str(caught.value) == f"cannot reach {url}: Connection refused"
+
+
+@pytest.mark.parametrize(
+    ("index", "reason"),
+    [
+        (b"{not json", "Expecting property name enclosed in double quotes"),
+        (b'{"meta/a.json": 1}', "found an object"),
+        (b'["meta/a.json", 7]', "item 1 is a number"),
+    ],
+    ids=["not-json", "an-object", "not-all-strings"],
+)
+def test_a_malformed_index_of_records_is_one_line_naming_it(
+    http_server, tmp_path: Path, index, reason
+):
+    served = tmp_path / "http-root" / "team" / "meta"  # the http_server fixture's folder
+    served.mkdir(parents=True)
+    (served / "index.json").write_bytes(index)
+    backend = open_backend(http_server.url + "/team")
+    with pytest.raises(BackendError) as caught:
+        backend.list_meta("meta/")
+    assert str(caught.value).startswith(
+        f"meta/index.json on {http_server.url}/team is not a JSON list of keys: {reason}"
+    )
+    assert "\n" not in str(caught.value)

@@ -133,17 +133,16 @@ def test_a_reset_mid_body_resumes_with_range(tmp_path: Path):
     big = random_bytes(3 * MIB, seed=1)
     oid = sha256(big)
     url = f"{BASE}/objects/{oid[:2]}/{oid[2:4]}/{oid}"
-    # 1.5 MiB arrive, then the connection breaks: a full first chunk (1 MiB) is written,
-    # the rest of the cut-off read is lost, so the download resumes at byte 1 MiB.
-    responses.add(
-        responses.GET, url, body=big[: MIB + MIB // 2], headers={"Content-Length": str(len(big))}
-    )
+    # 1.5 MiB arrive, then the connection breaks: all that arrived is written (the body
+    # is read as sent, chunk by chunk), so the download resumes at byte 1.5 MiB.
+    cut = MIB + MIB // 2
+    responses.add(responses.GET, url, body=big[:cut], headers={"Content-Length": str(len(big))})
     responses.add(
         responses.GET,
         url,
         status=206,
-        body=big[MIB:],
-        match=[responses.matchers.header_matcher({"Range": f"bytes={MIB}-"})],
+        body=big[cut:],
+        match=[responses.matchers.header_matcher({"Range": f"bytes={cut}-"})],
     )
     dest = tmp_path / "d"
     progress = Recorder()
@@ -214,3 +213,33 @@ def test_a_download_that_keeps_breaking_off_gives_up_in_one_line(tmp_path: Path)
         f"download of {oid} from {BASE} kept breaking off: "
         "IncompleteRead(524288 bytes read, 2621440 more expected)"
     )
+
+
+@responses.activate
+def test_a_password_in_the_url_is_in_no_error_and_no_log_line(tmp_path: Path, caplog):
+    secret_base = "https://bob:PASSWORD@objects.example.com/repo"
+    # Some network errors repeat the URL they were sent to, credentials and all.
+    url = URL.replace("https://", "https://bob:PASSWORD@")  # as requests sends it
+    for _ in range(2):
+        responses.add(
+            responses.HEAD, url, body=requests.ConnectionError(f"no route to {secret_base}/x")
+        )
+    responses.add(responses.GET, url, status=403)
+    remote = HTTPBackend(
+        secret_base, {"http.max-attempts": "2"}, sleep=lambda _: None, credential_helper=Helper()
+    )
+    with caplog.at_level("DEBUG"):
+        with pytest.raises(RetriableError) as unreachable:
+            remote.stat(OID)
+        with pytest.raises(BackendError) as denied:
+            remote.download(OID, tmp_path / "d", len(DATA), Recorder())
+    assert str(unreachable.value) == (
+        "cannot reach https://***@objects.example.com/repo: "
+        "no route to https://***@objects.example.com/repo/x"
+    )
+    assert str(denied.value) == (
+        f"permission denied for https://***@objects.example.com/repo/objects/"
+        f"{OID[:2]}/{OID[2:4]}/{OID} (403)"
+    )
+    assert "PASSWORD" not in caplog.text
+    assert responses.calls[-1].request.headers["Authorization"].startswith("Basic ")
