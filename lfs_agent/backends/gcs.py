@@ -13,6 +13,11 @@ an interrupted upload leaves nothing visible and the next push starts a new sess
 (the SDK offers no way to reattach to a session from another process). Downloads are
 resumed from the bytes already in the caller's file.
 
+A download asks for one byte more than the pointer's size and reads the body as stored
+(never decompressed): an object larger than its pointer shows itself by that byte,
+which is refused unwritten, so no more than the pointer's size is ever written, even
+by a server that ignores the range. Records are capped the same way.
+
 The SDK retries a failed request (a lost connection, 429, 5xx) with growing waits;
 here for at most ``retry-timeout`` seconds per request, not the SDK's two minutes, so
 that an unreachable endpoint fails a push of many objects in seconds. What is left
@@ -40,11 +45,13 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from lfs_agent.backends import (
+    META_MAX_BYTES,
     SourceBody,
     bucket_and_prefix,
     check_meta_key,
     check_source,
     connection_error,
+    meta_too_large,
     object_key,
     parse_size,
     scoped_options,
@@ -58,6 +65,7 @@ from lfs_agent.errors import (
 )
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
+from lfs_agent.redact import redact_text
 from lfs_agent.store import WriteHash
 
 __all__ = ["GCSBackend"]
@@ -79,6 +87,19 @@ _FAILURES = (
     google.auth.exceptions.GoogleAuthError,
     requests.exceptions.RequestException,
 )
+
+
+def _masked(error: LfsAgentError) -> LfsAgentError:
+    """``error`` with the credentials of any URL its text repeats masked.
+
+    An endpoint URL, or an SDK's message quoting one, may carry user-info.
+    """
+    text = redact_text(str(error))
+    if text == str(error):
+        return error
+    if isinstance(error, RetriableError):
+        return type(error)(text, error.retry_after)
+    return type(error)(text)
 
 
 class _Sink:
@@ -105,6 +126,27 @@ class _Sink:
         return 0
 
 
+class _CappedRecord:
+    """A record's bytes as the SDK writes them, refused past ``cap`` bytes."""
+
+    def __init__(self, key: str, url: str, cap: int) -> None:
+        self._key = key
+        self._url = url
+        self._cap = cap
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> int:
+        if self._size + len(data) > self._cap:
+            raise meta_too_large(self._key, self._url, self._cap)
+        self._parts.append(bytes(data))
+        self._size += len(data)
+        return len(data)
+
+    def getvalue(self) -> bytes:
+        return b"".join(self._parts)
+
+
 class GCSBackend:
     """Objects in a GCS bucket under a prefix.
 
@@ -117,6 +159,8 @@ class GCSBackend:
 
     #: Transfers are network-bound: every configured worker helps.
     max_workers: int | None = None
+    #: Most bytes a record may hold (:data:`~lfs_agent.backends.META_MAX_BYTES`).
+    meta_max_bytes: int = META_MAX_BYTES
 
     def __init__(
         self,
@@ -170,7 +214,13 @@ class GCSBackend:
         return f"{self.prefix}/{object_key(oid)}" if self.prefix else object_key(oid)
 
     def _translate(self, exc: Exception, key: str | None = None) -> LfsAgentError:
-        """One line for what a request raised: about the object at ``key``, or the bucket."""
+        """One line for what a request raised: about the object at ``key``, or the bucket.
+
+        Credentials in a URL the SDK's message repeats are masked.
+        """
+        return _masked(self._translate_unmasked(exc, key))
+
+    def _translate_unmasked(self, exc: Exception, key: str | None = None) -> LfsAgentError:
         where = f"gs://{self.bucket_name}/{key}" if key else self.url
         if isinstance(
             exc,
@@ -192,7 +242,7 @@ class GCSBackend:
         if isinstance(exc, gexc.RetryError):  # retries ran out: say what the last one met
             cause = exc.cause or exc
             if isinstance(cause, gexc.GoogleAPICallError):
-                return self._translate(cause, key)
+                return self._translate_unmasked(cause, key)
             note = f" (retried for {self.retry_timeout:g}s)"
             return connection_error(f"cannot reach GCS for {self.url}", cause, note)
         if isinstance(exc, requests.exceptions.RequestException):
@@ -259,15 +309,23 @@ class GCSBackend:
     def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> Pointer:
         """Write the object into ``dest_path``, continuing a partial file.
 
+        One streamed GET of the bytes as stored, up to one past ``size``: an object
+        larger than its pointer fails (:class:`IntegrityError`) at that byte, unwritten.
+
         Returns:
             The sha256 and length of what the file holds, hashed as it was written.
         """
         have = dest_path.stat().st_size if dest_path.exists() else 0
         if have >= size:
             have = 0
-        blob = self.bucket.blob(self._key(oid), chunk_size=self.chunk_size)
+        # No chunk size: a chunked download holds each chunk in memory, whole.
+        blob = self.bucket.blob(self._key(oid))
+        what = f"object {oid} from {self.url}"
         try:
-            with open(dest_path, "r+b" if have else "wb") as dst, WriteHash(dst, have) as written:
+            with (
+                open(dest_path, "r+b" if have else "wb") as dst,
+                WriteHash(dst, have, limit=size, what=what) as written,
+            ):
                 if have:
                     progress(have)
                     logger.debug("resuming download of %s at byte %d", oid, have)
@@ -275,6 +333,8 @@ class GCSBackend:
                 blob.download_to_file(
                     _Sink(written, progress),
                     start=have or None,
+                    end=size,  # one byte past the pointer's last: there only if it lies
+                    raw_download=True,
                     checksum=None if have else "crc32c",
                     retry=self._retry,
                 )
@@ -300,11 +360,21 @@ class GCSBackend:
             raise self._translate(exc, key) from exc
 
     def get_meta(self, key: str) -> bytes | None:
-        """Read a record, or None."""
+        """Read a record, or None.
+
+        Raises:
+            BackendError: the record is larger than :attr:`meta_max_bytes`.
+        """
+        name = key
         key = self._meta_key(key)
+        cap = self.meta_max_bytes
+        record = _CappedRecord(name, self.url, cap)
         try:
-            data: bytes = self.bucket.blob(key).download_as_bytes(retry=self._retry)
-            return data
+            # Up to one byte past the cap, as stored: a larger record shows itself by it.
+            self.bucket.blob(key).download_to_file(
+                record, end=cap, raw_download=True, retry=self._retry
+            )
+            return record.getvalue()
         except gexc.NotFound:
             return None
         except _FAILURES as exc:

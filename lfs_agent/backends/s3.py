@@ -19,6 +19,10 @@ the same object: the upload id is remembered in ``state_dir`` (the repository's
 MD5 ETag matches the local bytes.
 Large downloads use parallel ranged GETs into the caller's file, about two ranges per
 worker (none smaller than ``part-size``), and resume from the ranges already written.
+No download writes more than its pointer's size: an object whose size (ContentLength,
+or the total of ContentRange) is not the pointer's is refused before its body is read,
+a body longer than announced is cut where it should end, and the file of a ranged
+download grows only as ranges arrive, nothing being allocated up front.
 
 Options (``lfs-agent.s3.<name>`` in git config or ``.lfsagent``):
 ``profile``, ``region``, ``endpoint-url``, ``addressing-style`` (``path``/``virtual``/
@@ -52,11 +56,14 @@ import botocore.exceptions
 from botocore.config import Config
 
 from lfs_agent.backends import (
+    META_MAX_BYTES,
     bucket_and_prefix,
     check_meta_key,
     connection_error,
+    meta_too_large,
     object_key,
     parse_size,
+    read_meta,
     scoped_options,
     stat_by_listing,
 )
@@ -70,6 +77,7 @@ from lfs_agent.errors import (
 )
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
+from lfs_agent.redact import redact_text
 from lfs_agent.store import BackgroundHash, RangeHash, WriteHash
 
 __all__ = ["S3Backend"]
@@ -156,6 +164,19 @@ def _unsigned_when_checksummed(unsigned: Config, request: Any, **_: Any) -> None
         request.context["client_config"] = unsigned
 
 
+def _masked(error: LfsAgentError) -> LfsAgentError:
+    """``error`` with the credentials of any URL its text repeats masked.
+
+    An endpoint URL, or an SDK's message quoting one, may carry user-info.
+    """
+    text = redact_text(str(error))
+    if text == str(error):
+        return error
+    if isinstance(error, RetriableError):
+        return type(error)(text, error.retry_after)
+    return type(error)(text)
+
+
 def _missing_source(oid: str, src_path: Path) -> ObjectNotFoundError:
     return ObjectNotFoundError(f"cannot upload {oid}: {src_path} is missing")
 
@@ -185,6 +206,12 @@ def _cut_short(exc: Exception, oid: str) -> IntegrityError | None:
     if isinstance(exc, _EndedEarly):
         return IntegrityError(f"refusing to upload {oid}: {exc}")
     return exc if isinstance(exc, IntegrityError) else None
+
+
+def _range_total(content_range: str | None) -> int | None:
+    """The object's total size from a ContentRange (``bytes a-b/total``), when given."""
+    total = (content_range or "").rpartition("/")[2].strip()
+    return int(total) if total.isdigit() else None
 
 
 def _sha256(part: _Part) -> bytes:
@@ -294,6 +321,8 @@ class S3Backend:
 
     #: Transfers are network-bound: every configured worker helps.
     max_workers: int | None = None
+    #: Most bytes a record may hold (:data:`~lfs_agent.backends.META_MAX_BYTES`).
+    meta_max_bytes: int = META_MAX_BYTES
 
     def __init__(
         self,
@@ -373,7 +402,13 @@ class S3Backend:
         return f"s3://{self.bucket}/{self._key(oid)}" if oid else self.url
 
     def _translate(self, exc: Exception, oid: str | None = None) -> LfsAgentError:
-        """Map a botocore exception to one line naming the bucket and the fix."""
+        """Map a botocore exception to one line naming the bucket and the fix.
+
+        Credentials in a URL the line shows (an endpoint's) are masked.
+        """
+        return _masked(self._translate_unmasked(exc, oid))
+
+    def _translate_unmasked(self, exc: Exception, oid: str | None = None) -> LfsAgentError:
         where = self._where(oid)
         if oid and (cut := _cut_short(exc, oid)):
             return cut
@@ -830,11 +865,36 @@ class S3Backend:
         except botocore.exceptions.BotoCoreError as exc:
             raise self._translate(exc, oid) from exc
 
-    def _get(self, oid: str, start: int, end: int | None = None) -> Any:
+    def _get(self, oid: str, size: int, start: int, end: int | None = None) -> Any:
+        """The body of bytes ``start`` to ``end`` (or the object's end) of ``oid``.
+
+        Refused before any of it is read when the answer shows an object of another
+        size than the pointer's ``size`` (ContentRange's total; ContentLength for a
+        whole object), or a body longer than the bytes asked for.
+
+        Raises:
+            IntegrityError: for either; the body is closed unread.
+        """
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(oid)}
-        if start or end is not None:
+        ranged = bool(start or end is not None)
+        if ranged:
             args["Range"] = f"bytes={start}-{'' if end is None else end}"
-        return self.client.get_object(**args)["Body"]
+        response = self.client.get_object(**args)
+        body = response["Body"]
+        length = response.get("ContentLength")
+        total = _range_total(response.get("ContentRange"))
+        if total is None and not ranged:
+            total = length
+        expected = (size if end is None else end + 1) - start
+        problem = None
+        if total is not None and total != size:
+            problem = f"has {total} bytes, but its pointer says {size}"
+        elif length is not None and length > expected:
+            problem = f"sends {length} bytes for bytes {start}-{start + expected - 1}"
+        if problem is not None:
+            body.close()
+            raise IntegrityError(f"object {oid} on {self.url} {problem}")
+        return body
 
     def _stream_download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> Pointer:
         have = dest_path.stat().st_size if dest_path.exists() else 0
@@ -843,8 +903,13 @@ class S3Backend:
         elif have:
             logger.debug("resuming download of %s at byte %d", oid, have)
             progress(have)
-        body = self._get(oid, have)
-        with open(dest_path, "r+b" if have else "wb") as dst, WriteHash(dst, have) as written:
+        body = self._get(oid, size, have)
+        what = f"object {oid} from {self.url}"
+        with (
+            contextlib.closing(body),
+            open(dest_path, "r+b" if have else "wb") as dst,
+            WriteHash(dst, have, limit=size, what=what) as written,
+        ):
             for chunk in iter(lambda: body.read(CHUNK_SIZE), b""):
                 written.write(chunk)
                 progress(len(chunk))
@@ -873,8 +938,10 @@ class S3Backend:
                 if saved.get("size") == size and saved.get("part_size") == part_size:
                     done = {int(i) for i in saved.get("done", [])}
         if not done:
-            with open(dest_path, "wb") as f:
-                f.truncate(size)
+            # Empty: each range's pwrite extends the file as its bytes arrive. Setting
+            # the size first would make a file as large as the pointer claims before
+            # the object has shown its real size.
+            open(dest_path, "wb").close()
         lock = threading.Lock()
 
         def save() -> None:
@@ -897,12 +964,17 @@ class S3Backend:
             def fetch(index: int) -> None:
                 start = index * part_size
                 end = min(size, start + part_size) - 1
-                body = self._get(oid, start, end)
                 offset = start
-                for chunk in iter(lambda: body.read(CHUNK_SIZE), b""):
-                    os.pwrite(fd, chunk, offset)
-                    offset += len(chunk)
-                    progress(len(chunk))
+                with contextlib.closing(self._get(oid, size, start, end)) as body:
+                    for chunk in iter(lambda: body.read(CHUNK_SIZE), b""):
+                        if offset + len(chunk) > end + 1:
+                            raise IntegrityError(
+                                f"object {oid} from {self.url} sent more than bytes "
+                                f"{start}-{end} for that range; stopped reading it"
+                            )
+                        os.pwrite(fd, chunk, offset)
+                        offset += len(chunk)
+                        progress(len(chunk))
                 if offset != end + 1:
                     raise RetriableError(f"short read of {oid} bytes {start}-{end}")
                 hasher.written(start, end + 1)
@@ -937,11 +1009,18 @@ class S3Backend:
             raise self._translate(exc) from exc
 
     def get_meta(self, key: str) -> bytes | None:
-        """Read a record, or None."""
+        """Read a record, or None.
+
+        Raises:
+            BackendError: the record is larger than :attr:`meta_max_bytes`.
+        """
+        cap = self.meta_max_bytes
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._meta_key(key))["Body"]
-            data: bytes = body.read()
-            return data
+            response = self.client.get_object(Bucket=self.bucket, Key=self._meta_key(key))
+            with contextlib.closing(response["Body"]) as body:
+                if int(response.get("ContentLength") or 0) > cap:
+                    raise meta_too_large(key, self.url, cap)
+                return read_meta(body.read, key, self.url, cap)
         except botocore.exceptions.ClientError as exc:
             if str(exc.response.get("Error", {}).get("Code")) in ("NoSuchKey", "404"):
                 return None

@@ -101,3 +101,11 @@ def test_anything_else_is_raised_as_it_is():
     surprise = ValueError("not a request failure")
     with pytest.raises(ValueError, match="not a request failure"):
         GCSBackend("gs://bkt/team", {})._translate(surprise, KEY)
+
+
+def test_credentials_in_a_url_an_error_repeats_are_never_shown():
+    error = gexc.BadRequest("bad request for http://user:PASSWORD@gcs.example/b/o")
+    translated = GCSBackend("gs://bkt/team", {})._translate(error, KEY)
+    assert str(translated) == (
+        f"GCS error for gs://bkt/{KEY}: bad request for http://***@gcs.example/b/o"
+    )

@@ -111,3 +111,22 @@ def test_a_profile_that_does_not_exist_is_named(tmp_path: Path, monkeypatch):
     assert str(caught.value) == (
         "AWS profile not found: The config profile (nope) could not be found"
     )
+
+
+def test_credentials_in_the_endpoint_url_are_never_shown(monkeypatch):
+    from tests.conftest import S3_CREDENTIALS
+    from tests.servers import free_port
+
+    for name, value in S3_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    port = free_port()  # nothing listens: refused
+    backend = S3Backend(
+        "s3://bkt/pre",
+        {"s3.endpoint-url": f"http://user:PASSWORD@127.0.0.1:{port}", "s3.max-attempts": "1"},
+    )
+    with pytest.raises(UnreachableError) as caught:
+        backend.stat(sha256(b"x"))
+    assert str(caught.value) == (
+        f"cannot reach the S3 endpoint http://***@127.0.0.1:{port} for s3://bkt/pre: "
+        "Connection refused"
+    )
