@@ -360,6 +360,7 @@ def cmd_filter_process(ctx: Context) -> int:
         concurrency=ctx.settings.concurrency,
         restaged=_restaged_oids(),
         pull_after=pull_after,
+        hook_reports_failures=lambda: _has_our_hook(ctx.git, "post-checkout"),
     )
     try:
         process.serve()
@@ -491,6 +492,43 @@ def cmd_pre_push(ctx: Context) -> int:
     return 0
 
 
+def _has_our_hook(git: Git, name: str) -> bool:
+    """Whether lfs-agent's hook ``name`` is the one git runs in this repository."""
+    from lfs_agent.hooks import hooks_dir, is_ours
+
+    try:
+        return is_ours(hooks_dir(git) / name)
+    except LfsAgentError:
+        return False
+
+
+def cmd_post_checkout(ctx: Context) -> int:
+    """``post-checkout OLD NEW FLAG``: the hook; fails a checkout whose downloads failed.
+
+    git ends a checkout with status 0 when a delayed smudge never delivers; the filter
+    left those files as pointers and recorded why (:mod:`lfs_agent.smudge_failures`).
+    This hook's status is the checkout's.
+    """
+    from lfs_agent import smudge_failures
+
+    failures = smudge_failures.take(ctx.settings.lfs_dir / "tmp")
+    if not failures:
+        return 0
+    by_reason: dict[str, list[str]] = {}
+    for path, reason in failures.items():
+        by_reason.setdefault(reason, []).append(path)
+    print(
+        f"lfs-agent: {len(failures)} file(s) were left as pointers: their objects could "
+        "not be downloaded; fix the cause, then run 'lfs-agent pull'",
+        file=sys.stderr,
+    )
+    for reason, paths in sorted(by_reason.items()):
+        shown = ", ".join(_path(p) for p in sorted(paths)[:3])
+        more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
+        print(f"  {shown}{more}: {_shown(reason)}", file=sys.stderr)
+    return 2
+
+
 def _all_ref_tips(git: Git) -> list[str]:
     return git.output(["for-each-ref", "--format=%(objectname)", "refs/heads", "refs/tags"]).split()
 
@@ -571,7 +609,9 @@ def cmd_checkout(ctx: Context) -> int:
     from lfs_agent.scan import index_pointers
     from lfs_agent.sync import checkout
 
-    files = [f for f in index_pointers(ctx.git) if ctx.path_filter().allows(f.path)]
+    files = [
+        f for f in index_pointers(ctx.git, checked_out=True) if ctx.path_filter().allows(f.path)
+    ]
     written = checkout(ctx.git, ctx.store, files)
     print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
     return 0
@@ -596,7 +636,7 @@ def _pull(ctx: Context, after_clone: bool = False) -> None:
     from lfs_agent.sync import checkout
 
     path_filter = ctx.path_filter()
-    files = [f for f in index_pointers(ctx.git) if path_filter.allows(f.path)]
+    files = [f for f in index_pointers(ctx.git, checked_out=True) if path_filter.allows(f.path)]
     # Large objects the download did not read are checked while checkout copies them.
     unverified: dict[str, Unverified] = {}
     failure: LfsAgentError | None = None
@@ -1202,6 +1242,9 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
         p = add("pre-push", cmd_pre_push, "pre-push hook: upload objects of the refs being pushed")
         p.add_argument("remote_name", metavar="REMOTE")
         p.add_argument("remote_location", metavar="URL", nargs="?")
+    if want("post-checkout"):
+        p = add("post-checkout", cmd_post_checkout, "post-checkout hook: fail on failed downloads")
+        p.add_argument("hook_args", metavar="ARG", nargs="*")
     if want("push"):
         p = add("push", cmd_push, "upload objects reachable from refs that the bucket lacks")
         p.add_argument("git_remote", metavar="REMOTE", nargs="?", default="origin")

@@ -413,6 +413,11 @@ class FilterProcess:
             be had (no remote, a failed download; logged at debug level only), for the
             ``pull`` that follows: it writes large files itself, without git holding
             them in memory, and reports what is missing once.
+        hook_reports_failures: Whether lfs-agent's post-checkout hook is installed: a
+            delayed smudge whose download failed then gets its pointer, and the hook
+            fails the command (git itself would end a checkout with status 0).
+            Without it, the smudge fails, and git fails the command (a clone's
+            checkout) or at worst stops it halfway.
     """
 
     def __init__(
@@ -429,6 +434,7 @@ class FilterProcess:
         in_background: Callable[[Pointer], bool] | None = None,
         restaged: Set[str] = frozenset(),
         pull_after: int | None = None,
+        hook_reports_failures: Callable[[], bool] = lambda: False,
     ) -> None:
         self.reader = reader
         self.writer = writer
@@ -443,6 +449,10 @@ class FilterProcess:
         self._keep_pointer_on_failure = skip_download_errors or pull_after is not None
         self._failure_level = ERROR if pull_after is None else DEBUG
         self.in_background = in_background
+        # Whether our post-checkout hook will fail the command for a delayed smudge
+        # left as a pointer; asked at the first such failure.
+        self._hook_reports = hook_reports_failures
+        self._hook_answer: bool | None = None
         # Capabilities agreed in the handshake (a subset of CAPABILITIES).
         self.capabilities: set[str] = set()
         # Background downloads for smudges answered "delayed".
@@ -453,9 +463,6 @@ class FilterProcess:
         )
         # Paths whose blob should have been a pointer but was not (reported at exit).
         self.not_pointers: list[str] = []
-        # Delayed smudges whose download failed, left as pointers: path -> reason, for
-        # the post-checkout hook to fail the command (:mod:`lfs_agent.smudge_failures`).
-        self._failed: dict[str, str] = {}
         # Pointers given to smudge, and those answered with their content (or left as
         # pointers because the fetch patterns exclude them): see smudged_every_pointer.
         self._pointers_given = 0
@@ -524,13 +531,6 @@ class FilterProcess:
         finally:
             if self.delayed is not None:
                 self.delayed.close()
-            if self._failed:
-                from lfs_agent import smudge_failures
-
-                try:
-                    smudge_failures.record(self.store.tmp_dir, self._failed)
-                except OSError as exc:  # each failure was logged already
-                    logger.debug("cannot record failed smudges: %s", exc)
             if self.not_pointers:
                 logger.warning(
                     "Encountered %d file(s) that should have been pointers, but weren't:\n\t%s",
@@ -578,10 +578,13 @@ class FilterProcess:
                 delayed_pointer, downloaded, unverified = taken
                 if downloaded:
                     self._send_object(path, delayed_pointer, unverified=unverified)
-                else:  # it was logged; the file keeps its pointer
+                elif self._keep_pointer_on_failure:  # it was logged
                     self._reply(delayed_pointer.encode())
-                    if not self._keep_pointer_on_failure:
-                        self._failed[path] = self.delayed.error_of(delayed_pointer)
+                elif self._hook_reports_failures():
+                    self._record_failure(path, self.delayed.error_of(delayed_pointer))
+                    self._reply(delayed_pointer.encode())
+                else:  # git fails the command (a clone: "checkout failed")
+                    self.writer.write_text_list([STATUS_ERROR])
                 return
         head, pointer = split_pointer(content)
         if pointer is None:
@@ -641,6 +644,24 @@ class FilterProcess:
             self._send_object(path, pointer, unverified=unverified)
             return
         self._send_object(path, pointer, source)
+
+    def _hook_reports_failures(self) -> bool:
+        if self._hook_answer is None:
+            self._hook_answer = self._hook_reports()
+        return self._hook_answer
+
+    def _record_failure(self, path: str, reason: str) -> None:
+        """Record a delayed smudge left as a pointer, for the post-checkout hook.
+
+        Written at once: git keeps this process running until it exits itself, after
+        the hook has run.
+        """
+        from lfs_agent import smudge_failures
+
+        try:
+            smudge_failures.record(self.store.tmp_dir, {path: reason})
+        except OSError as exc:  # the failure itself was logged already
+            logger.debug("cannot record the failed smudge of %s: %s", path, exc)
 
     def _worth_delaying(self, pointer: Pointer) -> bool:
         """Whether to download ``pointer``'s object in the background (see __init__)."""

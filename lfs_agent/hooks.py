@@ -10,6 +10,7 @@ arguments and input; ``uninstall`` moves it back. The rendered shims in the repo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import sys
@@ -33,10 +34,11 @@ __all__ = [
 MARKER = "# lfs-agent hook"
 #: Suffix of a foreign hook moved aside so that ours can run it first.
 CHAINED_SUFFIX = ".lfs-agent-chained"
-#: The hooks we install. pre-push uploads objects before git sends the commits.
-HOOK_NAMES = ("pre-push",)
+#: The hooks we install. pre-push uploads objects before git sends the commits;
+#: post-checkout fails a checkout whose downloads failed (git itself would say 0).
+HOOK_NAMES = ("pre-push", "post-checkout")
 #: What each hook runs, after the chained hook (``$@`` are git's arguments).
-COMMANDS = {"pre-push": "pre-push"}
+COMMANDS = {"pre-push": "pre-push", "post-checkout": "post-checkout"}
 #: Which hooks receive input on stdin that a chained hook must see too.
 READS_STDIN = frozenset({"pre-push"})
 
@@ -56,7 +58,10 @@ lfs_agent() {{
 {body}
 """
 
-_PURPOSES = {"pre-push": "uploads large files to the bucket before git pushes commits"}
+_PURPOSES = {
+    "pre-push": "uploads large files to the bucket before git pushes commits",
+    "post-checkout": "fails a checkout when large files could not be downloaded",
+}
 
 
 def render_hook(name: str, python: str | None) -> str:
@@ -131,11 +136,29 @@ def install_hooks(git: Git, python: str | None = None) -> list[str]:
             messages.append(f"kept your {name} hook: it now runs first, from {chained.name}")
         content = render_hook(name, python or sys.executable)
         if not path.exists() or path.read_text(errors="replace") != content:
-            temp = path.with_name(f".{name}.lfs-agent-tmp")
-            temp.write_text(content)
-            temp.chmod(0o755)
-            os.replace(temp, path)
+            _write_hook(path, content)
     return messages
+
+
+def _write_hook(path: Path, content: str) -> None:
+    """Replace the hook at ``path`` through a new private temp file and a rename.
+
+    ``core.hooksPath`` may name a directory of the work tree, where a cloned repository
+    can commit a symbolic link at any fixed temp name: the temp file is created
+    exclusively, under a random name, without following links.
+    """
+    import tempfile
+
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".lfs-agent-tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(content)
+            os.fchmod(file.fileno(), 0o755)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
 
 
 def uninstall_hooks(git: Git) -> list[str]:

@@ -108,18 +108,25 @@ def tree_pointers(git: Git, treeish: str, paths: Sequence[str] = ()) -> list[Poi
     return read_pointer_blobs(git, blobs)
 
 
-def index_pointers(git: Git) -> list[PointerFile]:
+def index_pointers(git: Git, checked_out: bool = False) -> list[PointerFile]:
     """Pointers staged in the index (stage 0 entries), paths from the top level.
 
     The whole index, whichever subdirectory git runs in (like git-lfs).
+
+    Args:
+        git: Runs git in the repository.
+        checked_out: Leave out skip-worktree entries (outside a sparse checkout's
+            cone): what is not in the work tree needs neither a download nor a write.
     """
-    out = git.run(["ls-files", "--stage", "-z", "--full-name", "--", ":/"]).stdout
+    out = git.run(["ls-files", "-t", "--stage", "-z", "--full-name", "--", ":/"]).stdout
     blobs = []
     for record in out.split(b"\0"):
         if not record:
             continue
         meta, _, path = record.partition(b"\t")
-        mode, blob, stage = meta.decode().split()
+        tag, mode, blob, stage = meta.decode().split()
+        if checked_out and tag == "S":
+            continue
         if stage == "0" and mode not in ("120000", "160000"):
             blobs.append((blob, path.decode("utf-8", "surrogateescape")))
     return read_pointer_blobs(git, blobs)

@@ -458,12 +458,23 @@ def test_a_failed_delayed_download_is_listed_left_a_pointer_and_recorded(
         + b"0000"
         + SUCCESS
     )
-    assert run(store, data, fetch=fetch, concurrency=1) == expected
+    hooked = run(store, data, fetch=fetch, concurrency=1, hook_reports_failures=lambda: True)
+    assert hooked == expected
     assert f"a.bin: {said}" in caplog.text
     assert "OSError" not in caplog.text  # the reason, not the exception's class
     recorded = smudge_failures.take(store.tmp_dir)
     assert list(recorded) == ["a.bin"] and said in recorded["a.bin"]
     assert smudge_failures.take(store.tmp_dir) == {}  # taken once
+    # Without the hook nothing would report it: the smudge fails, and git with it.
+    unhooked = run(store, data, fetch=fetch, concurrency=1)
+    assert unhooked.startswith(
+        HANDSHAKE_OUT
+        + pkt("status=delayed")
+        + pkt("pathname=a.bin")
+        + SUCCESS
+        + pkt("status=error")
+    )
+    assert smudge_failures.take(store.tmp_dir) == {}
 
 
 def test_a_failed_download_is_not_recorded_when_errors_are_skipped(store):
