@@ -422,6 +422,14 @@ def resolve_settings(
     if "fetchexclude" in ours:
         exclude = _split_patterns(ours.pop("fetchexclude")[0])
 
+    if include or exclude:
+        from lfs_agent.pathmatch import pattern_error
+
+        for pattern in (*include, *exclude):
+            reason = pattern_error(pattern)
+            if reason is not None:
+                warnings.append(f"ignored the fetch pattern {pattern!r}: {reason}")
+
     skip = env.get("GIT_LFS_SKIP_SMUDGE", "").strip().lower() in _TRUE
     skip_errors = (
         env.get("GIT_LFS_SKIP_DOWNLOAD_ERRORS", "").strip().lower() in _TRUE

@@ -217,6 +217,11 @@ def _lfs_endpoint(url: str, base: Path | None) -> str:
     if url.partition("://")[0] in ("ssh", "git+ssh", "ssh+git", "git"):
         parsed = urlparse(url)
         url = f"https://{parsed.hostname}{parsed.path}"
+    elif "://" in url and has_userinfo(url):
+        # git-lfs matches URL-scoped keys without user-info; a password must not
+        # become part of a config key (nor of a git command line).
+        parsed = urlparse(url)
+        url = parsed._replace(netloc=parsed.netloc.rpartition("@")[2]).geturl()
     if "://" not in url:
         local = Path(url)
         if not local.is_absolute():

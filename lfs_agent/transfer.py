@@ -126,6 +126,13 @@ class TransferAgent:
     def send(self, message: BaseModel | dict[str, Any]) -> None:
         """Write one JSON line (only the fields that are set)."""
         data = message if isinstance(message, dict) else message.model_dump(exclude_none=True)
+        error = data.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            # git-lfs prints the message as it is: no credential, no control character.
+            from lfs_agent.redact import redact_text
+            from lfs_agent.termtext import printable
+
+            data = {**data, "error": {**error, "message": printable(redact_text(error["message"]))}}
         line = json.dumps(data, separators=(",", ":"))
         logger.debug("agent> %s", line[:_LOG_CHARS])
         self._write_line(line)

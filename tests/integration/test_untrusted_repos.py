@@ -319,3 +319,41 @@ def test_a_large_file_with_a_name_of_255_bytes_is_written(tmp_path: Path, no_git
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "c" / name).read_bytes() == BIG
     assert git("status", "--porcelain", cwd=tmp_path / "c").stdout == b""
+
+
+def test_committed_patterns_cannot_hang_a_clone_nor_break_the_filter(
+    tmp_path: Path, no_git_lfs_path
+):
+    # A backtracking matcher took minutes on this pattern and a long path; a bad range
+    # made every filter call an internal error.
+    deep = "a" * 60 + "/" + "a" * 60 + "/" + "a" * 60 + ".bin"
+    server, _ = publish(tmp_path, {deep: SMALL, "ok.bin": SMALL * 2}, {})
+    author = tmp_path / "author"
+    (author / ".lfsconfig").write_text(
+        "[lfs]\n\tfetchexclude = **a**a**a**a**a**a**a**a**a**a**a**z\n"
+        "\tfetchinclude = [z-a],*.bin\n"
+    )
+    git("add", ".lfsconfig", cwd=author)
+    git("commit", "-qm", "patterns", cwd=author)
+    git("push", "-q", "origin", "main", cwd=author)
+    out = agent("clone", str(server), str(tmp_path / "c"), cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    err = out.stderr.decode()
+    assert "ignored the fetch pattern '[z-a]'" in err
+    assert "internal error" not in err
+    assert (tmp_path / "c" / deep).read_bytes() == SMALL
+    assert (tmp_path / "c/ok.bin").read_bytes() == SMALL * 2
+
+
+def test_a_scoped_install_keeps_the_remote_password_out_of_git_config(
+    tmp_path: Path, no_git_lfs_path
+):
+    work = tmp_path / "w"
+    git("init", "-q", str(work), cwd=tmp_path)
+    git("remote", "add", "origin", "https://alice:hunter2@git.example.com/team/repo.git", cwd=work)
+    out = agent("install", "--with-git-lfs", "--scope-remote", "origin", cwd=work)
+    assert out.returncode == 0, out.stderr
+    assert b"hunter2" not in out.stdout + out.stderr
+    keys = git("config", "--local", "--list", cwd=work).stdout.decode()
+    assert "lfs.https://git.example.com/team/repo.git/info/lfs.standalonetransferagent" in keys
+    assert keys.count("hunter2") == 1  # the git remote's own URL, as the user set it

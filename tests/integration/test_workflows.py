@@ -61,9 +61,7 @@ def test_pull_in_a_sparse_checkout_leaves_what_is_outside_the_cone(tmp_path: Pat
     assert (clone / "b/y.bin").read_bytes() == FILES["b/y.bin"]
 
 
-def test_git_checkout_fails_when_a_download_fails_and_leaves_pointers(
-    tmp_path: Path, server: Path
-):
+def test_git_checkout_fails_when_a_download_fails_and_leaves_pointers(tmp_path: Path, server: Path):
     # git itself ends the checkout with 0 when a delayed smudge never delivers: the
     # post-checkout hook carries the failure, so 'git checkout v2 && ./eval' stops.
     author = tmp_path / "author"
