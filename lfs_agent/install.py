@@ -162,7 +162,8 @@ def install(
             url = git.config_get(f"remote.{scope_remote}.url")
             if url is None:
                 raise ConfigError(f"no git remote named {scope_remote!r}")
-            keys[f"lfs.{_lfs_endpoint(url, paths.work_tree)}.standalonetransferagent"] = AGENT_NAME
+            endpoint = _without_userinfo(_lfs_endpoint(url, paths.work_tree))
+            keys[f"lfs.{endpoint}.standalonetransferagent"] = AGENT_NAME
         else:
             keys["lfs.standalonetransferagent"] = AGENT_NAME
         written = _set_keys(git, local_config, keys, force)
@@ -206,6 +207,19 @@ def _check_committable(url: str, top: Path) -> None:
         raise UnsafePathError(f"refusing to write {SIDECAR_FILE}: it is not a regular file")
 
 
+def _without_userinfo(url: str) -> str:
+    """``url`` without ``user:password@``.
+
+    git-lfs, like git, lets a URL-scoped key without user-info match every user, so the
+    key need not hold it; a password must not become part of a config key (nor of a
+    git command line).
+    """
+    if not has_userinfo(url):
+        return url
+    parsed = urlparse(url)
+    return parsed._replace(netloc=parsed.netloc.rpartition("@")[2]).geturl()
+
+
 def _lfs_endpoint(url: str, base: Path | None) -> str:
     """The LFS endpoint git-lfs derives from a git remote URL (for URL-scoped keys).
 
@@ -217,11 +231,7 @@ def _lfs_endpoint(url: str, base: Path | None) -> str:
     if url.partition("://")[0] in ("ssh", "git+ssh", "ssh+git", "git"):
         parsed = urlparse(url)
         url = f"https://{parsed.hostname}{parsed.path}"
-    elif "://" in url and has_userinfo(url):
-        # git-lfs matches URL-scoped keys without user-info; a password must not
-        # become part of a config key (nor of a git command line).
-        parsed = urlparse(url)
-        url = parsed._replace(netloc=parsed.netloc.rpartition("@")[2]).geturl()
+
     if "://" not in url:
         local = Path(url)
         if not local.is_absolute():

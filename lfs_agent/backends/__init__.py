@@ -24,6 +24,7 @@ from lfs_agent.errors import (
     BackendUnavailableError,
     ConfigError,
     IntegrityError,
+    LfsAgentError,
     ObjectNotFoundError,
     RetriableError,
     UnreachableError,
@@ -41,6 +42,7 @@ __all__ = [
     "check_meta_key",
     "check_source",
     "connection_error",
+    "masked_error",
     "meta_too_large",
     "network_reason",
     "object_key",
@@ -228,6 +230,21 @@ def connection_error(what: str, exc: BaseException, note: str = "") -> Retriable
     """
     kind = UnreachableError if _is_unreachable(exc) else RetriableError
     return kind(f"{what}: {network_reason(exc)}{note}")
+
+
+def masked_error(error: LfsAgentError) -> LfsAgentError:
+    """``error`` with the credentials of any URL its text repeats masked.
+
+    An endpoint URL, or an SDK's message quoting one, may carry user-info.
+    """
+    from lfs_agent.redact import redact_text
+
+    text = redact_text(str(error))
+    if text == str(error):
+        return error
+    if isinstance(error, RetriableError):
+        return type(error)(text, error.retry_after)
+    return type(error)(text)
 
 
 def bucket_and_prefix(url: str) -> tuple[str, str]:

@@ -51,6 +51,7 @@ from lfs_agent.backends import (
     check_meta_key,
     check_source,
     connection_error,
+    masked_error,
     meta_too_large,
     object_key,
     parse_size,
@@ -65,7 +66,6 @@ from lfs_agent.errors import (
 )
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
-from lfs_agent.redact import redact_text
 from lfs_agent.store import WriteHash
 
 __all__ = ["GCSBackend"]
@@ -87,19 +87,6 @@ _FAILURES = (
     google.auth.exceptions.GoogleAuthError,
     requests.exceptions.RequestException,
 )
-
-
-def _masked(error: LfsAgentError) -> LfsAgentError:
-    """``error`` with the credentials of any URL its text repeats masked.
-
-    An endpoint URL, or an SDK's message quoting one, may carry user-info.
-    """
-    text = redact_text(str(error))
-    if text == str(error):
-        return error
-    if isinstance(error, RetriableError):
-        return type(error)(text, error.retry_after)
-    return type(error)(text)
 
 
 class _Sink:
@@ -218,7 +205,7 @@ class GCSBackend:
 
         Credentials in a URL the SDK's message repeats are masked.
         """
-        return _masked(self._translate_unmasked(exc, key))
+        return masked_error(self._translate_unmasked(exc, key))
 
     def _translate_unmasked(self, exc: Exception, key: str | None = None) -> LfsAgentError:
         where = f"gs://{self.bucket_name}/{key}" if key else self.url

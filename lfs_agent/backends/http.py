@@ -46,6 +46,7 @@ from lfs_agent.backends import (
     check_meta_key,
     check_source,
     connection_error,
+    masked_error,
     meta_too_large,
     network_reason,
     object_key,
@@ -151,12 +152,6 @@ def _release(response: requests.Response) -> None:
     with contextlib.suppress(urllib3.exceptions.HTTPError, OSError):
         response.raw.read(DRAIN_BYTES, decode_content=False)
     response.close()
-
-
-def _redacted(error: RetriableError) -> RetriableError:
-    """``error`` with any URL credentials its text repeats (a network error's) masked."""
-    text = redact_text(str(error))
-    return error if text == str(error) else type(error)(text, error.retry_after)
 
 
 def _json_kind(value: object) -> str:
@@ -279,7 +274,7 @@ class HTTPBackend:
                 response = self._session.request(method, url, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.max_attempts:
-                    raise _redacted(connection_error(f"cannot reach {self.url}", exc)) from None
+                    raise masked_error(connection_error(f"cannot reach {self.url}", exc)) from None
                 self._backoff(attempt, None)
                 continue
             if response.status_code == 401 and self.use_git_credentials and not asked_credentials:
@@ -526,7 +521,7 @@ class HTTPBackend:
                     lambda n: response.raw.read(n, decode_content=False), key, self.url, cap
                 )
             except urllib3.exceptions.HTTPError as exc:
-                raise _redacted(
+                raise masked_error(
                     connection_error(f"cannot read {key} from {self.url}", exc)
                 ) from None
         finally:

@@ -60,6 +60,7 @@ from lfs_agent.backends import (
     bucket_and_prefix,
     check_meta_key,
     connection_error,
+    masked_error,
     meta_too_large,
     object_key,
     parse_size,
@@ -77,7 +78,6 @@ from lfs_agent.errors import (
 )
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
-from lfs_agent.redact import redact_text
 from lfs_agent.store import BackgroundHash, RangeHash, WriteHash
 
 __all__ = ["S3Backend"]
@@ -162,19 +162,6 @@ def _unsigned_when_checksummed(unsigned: Config, request: Any, **_: Any) -> None
     """
     if "x-amz-checksum-sha256" in request.headers:
         request.context["client_config"] = unsigned
-
-
-def _masked(error: LfsAgentError) -> LfsAgentError:
-    """``error`` with the credentials of any URL its text repeats masked.
-
-    An endpoint URL, or an SDK's message quoting one, may carry user-info.
-    """
-    text = redact_text(str(error))
-    if text == str(error):
-        return error
-    if isinstance(error, RetriableError):
-        return type(error)(text, error.retry_after)
-    return type(error)(text)
 
 
 def _missing_source(oid: str, src_path: Path) -> ObjectNotFoundError:
@@ -406,7 +393,7 @@ class S3Backend:
 
         Credentials in a URL the line shows (an endpoint's) are masked.
         """
-        return _masked(self._translate_unmasked(exc, oid))
+        return masked_error(self._translate_unmasked(exc, oid))
 
     def _translate_unmasked(self, exc: Exception, oid: str | None = None) -> LfsAgentError:
         where = self._where(oid)

@@ -71,6 +71,14 @@ def publish(tmp_path: Path, files: dict[str, bytes], links: dict[str, str]) -> t
     return server, bucket
 
 
+def pointers_clone(server: Path, dest: Path) -> Path:
+    """A clone of ``server`` holding pointers, then installed."""
+    env = {**os.environ, "GIT_LFS_SKIP_SMUDGE": "1"}
+    git("clone", "-q", str(server), str(dest), cwd=dest.parent, env=env)
+    assert agent("install", cwd=dest).returncode == 0
+    return dest
+
+
 @pytest.fixture
 def outside(tmp_path: Path) -> Path:
     """A directory of the user's outside every work tree, holding files worth stealing."""
@@ -108,16 +116,7 @@ def test_pull_refuses_a_large_file_below_a_directory_that_became_a_link(
     tmp_path: Path, no_git_lfs_path, outside: Path
 ):
     server, _ = publish(tmp_path, {"data/model.bin": BIG}, {})
-    ci = tmp_path / "ci"
-    git(
-        "clone",
-        "-q",
-        str(server),
-        str(ci),
-        cwd=tmp_path,
-        env={**os.environ, "GIT_LFS_SKIP_SMUDGE": "1"},
-    )
-    assert agent("install", cwd=ci).returncode == 0
+    ci = pointers_clone(server, tmp_path / "ci")
     # data/ is replaced by a link to a directory of the user's holding the same pointer.
     (outside / "model.bin").write_bytes((ci / "data/model.bin").read_bytes())
     (ci / "data/model.bin").unlink()
@@ -243,16 +242,7 @@ def test_a_link_in_a_folder_bucket_never_enters_the_store(
     obj.chmod(0o644)
     obj.unlink()
     os.symlink(swapped, obj)
-    ci = tmp_path / "ci"
-    git(
-        "clone",
-        "-q",
-        str(server),
-        str(ci),
-        cwd=tmp_path,
-        env={**os.environ, "GIT_LFS_SKIP_SMUDGE": "1"},
-    )
-    assert agent("install", cwd=ci).returncode == 0
+    ci = pointers_clone(server, tmp_path / "ci")
     out = agent("pull", cwd=ci)
     assert out.returncode != 0
     assert "not a regular file" in out.stderr.decode() or "symbolic link" in out.stderr.decode()
