@@ -21,6 +21,7 @@ from typing import BinaryIO
 from lfs_agent import worktree
 from lfs_agent.backends import Backend, open_backend, size_of
 from lfs_agent.errors import (
+    GitError,
     IntegrityError,
     LfsAgentError,
     NotAPointerError,
@@ -36,7 +37,14 @@ from lfs_agent.log import get_logger
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
 from lfs_agent.scan import PointerFile
-from lfs_agent.store import CHUNK_SIZE, ObjectStore, check_file, check_size, take_file
+from lfs_agent.store import (
+    CHUNK_SIZE,
+    ObjectStore,
+    check_file,
+    check_size,
+    hash_file,
+    take_file,
+)
 
 __all__ = [
     "BatchResult",
@@ -579,14 +587,15 @@ def _checkout(
     by_us: list[PointerFile] = []  # large objects we stream into place
     pointer_files: set[str] = set()  # pointer files git must rewrite (removed first)
     missing_large: list[str] = []  # restored as pointers first
+    complete: dict[str, tuple[PointerFile, os.stat_result]] = {}  # written, maybe unrecorded
     for f in files:
         if f.pointer.size == 0 or not (f.pointer.oid in pending or store.contains(f.pointer)):
             continue
         large = f.pointer.size > GIT_WRITES_MAX
         try:
             with worktree.directory_of(top, f.path) as (parent, name):
-                parent.lstat(name)
-                found = parent.read_regular(name, MAX_POINTER_SIZE - 1)
+                st = parent.lstat(name)
+                state = _file_state(parent, name, st, f.pointer, store)
         except FileNotFoundError:  # deleted in the work tree only: restore it
             if large:
                 missing_large.append(f.path)
@@ -599,19 +608,22 @@ def _checkout(
             continue
         except OSError:  # below a file, unreadable: git's to report at its checkout
             continue
-        if found is None or _pointer_oid(found[0]) != f.pointer.oid:
-            continue  # a link, a large or edited file: local content is never touched
-        if large:
+        if state == _COMPLETE:
+            complete[f.path] = (f, st)
+        elif state != _REPLACEABLE:
+            continue  # a link, or an edited file: local content is never touched
+        elif large:
             by_us.append(f)
         else:
             by_git.append(f)
             pointer_files.add(f.path)
+    recorded = _complete_unrecorded(git, top, complete)
     copied = {f.pointer.oid for f in by_us}
     # The others are checked now: git's filter reads them from the store.
     others = {oid: pending.pop(oid) for oid in list(pending) if oid not in copied}
     failed.update(_store_checked(store, files, others))
     by_git = [f for f in by_git if f.pointer.oid not in failed]
-    if not (by_git or by_us):
+    if not (by_git or by_us or recorded):
         return []
     if not (git.config_get("filter.lfs.process") or git.config_get("filter.lfs.clean")):
         logger.warning(
@@ -631,21 +643,107 @@ def _checkout(
                 with contextlib.suppress(OSError, UnsafePathError):
                     worktree.remove(top, f.path)
         _checkout_index(Git(top, env), [f.path for f in by_git])
-    written = []
+    written = list(recorded)
     for f in by_us:
         try:
-            st = _write_object(store, f.pointer, top, f.path, pending.pop(f.pointer.oid, None))
+            done = _write_object(store, f.pointer, top, f.path, pending.pop(f.pointer.oid, None))
         except IntegrityError as exc:  # the file keeps its pointer
             failed[f.pointer.oid] = exc
             continue
         except (OSError, UnsafePathError) as exc:  # a full disk, a link: it keeps its pointer
             unwritten[f.path] = exc
             continue
-        if st is not None:
-            written.append(Written(f.path, Pointer(f.pointer.oid, f.pointer.size), st))
+        if done is not None:
+            written.append(Written(f.path, Pointer(f.pointer.oid, f.pointer.size), done))
     if written:
         _restage(store, git.paths.git_dir, top, env, written)
-    return [f.path for f in by_git] + [w.path for w in written]
+    return [f.path for f in by_git] + [w.path for w in written if w not in recorded]
+
+
+#: What :func:`_file_state` finds a work-tree file to be.
+_REPLACEABLE = "replaceable"  # its pointer, or a write of the object cut short
+_COMPLETE = "complete"  # of the object's size: maybe the object, written
+_OTHER = "other"  # anything else: never touched
+
+
+def _file_state(
+    parent: worktree.Directory, name: str, st: os.stat_result, pointer: Pointer, store: ObjectStore
+) -> str:
+    """What the file ``name`` in ``parent`` holds, as far as a checkout is concerned.
+
+    A write cut short (a killed ``git checkout-index``, or git's own checkout writing
+    in place) leaves the first bytes of the object: such a file is replaced like its
+    pointer, so that a re-run completes it rather than leaving it as a local change.
+    """
+    if not stat.S_ISREG(st.st_mode):
+        return _OTHER
+    if st.st_size < MAX_POINTER_SIZE:
+        found = parent.read_regular(name, MAX_POINTER_SIZE - 1)
+        if found is not None and _pointer_oid(found[0]) == pointer.oid:
+            return _REPLACEABLE
+    if st.st_size == pointer.size:
+        return _COMPLETE
+    if st.st_size < pointer.size and _is_prefix_of_object(parent, name, st.st_size, store, pointer):
+        return _REPLACEABLE
+    return _OTHER
+
+
+def _is_prefix_of_object(
+    parent: worktree.Directory, name: str, size: int, store: ObjectStore, pointer: Pointer
+) -> bool:
+    """Whether the file's ``size`` bytes are the first bytes of the stored object."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent.fd)
+    except OSError:
+        return False
+    try:
+        with open(fd, "rb", buffering=0) as file, store.open(pointer) as obj:
+            left = size
+            while left > 0:
+                want = min(CHUNK_SIZE, left)
+                ours = file.read(want)
+                if not ours or ours != obj.read(len(ours)):
+                    return False
+                left -= len(ours)
+            return not file.read(1)
+    except (OSError, LfsAgentError):
+        return False
+
+
+def _complete_unrecorded(
+    git: Git, top: Path, complete: Mapping[str, tuple[PointerFile, os.stat_result]]
+) -> list[Written]:
+    """The files of ``complete`` that hold their object but whose index entry is stale.
+
+    A run killed after writing a large file and before recording it in the index leaves
+    a file git takes for modified (its size differs from the pointer's the index
+    recorded). git names such entries (``diff-files``); each is hashed, and recorded
+    like a file just written when it is its object.
+    """
+    if not complete:
+        return []
+    out = git.run(["diff-files", "--name-only", "-z"], check=False)
+    if out.returncode != 0:
+        return []
+    stale = {p.decode("utf-8", "surrogateescape") for p in out.stdout.split(b"\0") if p}
+    found = []
+    for path in sorted(stale & complete.keys()):
+        f, st = complete[path]
+        try:
+            if hash_file(top / path) != (f.pointer.oid, f.pointer.size):
+                continue
+            now = os.lstat(top / path)
+            if (now.st_ino, now.st_size, now.st_mtime_ns, now.st_ctime_ns) != (
+                st.st_ino,
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ctime_ns,
+            ):
+                continue  # changed while it was read
+        except OSError:
+            continue
+        found.append(Written(path, Pointer(f.pointer.oid, f.pointer.size), st))
+    return found
 
 
 def _store_checked(
@@ -697,6 +795,13 @@ def _restage(
         files = [w for w in files if w.path not in recorded]
         if not files:
             return
+    lock = git_dir / "index.lock"
+    if "GIT_INDEX_FILE" not in env and lock.exists():
+        raise GitError(
+            f"cannot record {len(files)} file(s) in the index: {lock} exists (another git "
+            "is running, or one was killed): once no git runs, remove it and run "
+            "'lfs-agent pull' again"
+        )
     oids = store.ensure_tmp() / f"restage-{os.getpid()}-{threading.get_ident()}"
     oids.write_text("".join(f"{w.pointer.oid}\n" for w in files))
     try:
@@ -769,12 +874,18 @@ def _write_object(
     """
     try:
         with worktree.directory_of(top, path) as (parent, name):
-            found = parent.read_regular(name, MAX_POINTER_SIZE - 1)
-            if found is None or _pointer_oid(found[0]) != pointer.oid:
+            parent.remove_dead_temps()  # of a run killed while it wrote here
+            try:
+                current = parent.lstat(name)
+            except FileNotFoundError:
+                current = None
+            if current is None or (
+                _file_state(parent, name, current, pointer, store) != _REPLACEABLE
+            ):
                 if unverified is not None:  # left alone; the download is still stored
                     _publish_checked(store, pointer, unverified)
                 return None
-            dst, temp = parent.create_temp(stat.S_IMODE(found[1].st_mode))
+            dst, temp = parent.create_temp(stat.S_IMODE(current.st_mode))
             try:
                 with dst:
                     if unverified is None:

@@ -84,11 +84,13 @@ class Directory:
     def create_temp(self, mode: int) -> tuple[BinaryIO, str]:
         """Create a new, empty, private file here; return it (open for writing) and its name.
 
-        The name is random and of fixed length, whatever the target's, and the file is
-        created exclusively without following links; ``mode`` is set on the descriptor.
+        The name is random, of bounded length whatever the target's, and holds this
+        process's id, so that a later run can tell the file of a process that died
+        (:meth:`remove_dead_temps`). It is created exclusively without following links;
+        ``mode`` is set on the descriptor.
         """
         while True:
-            name = f"{TEMP_PREFIX}{os.urandom(8).hex()}.tmp"
+            name = f"{TEMP_PREFIX}{os.getpid()}-{os.urandom(8).hex()}.tmp"
             try:
                 fd = os.open(
                     name,
@@ -105,6 +107,23 @@ class Directory:
                 self.unlink(name)
                 raise
             return os.fdopen(fd, "wb", buffering=0), name
+
+    def remove_dead_temps(self) -> int:
+        """Remove temp files here left by processes that are gone (killed mid-write).
+
+        A file whose process still runs (this one, a concurrent pull) is left alone.
+
+        Returns:
+            How many went.
+        """
+        removed = 0
+        for entry in os.scandir(self.fd):
+            pid = _temp_owner(entry.name)
+            if pid is None or _alive(pid) or not entry.is_file(follow_symlinks=False):
+                continue
+            self.unlink(entry.name)
+            removed += 1
+        return removed
 
     def replace(self, temp: str, name: str) -> None:
         """Rename ``temp`` over ``name``; a symbolic link there is replaced, not followed."""
@@ -124,6 +143,26 @@ class Directory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _temp_owner(name: str) -> int | None:
+    """The pid in a temp file's name (``.lfs-agent-<pid>-<hex>.tmp``), or None."""
+    if not (name.startswith(TEMP_PREFIX) and name.endswith(".tmp")):
+        return None
+    pid, _, rest = name[len(TEMP_PREFIX) : -len(".tmp")].partition("-")
+    return int(pid) if pid.isdigit() and len(rest) == 16 else None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: not ours to judge
+    return True
 
 
 def _split(path: str) -> list[str]:
