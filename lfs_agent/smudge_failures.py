@@ -20,6 +20,8 @@ import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from lfs_agent.pids import alive
+
 __all__ = ["RECORD_PREFIX", "git_pid", "record", "take"]
 
 #: Record files in the store's ``tmp/``: ``<prefix><git's pid>``.
@@ -101,7 +103,7 @@ def take(tmp_dir: Path) -> dict[str, str]:
     for entry in entries:
         if entry.name in mine:
             failures.update(_read(Path(entry.path)))
-        elif _alive(entry.name.removeprefix(RECORD_PREFIX)):
+        elif _owner_alive(entry.name.removeprefix(RECORD_PREFIX)):
             continue
         with contextlib.suppress(OSError):
             os.unlink(entry.path)
@@ -118,12 +120,6 @@ def _read(path: Path) -> dict[str, str]:
     return failures
 
 
-def _alive(pid: str) -> bool:
-    """Whether the process ``pid`` still runs (a record it may still add to)."""
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except OSError:
-        return True  # another user's process: not ours to judge
-    return True
+def _owner_alive(pid: str) -> bool:
+    """Whether the git process a record is named by still runs (it may add to it)."""
+    return pid.isdigit() and alive(int(pid))

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, BinaryIO, Self
 
 from lfs_agent.errors import IntegrityError, ObjectNotFoundError
 from lfs_agent.log import get_logger
+from lfs_agent.pids import alive
 from lfs_agent.pointer import EMPTY_OID, Pointer, is_valid_oid, validate_oid
 from lfs_agent.progress import Progress
 
@@ -528,9 +529,23 @@ def _check_line(oid: str, key: tuple[int, ...]) -> str:
     return " ".join([oid, *map(str, key)]) + "\n"
 
 
+def _temp_name(prefix: str) -> str:
+    """``<prefix>-<pid>-<16 hex>``: unique, and telling which process writes it."""
+    return f"{prefix}-{os.getpid()}-{os.urandom(8).hex()}"
+
+
+def _temp_owner(name: str) -> int | None:
+    """The pid in a name made by :func:`_temp_name`, or None."""
+    parts = name.rsplit("-", 2)
+    if len(parts) != 3:
+        return None
+    pid, rest = parts[1], parts[2]
+    return int(pid) if pid.isdigit() and len(rest) == 16 else None
+
+
 def _create_temp(directory: Path, prefix: str) -> tuple[BinaryIO, Path]:
     while True:
-        path = directory / f"{prefix}-{os.urandom(8).hex()}"
+        path = directory / _temp_name(prefix)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OBJECT_MODE)
         except FileExistsError:  # pragma: no cover - 64 random bits
@@ -632,11 +647,28 @@ class ObjectStore:
         self._checked_lock = threading.Lock()
 
     def ensure_tmp(self) -> Path:
-        """Create ``tmp/`` once per store object (a mkdir per object costs a syscall)."""
+        """Create ``tmp/`` once per store object (a mkdir per object costs a syscall).
+
+        The temp files of runs that were killed (their writer's pid has ended) are
+        removed then, so that the next command cleans up after the one that died.
+        """
         if not self._tmp_ready:
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
             self._tmp_ready = True
+            self.remove_dead_temps()
         return self.tmp_dir
+
+    def remove_dead_temps(self) -> int:
+        """Remove temp files in ``tmp/`` whose writing process has ended; return how many."""
+        removed = 0
+        with contextlib.suppress(OSError), os.scandir(self.tmp_dir) as entries:
+            for entry in entries:
+                pid = _temp_owner(entry.name)
+                if pid is not None and not alive(pid):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
+                        removed += 1
+        return removed
 
     def object_path(self, oid: str) -> Path:
         """Return where ``oid`` lives (whether or not it is present).
@@ -706,7 +738,7 @@ class ObjectStore:
     def temp_path(self, oid: str) -> Path:
         """A fresh, unused path in ``tmp/`` for a download of ``oid``."""
         validate_oid(oid)
-        return self.ensure_tmp() / f"{oid}-{os.urandom(8).hex()}"
+        return self.ensure_tmp() / _temp_name(oid)
 
     def publish_file(self, path: Path, expected: Pointer) -> None:
         """Hash the finished download at ``path`` and move it into place.
@@ -898,9 +930,11 @@ class ObjectStore:
     def clean_tmp(self, now: float | None = None) -> int:
         """Remove stale temp files the way git-lfs does; return how many went.
 
-        A ``<oid>-*`` file goes as soon as that object is present; any other file once it
-        is older than an hour (it may belong to a live process otherwise).
+        A ``<oid>-*`` file goes as soon as that object is present, one whose writer has
+        ended at once, and any other file once it is older than an hour (it may belong
+        to a live process otherwise).
         """
+        self.remove_dead_temps()
         if not self.tmp_dir.is_dir():
             return 0
         now = time.time() if now is None else now

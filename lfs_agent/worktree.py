@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lfs_agent.errors import UnsafePathError
+from lfs_agent.pids import alive
 
 __all__ = [
     "Directory",
@@ -119,7 +120,7 @@ class Directory:
         removed = 0
         for entry in os.scandir(self.fd):
             pid = _temp_owner(entry.name)
-            if pid is None or _alive(pid) or not entry.is_file(follow_symlinks=False):
+            if pid is None or alive(pid) or not entry.is_file(follow_symlinks=False):
                 continue
             self.unlink(entry.name)
             removed += 1
@@ -151,18 +152,6 @@ def _temp_owner(name: str) -> int | None:
         return None
     pid, _, rest = name[len(TEMP_PREFIX) : -len(".tmp")].partition("-")
     return int(pid) if pid.isdigit() and len(rest) == 16 else None
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # another user's process: not ours to judge
-    return True
 
 
 def _split(path: str) -> list[str]:

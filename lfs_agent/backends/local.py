@@ -15,6 +15,7 @@ has with their size (:meth:`LocalBackend.stat`), so an upload does not look firs
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import time
@@ -24,6 +25,7 @@ from urllib.parse import unquote, urlparse
 
 from lfs_agent.backends import META_MAX_BYTES, check_meta_key, check_source, object_key, read_meta
 from lfs_agent.errors import BackendError, IntegrityError, ObjectNotFoundError
+from lfs_agent.pids import alive
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
 from lfs_agent.store import WriteHash, take_file
@@ -36,6 +38,17 @@ CHUNK_SIZE = 1024 * 1024
 READ_ONLY = 0o444
 #: A temp file this old (seconds) belongs to a dead upload and may be removed.
 STALE_TEMP_SECONDS = 3600
+
+
+def _host() -> str:
+    """This machine, in the names of upload temp files.
+
+    A folder may be shared by several machines, and a pid says whether its writer
+    lives only on the machine that wrote it.
+    """
+    import socket  # only uploads that copy need it: start-up matters
+
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 class LocalBackend:
@@ -112,7 +125,7 @@ class LocalBackend:
             return
         self._make_parent(final)
         self._remove_stale_temps(final.parent, oid)
-        temp = final.parent / f".{oid}.{secrets.token_hex(6)}.tmp"
+        temp = final.parent / f".{oid}.{_host()}-{os.getpid()}-{secrets.token_hex(6)}.tmp"
         try:
             with open(src_path, "rb") as src, open(temp, "xb") as dst, WriteHash(dst) as copy:
                 while chunk := src.read(CHUNK_SIZE):
@@ -186,15 +199,24 @@ class LocalBackend:
 
     @staticmethod
     def _remove_stale_temps(directory: Path, oid: str) -> None:
-        """Delete temp files of earlier uploads of ``oid`` that died (killed, crashed)."""
+        """Delete temp files of earlier uploads of ``oid`` that died (killed, crashed).
+
+        One written from this machine by a process that has ended goes at once; one
+        from another machine sharing the folder, once it is an hour old.
+        """
         now = time.time()
         prefix = f".{oid}."
+        me = _host()
         with contextlib.suppress(OSError), os.scandir(directory) as entries:
             for entry in entries:
-                if entry.name.startswith(prefix) and entry.name.endswith(".tmp"):
-                    with contextlib.suppress(OSError):
-                        if now - entry.stat().st_mtime > STALE_TEMP_SECONDS:
-                            os.unlink(entry.path)
+                if not (entry.name.startswith(prefix) and entry.name.endswith(".tmp")):
+                    continue
+                writer = entry.name[len(prefix) : -len(".tmp")].rsplit("-", 1)[0]
+                host, _, pid = writer.partition("-")
+                dead = host == me and pid.isdigit() and not alive(int(pid))
+                with contextlib.suppress(OSError):
+                    if dead or now - entry.stat().st_mtime > STALE_TEMP_SECONDS:
+                        os.unlink(entry.path)
 
     def download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> Pointer | None:
         """Hard-link the object to ``dest_path`` when possible, else copy it there.

@@ -12,15 +12,17 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from lfs_agent.backends.local import _host
 from lfs_agent.store import hash_file
 from lfs_agent.sync import GIT_WRITES_MAX
 from tests.conftest import AGENT, agent, git
-from tests.helpers import pointer_bytes, random_bytes
+from tests.helpers import pointer_bytes, random_bytes, sha256
 
 pytestmark = pytest.mark.integration
 
@@ -117,9 +119,7 @@ def test_files_written_but_not_recorded_are_recorded_by_the_next_run(
 
 def test_temp_files_of_dead_runs_go_and_live_ones_stay(tmp_path: Path, server: Path, hermetic_env):
     clone = pointers_clone(server, tmp_path / "c")
-    proc = subprocess.Popen(["true"])  # a pid that has ended
-    proc.wait()
-    stale = clone / f".lfs-agent-{proc.pid}-{'0' * 16}.tmp"
+    stale = clone / f".lfs-agent-{ended_pid()}-{'0' * 16}.tmp"
     stale.write_bytes(b"half an object")
     live = clone / f".lfs-agent-{os.getpid()}-{'1' * 16}.tmp"
     live.write_bytes(b"being written")
@@ -161,3 +161,40 @@ def test_pull_killed_at_a_random_moment_is_completed_by_the_next(
     out = agent("pull", cwd=clone)
     assert out.returncode == 0, out.stderr
     check_invariants(clone)
+
+
+def ended_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_temp_files_of_killed_adds_and_uploads_go_with_the_next_run(
+    tmp_path: Path, hermetic_env, no_git_lfs_path
+):
+    work, bucket = tmp_path / "w", tmp_path / "bucket"
+    git("init", "-q", str(work), cwd=tmp_path)
+    assert agent("install", "--remote", str(bucket), "--local", cwd=work).returncode == 0
+    assert agent("track", "*.bin", cwd=work).returncode == 0
+    tmp = work / ".git/lfs/tmp"
+    tmp.mkdir(parents=True)
+    dead = tmp / f"ingest-{ended_pid()}-{'a' * 16}"  # a 'git add' killed mid-file
+    dead.write_bytes(b"x" * 1000)
+    live = tmp / f"ingest-{os.getpid()}-{'b' * 16}"
+    live.write_bytes(b"y")
+    (work / "m.bin").write_bytes(b"model\n" * 100)
+    git("add", "m.bin", cwd=work)
+    assert not dead.exists() and live.exists()
+    # A folder bucket's upload killed mid-copy, from this machine.
+    git("config", "lfs-agent.local.link", "false", cwd=work)
+    git("commit", "-qm", "m", cwd=work)
+    oid = sha256(b"model\n" * 100)
+    folder = bucket / "objects" / oid[:2] / oid[2:4]
+    folder.mkdir(parents=True)
+    stale = folder / f".{oid}.{_host()}-{ended_pid()}-{'c' * 12}.tmp"
+    stale.write_bytes(b"half")
+    other_host = folder / f".{oid}.00000000-{ended_pid()}-{'d' * 12}.tmp"
+    other_host.write_bytes(b"half")  # another machine's: its pid says nothing here
+    assert agent("push", "--all", cwd=work).returncode == 0
+    assert not stale.exists() and other_host.exists()
+    assert (folder / oid).read_bytes() == b"model\n" * 100
