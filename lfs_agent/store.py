@@ -934,11 +934,10 @@ class ObjectStore:
         ended at once, and any other file once it is older than an hour (it may belong
         to a live process otherwise).
         """
-        self.remove_dead_temps()
         if not self.tmp_dir.is_dir():
             return 0
+        removed = self.remove_dead_temps()
         now = time.time() if now is None else now
-        removed = 0
         for entry in self.tmp_dir.iterdir():
             if not entry.is_file():
                 continue
