@@ -657,6 +657,10 @@ def _pull(ctx: Context, after_clone: bool = False) -> None:
         raise failure from None
     if written or not after_clone:
         print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
+    if failure is not None and after_clone and ctx.settings.skip_download_errors:
+        # As git with git-lfs's filter: the clone succeeds, the pointers stay.
+        logger.warning("%s (their files keep their pointers)", failure)
+        return
     if failure is not None:
         raise failure
 
@@ -827,8 +831,14 @@ def cmd_clone(ctx: Context) -> int:
             return EXIT_ERROR
         nothing_left = smudged_all.exists()
     repo = Context(args, cwd=dest)
-    install(repo.git)  # the config is there: this adds the hooks
+    install(repo.git)  # the config is there: this adds the hooks (and a committed remote)
+    if not repo.settings.remote and _remote_from_default_branch(repo.git):
+        repo = Context(args, cwd=dest)
     if not repo.settings.remote:
+        from lfs_agent.scan import index_pointers
+
+        if not index_pointers(repo.git):  # an empty repository, or one without LFS files
+            return 0
         print(
             f"lfs-agent: cloned into {_shown(str(dest))}, but it names no remote (.lfsagent): run "
             "'lfs-agent install --remote URL' there, then 'lfs-agent pull'",
@@ -838,6 +848,25 @@ def cmd_clone(ctx: Context) -> int:
     if not nothing_left:
         _pull(repo, after_clone=True)
     return 0
+
+
+def _remote_from_default_branch(git: Git) -> bool:
+    """Record the remote ``.lfsagent`` names on the remote's default branch, if any.
+
+    For ``clone -b`` of a branch from before ``.lfsagent`` existed: the clone's own
+    config then keeps the remote at the lowest precedence (as ``install`` records it).
+
+    Returns:
+        True when a remote was recorded.
+    """
+    from lfs_agent.config import committed_remote
+    from lfs_agent.install import remember_remote
+
+    remote = committed_remote(git, "refs/remotes/origin/HEAD")
+    if remote is None:
+        return False
+    remember_remote(git, remote)
+    return True
 
 
 def _record_store(ctx: Context) -> LocalRecords:

@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote, urlparse
 
-from lfs_agent.errors import ConfigError
+from lfs_agent.errors import ConfigError, LfsAgentError
 from lfs_agent.git import (
     REPO_SCOPES,
     ConfigEntry,
@@ -43,8 +43,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACCEPTED_REMOTE_FORMS",
+    "FALLBACK_KEY",
     "SIDECAR_FILE",
     "Settings",
+    "committed_remote",
     "normalize_remote_url",
     "read_committed",
     "resolve_settings",
@@ -60,6 +62,8 @@ COMMITTED_FILES = (LFSCONFIG_FILE, SIDECAR_FILE)
 LFSCONFIG_KEYS = frozenset({"fetchinclude", "fetchexclude", "skipdownloaderrors"})
 #: Our git-config section.
 SECTION = "lfs-agent"
+#: The remote recorded in a clone's own config, used only when nothing else names one.
+FALLBACK_KEY = "fallback-remote"
 #: Remote URL schemes and what each looks like, for error messages.
 ACCEPTED_REMOTE_FORMS = (
     "/path/to/folder",
@@ -272,6 +276,35 @@ def _committed_entries(
     return config_list(proc)
 
 
+def committed_remote(git: Git, rev: str | None = None) -> str | None:
+    """The remote a committed ``.lfsagent`` names, normalized; None when it names none.
+
+    Args:
+        git: Runs git in the repository.
+        rev: Read the file from this commit (``refs/remotes/origin/HEAD``); None: from
+            the work tree, the index or ``HEAD``, as settings are.
+    """
+    if rev is None:
+        try:
+            settings = resolve_settings(git)
+        except LfsAgentError:
+            return None
+        return settings.remote if settings.remote_origin == SIDECAR_FILE else None
+    probe = git.run(["cat-file", "-e", f"{rev}:{SIDECAR_FILE}"], check=False)
+    if probe.returncode != 0:
+        return None
+    top = git.paths.work_tree
+    warnings: list[str] = []
+    entries = _committed_entries(git, SIDECAR_FILE, ["--blob", f"{rev}:{SIDECAR_FILE}"], warnings)
+    raw = [e.value.strip() for e in entries if e.key == f"{SECTION}.remote"]
+    if not raw or _committed_path_remote(raw[-1], top) is not None:
+        return None
+    try:
+        return normalize_remote_url(raw[-1], top)
+    except ConfigError:
+        return None
+
+
 def _committed_key_refusal(name: str, value: str) -> str | None:
     """Why the committed ``lfs-agent.<name> = value`` is not read, or None to read it."""
     if name in COMMITTED_KEYS:
@@ -387,9 +420,15 @@ def resolve_settings(
         ours[name] = (value, "command line")
 
     remote = origin = None
+    # The remote install or clone found committed: for commits from before .lfsagent
+    # named it (a repository that moved from git-lfs, or set its bucket later).
+    fallback = ours.pop(FALLBACK_KEY, None)
     if "remote" in ours:
         raw, origin = ours.pop("remote")
         remote = normalize_remote_url(raw, paths.work_tree)
+    elif fallback is not None and fallback[1] == "git config":
+        remote = normalize_remote_url(fallback[0], paths.work_tree)
+        origin = f"git config ({SECTION}.{FALLBACK_KEY}, recorded by install)"
 
     storage = lfs.get("storage")
     lfs_dir = paths.common_dir / "lfs"

@@ -25,7 +25,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from lfs_agent import worktree
-from lfs_agent.config import SIDECAR_FILE, normalize_remote_url
+from lfs_agent.config import (
+    FALLBACK_KEY,
+    SECTION,
+    SIDECAR_FILE,
+    committed_remote,
+    normalize_remote_url,
+)
 from lfs_agent.errors import ConfigError, UnsafePathError
 from lfs_agent.git import Git
 from lfs_agent.hooks import install_hooks, uninstall_hooks
@@ -36,6 +42,7 @@ __all__ = [
     "InstallReport",
     "attribute_line",
     "install",
+    "remember_remote",
     "track",
     "tracked_patterns",
     "uninstall",
@@ -181,8 +188,29 @@ def install(
             _check_committable(url, paths.work_tree)
             git.config_set("lfs-agent.remote", url, file=paths.work_tree / SIDECAR_FILE)
             report.messages.append(f"wrote the remote to {SIDECAR_FILE}: commit it for clones")
+    fallback = committed_remote(git)
+    if fallback is not None:
+        written.append(_remember(git, local_config, fallback))
     _record(git, local_config, written)
     return report
+
+
+def _remember(git: Git, local: dict[str, str], url: str) -> str:
+    """Keep ``url`` as the remote of commits whose tree names none; return the key."""
+    key = f"{SECTION}.{FALLBACK_KEY}"
+    if local.get(key) != url:
+        git.config_set(key, url)
+    return key
+
+
+def remember_remote(git: Git, url: str) -> None:
+    """Record ``url`` as this clone's remote at the lowest precedence (``uninstall`` removes it).
+
+    Used by commits whose tree has no ``.lfsagent``: older history of a repository that
+    moved from git-lfs, or set its bucket later.
+    """
+    local = _local_config(git)
+    _record(git, local, [_remember(git, local, url)])
 
 
 def _check_committable(url: str, top: Path) -> None:

@@ -93,3 +93,68 @@ def test_git_checkout_fails_when_a_download_fails_and_leaves_pointers(tmp_path: 
     assert agent("pull", cwd=clone).returncode == 0
     assert (clone / "v2.bin").read_bytes() == b"version two\n" * 50
     assert git("checkout", "-q", "main", cwd=clone, check=False).returncode == 0
+
+
+def test_history_from_before_the_bucket_was_named_still_checks_out(tmp_path: Path, no_git_lfs_path):
+    # The first commits name no remote (it was set in the author's own config, as
+    # after moving from git-lfs); .lfsagent comes later.
+    server, work, bucket = tmp_path / "server.git", tmp_path / "author", tmp_path / "bucket"
+    git("init", "-q", "--bare", str(server), cwd=tmp_path)
+    git("init", "-q", str(work), cwd=tmp_path)
+    agent("install", "--local", "--remote", str(bucket), cwd=work)
+    agent("track", "*.bin", cwd=work)
+    (work / "model.bin").write_bytes(b"model v0\n" * 100)
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "v0", cwd=work)
+    git("branch", "older", cwd=work)
+    (work / "model.bin").write_bytes(b"model v1\n" * 100)
+    git("commit", "-qam", "v1", cwd=work)
+    git("branch", "old", cwd=work)
+    agent("install", "--remote", str(bucket), cwd=work)  # writes .lfsagent
+    (work / "model.bin").write_bytes(b"model v2\n" * 100)
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "v2 and .lfsagent", cwd=work)
+    git("remote", "add", "origin", str(server), cwd=work)
+    git("push", "-q", "origin", "main", "old", "older", cwd=work)
+
+    clone = tmp_path / "c"
+    assert agent("clone", str(server), str(clone), cwd=tmp_path).returncode == 0
+    checkout = git("checkout", "-q", "old", cwd=clone, check=False)
+    assert checkout.returncode == 0, checkout.stderr
+    assert (clone / "model.bin").read_bytes() == b"model v1\n" * 100
+    assert git("status", "--porcelain", cwd=clone).stdout == b""
+    # From one commit without .lfsagent to another.
+    checkout = git("checkout", "-q", "older", cwd=clone, check=False)
+    assert checkout.returncode == 0, checkout.stderr
+    assert (clone / "model.bin").read_bytes() == b"model v0\n" * 100
+    assert git("status", "--porcelain", cwd=clone).stdout == b""
+
+    # A clone of the old branch alone finds the remote on the default branch.
+    only_old = tmp_path / "old"
+    out = agent("clone", "-b", "old", str(server), str(only_old), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (only_old / "model.bin").read_bytes() == b"model v1\n" * 100
+    # uninstall removes what clone recorded.
+    agent("uninstall", cwd=only_old)
+    assert b"fallback-remote" not in git("config", "--local", "--list", cwd=only_old).stdout
+
+
+def test_clone_of_an_empty_repository_succeeds(tmp_path: Path, no_git_lfs_path):
+    git("init", "-q", "--bare", str(tmp_path / "empty.git"), cwd=tmp_path)
+    out = agent("clone", str(tmp_path / "empty.git"), str(tmp_path / "c"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "c/.git").is_dir()
+
+
+def test_clone_skipping_download_errors_succeeds_with_pointers(tmp_path: Path, server: Path):
+    missing = sha256(FILES["b/y.bin"])
+    (tmp_path / "bucket/objects" / missing[:2] / missing[2:4] / missing).unlink()
+    env = {**os.environ, "GIT_LFS_SKIP_DOWNLOAD_ERRORS": "1"}
+    out = agent("clone", str(server), str(tmp_path / "c"), cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr
+    assert f"{missing}" in out.stderr.decode()
+    assert (tmp_path / "c/a/x.bin").read_bytes() == FILES["a/x.bin"]
+    assert (tmp_path / "c/b/y.bin").read_bytes().startswith(b"version https://git-lfs")
+    # Without it, the same clone fails naming the object.
+    out = agent("clone", str(server), str(tmp_path / "d"), cwd=tmp_path)
+    assert out.returncode == 2 and missing in out.stderr.decode()
