@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterable, Iterator, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
@@ -31,7 +31,7 @@ from lfs_agent.errors import (
 from lfs_agent.log import DEBUG, ERROR, get_logger
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import PktLineReader, PktLineWriter
-from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
+from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, is_valid_oid, parse_pointer
 from lfs_agent.store import CHUNK_SIZE, BackgroundHash, ObjectStore, corrupt_error
 
 if TYPE_CHECKING:  # imported when the first download starts: start-up matters here
@@ -118,7 +118,7 @@ def split_pointer(chunks: Iterator[bytes]) -> tuple[bytes, Pointer | None]:
         return bytes(head), None
 
 
-def clean(store: ObjectStore, chunks: Iterable[bytes], restaged: Set[str] = frozenset()) -> bytes:
+def clean(store: ObjectStore, chunks: Iterable[bytes], restaged: str | None = None) -> bytes:
     """Return the pointer for the content in ``chunks``; the content goes to the store.
 
     A pointer given as input is returned byte for byte (git-lfs does the same, so that
@@ -127,19 +127,19 @@ def clean(store: ObjectStore, chunks: Iterable[bytes], restaged: Set[str] = froz
     Args:
         store: The local object store.
         chunks: The content git sends.
-        restaged: When set, the content is a file lfs-agent has just written from the
-            store and must be one of these stored oids: it is only hashed, not written
-            to a temp file again only to find the object there.
+        restaged: The stored oid the content must be, when it is a file lfs-agent has
+            just written from the store (:data:`RESTAGE_ENV`): it is only hashed, not
+            written to a temp file again only to find the object there.
 
     Raises:
-        IntegrityError: with ``restaged``, the content is none of them (it changed since
-            it was written); nothing is stored, and the file itself still holds it.
+        IntegrityError: with ``restaged``, the content is not that object (it changed
+            since it was written); nothing is stored, and the file itself still holds it.
     """
     it = iter(chunks)
     head, pointer = split_pointer(it)
     if pointer is not None:
         return head
-    if restaged:
+    if restaged is not None:
         return _stored_pointer(store, head, it, restaged).encode()
     with store.writer() as out:
         out.write(head)
@@ -148,21 +148,44 @@ def clean(store: ObjectStore, chunks: Iterable[bytes], restaged: Set[str] = froz
         return out.commit().encode()
 
 
-def _stored_pointer(
-    store: ObjectStore, head: bytes, rest: Iterator[bytes], restaged: Set[str]
-) -> Pointer:
-    """Hash ``head`` and ``rest``; the pointer, if it is one of ``restaged`` and stored."""
+def _stored_pointer(store: ObjectStore, head: bytes, rest: Iterator[bytes], oid: str) -> Pointer:
+    """Hash ``head`` and ``rest``; their pointer, if they are the stored object ``oid``."""
     with BackgroundHash() as digest:  # the next packets are read while it hashes
         digest.update(head)
         for chunk in rest:
             digest.update(chunk)
         pointer = Pointer(digest.hexdigest(), digest.size)
-    if pointer.oid not in restaged or not store.contains(pointer):
+    if pointer.oid != oid or not store.contains(pointer):
         raise IntegrityError(
             f"changed while lfs-agent wrote it (now {pointer.size} bytes hashing to "
             f"{pointer.oid}): 'git add' it again"
         )
     return pointer
+
+
+def read_restaged(path: str) -> dict[str, str]:
+    """The files ``pull`` is re-staging, from its :data:`RESTAGE_ENV` file: path -> oid.
+
+    Records are ``<oid> <path>`` and NUL-terminated (a path may hold any other byte).
+    A file that cannot be read means an ordinary clean.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return {}
+    restaged = {}
+    for record in data.split(b"\0"):
+        oid, _, name = record.decode("utf-8", "surrogateescape").partition(" ")
+        if name and is_valid_oid(oid):
+            restaged[name] = oid
+    return restaged
+
+
+def write_restaged(path: Path, files: Iterable[tuple[str, str]]) -> None:
+    """Write the :data:`RESTAGE_ENV` file for ``files``: (path, oid) pairs."""
+    path.write_bytes(
+        b"".join(f"{oid} {name}".encode("utf-8", "surrogateescape") + b"\0" for name, oid in files)
+    )
 
 
 def smudge(
@@ -406,8 +429,10 @@ class FilterProcess:
         in_background: Whether a missing object is worth a delayed smudge (downloaded
             in the background while git goes on); when it says no, the smudge downloads
             it at once. Default: always delay when git allows it.
-        restaged: When set, every clean is of a file lfs-agent has just written from
-            the store, and must hash to one of these oids (see :func:`clean`).
+        restaged: Files lfs-agent has just written from the store, path -> oid
+            (:data:`RESTAGE_ENV`): a clean of one of them must be that object, and is
+            only hashed (see :func:`clean`); any other path gets an ordinary clean (git
+            may re-clean other files too: a split index, racily clean entries).
         pull_after: Set for ``lfs-agent clone``'s checkout (:data:`PULL_AFTER_ENV`):
             objects over this many bytes are left as pointers, as are those that cannot
             be had (no remote, a failed download; logged at debug level only), for the
@@ -432,7 +457,7 @@ class FilterProcess:
         skip_download_errors: bool = False,
         concurrency: int = 8,
         in_background: Callable[[Pointer], bool] | None = None,
-        restaged: Set[str] = frozenset(),
+        restaged: Mapping[str, str] | None = None,
         pull_after: int | None = None,
         hook_reports_failures: Callable[[], bool] = lambda: False,
     ) -> None:
@@ -442,7 +467,7 @@ class FilterProcess:
         self.fetch = fetch
         self.path_filter = path_filter or PathFilter()
         self.skip_smudge = skip_smudge
-        self.restaged = restaged
+        self.restaged = dict(restaged or {})
         self.pull_after = pull_after
         # A failed download leaves the pointer (instead of failing the file); it is the
         # pull's to report when one follows.
@@ -549,7 +574,7 @@ class FilterProcess:
         path = request.get(KEY_PATHNAME, "")
         content = self.reader.iter_content()
         try:
-            result = clean(self.store, content, self.restaged)
+            result = clean(self.store, content, self.restaged.get(path))
         except ProtocolError:
             raise  # the stream itself is broken: nothing more can be read or answered
         except (LfsAgentError, OSError) as exc:

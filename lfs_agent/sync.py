@@ -31,7 +31,7 @@ from lfs_agent.errors import (
     agent_error,
 )
 from lfs_agent.git import Git
-from lfs_agent.gitfilter import RESTAGE_ENV, Unverified
+from lfs_agent.gitfilter import RESTAGE_ENV, Unverified, write_restaged
 from lfs_agent.gitindex import Written, record_written
 from lfs_agent.log import get_logger
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
@@ -803,7 +803,7 @@ def _restage(
             "'lfs-agent pull' again"
         )
     oids = store.ensure_tmp() / f"restage-{os.getpid()}-{threading.get_ident()}"
-    oids.write_text("".join(f"{w.pointer.oid}\n" for w in files))
+    write_restaged(oids, ((w.path, w.pointer.oid) for w in files))
     try:
         Git(top, {**env, RESTAGE_ENV: str(oids)}).run(
             ["update-index", "-q", "-z", "--stdin"], input=_nul_joined(f.path for f in files)

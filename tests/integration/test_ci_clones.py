@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent.gitfilter import RESTAGE_ENV
+from lfs_agent.gitfilter import RESTAGE_ENV, write_restaged
 from lfs_agent.sync import GIT_WRITES_MAX
 from tests.conftest import AGENT, agent, clone_with_filter, git
 from tests.helpers import pointer_bytes, random_bytes, sha256
@@ -107,6 +107,7 @@ def test_clone_ignores_a_global_filter_and_leaves_ours_configured(project):
     # The same config, record included, as install writes in a new repository.
     plain = root / "plain"
     git("init", "-q", str(plain), cwd=root)
+    (plain / ".lfsagent").write_bytes((ci / ".lfsagent").read_bytes())  # the same remote
     assert agent("install", cwd=plain).returncode == 0
     ours = r"^(filter\.lfs\.|lfs-agent\.installed)"
     assert (
@@ -304,7 +305,7 @@ def test_pull_streams_objects_git_would_hold_whole(tmp_path: Path, no_git_lfs_pa
     # content that is none of them (edited meanwhile) is refused, never stored.
     (ci / "a.bin").write_bytes(b"edited\n" * 10)
     expected = tmp_path / "oids"
-    expected.write_text(sha256(big["a"]) + "\n")
+    write_restaged(expected, [("a.bin", sha256(big["a"]))])
     refused = git(
         "add", "a.bin", cwd=ci, env={**os.environ, RESTAGE_ENV: str(expected)}, check=False
     )

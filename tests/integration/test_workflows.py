@@ -158,3 +158,41 @@ def test_clone_skipping_download_errors_succeeds_with_pointers(tmp_path: Path, s
     # Without it, the same clone fails naming the object.
     out = agent("clone", str(server), str(tmp_path / "d"), cwd=tmp_path)
     assert out.returncode == 2 and missing in out.stderr.decode()
+
+
+@pytest.mark.parametrize("index", ["split", "GIT_INDEX_FILE"])
+def test_pull_with_an_index_git_must_restage_and_small_files_too(
+    tmp_path: Path, no_git_lfs_path, index: str
+):
+    # git's update-index re-cleans files besides those pull wrote (a split index): they
+    # get an ordinary clean, not a refusal.
+    from lfs_agent.sync import GIT_WRITES_MAX
+    from tests.helpers import random_bytes
+
+    files = {"big.bin": random_bytes(GIT_WRITES_MAX + 1, seed=6), "small.bin": b"small\n" * 9}
+    server, work = tmp_path / "server.git", tmp_path / "author"
+    git("init", "-q", "--bare", str(server), cwd=tmp_path)
+    git("init", "-q", str(work), cwd=tmp_path)
+    agent("install", "--remote", str(tmp_path / "bucket"), cwd=work)
+    agent("track", "*.bin", cwd=work)
+    for name, data in files.items():
+        (work / name).write_bytes(data)
+    git("add", "-A", cwd=work)
+    git("commit", "-qm", "files", cwd=work)
+    git("remote", "add", "origin", str(server), cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+    clone = tmp_path / "c"
+    env = {**os.environ, "GIT_LFS_SKIP_SMUDGE": "1"}
+    git("clone", "-q", str(server), str(clone), cwd=tmp_path, env=env)
+    agent("install", cwd=clone)
+    env = dict(os.environ)
+    if index == "split":
+        git("config", "core.splitIndex", "true", cwd=clone)
+        git("update-index", "--split-index", cwd=clone)
+    else:
+        env["GIT_INDEX_FILE"] = str(clone / ".git/index")
+    out = agent("pull", cwd=clone, env=env)
+    assert out.returncode == 0, out.stderr
+    for name, data in files.items():
+        assert (clone / name).read_bytes() == data
+    assert git("status", "--porcelain", cwd=clone, env=env).stdout == b""

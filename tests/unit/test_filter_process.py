@@ -15,7 +15,7 @@ import pytest
 
 from lfs_agent import smudge_failures
 from lfs_agent.errors import ObjectNotFoundError, ProtocolError, UnreachableError
-from lfs_agent.gitfilter import FilterProcess, Unverified
+from lfs_agent.gitfilter import FilterProcess, Unverified, read_restaged, write_restaged
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import MAX_PAYLOAD, PktLineReader, PktLineWriter, encode_packet
 from lfs_agent.pointer import Pointer
@@ -146,14 +146,31 @@ def test_a_restaging_clean_only_hashes_what_the_store_already_holds(store, monke
     monkeypatch.setattr(store, "writer", None)  # a second copy would be written through it
     data = HANDSHAKE_IN + pkt("command=clean", "pathname=a.bin") + content(HELLO)
     expected = HANDSHAKE_OUT_NO_DELAY + SUCCESS + encode_packet(HELLO_POINTER) + b"0000" + b"0000"
-    assert run(store, data, restaged={sha256(HELLO)}) == expected
+    assert run(store, data, restaged={"a.bin": sha256(HELLO)}) == expected
+
+
+def test_a_restaging_clean_of_a_path_not_restaged_is_an_ordinary_clean(store):
+    # git may re-clean other files during the re-stage (a split index): they are stored.
+    other = b"another file git re-cleans\n"
+    data = HANDSHAKE_IN + pkt("command=clean", "pathname=small.bin") + content(other)
+    out = run(store, data, restaged={"a.bin": sha256(HELLO)})
+    expected = HANDSHAKE_OUT_NO_DELAY + SUCCESS + encode_packet(pointer_bytes(other))
+    assert out == expected + b"0000" + b"0000"
+    assert store.contains(Pointer(sha256(other), len(other)))
+
+
+def test_restage_records_round_trip_any_path(tmp_path: Path):
+    files = [("a b.bin", sha256(b"1")), ("dir/t\tab\nline.bin", sha256(b"2"))]
+    write_restaged(tmp_path / "r", files)
+    assert read_restaged(str(tmp_path / "r")) == dict(files)
+    assert read_restaged(str(tmp_path / "missing")) == {}
 
 
 def test_a_restaging_clean_of_changed_content_fails_and_stores_nothing(store, caplog):
     store.ingest(io.BytesIO(HELLO))
     changed = b"edited meanwhile\n"
     data = HANDSHAKE_IN + pkt("command=clean", "pathname=a.bin") + content(changed)
-    out = run(store, data, restaged={sha256(HELLO)})
+    out = run(store, data, restaged={"a.bin": sha256(HELLO)})
     assert out == HANDSHAKE_OUT_NO_DELAY + b"0011status=error\n0000"
     assert not store.contains(Pointer(sha256(changed), len(changed)))
     assert "a.bin" in caplog.text and "changed while lfs-agent wrote it" in caplog.text
