@@ -358,7 +358,7 @@ def cmd_filter_process(ctx: Context) -> int:
         skip_smudge=ctx.settings.skip_smudge or ctx.args.skip,
         skip_download_errors=ctx.settings.skip_download_errors,
         concurrency=ctx.settings.concurrency,
-        restaged=_restaged_oids(),
+        restaged=_restaged(),
         pull_after=pull_after,
         hook_reports_failures=lambda: _has_our_hook(ctx.git, "post-checkout"),
     )
@@ -383,22 +383,12 @@ def _pull_after() -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _restaged_oids() -> frozenset[str]:
-    """The oids ``lfs-agent pull`` is re-staging (its :data:`RESTAGE_ENV` file), if any.
-
-    Unset or unreadable means an ordinary clean, which stores what it is given.
-    """
-    from lfs_agent.gitfilter import RESTAGE_ENV
-    from lfs_agent.pointer import is_valid_oid
+def _restaged() -> dict[str, str]:
+    """The files ``lfs-agent pull`` is re-staging (its :data:`RESTAGE_ENV` file), if any."""
+    from lfs_agent.gitfilter import RESTAGE_ENV, read_restaged
 
     path = os.environ.get(RESTAGE_ENV)
-    if not path:
-        return frozenset()
-    try:
-        lines = Path(path).read_text().split()
-    except (OSError, UnicodeDecodeError):
-        return frozenset()
-    return frozenset(line for line in lines if is_valid_oid(line))
+    return read_restaged(path) if path else {}
 
 
 def cmd_install(ctx: Context) -> int:
