@@ -16,9 +16,14 @@ over plain HTTP). A file that ends before its upload does is refused, and a mult
 upload of it aborted. An interrupted multipart upload is resumed by the next upload of
 the same object: the upload id is remembered in ``state_dir`` (the repository's
 ``lfs/tmp``) and the parts S3 already holds (ListParts) are kept when their checksum or
-MD5 ETag matches the local bytes.
+MD5 ETag matches the local bytes. That state is held under a lock per object, so that a
+second push of the object from the same repository waits for the first, then finds the
+object there (or continues the upload) instead of completing the same upload twice.
 Large downloads use parallel ranged GETs into the caller's file, about two ranges per
 worker (none smaller than ``part-size``), and resume from the ranges already written.
+A body that breaks off (a lost connection, a body cut short, a read timeout, or a 5xx
+after botocore's own retries) is asked for again from the bytes already written, with
+a ``Range``, after a backoff: up to ``max-attempts`` times per object or range.
 No download writes more than its pointer's size: an object whose size (ContentLength,
 or the total of ContentRange) is not the pointer's is refused before its body is read,
 a body longer than announced is cut where it should end, and the file of a ranged
@@ -36,8 +41,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import functools
 import hashlib
+import http.client
 import io
 import json
 import logging
@@ -45,7 +52,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +60,7 @@ from typing import Any
 
 import boto3
 import botocore.exceptions
+import urllib3.exceptions
 from botocore.config import Config
 
 from lfs_agent.backends import (
@@ -100,6 +108,10 @@ CHUNK_SIZE = MIB
 SMALL_OBJECT = MIB
 #: Multipart uploads older than this (seconds) are stale for ``abort_stale_uploads``.
 STALE_UPLOAD_SECONDS = 24 * 3600
+#: First wait (seconds) before a broken-off download is resumed; doubled per attempt,
+#: capped at MAX_BACKOFF.
+BASE_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
 # Error codes that mean "the credentials are wrong", "no access", "wrong region".
 _BAD_CREDENTIALS = {
     "InvalidAccessKeyId",
@@ -126,6 +138,18 @@ _THROTTLED = {
     "500",
     "503",
 }
+#: Errors of a body that broke off while it was read (botocore's, urllib3's, the
+#: socket's), or of a request whose connection was lost before its answer came.
+_BROKEN_OFF = (
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+    urllib3.exceptions.HTTPError,
+    http.client.HTTPException,
+    ConnectionError,
+    TimeoutError,
+)
 # Errors an S3-compatible endpoint gives when it does not support SHA-256 checksums.
 _CHECKSUM_UNSUPPORTED = {
     "NotImplemented",
@@ -193,6 +217,44 @@ def _cut_short(exc: Exception, oid: str) -> IntegrityError | None:
     if isinstance(exc, _EndedEarly):
         return IntegrityError(f"refusing to upload {oid}: {exc}")
     return exc if isinstance(exc, IntegrityError) else None
+
+
+def _errors_behind(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the errors it wraps: causes, contexts, botocore's ``error`` and args."""
+    pending: list[object] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        kwargs = getattr(current, "kwargs", None)
+        pending += [current.__cause__, current.__context__, *current.args]
+        pending += list(kwargs.values()) if isinstance(kwargs, dict) else []
+
+
+def _break_reason(exc: BaseException) -> str:
+    """Why a body broke off, in a few words: never botocore's or urllib3's text."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        return f"S3 answered {exc.response.get('Error', {}).get('Code', 'with an error')}"
+    errors = list(_errors_behind(exc))
+    incomplete = botocore.exceptions.IncompleteReadError | http.client.IncompleteRead
+    if any(isinstance(e, incomplete) for e in errors):
+        return "the body ended early"
+    if any(isinstance(e, TimeoutError | urllib3.exceptions.TimeoutError) for e in errors):
+        return "timed out"
+    for e in errors:
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror[:1].lower() + e.strerror[1:]
+    return "the connection was lost"
+
+
+def _worth_retrying(exc: botocore.exceptions.ClientError) -> bool:
+    """Whether S3's error answer is one that a later attempt may not get (5xx, throttling)."""
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return code in _THROTTLED or int(status) >= 500
 
 
 def _range_total(content_range: str | None) -> int | None:
@@ -304,6 +366,7 @@ class S3Backend:
         state_dir: Where resumable multipart uploads are remembered (the repository's
             ``lfs/tmp``); None disables resuming.
         client: A ready boto3 S3 client (tests); built from the options otherwise.
+        sleep: Waits before a broken-off download is resumed; injected by tests.
     """
 
     #: Transfers are network-bound: every configured worker helps.
@@ -317,6 +380,8 @@ class S3Backend:
         options: dict[str, str] | None = None,
         state_dir: Path | None = None,
         client: Any = None,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = url
         self.bucket, self.prefix = bucket_and_prefix(url)
@@ -329,6 +394,10 @@ class S3Backend:
             opts.get("multipart-threshold", str(DEFAULT_MULTIPART_THRESHOLD))
         )
         self.concurrency = int(opts.get("concurrency", "4"))
+        # botocore's retries per request (it tries once more than this), and our tries
+        # per downloaded body or range.
+        self.max_attempts = max(1, int(opts.get("max-attempts", "5")))
+        self._sleep = sleep
         # Keys per ListObjectsV2 page (S3's maximum; smaller in tests).
         self.list_page_size = 1000
         # False once the endpoint refused a SHA-256 checksum; we then send none.
@@ -354,7 +423,7 @@ class S3Backend:
         config_args: dict[str, Any] = {
             "retries": {
                 "mode": o.get("retry-mode", "standard"),
-                "max_attempts": int(o.get("max-attempts", "5")),
+                "max_attempts": self.max_attempts,
             },
             "max_pool_connections": max(10, self.concurrency * 4),
             "connect_timeout": 10,
@@ -414,6 +483,10 @@ class S3Backend:
         ):
             endpoint = f" {self._client.meta.endpoint_url}" if self._client is not None else ""
             return connection_error(f"cannot reach the S3 endpoint{endpoint} for {self.url}", exc)
+        if isinstance(exc, _BROKEN_OFF):
+            return RetriableError(
+                f"the connection to S3 broke off while reading {where}: {_break_reason(exc)}"
+            )
         if isinstance(exc, botocore.exceptions.ClientError):
             error = exc.response.get("Error", {})
             code = str(error.get("Code", ""))
@@ -734,7 +807,48 @@ class S3Backend:
             return etag == _slice_md5(src_path, part)
         return True  # no checksum to compare (e.g. SSE-KMS ETags): trust the size
 
+    @contextlib.contextmanager
+    def _state_lock(self, oid: str) -> Iterator[bool]:
+        """Hold ``oid``'s multipart state alone; yield whether another upload held it first.
+
+        Two pushes from one repository share ``state_dir``: unlocked, both would continue
+        the same multipart upload and both complete it, and one of them fail. The lock
+        file stays, as the download side's ``<oid>.lock`` does: removing it could let two
+        later uploads lock two different files of the same name.
+        """
+        path = self._state_path(oid)
+        if path is None:
+            yield False
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                waited = False
+            except BlockingIOError:
+                logger.debug("waiting for another upload of %s to end", oid)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                waited = True
+            # Fresh, so that cleaning stale temp files spares it while it is held.
+            os.utime(lock.fileno())
+            yield waited
+
     def _multipart(
+        self, oid: str, src_path: Path, size: int, parts: list[_Part], progress: Progress
+    ) -> None:
+        """Send ``parts`` as one multipart upload of ``oid``, or nothing if it is there.
+
+        Another upload of ``oid`` from this repository, waited for, may have stored it
+        meanwhile, or left its upload for this one to continue.
+        """
+        with self._state_lock(oid) as waited:
+            if waited and self.stat(oid) == size:
+                logger.debug("%s was uploaded meanwhile; not sending it again", oid)
+                progress(size)
+                return
+            self._send_parts(oid, src_path, size, parts, progress)
+
+    def _send_parts(
         self, oid: str, src_path: Path, size: int, parts: list[_Part], progress: Progress
     ) -> None:
         key = self._key(oid)
@@ -883,6 +997,44 @@ class S3Backend:
             raise IntegrityError(f"object {oid} on {self.url} {problem}")
         return body
 
+    def _backoff(self, attempt: int) -> None:
+        self._sleep(min(MAX_BACKOFF, BASE_BACKOFF * 2 ** (attempt - 1)))
+
+    def _until_whole(self, oid: str, attempt: Callable[[], bool]) -> None:
+        """Call ``attempt`` until the body it reads is whole, resuming it when it breaks.
+
+        ``attempt`` asks for the bytes still missing, writes what arrives and returns
+        whether the body is now whole (False: it ended early without an error). A body
+        that breaks off, or a request S3 answers with a 5xx or throttling error after
+        botocore's own retries, is tried again after a backoff: ``max_attempts`` times
+        in all. Anything else (an :class:`IntegrityError` above all) ends it at once.
+
+        Raises:
+            RetriableError: the body kept breaking off.
+            botocore.exceptions.ClientError: S3's error answer to the last attempt.
+        """
+        tries = 0
+        while True:
+            tries += 1
+            failure: BaseException | None = None
+            try:
+                if attempt():
+                    return
+            except _BROKEN_OFF as exc:
+                failure = exc
+            except botocore.exceptions.ClientError as exc:
+                if tries >= self.max_attempts or not _worth_retrying(exc):
+                    raise
+                failure = exc
+            reason = "the body ended early" if failure is None else _break_reason(failure)
+            if tries >= self.max_attempts:
+                raise RetriableError(
+                    f"download of {oid} from {self.url} kept breaking off after {tries} "
+                    f"attempts: {reason}"
+                ) from None
+            logger.debug("download of %s broke off (%s); resuming", oid, reason)
+            self._backoff(tries)
+
     def _stream_download(self, oid: str, dest_path: Path, size: int, progress: Progress) -> Pointer:
         have = dest_path.stat().st_size if dest_path.exists() else 0
         if have >= size or have == 0:
@@ -890,16 +1042,21 @@ class S3Backend:
         elif have:
             logger.debug("resuming download of %s at byte %d", oid, have)
             progress(have)
-        body = self._get(oid, size, have)
         what = f"object {oid} from {self.url}"
         with (
-            contextlib.closing(body),
             open(dest_path, "r+b" if have else "wb") as dst,
             WriteHash(dst, have, limit=size, what=what) as written,
         ):
-            for chunk in iter(lambda: body.read(CHUNK_SIZE), b""):
-                written.write(chunk)
-                progress(len(chunk))
+
+            def attempt() -> bool:
+                # From the bytes the file holds: a Range once some are there.
+                with contextlib.closing(self._get(oid, size, written.size)) as body:
+                    for chunk in iter(lambda: body.read(CHUNK_SIZE), b""):
+                        written.write(chunk)
+                        progress(len(chunk))
+                return written.size == size
+
+            self._until_whole(oid, attempt)
             return written.pointer()
 
     def _range_size_for(self, size: int) -> int:
@@ -930,6 +1087,7 @@ class S3Backend:
             # the object has shown its real size.
             open(dest_path, "wb").close()
         lock = threading.Lock()
+        failed = threading.Event()
 
         def save() -> None:
             temp = record.with_name(record.name + ".tmp")
@@ -949,21 +1107,35 @@ class S3Backend:
                 hasher.written(i * part_size, min(size, (i + 1) * part_size))
 
             def fetch(index: int) -> None:
+                if failed.is_set():
+                    return  # another range failed for good, and the download with it
+                try:
+                    fetch_range(index)
+                except BaseException:
+                    failed.set()
+                    raise
+
+            def fetch_range(index: int) -> None:
                 start = index * part_size
                 end = min(size, start + part_size) - 1
                 offset = start
-                with contextlib.closing(self._get(oid, size, start, end)) as body:
-                    for chunk in iter(lambda: body.read(CHUNK_SIZE), b""):
-                        if offset + len(chunk) > end + 1:
-                            raise IntegrityError(
-                                f"object {oid} from {self.url} sent more than bytes "
-                                f"{start}-{end} for that range; stopped reading it"
-                            )
-                        os.pwrite(fd, chunk, offset)
-                        offset += len(chunk)
-                        progress(len(chunk))
-                if offset != end + 1:
-                    raise RetriableError(f"short read of {oid} bytes {start}-{end}")
+
+                def attempt() -> bool:
+                    # Only what this range still misses: from its bytes already written.
+                    nonlocal offset
+                    with contextlib.closing(self._get(oid, size, offset, end)) as body:
+                        for chunk in iter(lambda: body.read(CHUNK_SIZE), b""):
+                            if offset + len(chunk) > end + 1:
+                                raise IntegrityError(
+                                    f"object {oid} from {self.url} sent more than bytes "
+                                    f"{start}-{end} for that range; stopped reading it"
+                                )
+                            os.pwrite(fd, chunk, offset)
+                            offset += len(chunk)
+                            progress(len(chunk))
+                    return offset == end + 1
+
+                self._until_whole(oid, attempt)
                 hasher.written(start, end + 1)
                 with lock:
                     done.add(index)

@@ -95,7 +95,7 @@ def test_multipart_upload_with_a_small_part_size(s3_bucket, tmp_path):
     )
     assert head["ETag"].strip('"').endswith("-3")
     assert progress.total == 12 * MIB + 5
-    assert not list((tmp_path / "state").glob("s3-upload-*"))  # state dropped once complete
+    assert not list((tmp_path / "state").glob("s3-upload-*.json"))  # state dropped once complete
     dest = tmp_path / "dest"
     hashed = backend.download(oid, dest, 12 * MIB + 5, Recorder())
     assert sha256(dest.read_bytes()) == oid
@@ -494,7 +494,7 @@ def test_a_file_cut_short_while_it_is_sent_aborts_the_upload(s3_bucket, tmp_path
     assert counter.count("AbortMultipartUpload") == 1
     assert boto3.client("s3").list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
     assert backend.stat(oid) is None
-    assert not list((tmp_path / "state").glob("s3-upload-*"))
+    assert not list((tmp_path / "state").glob("s3-upload-*.json"))
 
 
 def test_a_file_cut_short_during_a_single_put_is_refused(s3_bucket, tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import botocore.exceptions
 import pytest
+import urllib3.exceptions
 
 from lfs_agent.backends.s3 import S3Backend
 from lfs_agent.errors import BackendError, ConfigError, RetriableError, UnreachableError
@@ -62,6 +63,42 @@ def test_errors_become_one_line_naming_the_bucket_and_fix(error, kind, text):
     assert type(translated) is kind
     assert text in str(translated)
     assert "\n" not in str(translated)
+
+
+RESET = urllib3.exceptions.ProtocolError(
+    "Connection broken: ConnectionResetError(104, 'Connection reset by peer')",
+    ConnectionResetError(104, "Connection reset by peer"),
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (botocore.exceptions.ResponseStreamingError(error=RESET), "connection reset by peer"),
+        (
+            botocore.exceptions.IncompleteReadError(actual_bytes=16696, expected_bytes=54145),
+            "the body ended early",
+        ),
+        (
+            botocore.exceptions.ResponseStreamingError(
+                error=urllib3.exceptions.ProtocolError(
+                    "Connection broken: IncompleteRead(16696 bytes read, 37449 more expected)",
+                    urllib3.exceptions.IncompleteRead(16696, 37449),
+                )
+            ),
+            "the body ended early",
+        ),
+    ],
+)
+def test_a_body_that_broke_off_is_told_in_words(error, reason):
+    backend = S3Backend("s3://bkt/pre", {})
+    oid = sha256(b"x")
+    translated = backend._translate(error, oid)
+    assert type(translated) is RetriableError
+    assert str(translated) == (
+        f"the connection to S3 broke off while reading "
+        f"s3://bkt/pre/objects/{oid[:2]}/{oid[2:4]}/{oid}: {reason}"
+    )
 
 
 class RefusesChecksums:
