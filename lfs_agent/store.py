@@ -947,8 +947,28 @@ class ObjectStore:
                 present = is_valid_oid(oid) and self.object_path(oid).exists()
             except OSError:
                 continue
-            if stale or present:
+            if (stale or present) and not _held(entry):
                 with contextlib.suppress(FileNotFoundError):
                     entry.unlink()
                     removed += 1
         return removed
+
+
+def _held(path: Path) -> bool:
+    """Whether ``path`` is a lock file a live process holds (``<oid>.lock``, S3 state).
+
+    Removing a held lock file would let the next process lock a new file of the same
+    name while the holder goes on: two writers of one ``.part`` or multipart upload.
+    """
+    if not path.name.endswith(".lock"):
+        return False
+    import fcntl
+
+    try:
+        with open(path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False

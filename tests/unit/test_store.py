@@ -520,3 +520,19 @@ def test_compacting_the_record_keeps_only_what_it_still_vouches_for(store):
 def test_compacting_without_a_record_writes_none(store):
     assert store.compact_checked() == 0
     assert not (store.root / CHECK_RECORD_NAME).exists()
+
+
+def test_clean_tmp_keeps_a_lock_file_a_live_process_holds(tmp_path):
+    import fcntl
+    import time as _time
+
+    store = ObjectStore(tmp_path / "lfs")
+    tmp = store.ensure_tmp()
+    held, free = tmp / ("a" * 64 + ".lock"), tmp / ("b" * 64 + ".lock")
+    held.write_text("")
+    free.write_text("")
+    with open(held, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # Both are "stale" by their age; only the free one may go.
+        assert store.clean_tmp(now=_time.time() + 7200) == 1
+        assert held.exists() and not free.exists()
