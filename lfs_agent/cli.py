@@ -391,11 +391,25 @@ def _restaged() -> dict[str, str]:
     return read_restaged(path) if path else {}
 
 
+def _where(ctx: Context) -> str:
+    """Where ``ctx``'s repository keeps its objects, for install's last line."""
+    settings = ctx.settings
+    if settings.remote:
+        return f"remote {_shown(settings.remote)} (from {settings.remote_origin})"
+    return "no remote yet: run 'lfs-agent install --remote URL'"
+
+
+def _submodule_error(shown: str, exc: LfsAgentError) -> ConfigError:
+    return ConfigError(f"in submodule {_path(shown)}: {exc}")
+
+
 def cmd_install(ctx: Context) -> int:
-    """``install``: configure this repository for lfs-agent."""
-    from lfs_agent.install import install
+    """``install``: configure this repository (``--recursive``: its submodules) or the user."""
+    from lfs_agent.install import install, submodule_repos
 
     args = ctx.args
+    if args.global_scope:
+        return _install_global(ctx)
     report = install(
         ctx.git,
         remote=args.remote_url,
@@ -406,48 +420,196 @@ def cmd_install(ctx: Context) -> int:
     )
     for message in report.messages:
         print(_shown(message), file=sys.stderr)
-    settings = ctx.settings
     mode = "git-lfs transfers" if args.with_git_lfs else "filter and hooks"
-    where = (
-        f"remote {_shown(settings.remote)} (from {settings.remote_origin})"
-        if settings.remote
-        else "no remote yet: run 'lfs-agent install --remote URL'"
+    print(f"lfs-agent installed ({mode}); {_where(ctx)}")
+    if not args.recursive:
+        return 0
+    # The remote given is the superproject's: each submodule names its own in its
+    # committed .lfsagent.
+    for shown, path in submodule_repos(ctx.git):
+        sub = Context(args, cwd=path)
+        try:
+            report = install(
+                sub.git,
+                with_git_lfs=args.with_git_lfs,
+                scope_remote=args.scope_remote,
+                force=args.force,
+            )
+        except LfsAgentError as exc:
+            raise _submodule_error(shown, exc) from exc
+        for message in report.messages:
+            print(f"submodule {_path(shown)}: {_shown(message)}", file=sys.stderr)
+        print(f"lfs-agent installed in submodule {_path(shown)} ({mode}); {_where(sub)}")
+    return 0
+
+
+def _install_global(ctx: Context) -> int:
+    """``install --global``: lfs-agent's filter in the user's git config."""
+    from lfs_agent.install import install_global
+
+    args = ctx.args
+    flags = {
+        "--remote": args.remote_url,
+        "--local": args.local,
+        "--with-git-lfs": args.with_git_lfs,
+        "--scope-remote": args.scope_remote,
+        "--recursive": args.recursive,
+    }
+    for flag, value in flags.items():
+        if value:
+            raise ConfigError(
+                f"'install --global' takes no {flag}: it configures only the filter, and each "
+                "repository names its bucket in its committed .lfsagent"
+            )
+    for message in install_global(ctx.git, force=args.force).messages:
+        print(_shown(message), file=sys.stderr)
+    print(
+        "lfs-agent installed globally (filter in your git config): every repository with a "
+        "committed .lfsagent, submodules included, works with plain git and gets its hooks "
+        "at the filter's first run there"
     )
-    print(f"lfs-agent installed ({mode}); {where}")
     return 0
 
 
 def cmd_uninstall(ctx: Context) -> int:
-    """``uninstall``: remove what install added."""
-    from lfs_agent.install import uninstall
+    """``uninstall``: remove what install added (here, in submodules, or globally)."""
+    from lfs_agent.install import submodule_repos, uninstall, uninstall_global
 
+    if ctx.args.global_scope:
+        for message in uninstall_global(ctx.git).messages:
+            print(_shown(message), file=sys.stderr)
+        print(
+            "lfs-agent uninstalled from your global git config; hooks it added to a "
+            "repository stay until 'lfs-agent uninstall' there"
+        )
+        return 0
     for message in uninstall(ctx.git).messages:
         print(_shown(message), file=sys.stderr)
     print("lfs-agent uninstalled")
+    if ctx.args.recursive:
+        for shown, path in submodule_repos(ctx.git):
+            try:
+                messages = uninstall(Context(ctx.args, cwd=path).git).messages
+            except LfsAgentError as exc:
+                raise _submodule_error(shown, exc) from exc
+            for message in messages:
+                print(f"submodule {_path(shown)}: {_shown(message)}", file=sys.stderr)
+            print(f"lfs-agent uninstalled in submodule {_path(shown)}")
     return 0
 
 
+def _outside_attributes(ctx: Context) -> list[Path]:
+    """The system's and the user's attributes files, where git-lfs looks for them."""
+    system = Path(os.environ.get("PREFIX") or "/") / "etc" / "gitattributes"
+    found = ctx.git.run(["config", "--path", "--get", "core.attributesFile"], check=False)
+    configured = found.stdout.decode("utf-8", "surrogateescape").strip()
+    if configured:
+        user = Path(configured)
+    elif os.environ.get("XDG_CONFIG_HOME"):
+        user = Path(os.environ["XDG_CONFIG_HOME"]) / "git" / "attributes"
+    else:
+        user = Path.home() / ".config" / "git" / "attributes"
+    return [system, user]
+
+
+def _lfs_filter_configured(git: Git) -> bool:
+    """Whether git would run a clean filter for ``filter=lfs`` here."""
+    found = git.run(["config", "--get-regexp", r"^filter\.lfs\.(process|clean)$"], check=False)
+    return any(
+        line.partition(" ")[2].strip()
+        for line in found.stdout.decode("utf-8", "replace").splitlines()
+    )
+
+
 def cmd_track(ctx: Context) -> int:
-    """``track [PATTERN...]``: add patterns to .gitattributes, or list them."""
-    from lfs_agent.install import track, tracked_patterns
+    """``track [PATTERN...]``: add patterns to .gitattributes, or list them as git-lfs does."""
+    import json
+
+    from lfs_agent.install import attribute_patterns, track
 
     if not ctx.args.patterns:
+        found = attribute_patterns(ctx.git, _outside_attributes(ctx))
+        if not found:
+            return 0
         print("Listing tracked patterns")
-        for pattern in tracked_patterns(ctx.git):
-            print(f"    {_shown(pattern)} (.gitattributes)")
+        for entry in found:
+            if entry.lockable or entry.tracked:
+                lockable = " [lockable]" if entry.lockable else ""
+                print(f"    {_shown(entry.path)}{lockable} ({_shown(entry.source)})")
+        print("Listing excluded patterns")
+        for entry in found:
+            if not entry.lockable and not entry.tracked:
+                print(f"    {_shown(entry.path)} ({_shown(entry.source)})")
         return 0
-    for message in track(ctx.git, ctx.args.patterns):
+    result = track(ctx.git, ctx.args.patterns, _outside_attributes(ctx))
+    for message in result.messages:
         print(_shown(message))
+    covered = {pattern: files for pattern, files in result.covered.items() if files}
+    if covered:
+        fix = (
+            "they now show as modified: 'git add' them to store them as pointers"
+            if _lfs_filter_configured(ctx.git)
+            else "run 'lfs-agent install', then 'git add --renormalize .' to store them as pointers"
+        )
+        for pattern, files in covered.items():
+            print(
+                f"lfs-agent: {_shown(json.dumps(pattern, ensure_ascii=False))} covers "
+                f"{len(files)} file(s) already in git; {fix}",
+                file=sys.stderr,
+            )
     return 0
 
 
 def cmd_untrack(ctx: Context) -> int:
-    """``untrack PATTERN...``: remove patterns from .gitattributes."""
+    """``untrack PATTERN...``: remove patterns from this directory's .gitattributes."""
     from lfs_agent.install import untrack
 
     for message in untrack(ctx.git, ctx.args.patterns):
         print(_shown(message))
     return 0
+
+
+def cmd_pre_commit(ctx: Context) -> int:
+    """``pre-commit``: the hook; refuses raw content staged for a path stored in LFS.
+
+    Without an lfs filter configured (a submodule, a clone set up before), ``git add``
+    stores a tracked file's bytes in git, and the commit would publish them there.
+    """
+    import shlex
+
+    from lfs_agent.hooks import raw_staged
+
+    raw = raw_staged(ctx.git)
+    if not raw:
+        return 0
+    install = "" if _lfs_filter_configured(ctx.git) else "'lfs-agent install', then "
+    for path in raw:
+        print(
+            f"lfs-agent: {_path(path)} is staged as its raw content, but .gitattributes stores "
+            f"it with LFS (filter=lfs): run {install}"
+            f"'git add --renormalize -- {_shown(shlex.quote(path))}'",
+            file=sys.stderr,
+        )
+    return EXIT_ERROR
+
+
+def cmd_global_filter_process(ctx: Context) -> int:
+    """``global-filter-process``: the filter of ``install --global``.
+
+    It adds this repository's hooks when they are missing (a fresh clone, a submodule),
+    as git-lfs's filter does, then serves git as ``filter-process``. Hooks that cannot
+    be added never fail git's command.
+    """
+    from lfs_agent.hooks import add_missing_hooks
+
+    try:
+        if add_missing_hooks(ctx.git):
+            logger.info("added lfs-agent's hooks to this repository")
+    except ConfigError as exc:
+        logger.warning("%s", exc)
+    except (LfsAgentError, OSError) as exc:
+        logger.debug("hooks left as they are: %s", exc)
+    return cmd_filter_process(ctx)
 
 
 def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
@@ -808,6 +970,8 @@ def cmd_clone(ctx: Context) -> int:
         cmd += ["--branch", args.branch]
     if args.depth:
         cmd += ["--depth", str(args.depth)]
+    if args.recurse_submodules:
+        cmd.append("--recurse-submodules")
     cmd += ["--", args.url, str(dest)]
     with tempfile.TemporaryDirectory(prefix="lfs-agent-clone-") as tmp:
         # Created by the filter when git got every file's content from it.
@@ -819,16 +983,18 @@ def cmd_clone(ctx: Context) -> int:
         }
         if subprocess.run(cmd, check=False, env=env).returncode != 0:  # git printed why
             return EXIT_ERROR
-        nothing_left = smudged_all.exists()
+        # The submodules' checkouts ran the filter too, and may have left that file.
+        nothing_left = smudged_all.exists() and not args.recurse_submodules
     repo = Context(args, cwd=dest)
     install(repo.git)  # the config is there: this adds the hooks (and a committed remote)
+    submodules = _clone_submodules(args, dest) if args.recurse_submodules else 0
     if not repo.settings.remote and _remote_from_default_branch(repo.git):
         repo = Context(args, cwd=dest)
     if not repo.settings.remote:
         from lfs_agent.scan import index_pointers
 
         if not index_pointers(repo.git):  # an empty repository, or one without LFS files
-            return 0
+            return submodules
         print(
             f"lfs-agent: cloned into {_shown(str(dest))}, but it names no remote (.lfsagent): run "
             "'lfs-agent install --remote URL' there, then 'lfs-agent pull'",
@@ -837,7 +1003,33 @@ def cmd_clone(ctx: Context) -> int:
         return EXIT_ERROR
     if not nothing_left:
         _pull(repo, after_clone=True)
-    return 0
+    return submodules
+
+
+def _clone_submodules(args: argparse.Namespace, top: Path) -> int:
+    """After ``clone --recurse-submodules``: install and pull in every submodule.
+
+    git checked them out through the clone's filter (the settings given before
+    ``clone`` reach the submodules' clones too), which left the large files, and any it
+    could not get, as pointers. A submodule that fails is named, and the others go on.
+
+    Returns:
+        The exit status: 0, or :data:`EXIT_ERROR` when a submodule failed.
+    """
+    from lfs_agent.git import Git
+    from lfs_agent.install import install, submodule_repos
+
+    status = 0
+    for shown, path in submodule_repos(Git(top)):
+        sub = Context(args, cwd=path)
+        try:
+            install(sub.git)
+            _pull(sub, after_clone=True)
+        except LfsAgentError as exc:
+            error = _submodule_error(shown, exc)
+            print(f"lfs-agent: error: {_shown(str(error), keep_newlines=True)}", file=sys.stderr)
+            status = EXIT_ERROR
+    return status
 
 
 def _remote_from_default_branch(git: Git) -> bool:
@@ -1246,16 +1438,52 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
         p.add_argument(
             "--force",
             action="store_true",
-            help="replace filter settings another tool wrote in this repository",
+            help="replace filter settings another tool wrote in this repository (with "
+            "--global: in your git config)",
+        )
+        p.add_argument(
+            "--global",
+            dest="global_scope",
+            action="store_true",
+            help="the filter in your git config instead, for every repository and submodule",
+        )
+        p.add_argument(
+            "--recursive", action="store_true", help="also in every initialized submodule"
         )
     if want("uninstall"):
-        add("uninstall", cmd_uninstall, "remove what install added")
+        p = add("uninstall", cmd_uninstall, "remove what install added")
+        p.add_argument(
+            "--global",
+            dest="global_scope",
+            action="store_true",
+            help="remove what 'install --global' wrote to your git config",
+        )
+        p.add_argument(
+            "--recursive", action="store_true", help="also in every initialized submodule"
+        )
     if want("track"):
-        p = add("track", cmd_track, "track patterns with LFS in .gitattributes (list with none)")
+        p = add(
+            "track",
+            cmd_track,
+            "track patterns with LFS in this directory's .gitattributes (list with none)",
+        )
         p.add_argument("patterns", nargs="*", metavar="PATTERN")
     if want("untrack"):
-        p = add("untrack", cmd_untrack, "stop tracking patterns")
+        p = add("untrack", cmd_untrack, "stop tracking patterns of this directory's .gitattributes")
         p.add_argument("patterns", nargs="+", metavar="PATTERN")
+    if want("pre-commit"):
+        add(
+            "pre-commit",
+            cmd_pre_commit,
+            "pre-commit hook: refuse raw content staged for paths stored with LFS",
+        )
+    if want("global-filter-process"):
+        p = add(
+            "global-filter-process",
+            cmd_global_filter_process,
+            "the filter of 'install --global': adds missing hooks, then runs filter-process",
+        )
+        p.add_argument("--skip", action="store_true", help="leave pointers as they are")
 
     if want("pre-push"):
         p = add("pre-push", cmd_pre_push, "pre-push hook: upload objects of the refs being pushed")
@@ -1288,6 +1516,11 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
         p.add_argument("directory", metavar="DIR", nargs="?")
         p.add_argument("-b", "--branch", metavar="BRANCH")
         p.add_argument("--depth", type=int, metavar="N")
+        p.add_argument(
+            "--recurse-submodules",
+            action="store_true",
+            help="clone the submodules too (git's option), then install and pull in each",
+        )
         add_filters(p)
     if want("checkout"):
         p = add("checkout", cmd_checkout, "replace pointer files with local content (no download)")

@@ -1,4 +1,4 @@
-"""Git hook shims: render, install without clobbering, uninstall, and the handlers.
+"""Git hook shims: render, install without clobbering, uninstall, and the pre-commit check.
 
 A hook is a short ``sh`` script that calls lfs-agent through an absolute interpreter path
 (so it works when the shell running git lacks our venv), falls back to ``lfs-agent`` on
@@ -23,9 +23,11 @@ __all__ = [
     "CHAINED_SUFFIX",
     "HOOK_NAMES",
     "MARKER",
+    "add_missing_hooks",
     "hooks_dir",
     "install_hooks",
     "is_ours",
+    "raw_staged",
     "render_hook",
     "uninstall_hooks",
 ]
@@ -35,10 +37,12 @@ MARKER = "# lfs-agent hook"
 #: Suffix of a foreign hook moved aside so that ours can run it first.
 CHAINED_SUFFIX = ".lfs-agent-chained"
 #: The hooks we install. pre-push uploads objects before git sends the commits;
-#: post-checkout fails a checkout whose downloads failed (git itself would say 0).
-HOOK_NAMES = ("pre-push", "post-checkout")
+#: post-checkout fails a checkout whose downloads failed (git itself would say 0);
+#: pre-commit refuses raw content staged for a path that .gitattributes puts in LFS (a
+#: repository where no lfs filter is configured, a file staged before it was tracked).
+HOOK_NAMES = ("pre-push", "post-checkout", "pre-commit")
 #: What each hook runs, after the chained hook (``$@`` are git's arguments).
-COMMANDS = {"pre-push": "pre-push", "post-checkout": "post-checkout"}
+COMMANDS = {"pre-push": "pre-push", "post-checkout": "post-checkout", "pre-commit": "pre-commit"}
 #: Which hooks receive input on stdin that a chained hook must see too.
 READS_STDIN = frozenset({"pre-push"})
 
@@ -61,7 +65,24 @@ lfs_agent() {{
 _PURPOSES = {
     "pre-push": "uploads large files to the bucket before git pushes commits",
     "post-checkout": "fails a checkout when large files could not be downloaded",
+    "pre-commit": "refuses raw content staged for a path that .gitattributes stores in LFS",
 }
+
+#: The pre-commit hook's test before it starts lfs-agent: it runs on every commit, and
+#: two git commands cost a few milliseconds where starting Python costs tens. Only when a
+#: staged path (deletions aside) has ``filter=lfs`` does lfs-agent look at the content;
+#: a name that merely contains the text searched for starts it too, which is harmless.
+#: check-attr reads the C-quoted names git diff writes for unusual paths.
+_PRE_COMMIT_TEST = (
+    "case $(git diff --cached --name-only --no-renames --diff-filter=d | "
+    "git check-attr --stdin filter) in\n"
+    '*": filter: lfs"*) lfs_agent {command} "$@" ;;\n'
+    "esac"
+)
+
+#: Staged blobs the pre-commit check reads: a pointer is under 1024 bytes, so anything
+#: larger is raw content without reading it.
+_POINTER_BOUND = 1024
 
 
 def render_hook(name: str, python: str | None) -> str:
@@ -82,10 +103,12 @@ def render_hook(name: str, python: str | None) -> str:
             f'printf "%s" "$input" | lfs_agent {COMMANDS[name]} "$@"'
         )
     else:
-        body = (
-            f'if [ -x {chained} ]; then {chained} "$@" || exit $?; fi\n'
-            f'lfs_agent {COMMANDS[name]} "$@"'
+        run = (
+            _PRE_COMMIT_TEST.format(command=COMMANDS[name])
+            if name == "pre-commit"
+            else f'lfs_agent {COMMANDS[name]} "$@"'
         )
+        body = f'if [ -x {chained} ]; then {chained} "$@" || exit $?; fi\n{run}'
     direct = ""
     if python:
         quoted = shlex.quote(python)
@@ -176,3 +199,87 @@ def uninstall_hooks(git: Git) -> list[str]:
         elif path.exists():
             messages.append(f"left {name} alone: it is not lfs-agent's")
     return messages
+
+
+def add_missing_hooks(git: Git, python: str | None = None) -> bool:
+    """Install our hooks when the repository's own hooks directory lacks one of them.
+
+    What the filter that ``install --global`` configures runs first, so that every
+    repository it works in (a fresh clone, a submodule) gets the pre-push upload, as
+    git-lfs's filter installs its hooks. It costs the filter a few reads when the hooks
+    are there. A ``core.hooksPath`` outside the git directory (a hook manager's, or one
+    committed in the work tree) is left to ``lfs-agent install``: nothing is written
+    there unasked.
+
+    Returns:
+        Whether hooks were written.
+
+    Raises:
+        ConfigError: as :func:`install_hooks`.
+        GitError: outside a repository.
+    """
+    common = git.paths.common_dir
+    if all(is_ours(common / "hooks" / name) for name in HOOK_NAMES):
+        return False
+    if hooks_dir(git) != common / "hooks":
+        return False
+    install_hooks(git, python)
+    return True
+
+
+def raw_staged(git: Git) -> list[str]:
+    """Staged paths whose attributes say ``filter=lfs`` but whose blob is no pointer.
+
+    Such a commit would store the file's bytes in git: no lfs filter was configured
+    when it was staged, or it was staged before its pattern was tracked. Only blobs
+    under :data:`_POINTER_BOUND` bytes are read; a larger one is raw content by size.
+    Deletions, symbolic links and submodules are not files git filters.
+
+    Raises:
+        GitError: when git fails.
+    """
+    from lfs_agent.errors import NotAPointerError
+    from lfs_agent.pointer import parse_pointer
+
+    diff = git.run(
+        ["diff", "--cached", "--raw", "-z", "--no-abbrev", "--no-renames", "--diff-filter=d"]
+    ).stdout.split(b"\0")
+    staged: dict[str, str] = {}
+    for meta, raw_path in zip(diff[0::2], diff[1::2], strict=False):
+        fields = meta.split()
+        if len(fields) < 4 or fields[1] not in (b"100644", b"100755"):
+            continue
+        staged[raw_path.decode("utf-8", "surrogateescape")] = fields[3].decode()
+    if not staged:
+        return []
+    paths = "".join(f"{p}\0" for p in staged).encode("utf-8", "surrogateescape")
+    attrs = git.run(["check-attr", "-z", "--stdin", "filter"], input=paths).stdout.split(b"\0")
+    tracked = [
+        path.decode("utf-8", "surrogateescape")
+        for path, _, value in zip(attrs[0::3], attrs[1::3], attrs[2::3], strict=False)
+        if value == b"lfs"
+    ]
+    if not tracked:
+        return []
+    oids = sorted({staged[p] for p in tracked})
+    sizes: dict[str, int] = {}
+    listing = git.run(["cat-file", "--batch-check"], input="".join(o + "\n" for o in oids).encode())
+    for line in listing.stdout.decode().splitlines():
+        words = line.split()
+        if len(words) == 3 and words[2].isdigit():  # else "<oid> missing": nothing to judge
+            sizes[words[0]] = int(words[2])
+    small = [o for o in oids if 0 < sizes.get(o, 0) < _POINTER_BOUND]
+    raw = {o for o in oids if sizes.get(o, 0) >= _POINTER_BOUND}
+    if small:
+        out = git.run(["cat-file", "--batch"], input="".join(o + "\n" for o in small).encode())
+        data, at = out.stdout, 0
+        for oid in small:
+            header_end = data.index(b"\n", at)
+            size = int(data[at:header_end].split()[2])
+            blob = data[header_end + 1 : header_end + 1 + size]
+            at = header_end + 2 + size
+            try:
+                parse_pointer(blob)
+            except NotAPointerError:
+                raw.add(oid)
+    return [p for p in tracked if staged[p] in raw]
