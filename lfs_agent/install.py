@@ -1,16 +1,20 @@
-"""Per-repository set-up: git config keys, hooks, ``.lfsagent``, ``.gitattributes``.
+"""Set-up: git config keys, hooks, ``.lfsagent``, ``.gitattributes``.
 
-Two modes:
+Three modes:
 
 * **filter mode** (``install``): our filter driver (``filter.lfs.*``) and hooks, so plain
   git works with no git-lfs installed;
 * **git-lfs mode** (``install --with-git-lfs``): git-lfs keeps its filter and hooks; only
   its transfers go through our agent (``lfs.customtransfer.lfs-agent.*`` and
-  ``lfs.standalonetransferagent``).
+  ``lfs.standalonetransferagent``);
+* **global** (``install --global``): the filter in the user's git config, for every
+  repository and submodule; each repository gets its hooks from the filter's first run
+  there (:func:`hooks.add_missing_hooks`).
 
-Every key install writes is recorded in ``lfs-agent.installed`` so that ``uninstall``
-removes exactly those. Values are written with ``--replace-all``: running install twice
-changes nothing.
+Every key install writes is recorded in ``lfs-agent.installed`` (of the config it wrote)
+so that ``uninstall`` removes exactly those. Values are written with ``--replace-all``:
+running install twice changes nothing. ``track`` and ``untrack`` edit the current
+directory's ``.gitattributes`` as git-lfs 3.3 does.
 """
 
 from __future__ import annotations
