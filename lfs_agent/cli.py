@@ -933,7 +933,6 @@ def _clone_directory(url: str) -> str:
 
 def cmd_clone(ctx: Context) -> int:
     """``clone URL [DIR]``: clone (git writes the small files), install, pull the rest."""
-    import subprocess
     import tempfile
 
     from lfs_agent.gitfilter import PULL_AFTER_ENV, SMUDGED_ALL_ENV
@@ -972,6 +971,10 @@ def cmd_clone(ctx: Context) -> int:
         cmd += ["--depth", str(args.depth)]
     if args.recurse_submodules:
         cmd.append("--recurse-submodules")
+    if args.filter:
+        cmd.append(f"--filter={args.filter}")
+    for setting in args.config or ():
+        cmd += ["--config", setting]
     cmd += ["--", args.url, str(dest)]
     with tempfile.TemporaryDirectory(prefix="lfs-agent-clone-") as tmp:
         # Created by the filter when git got every file's content from it.
@@ -981,7 +984,9 @@ def cmd_clone(ctx: Context) -> int:
             PULL_AFTER_ENV: str(GIT_WRITES_MAX),
             SMUDGED_ALL_ENV: str(smudged_all),
         }
-        if subprocess.run(cmd, check=False, env=env).returncode != 0:  # git printed why
+        code, said = _run_relaying_stderr(cmd, env)
+        if code != 0:  # git printed why; a full disk it names only file by file
+            _explain_unwritable(said, dest)
             return EXIT_ERROR
         # The submodules' checkouts ran the filter too, and may have left that file.
         nothing_left = smudged_all.exists() and not args.recurse_submodules
@@ -1030,6 +1035,46 @@ def _clone_submodules(args: argparse.Namespace, top: Path) -> int:
             print(f"lfs-agent: error: {_shown(str(error), keep_newlines=True)}", file=sys.stderr)
             status = EXIT_ERROR
     return status
+
+
+#: How much of a command's stderr is kept to be read after it ends.
+_STDERR_KEPT = 64 * 1024
+
+
+def _run_relaying_stderr(cmd: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``cmd``, passing its stderr on as it comes; return its status and stderr's end."""
+    import subprocess
+
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    kept = b""
+    out = sys.stderr.buffer
+    while chunk := os.read(proc.stderr.fileno(), 65536):
+        out.write(chunk)
+        out.flush()
+        kept = (kept + chunk)[-_STDERR_KEPT:]
+    return proc.wait(), kept.decode("utf-8", "replace")
+
+
+def _explain_unwritable(said: str, dest: Path) -> None:
+    """Say in one line that the disk is full, when git could not write the clone's files.
+
+    git names each file it could not write ("unable to write file ..."), never the cause.
+    """
+    import shutil
+
+    markers = ("unable to write", "No space left on device", "File too large")
+    if not any(marker in said for marker in markers):
+        return
+    where = dest
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    free = shutil.disk_usage(where).free
+    print(
+        f"lfs-agent: git could not write the files of {_shown(str(dest))}: the disk (or a file "
+        f"size limit) is full; {human_size(free)} free there now: free some space and clone again",
+        file=sys.stderr,
+    )
 
 
 def _remote_from_default_branch(git: Git) -> bool:
@@ -1520,6 +1565,10 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
             "--recurse-submodules",
             action="store_true",
             help="clone the submodules too (git's option), then install and pull in each",
+        )
+        p.add_argument("--filter", metavar="SPEC", help="git's partial clone (blob:none)")
+        p.add_argument(
+            "-c", "--config", action="append", metavar="KEY=VALUE", help="git clone's --config"
         )
         add_filters(p)
     if want("checkout"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,41 @@ def test_pull_with_an_index_git_must_restage_and_small_files_too(
     for name, data in files.items():
         assert (clone / name).read_bytes() == data
     assert git("status", "--porcelain", cwd=clone, env=env).stdout == b""
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB file system (tmpfs), for a disk that really fills up."""
+    import shutil
+    import subprocess
+
+    system = "/usr/bin:/bin:/usr/sbin:/sbin"
+    mount_cmd, umount_cmd = shutil.which("mount", path=system), shutil.which("umount", path=system)
+    if mount_cmd is None or umount_cmd is None:
+        pytest.skip("no mount command to make a small file system with")
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    made = subprocess.run(
+        [mount_cmd, "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run([umount_cmd, "-l", str(mount)], check=False)
+
+
+def test_clone_onto_a_full_disk_says_so(tmp_path: Path, server: Path, tiny_disk: Path):
+    author = tmp_path / "author"
+    (author / "big.txt").write_bytes(os.urandom(3 * 1024 * 1024))  # git writes it
+    git("add", "big.txt", cwd=author)
+    git("commit", "-qm", "big", cwd=author)
+    git("push", "-q", "origin", "main", cwd=author)
+    out = agent("clone", str(server), str(tiny_disk / "c"), cwd=tmp_path)
+    assert out.returncode != 0
+    last = out.stderr.decode().strip().splitlines()[-1]
+    assert last.startswith("lfs-agent: git could not write the files of "), out.stderr.decode()
+    assert "free some space and clone again" in last
