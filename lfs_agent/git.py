@@ -8,7 +8,7 @@ module spawns git, so tests can inject a different runner or working directory.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
@@ -24,6 +24,7 @@ __all__ = [
     "config_list",
     "config_list_args",
     "failure_reason",
+    "lfs_filtered",
 ]
 
 logger = get_logger(__name__)
@@ -227,3 +228,20 @@ class Git:
         if proc.returncode != 0:
             return None
         return proc.stdout.decode().strip()
+
+
+def lfs_filtered(git: Git, paths: Iterable[str]) -> list[str]:
+    """Those of ``paths`` whose ``filter`` attribute is ``lfs``, as ``git check-attr`` says.
+
+    Raises:
+        GitError: when git fails.
+    """
+    names = "".join(f"{p}\0" for p in paths).encode("utf-8", "surrogateescape")
+    if not names:
+        return []
+    attrs = git.run(["check-attr", "-z", "--stdin", "filter"], input=names).stdout.split(b"\0")
+    return [
+        path.decode("utf-8", "surrogateescape")
+        for path, _, value in zip(attrs[0::3], attrs[1::3], attrs[2::3], strict=False)
+        if value == b"lfs"
+    ]

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from lfs_agent.errors import ConfigError
-from lfs_agent.git import Git
+from lfs_agent.git import Git, lfs_filtered
 
 __all__ = [
     "CHAINED_SUFFIX",
@@ -252,13 +252,7 @@ def raw_staged(git: Git) -> list[str]:
         staged[raw_path.decode("utf-8", "surrogateescape")] = fields[3].decode()
     if not staged:
         return []
-    paths = "".join(f"{p}\0" for p in staged).encode("utf-8", "surrogateescape")
-    attrs = git.run(["check-attr", "-z", "--stdin", "filter"], input=paths).stdout.split(b"\0")
-    tracked = [
-        path.decode("utf-8", "surrogateescape")
-        for path, _, value in zip(attrs[0::3], attrs[1::3], attrs[2::3], strict=False)
-        if value == b"lfs"
-    ]
+    tracked = lfs_filtered(git, staged)
     if not tracked:
         return []
     oids = sorted({staged[p] for p in tracked})

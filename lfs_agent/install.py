@@ -40,7 +40,7 @@ from lfs_agent.config import (
     normalize_remote_url,
 )
 from lfs_agent.errors import ConfigError, UnsafePathError
-from lfs_agent.git import Git
+from lfs_agent.git import Git, lfs_filtered
 from lfs_agent.hooks import install_hooks, uninstall_hooks
 from lfs_agent.redact import has_userinfo
 
@@ -907,13 +907,7 @@ def _mark_modified(git: Git, top: Path, prefix: str, files: list[str]) -> list[s
     """
     if not files:
         return []
-    names = "".join(f"{f}\0" for f in files).encode("utf-8", "surrogateescape")
-    attrs = git.run(["check-attr", "-z", "--stdin", "filter"], input=names).stdout.split(b"\0")
-    lfs = [
-        name.decode("utf-8", "surrogateescape")
-        for name, _, value in zip(attrs[0::3], attrs[1::3], attrs[2::3], strict=False)
-        if value == b"lfs"
-    ]
+    lfs = lfs_filtered(git, files)
     now = time.time_ns()
     touched = []
     for name in lfs:

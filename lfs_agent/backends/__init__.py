@@ -39,6 +39,7 @@ __all__ = [
     "Backend",
     "SourceBody",
     "bucket_and_prefix",
+    "causes",
     "check_meta_key",
     "check_source",
     "connection_error",
@@ -163,8 +164,12 @@ class SourceBody:
         return self._position
 
 
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and the errors behind it: causes, contexts, ``reason`` and ``args``."""
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the errors behind it, breadth first.
+
+    Followed: causes, contexts, urllib3's ``reason``, ``args``, and the values of
+    botocore's ``kwargs`` (where it keeps the error it wraps).
+    """
     pending: list[object] = [exc]
     seen: set[int] = set()
     while pending:
@@ -175,6 +180,8 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
         yield current
         pending += [getattr(current, "reason", None), current.__cause__, current.__context__]
         pending += list(current.args)
+        kwargs = getattr(current, "kwargs", None)
+        pending += list(kwargs.values()) if isinstance(kwargs, dict) else []
 
 
 def network_reason(exc: BaseException) -> str:
@@ -187,7 +194,7 @@ def network_reason(exc: BaseException) -> str:
     "timed out": the same words for every object, so one line can name them all.
     """
     root = exc  # without a system's reason: the last error in the chain says most
-    for current in _causes(exc):
+    for current in causes(exc):
         root = current
         if isinstance(current, OSError) and current.strerror:
             return current.strerror
@@ -217,7 +224,7 @@ def _is_unreachable(exc: BaseException) -> bool:
     :class:`~lfs_agent.errors.UnreachableError`). A connection lost midway is not this.
     """
     return any(
-        cls.__name__ in _NO_CONNECTION for current in _causes(exc) for cls in type(current).__mro__
+        cls.__name__ in _NO_CONNECTION for current in causes(exc) for cls in type(current).__mro__
     )
 
 

@@ -66,6 +66,7 @@ from botocore.config import Config
 from lfs_agent.backends import (
     META_MAX_BYTES,
     bucket_and_prefix,
+    causes,
     check_meta_key,
     connection_error,
     masked_error,
@@ -219,26 +220,11 @@ def _cut_short(exc: Exception, oid: str) -> IntegrityError | None:
     return exc if isinstance(exc, IntegrityError) else None
 
 
-def _errors_behind(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and the errors it wraps: causes, contexts, botocore's ``error`` and args."""
-    pending: list[object] = [exc]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop(0)
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        kwargs = getattr(current, "kwargs", None)
-        pending += [current.__cause__, current.__context__, *current.args]
-        pending += list(kwargs.values()) if isinstance(kwargs, dict) else []
-
-
 def _break_reason(exc: BaseException) -> str:
     """Why a body broke off, in a few words: never botocore's or urllib3's text."""
     if isinstance(exc, botocore.exceptions.ClientError):
         return f"S3 answered {exc.response.get('Error', {}).get('Code', 'with an error')}"
-    errors = list(_errors_behind(exc))
+    errors = list(causes(exc))
     incomplete = botocore.exceptions.IncompleteReadError | http.client.IncompleteRead
     if any(isinstance(e, incomplete) for e in errors):
         return "the body ended early"
