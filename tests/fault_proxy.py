@@ -1,4 +1,5 @@
-"""A fault-injecting HTTP proxy on loopback, in front of a test server (moto's S3).
+"""A fault-injecting HTTP proxy on loopback, in front of a test server (moto's S3, the
+GCS emulator, the HTTP object server).
 
 Clients talk to :attr:`FaultProxy.url` as they would to the server. Each request is
 forwarded upstream over a kept-alive connection, and its answer sent back, unless a
@@ -9,7 +10,14 @@ path holds a string) or, at a seeded ``rate``, a random one. The faults:
   reset (an RST: the client may lose what it had not read yet);
 * ``cut``: the same, then the connection is closed cleanly (a body cut short);
 * ``stall``: the same, then nothing more is sent for ``stall_seconds``;
-* ``status``: the server is not asked; the answer is a 503 ``SlowDown`` as S3 sends.
+* ``status``: the server is not asked; the answer is a 503 (by default ``SlowDown`` as
+  S3 sends; ``status_body`` and ``status_type`` give another server's);
+* ``lost``: the server is asked, and acts on the request, but the connection is reset
+  before any of its answer is sent: what a client uploading meets when the network
+  fails after the server stored the bytes.
+
+``reset``, ``cut`` and ``stall`` break a body, so an answer without one (a HEAD's, a
+PUT's ``201`` with no content) comes through them whole.
 
 Random faults are drawn from a generator seeded by the seed and the request (method,
 path, ``Range`` header, and how often that request was seen before), so which requests
@@ -27,12 +35,12 @@ import socket
 import struct
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 from urllib.parse import urlparse
 
-Kind = Literal["reset", "cut", "stall", "status"]
+Kind = Literal["reset", "cut", "stall", "status", "lost"]
 CHUNK = 64 * 1024
 SLOW_DOWN = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -83,8 +91,12 @@ class FaultProxy:
         seed: Seeds the random faults.
         kinds: The random faults to choose from.
         methods: Only requests with these methods get random faults.
+        kinds_by_method: For the methods named, the random faults to choose from
+            instead of ``kinds``.
         max_faults: Most random faults, in all (None: no bound).
         stall_seconds: How long a ``stall`` holds the connection before closing it.
+        status_body: The body of a ``status`` fault's 503.
+        status_type: Its ``Content-Type``.
         max_connections: Most client connections served at once; more wait.
         timeout: Seconds any socket may wait for the other side.
     """
@@ -97,8 +109,11 @@ class FaultProxy:
         seed: int = 0,
         kinds: Iterable[Kind] = ("reset", "cut", "status"),
         methods: Iterable[str] = ("GET",),
+        kinds_by_method: Mapping[str, Iterable[Kind]] | None = None,
         max_faults: int | None = None,
         stall_seconds: float = 10.0,
+        status_body: bytes = SLOW_DOWN,
+        status_type: str = "application/xml",
         max_connections: int = 32,
         timeout: float = 30.0,
     ) -> None:
@@ -110,8 +125,11 @@ class FaultProxy:
         self.seed = seed
         self.kinds = tuple(kinds)
         self.methods = frozenset(methods)
+        self.kinds_by_method = {m: tuple(k) for m, k in (kinds_by_method or {}).items()}
         self.max_faults = max_faults
         self.stall_seconds = stall_seconds
+        self.status_body = status_body
+        self.status_type = status_type
         self.timeout = timeout
         self.log: list[Exchange] = []
         self._lock = threading.Lock()
@@ -133,8 +151,9 @@ class FaultProxy:
     def script(self, match: str, *faults: Fault, range: str | None = None) -> None:
         """Give the next requests whose path contains ``match`` these faults, in order.
 
-        With ``range``, only requests with that ``Range`` header. A fault scripted for
-        an answer without a body (a HEAD's) is used up without effect.
+        With ``range``, only requests with that ``Range`` header. A ``reset``, ``cut``
+        or ``stall`` scripted for an answer without a body (a HEAD's) is used up
+        without effect.
         """
         with self._lock:
             self._scripted += [(match, range, fault) for fault in faults]
@@ -232,10 +251,10 @@ class FaultProxy:
             self.log.append(exchange)
         if fault is not None and fault.kind == "status":
             exchange.fault, exchange.status = fault, 503
-            payload = b"" if method == "HEAD" else SLOW_DOWN
+            payload = b"" if method == "HEAD" else self.status_body
             client.sendall(
-                b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
-                + f"Content-Length: {len(SLOW_DOWN)}\r\n\r\n".encode()
+                f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: {self.status_type}\r\n"
+                f"Content-Length: {len(self.status_body)}\r\n\r\n".encode("latin-1")
                 + payload
             )
             return True
@@ -246,6 +265,10 @@ class FaultProxy:
         upstream.endheaders(body or None)
         response = upstream.getresponse()
         exchange.status = response.status
+        if fault is not None and fault.kind == "lost":
+            exchange.fault = Fault("lost", 0)
+            upstream.close()  # its answer is never read
+            self._end(client, exchange.fault)
         answer = [(n, v) for n, v in response.getheaders() if n.lower() not in HOP_BY_HOP]
         declared = response.getheader("Content-Length")
         bodyless = method == "HEAD" or response.status in (204, 304)
@@ -297,7 +320,7 @@ class FaultProxy:
     def _end(self, client: socket.socket, fault: Fault) -> None:
         if fault.kind == "stall":
             self._closed.wait(self.stall_seconds)
-        if fault.kind == "reset":
+        if fault.kind in ("reset", "lost"):
             # No lingering: closing the socket then sends an RST, not a FIN.
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         else:
@@ -314,12 +337,13 @@ class FaultProxy:
                     return fault, random.Random(f"{self.seed}|{key}|scripted")
             self._seen[key] += 1
             rng = random.Random(f"{self.seed}|{key}|{self._seen[key]}")
+            kinds = self.kinds_by_method.get(exchange.method, self.kinds)
             if (
                 exchange.method not in self.methods
-                or not self.kinds
+                or not kinds
                 or rng.random() >= self.rate
                 or (self.max_faults is not None and self._random_faults >= self.max_faults)
             ):
                 return None, rng
             self._random_faults += 1
-            return Fault(rng.choice(self.kinds)), rng
+            return Fault(rng.choice(kinds)), rng

@@ -31,10 +31,11 @@ Options (``lfs-agent.gcs.<name>``): ``project``, ``user-project`` (requester pay
 from __future__ import annotations
 
 import contextlib
+import http.client
 import io
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ import google.auth.exceptions
 import requests
 from google.api_core import exceptions as gexc
 from google.cloud import storage
+from google.cloud.storage.exceptions import InvalidResponse
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from lfs_agent.backends import (
@@ -80,13 +82,75 @@ READ_SIZE = 1024 * 1024
 #: Seconds the SDK keeps retrying one request (its own default is 120).
 DEFAULT_RETRY_TIMEOUT = 30.0
 #: What a request may raise, translated by :meth:`GCSBackend._translate`: the API's
-#: errors, the retries given up, credentials, and the network (requests' errors).
+#: errors, an upload's or download's unexpected answer, the retries given up,
+#: credentials, and the network (requests' errors).
 _FAILURES = (
     gexc.GoogleAPICallError,
+    InvalidResponse,
     gexc.RetryError,
     google.auth.exceptions.GoogleAuthError,
     requests.exceptions.RequestException,
 )
+#: Longest answer body taken for the server's own words when it is not GCS's JSON.
+_REASON_MAX = 200
+
+
+def _errors_behind(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the errors behind it: causes, contexts and ``args``."""
+    pending: list[object] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [current.__cause__, current.__context__, *current.args]
+
+
+def _ended_early(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a body shorter than its announced length."""
+    # urllib3's IncompleteRead is a kind of http.client's.
+    return any(isinstance(e, http.client.IncompleteRead) for e in _errors_behind(exc))
+
+
+def _server_words(response: requests.Response) -> str:
+    """What an error answer says: GCS's JSON message, a short plain text, or its status.
+
+    Never the SDK's own wording, which repeats the request's URL and a tuple of the
+    statuses it expected.
+    """
+    try:
+        message = response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = None
+    if isinstance(message, str) and message.strip():
+        return message.strip().splitlines()[0]
+    text = response.text.strip()
+    if text and len(text) <= _REASON_MAX and "\n" not in text and "<" not in text:
+        return text
+    reason = http.client.responses.get(response.status_code, "")
+    return f"HTTP {response.status_code} {reason}".rstrip()
+
+
+def _as_api_error(exc: InvalidResponse) -> gexc.GoogleAPICallError | None:
+    """An upload's or download's unexpected answer as the API error of its status."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, requests.Response):
+        return None
+    # api_core leaves this unannotated.
+    error: gexc.GoogleAPICallError = gexc.from_http_status(  # type: ignore[no-untyped-call]
+        response.status_code, _server_words(response), response=response
+    )
+    return error
+
+
+def _said(exc: gexc.GoogleAPICallError) -> str:
+    """The server's words in an API error, without the request line the SDK puts first."""
+    response = exc.response
+    if isinstance(response, requests.Response):
+        return _server_words(response)
+    return str(exc.message)
 
 
 class _Sink:
@@ -209,6 +273,11 @@ class GCSBackend:
 
     def _translate_unmasked(self, exc: Exception, key: str | None = None) -> LfsAgentError:
         where = f"gs://{self.bucket_name}/{key}" if key else self.url
+        if isinstance(exc, InvalidResponse):
+            api_error = _as_api_error(exc)
+            if api_error is not None:
+                return self._translate_unmasked(api_error, key)
+            return BackendError(f"GCS error for {where}: an unexpected answer")
         if isinstance(
             exc,
             google.auth.exceptions.DefaultCredentialsError | google.auth.exceptions.RefreshError,
@@ -223,18 +292,24 @@ class GCSBackend:
                 "storage.objects.get/create on the bucket"
             )
         if isinstance(exc, gexc.TooManyRequests | gexc.ServerError | gexc.ServiceUnavailable):
-            return RetriableError(f"GCS failed for {where} after retries: {exc.message}")
+            return RetriableError(f"GCS failed for {where} after retries: {_said(exc)}")
         if isinstance(exc, gexc.GoogleAPICallError):
-            return BackendError(f"GCS error for {where}: {exc.message}")
+            return BackendError(f"GCS error for {where}: {_said(exc)}")
         if isinstance(exc, gexc.RetryError):  # retries ran out: say what the last one met
             cause = exc.cause or exc
-            if isinstance(cause, gexc.GoogleAPICallError):
+            if isinstance(cause, gexc.GoogleAPICallError | InvalidResponse):
                 return self._translate_unmasked(cause, key)
-            note = f" (retried for {self.retry_timeout:g}s)"
-            return connection_error(f"cannot reach GCS for {self.url}", cause, note)
+            return self._network_error(cause, f" (retried for {self.retry_timeout:g}s)")
         if isinstance(exc, requests.exceptions.RequestException):
-            return connection_error(f"cannot reach GCS for {self.url}", exc)
+            return self._network_error(exc)
         raise exc
+
+    def _network_error(self, exc: BaseException, note: str = "") -> RetriableError:
+        """``cannot reach GCS for <url>: <reason><note>``, in words."""
+        what = f"cannot reach GCS for {self.url}"
+        if _ended_early(exc):  # urllib3 would say "IncompleteRead(3112 bytes read, ...)"
+            return RetriableError(f"{what}: the body ended early{note}")
+        return connection_error(what, exc, note)
 
     def _check_bucket(self) -> None:
         if self._bucket_exists is None:

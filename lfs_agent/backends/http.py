@@ -4,7 +4,8 @@ Works with WebDAV servers (nginx's dav module, Apache mod_dav), Artifactory gene
 repositories and simple object gateways. One ``requests`` session per backend keeps
 connections alive. Failures worth retrying (connection resets, 429, 5xx) are retried
 with exponential backoff, honouring ``Retry-After``; a download cut off mid-body
-continues with a ``Range`` request from the bytes already written.
+continues with a ``Range`` request from the bytes already written, and a record cut
+off is asked for again.
 
 Authentication, in order: a header from git config (``lfs-agent.http.header``, e.g.
 ``Authorization: Bearer ...``; never from a committed file), ``~/.netrc`` (requests
@@ -27,12 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import http.client
 import json
 import logging
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
@@ -152,6 +154,32 @@ def _release(response: requests.Response) -> None:
     with contextlib.suppress(urllib3.exceptions.HTTPError, OSError):
         response.raw.read(DRAIN_BYTES, decode_content=False)
     response.close()
+
+
+def _errors_behind(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the errors behind it: causes, contexts and ``args``."""
+    pending: list[object] = [exc]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [current.__cause__, current.__context__, *current.args]
+
+
+def _ended_early(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a body shorter than its ``Content-Length``.
+
+    urllib3 then says "IncompleteRead(3112 bytes read, 19078 more expected)".
+    """
+    return any(isinstance(e, http.client.IncompleteRead) for e in _errors_behind(exc))
+
+
+def _break_reason(exc: BaseException) -> str:
+    """Why a body broke off, in a few words."""
+    return "the body ended early" if _ended_early(exc) else network_reason(exc)
 
 
 def _json_kind(value: object) -> str:
@@ -465,7 +493,7 @@ class HTTPBackend:
                     if resets >= self.max_attempts:
                         raise RetriableError(
                             f"download of {oid} from {self.url} kept breaking off: "
-                            f"{redact_text(network_reason(exc))}"
+                            f"{redact_text(_break_reason(exc))}"
                         ) from None
                     logger.debug("download of %s broke off at byte %d; resuming", oid, written.size)
                     self._backoff(resets, None)
@@ -501,31 +529,39 @@ class HTTPBackend:
                 self.put_meta(self.META_INDEX, json.dumps(sorted(keys)).encode())
 
     def get_meta(self, key: str) -> bytes | None:
-        """GET a record, or None on 404.
+        """GET a record, or None on 404; one whose body breaks off is asked for again.
 
         Raises:
             BackendError: the record is larger than :attr:`meta_max_bytes`.
         """
-        response = self._request("GET", key, url=self._meta_url(key))
-        try:
-            if response.status_code == 404:
-                return None
-            if response.status_code != 200:
-                raise self._error(response, key)
-            cap = self.meta_max_bytes
-            length = _header_int(response, "Content-Length")
-            if length is not None and length > cap:
-                raise meta_too_large(key, self.url, cap)
+        breaks = 0
+        while True:
+            response = self._request("GET", key, url=self._meta_url(key))
             try:
-                return read_meta(
-                    lambda n: response.raw.read(n, decode_content=False), key, self.url, cap
-                )
+                if response.status_code == 404:
+                    return None
+                if response.status_code != 200:
+                    raise self._error(response, key)
+                return self._read_record(response, key)
             except urllib3.exceptions.HTTPError as exc:
-                raise masked_error(
-                    connection_error(f"cannot read {key} from {self.url}", exc)
-                ) from None
-        finally:
-            _release(response)
+                breaks += 1
+                if breaks >= self.max_attempts:
+                    what = f"cannot read {key} from {self.url}"
+                    if _ended_early(exc):
+                        raise RetriableError(f"{what}: the body ended early") from None
+                    raise masked_error(connection_error(what, exc)) from None
+                logger.debug("reading %s broke off; asking again", key)
+            finally:
+                _release(response)
+            self._backoff(breaks, None)
+
+    def _read_record(self, response: requests.Response, key: str) -> bytes:
+        """A record's body, read as sent and refused past :attr:`meta_max_bytes`."""
+        cap = self.meta_max_bytes
+        length = _header_int(response, "Content-Length")
+        if length is not None and length > cap:
+            raise meta_too_large(key, self.url, cap)
+        return read_meta(lambda n: response.raw.read(n, decode_content=False), key, self.url, cap)
 
     def list_meta(self, prefix: str) -> list[str]:
         """Keys under ``prefix``, from the index record.
