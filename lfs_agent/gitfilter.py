@@ -28,11 +28,12 @@ from lfs_agent.errors import (
     ProtocolError,
     agent_error,
 )
+from lfs_agent.hashing import CHUNK_SIZE, BackgroundHash
 from lfs_agent.log import DEBUG, ERROR, get_logger
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import PktLineReader, PktLineWriter
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, is_valid_oid, parse_pointer
-from lfs_agent.store import CHUNK_SIZE, BackgroundHash, ObjectStore, corrupt_error
+from lfs_agent.store import ObjectStore, corrupt_error
 
 if TYPE_CHECKING:  # imported when the first download starts: start-up matters here
     from concurrent.futures import ThreadPoolExecutor

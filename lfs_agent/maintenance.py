@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from lfs_agent.backends import size_of
 from lfs_agent.errors import LfsAgentError
 from lfs_agent.git import Git
+from lfs_agent.hashing import hash_file
 from lfs_agent.pointer import Pointer
 from lfs_agent.redact import redact_text, redact_url
 from lfs_agent.scan import PointerFile, index_pointers, rev_list_pointers, tree_pointers
-from lfs_agent.store import ObjectStore, hash_file
+from lfs_agent.store import ObjectStore
 from lfs_agent.sync import Remote
 from lfs_agent.termtext import quote_path
 

@@ -29,9 +29,9 @@ from lfs_agent.errors import (
     RetriableError,
     UnreachableError,
 )
+from lfs_agent.hashing import CHUNK_SIZE, hash_file
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
-from lfs_agent.store import CHUNK_SIZE, hash_file
 
 __all__ = [
     "META_MAX_BYTES",
@@ -435,8 +435,8 @@ class Backend(Protocol):
 
         Returns:
             None, or the sha256 and length of what the file holds, hashed as it was
-            written (:class:`~lfs_agent.store.WriteHash`) or read back while the download
-            went on (:class:`~lfs_agent.store.RangeHash`): the caller then checks that
+            written (:class:`~lfs_agent.hashing.WriteHash`) or read back while the download
+            went on (:class:`~lfs_agent.hashing.RangeHash`): the caller then checks that
             instead of reading the file again. None when the download read nothing
             (a hard link).
 

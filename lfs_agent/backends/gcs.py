@@ -66,9 +66,9 @@ from lfs_agent.errors import (
     ObjectNotFoundError,
     RetriableError,
 )
+from lfs_agent.hashing import WriteHash
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
-from lfs_agent.store import WriteHash
 
 __all__ = ["GCSBackend"]
 
@@ -77,8 +77,6 @@ logger = logging.getLogger(__name__)
 #: Resumable-upload chunk size (must be a multiple of 256 KiB): 16 MiB.
 DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
 CHUNK_QUANTUM = 256 * 1024
-#: Bytes per read while hashing or streaming (1 MiB).
-READ_SIZE = 1024 * 1024
 #: Seconds the SDK keeps retrying one request (its own default is 120).
 DEFAULT_RETRY_TIMEOUT = 30.0
 #: What a request may raise, translated by :meth:`GCSBackend._translate`: the API's

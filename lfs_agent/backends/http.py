@@ -62,17 +62,15 @@ from lfs_agent.errors import (
     ObjectNotFoundError,
     RetriableError,
 )
+from lfs_agent.hashing import CHUNK_SIZE, WriteHash
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
 from lfs_agent.redact import redact_text, redact_url
-from lfs_agent.store import WriteHash
 
 __all__ = ["HTTPBackend"]
 
 logger = logging.getLogger(__name__)
 
-#: Bytes per read/write while streaming (1 MiB).
-CHUNK_SIZE = 1024 * 1024
 #: Statuses worth retrying.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: First backoff delay in seconds; doubled per attempt, capped at MAX_BACKOFF.

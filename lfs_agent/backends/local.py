@@ -25,15 +25,14 @@ from urllib.parse import unquote, urlparse
 
 from lfs_agent.backends import META_MAX_BYTES, check_meta_key, check_source, object_key, read_meta
 from lfs_agent.errors import BackendError, IntegrityError, ObjectNotFoundError
+from lfs_agent.hashing import CHUNK_SIZE, WriteHash
+from lfs_agent.intake import take_file
 from lfs_agent.pids import alive
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
-from lfs_agent.store import WriteHash, take_file
 
 __all__ = ["LocalBackend"]
 
-#: Bytes per read/write while copying (1 MiB).
-CHUNK_SIZE = 1024 * 1024
 #: Mode of a published object: read-only for everyone.
 READ_ONLY = 0o444
 #: A temp file this old (seconds) belongs to a dead upload and may be removed.
@@ -225,7 +224,7 @@ class LocalBackend:
         is hashed as it is written. A partial file at ``dest_path`` (an earlier copy cut
         short) is replaced. The folder may be shared, so what is there is not trusted:
         a symbolic link, or anything but a regular file, is refused
-        (:func:`~lfs_agent.store.take_file`).
+        (:func:`~lfs_agent.intake.take_file`).
 
         Returns:
             None for a link; for a copy, the sha256 and length of what it wrote.

@@ -85,9 +85,9 @@ from lfs_agent.errors import (
     ObjectNotFoundError,
     RetriableError,
 )
+from lfs_agent.hashing import CHUNK_SIZE, BackgroundHash, RangeHash, WriteHash
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
-from lfs_agent.store import BackgroundHash, RangeHash, WriteHash
 
 __all__ = ["S3Backend"]
 
@@ -101,8 +101,6 @@ DEFAULT_MULTIPART_THRESHOLD = 64 * MIB
 #: S3's limits: at most 10,000 parts, each at least 5 MiB (but the last).
 MAX_PARTS = 10_000
 MIN_PART_SIZE = 5 * MIB
-#: Bytes read per system call while hashing or streaming (1 MiB).
-CHUNK_SIZE = MIB
 #: Objects up to this size are read once into memory, hashed and sent from there: a
 #: bytes body also spares the ``Expect: 100-continue`` round trip botocore adds to
 #: file bodies.

@@ -14,8 +14,8 @@ from google.cloud import storage
 from lfs_agent.backends import open_backend
 from lfs_agent.backends.gcs import GCSBackend, _Sink
 from lfs_agent.errors import BackendError, ConfigError, IntegrityError, UnreachableError
+from lfs_agent.hashing import WriteHash
 from lfs_agent.pointer import Pointer
-from lfs_agent.store import WriteHash
 from tests.conftest import agent, clone_with_filter, git
 from tests.contract.backend_contract import BackendContract, Recorder
 from tests.helpers import sha256, write_random

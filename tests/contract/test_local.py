@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.backends import open_backend
+from lfs_agent.checked import CHECK_RECORD_MIN
 from lfs_agent.errors import BackendError, BackendUnavailableError, ConfigError, IntegrityError
 from lfs_agent.pointer import Pointer
-from lfs_agent.store import CHECK_RECORD_MIN, ObjectStore
+from lfs_agent.store import ObjectStore
 from lfs_agent.sync import Remote
 from tests.contract.backend_contract import BackendContract, Recorder
 from tests.helpers import random_bytes, sha256

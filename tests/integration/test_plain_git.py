@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent.store import CHECK_RECORD_MIN, CHECK_RECORD_NAME, hash_file
+from lfs_agent.checked import CHECK_RECORD_MIN, CHECK_RECORD_NAME
+from lfs_agent.hashing import hash_file
 from tests.conftest import AGENT, agent, clone_with_filter, git
 from tests.helpers import pointer_bytes, sha256, write_random
 from tests.servers import free_port

@@ -17,8 +17,8 @@ import pytest
 from lfs_agent.backends import read_meta
 from lfs_agent.backends.s3 import S3Backend
 from lfs_agent.errors import BackendError, IntegrityError
+from lfs_agent.hashing import WriteHash
 from lfs_agent.pointer import Pointer
-from lfs_agent.store import WriteHash
 from tests.contract.backend_contract import Recorder
 from tests.helpers import sha256
 

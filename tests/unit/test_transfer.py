@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.backends import open_backend
+from lfs_agent.checked import CHECK_RECORD_MIN
 from lfs_agent.errors import ConfigError, UnreachableError
-from lfs_agent.store import CHECK_RECORD_MIN, ObjectStore
+from lfs_agent.store import ObjectStore
 from lfs_agent.sync import Remote
 from lfs_agent.transfer import TransferAgent
 from tests.contract.backend_contract import Recorder
