@@ -4,17 +4,26 @@ fsck re-hashes every stored object (moving corrupt ones to ``<lfs>/bad`` as git-
 does), reports pointers at HEAD whose objects are missing or whose encoding is not
 canonical, and with a remote checks that the bucket holds every object reachable from
 HEAD. prune deletes local objects nothing current refers to, and only those the remote
-is verified to hold, so an unpushed object is never lost.
+is verified to hold, so an unpushed object is never lost. It also removes the S3
+backend's multipart-upload state (``tmp/s3-upload-<oid>.json``) of uploads that are
+provably over, and never the state of an upload that is running.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
-from collections.abc import Mapping
+import re
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
 
-from lfs_agent.backends import size_of
+from lfs_agent.backends import bucket_and_prefix, object_key, size_of
 from lfs_agent.errors import LfsAgentError
 from lfs_agent.git import Git
 from lfs_agent.hashing import hash_file
@@ -25,7 +34,21 @@ from lfs_agent.store import ObjectStore
 from lfs_agent.sync import Remote
 from lfs_agent.termtext import quote_path
 
-__all__ = ["FsckReport", "PruneReport", "fsck", "prune", "referenced_pointers"]
+__all__ = [
+    "FsckReport",
+    "PruneReport",
+    "fsck",
+    "prune",
+    "referenced_pointers",
+    "remove_dead_upload_states",
+]
+
+#: The S3 backend's multipart-upload state in the store's ``tmp/`` (see
+#: ``S3Backend._state_path``); its upload holds ``s3-upload-<oid>.lock`` while it runs.
+_UPLOAD_STATE = re.compile(r"s3-upload-([0-9a-f]{64})\.json")
+#: State older than this names an upload ``abort_stale_uploads`` aborts (its
+#: ``STALE_UPLOAD_SECONDS``): nothing is left to resume.
+UPLOAD_STATE_MAX_AGE = 24 * 3600
 
 
 @dataclass
@@ -161,6 +184,7 @@ class PruneReport:
     kept_unpushed: list[Pointer] = field(default_factory=list)
     temp_files_removed: int = 0
     stale_uploads_aborted: int = 0
+    upload_states_removed: int = 0
 
 
 def prune(git: Git, store: ObjectStore, remote: Remote, dry_run: bool = False) -> PruneReport:
@@ -184,6 +208,8 @@ def prune(git: Git, store: ObjectStore, remote: Remote, dry_run: bool = False) -
         if not dry_run:
             store.remove(pointer.oid)
     if not dry_run:
+        # First: clean_tmp would take any state an hour old, a running upload's too.
+        report.upload_states_removed = remove_dead_upload_states(store, remote)
         report.temp_files_removed = store.clean_tmp()
         store.compact_checked()  # drop the removed objects from the record of checks
         # Backends with resumable uploads (S3 multipart) can leave abandoned ones.
@@ -191,3 +217,77 @@ def prune(git: Git, store: ObjectStore, remote: Remote, dry_run: bool = False) -
         if abort_stale is not None:
             report.stale_uploads_aborted = abort_stale()
     return report
+
+
+def remove_dead_upload_states(store: ObjectStore, remote: Remote, now: float | None = None) -> int:
+    """Remove multipart-upload state files in ``tmp/`` whose upload is provably over.
+
+    That is state no process holds the lock of, and whose object the remote (the
+    bucket and key the state names) already holds at the state's size, or that was
+    started more than :data:`UPLOAD_STATE_MAX_AGE` ago, or that cannot be read. The
+    lock is held while the state is removed, so that no upload starts resuming it
+    meanwhile. State kept is touched, so that ``clean_tmp``, which removes any
+    unlocked file an hour old, keeps it too.
+
+    Returns:
+        How many state files were removed.
+    """
+    now = time.time() if now is None else now
+    removed = 0
+    found: list[tuple[Path, str]] = []
+    with contextlib.suppress(OSError), os.scandir(store.tmp_dir) as entries:
+        found = sorted(
+            (Path(e.path), match[1]) for e in entries if (match := _UPLOAD_STATE.fullmatch(e.name))
+        )
+    for path, oid in found:
+        with _unless_held(path.with_suffix(".lock")) as free:
+            dead = free and _upload_over(path, oid, remote, now)
+            if dead:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+        if not dead:
+            with contextlib.suppress(OSError):
+                os.utime(path)
+    return removed
+
+
+@contextlib.contextmanager
+def _unless_held(lock_path: Path) -> Iterator[bool]:
+    """Hold ``lock_path`` for the block if no process does; yield whether it was free."""
+    try:
+        lock = open(lock_path, "a")  # noqa: SIM115 - closed below, after the block
+    except OSError:
+        yield False
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by a running upload (BlockingIOError), or no locks here
+            yield False
+            return
+        yield True
+
+
+def _upload_over(path: Path, oid: str, remote: Remote, now: float) -> bool:
+    """Whether the upload the state at ``path`` names can never be resumed, or is done."""
+    try:
+        state: Any = json.loads(path.read_text())
+        started = float(state["started"])
+        size = int(state["size"])
+        bucket, key = str(state["bucket"]), str(state["key"])
+    except FileNotFoundError:
+        return False  # its upload ended meanwhile, and removed it
+    except (OSError, ValueError, TypeError, KeyError):
+        return True  # unreadable: an upload would start afresh anyway
+    if now - started > UPLOAD_STATE_MAX_AGE:
+        return True
+    if urlparse(remote.url).scheme != "s3":
+        return False
+    remote_bucket, prefix = bucket_and_prefix(remote.url)
+    if (bucket, key) != (remote_bucket, f"{prefix}/{object_key(oid)}".lstrip("/")):
+        return False  # another bucket's upload: this remote says nothing about it
+    try:
+        return bool(size_of(remote.backend, oid, {}) == size)
+    except LfsAgentError:
+        return False  # not proven over
