@@ -35,7 +35,7 @@ import http.client
 import io
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from lfs_agent.backends import (
     META_MAX_BYTES,
     SourceBody,
     bucket_and_prefix,
+    causes,
     check_meta_key,
     check_source,
     connection_error,
@@ -93,23 +94,10 @@ _FAILURES = (
 _REASON_MAX = 200
 
 
-def _errors_behind(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and the errors behind it: causes, contexts and ``args``."""
-    pending: list[object] = [exc]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop(0)
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        pending += [current.__cause__, current.__context__, *current.args]
-
-
 def _ended_early(exc: BaseException) -> bool:
     """Whether ``exc`` comes from a body shorter than its announced length."""
     # urllib3's IncompleteRead is a kind of http.client's.
-    return any(isinstance(e, http.client.IncompleteRead) for e in _errors_behind(exc))
+    return any(isinstance(e, http.client.IncompleteRead) for e in causes(exc))
 
 
 def _server_words(response: requests.Response) -> str:

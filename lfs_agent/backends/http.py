@@ -34,7 +34,7 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
@@ -45,6 +45,7 @@ import urllib3.exceptions
 from lfs_agent.backends import (
     META_MAX_BYTES,
     SourceBody,
+    causes,
     check_meta_key,
     check_source,
     connection_error,
@@ -154,25 +155,12 @@ def _release(response: requests.Response) -> None:
     response.close()
 
 
-def _errors_behind(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and the errors behind it: causes, contexts and ``args``."""
-    pending: list[object] = [exc]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop(0)
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        pending += [current.__cause__, current.__context__, *current.args]
-
-
 def _ended_early(exc: BaseException) -> bool:
     """Whether ``exc`` comes from a body shorter than its ``Content-Length``.
 
     urllib3 then says "IncompleteRead(3112 bytes read, 19078 more expected)".
     """
-    return any(isinstance(e, http.client.IncompleteRead) for e in _errors_behind(exc))
+    return any(isinstance(e, http.client.IncompleteRead) for e in causes(exc))
 
 
 def _break_reason(exc: BaseException) -> str:
