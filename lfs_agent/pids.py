@@ -23,4 +23,14 @@ def alive(pid: int) -> bool:
         return False
     except OSError:
         return True  # another user's process: not ours to judge
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has ended but not yet been reaped (it writes nothing any more)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read()
+    except OSError:
+        return False
+    return text[text.rfind(b")") + 2 :][:1] == b"Z"
