@@ -758,8 +758,8 @@ def cmd_fetch(ctx: Context) -> int:
 
 def cmd_checkout(ctx: Context) -> int:
     """``checkout``: replace pointer files in the work tree with local content."""
+    from lfs_agent.checkout import checkout
     from lfs_agent.scan import index_pointers
-    from lfs_agent.sync import checkout
 
     files = [
         f for f in index_pointers(ctx.git, checked_out=True) if ctx.path_filter().allows(f.path)
@@ -784,8 +784,8 @@ def _pull(ctx: Context, after_clone: bool = False) -> None:
     ``after_clone``: git has checked out what its filter could (see :func:`cmd_clone`);
     the count of files written here is not printed when there are none.
     """
+    from lfs_agent.checkout import checkout
     from lfs_agent.scan import index_pointers
-    from lfs_agent.sync import checkout
 
     path_filter = ctx.path_filter()
     files = [f for f in index_pointers(ctx.git, checked_out=True) if path_filter.allows(f.path)]
@@ -935,9 +935,9 @@ def cmd_clone(ctx: Context) -> int:
     """``clone URL [DIR]``: clone (git writes the small files), install, pull the rest."""
     import tempfile
 
+    from lfs_agent.checkout import GIT_WRITES_MAX
     from lfs_agent.gitfilter import PULL_AFTER_ENV, SMUDGED_ALL_ENV
     from lfs_agent.install import clone_settings, install
-    from lfs_agent.sync import GIT_WRITES_MAX
 
     args = ctx.args
     dest = Path(args.directory or _clone_directory(args.url)).absolute()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from lfs_agent.checkout import GIT_WRITES_MAX
 from lfs_agent.gitfilter import RESTAGE_ENV, write_restaged
-from lfs_agent.sync import GIT_WRITES_MAX
 from tests.conftest import AGENT, agent, clone_with_filter, git
 from tests.helpers import pointer_bytes, random_bytes, sha256
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from lfs_agent.checkout import _hash_paths
 from lfs_agent.git import Git
 from lfs_agent.gitindex import Written, record_written, restage_wait
 from lfs_agent.pointer import Pointer, parse_pointer
-from lfs_agent.sync import _hash_paths
 from tests.conftest import agent, git
 from tests.helpers import pointer_bytes, random_bytes, sha256
 
@@ -240,14 +240,14 @@ def test_it_waits_until_the_written_files_are_no_longer_racy(tmp_path):
 def test_pull_dates_large_files_it_writes_so_that_the_index_is_written_at_once(
     tmp_path, monkeypatch
 ):
-    # sync.checkout writes a large object itself, dated before the second it was
+    # checkout writes a large object itself, dated before the second it was
     # written in, then records it in the index: neither that index nor git's later
     # ones take it for racily clean, so git never hashes it again.
-    from lfs_agent import sync
+    from lfs_agent import checkout
     from lfs_agent.scan import index_pointers
     from lfs_agent.store import ObjectStore
 
-    monkeypatch.setattr(sync, "GIT_WRITES_MAX", 1024)
+    monkeypatch.setattr(checkout, "GIT_WRITES_MAX", 1024)
     top = tmp_path / "repo"
     git("init", "-q", str(top), cwd=tmp_path)
     assert agent("install", "--remote", str(tmp_path / "bucket"), cwd=top).returncode == 0
@@ -263,7 +263,7 @@ def test_pull_dates_large_files_it_writes_so_that_the_index_is_written_at_once(
     monkeypatch.setenv("GIT_TRACE", str(trace))
     repo = Git(top)
     store = ObjectStore(repo.paths.common_dir / "lfs")
-    assert sync.checkout(repo, store, index_pointers(repo)) == ["m.bin"]
+    assert checkout.checkout(repo, store, index_pointers(repo)) == ["m.bin"]
     monkeypatch.delenv("GIT_TRACE")
     assert (top / "m.bin").read_bytes() == data
     assert "update-index" not in trace.read_text()  # recorded by us, not re-staged by git

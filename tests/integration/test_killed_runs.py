@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.backends.local import _host
+from lfs_agent.checkout import GIT_WRITES_MAX
 from lfs_agent.hashing import hash_file
-from lfs_agent.sync import GIT_WRITES_MAX
 from tests.conftest import AGENT, agent, git
 from tests.helpers import pointer_bytes, random_bytes, sha256
 

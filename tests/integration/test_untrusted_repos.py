@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent.sync import GIT_WRITES_MAX
+from lfs_agent.checkout import GIT_WRITES_MAX
 from tests.conftest import agent, git
 from tests.helpers import pointer_bytes, random_bytes, sha256
 

@@ -167,7 +167,7 @@ def test_pull_with_an_index_git_must_restage_and_small_files_too(
 ):
     # git's update-index re-cleans files besides those pull wrote (a split index): they
     # get an ordinary clean, not a refusal.
-    from lfs_agent.sync import GIT_WRITES_MAX
+    from lfs_agent.checkout import GIT_WRITES_MAX
     from tests.helpers import random_bytes
 
     files = {"big.bin": random_bytes(GIT_WRITES_MAX + 1, seed=6), "small.bin": b"small\n" * 9}
