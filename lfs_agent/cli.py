@@ -921,6 +921,11 @@ def cmd_prune(ctx: Context) -> int:
         f"prune: {verb} {len(report.pruned)} object(s), {human_size(freed)}; kept "
         f"{len(report.kept_unpushed)} unused object(s) not on {_shown(remote.url)}"
     )
+    if report.temp_files_removed or report.upload_states_removed:
+        print(
+            f"prune: removed {report.temp_files_removed} stale temp file(s) and "
+            f"{report.upload_states_removed} dead S3 upload state(s)"
+        )
     return 0
 
 

@@ -31,7 +31,7 @@ class PointerFile(NamedTuple):
     """A pointer found in git.
 
     A named tuple, not a dataclass: ``pre-push`` runs for every ``git push``, and
-    ``dataclasses`` costs it about 10 ms of start-up (it imports ``inspect``).
+    importing ``dataclasses`` (with ``inspect``) would add to its start-up.
 
     Attributes:
         path: Repository-relative path (``/``-separated); the first one seen for a blob

@@ -54,8 +54,8 @@ READ_CHECK_SIZE = GIT_WRITES_MAX
 class BatchResult:
     """What a push or fetch of many objects did.
 
-    A plain class, not a dataclass: ``dataclasses`` (with ``inspect``) would cost
-    every ``git push`` about 10 ms of start-up in its pre-push hook.
+    A plain class, not a dataclass: importing ``dataclasses`` (with ``inspect``)
+    would add to the start-up of every ``git push``'s pre-push hook.
 
     Attributes:
         done: Objects transferred.

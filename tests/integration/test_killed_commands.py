@@ -458,6 +458,7 @@ def test_prune_removes_the_state_of_dead_uploads_and_never_a_running_ones(
     with held(tmp / f"s3-upload-{there[1][0]}.lock"), held(tmp / f"s3-upload-{absent[2]}.lock"):
         out = agent("prune", cwd=work)
     assert out.returncode == 0, out.stderr
+    assert "3 dead S3 upload state(s)" in out.stdout.decode()
     assert [p.name for p in dead if p.exists()] == []
     assert [p.name for p in alive_ones if not p.exists()] == []
     # Not one pushed object went from the bucket, nor from the store.
