@@ -48,9 +48,7 @@ __all__ = [
     "network_reason",
     "object_key",
     "open_backend",
-    "parse_size",
     "read_meta",
-    "scoped_options",
     "size_of",
     "stat_by_listing",
 ]
@@ -63,24 +61,6 @@ REGISTRY: dict[str, tuple[str, str | None]] = {
     "http": ("lfs_agent.backends.http:HTTPBackend", None),
     "https": ("lfs_agent.backends.http:HTTPBackend", None),
 }
-
-
-def parse_size(value: str) -> int:
-    """Parse ``"8388608"``, ``"8M"``, ``"8MiB"`` or ``"1G"`` into bytes.
-
-    Raises:
-        ConfigError: for anything else.
-    """
-    text = value.strip().upper().removesuffix("IB").removesuffix("B")
-    factor = 1
-    if text and text[-1] in "KMG":
-        factor = 1024 ** ("KMG".index(text[-1]) + 1)
-        text = text[:-1]
-    try:
-        number = int(text)
-    except ValueError:
-        raise ConfigError(f"not a size: {value!r} (use bytes, or a K/M/G suffix)") from None
-    return number * factor
 
 
 def check_source(oid: str, src_path: Path, size: int, checked: bool = False) -> None:
@@ -258,12 +238,6 @@ def bucket_and_prefix(url: str) -> tuple[str, str]:
     """``s3://bucket/a/b`` -> ``("bucket", "a/b")``."""
     parsed = urlparse(url)
     return parsed.netloc, parsed.path.strip("/")
-
-
-def scoped_options(options: Mapping[str, str] | None, scope: str) -> dict[str, str]:
-    """The ``<scope>.*`` options with the scope removed: ``s3.region`` -> ``region``."""
-    prefix = scope + "."
-    return {k.removeprefix(prefix): v for k, v in (options or {}).items() if k.startswith(prefix)}
 
 
 def check_meta_key(key: str) -> str:

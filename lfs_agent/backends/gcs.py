@@ -23,9 +23,9 @@ here for at most ``retry-timeout`` seconds per request, not the SDK's two minute
 that an unreachable endpoint fails a push of many objects in seconds. What is left
 then is one line naming the reason ("Connection refused").
 
-Options (``lfs-agent.gcs.<name>``): ``project``, ``user-project`` (requester pays),
-``chunk-size`` (bytes, a multiple of 256 KiB; K/M/G suffixes allowed),
-``retry-timeout`` (seconds).
+Options (``lfs-agent.gcs.<name>``, read by :class:`~lfs_agent.options.Options`):
+``project``, ``user-project`` (requester pays), ``chunk-size`` (bytes, a multiple of
+256 KiB up to 1 GiB; K/M/G suffixes allowed), ``retry-timeout`` (seconds, 0 to 3600).
 """
 
 from __future__ import annotations
@@ -57,17 +57,15 @@ from lfs_agent.backends import (
     masked_error,
     meta_too_large,
     object_key,
-    parse_size,
-    scoped_options,
 )
 from lfs_agent.errors import (
     BackendError,
-    ConfigError,
     LfsAgentError,
     ObjectNotFoundError,
     RetriableError,
 )
 from lfs_agent.hashing import WriteHash
+from lfs_agent.options import GIB, KIB, MAX_SECONDS, Options
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
 
@@ -77,7 +75,9 @@ logger = logging.getLogger(__name__)
 
 #: Resumable-upload chunk size (must be a multiple of 256 KiB): 16 MiB.
 DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
-CHUNK_QUANTUM = 256 * 1024
+CHUNK_QUANTUM = 256 * KIB
+#: Largest chunk: the SDK holds a chunk in memory while it sends it.
+MAX_CHUNK_SIZE = GIB
 #: Seconds the SDK keeps retrying one request (its own default is 120).
 DEFAULT_RETRY_TIMEOUT = 30.0
 #: What a request may raise, translated by :meth:`GCSBackend._translate`: the API's
@@ -208,20 +208,18 @@ class GCSBackend:
     ) -> None:
         self.url = url
         self.bucket_name, self.prefix = bucket_and_prefix(url)
-        opts = scoped_options(options, "gcs")
+        opts = Options(options, "gcs")
         self._opts = opts
-        self.chunk_size = parse_size(opts.get("chunk-size", str(DEFAULT_CHUNK_SIZE)))
-        if self.chunk_size % CHUNK_QUANTUM:
-            raise ConfigError("lfs-agent.gcs.chunk-size must be a multiple of 256KiB")
-        timeout = opts.get("retry-timeout", str(DEFAULT_RETRY_TIMEOUT))
-        try:
-            self.retry_timeout = float(timeout)
-        except ValueError:
-            self.retry_timeout = -1.0
-        if not self.retry_timeout >= 0:
-            raise ConfigError(
-                f"lfs-agent.gcs.retry-timeout must be a number of seconds, not {timeout!r}"
-            )
+        self.chunk_size = opts.size(
+            "chunk-size",
+            DEFAULT_CHUNK_SIZE,
+            minimum=CHUNK_QUANTUM,
+            maximum=MAX_CHUNK_SIZE,
+            multiple_of=CHUNK_QUANTUM,
+        )
+        self.retry_timeout = opts.seconds(
+            "retry-timeout", DEFAULT_RETRY_TIMEOUT, minimum=0, maximum=MAX_SECONDS
+        )
         self._retry = DEFAULT_RETRY.with_timeout(self.retry_timeout)
         self._client = client
         self._lock = threading.Lock()
@@ -234,7 +232,7 @@ class GCSBackend:
         with self._lock:
             if self._client is None:
                 try:
-                    self._client = storage.Client(project=self._opts.get("project"))
+                    self._client = storage.Client(project=self._opts.text("project"))
                 except google.auth.exceptions.DefaultCredentialsError:
                     raise BackendError(
                         f"no Google credentials for {self.url}: run 'gcloud auth "
@@ -245,7 +243,7 @@ class GCSBackend:
     @property
     def bucket(self) -> Any:
         """The bucket handle."""
-        return self.client.bucket(self.bucket_name, user_project=self._opts.get("user-project"))
+        return self.client.bucket(self.bucket_name, user_project=self._opts.text("user-project"))
 
     def _key(self, oid: str) -> str:
         return f"{self.prefix}/{object_key(oid)}" if self.prefix else object_key(oid)

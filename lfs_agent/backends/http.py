@@ -20,8 +20,10 @@ configured header and the credentials of the remote's URL go only to the remote'
 scheme, host and port: a redirect elsewhere drops them. A PUT never follows a
 redirect. The URL's credentials are used for requests and shown masked everywhere.
 
-Options (``lfs-agent.http.<name>``): ``header``, ``max-attempts`` (default 5),
-``timeout`` (seconds, default 60), ``git-credentials`` (``true``/``false``).
+Options (``lfs-agent.http.<name>``, read by :class:`~lfs_agent.options.Options`):
+``header``, ``max-attempts`` (1 to 100, default 5), ``timeout`` (seconds, 1 to 3600,
+default 60), ``git-credentials`` (a git boolean: ``true``/``false``, ``yes``/``no``,
+``on``/``off``, ``1``/``0``; default true).
 """
 
 from __future__ import annotations
@@ -54,7 +56,6 @@ from lfs_agent.backends import (
     network_reason,
     object_key,
     read_meta,
-    scoped_options,
 )
 from lfs_agent.errors import (
     BackendError,
@@ -64,6 +65,7 @@ from lfs_agent.errors import (
     RetriableError,
 )
 from lfs_agent.hashing import CHUNK_SIZE, WriteHash
+from lfs_agent.options import MAX_ATTEMPTS, MAX_SECONDS, Options
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
 from lfs_agent.redact import redact_text, redact_url
@@ -235,17 +237,17 @@ class HTTPBackend:
         # The URL as given, credentials and all, goes only into requests.
         self._base = url.rstrip("/")
         self.url = redact_url(self._base)
-        opts = scoped_options(options, "http")
-        self.max_attempts = max(1, int(opts.get("max-attempts", "5")))
-        self.timeout = float(opts.get("timeout", "60"))
-        self.use_git_credentials = opts.get("git-credentials", "true").lower() != "false"
+        opts = Options(options, "http")
+        self.max_attempts = opts.whole("max-attempts", 5, minimum=1, maximum=MAX_ATTEMPTS)
+        self.timeout = opts.seconds("timeout", 60.0, minimum=1, maximum=MAX_SECONDS)
+        self.use_git_credentials = opts.flag("git-credentials", True)
         self._sleep = sleep
         self._credential_helper = credential_helper or _git_credential
         self._session = session or _Session()
         self._session.headers["User-Agent"] = "lfs-agent"
         # Bodies as stored: nothing decompresses what a remote sends (see read_meta).
         self._session.headers["Accept-Encoding"] = "identity"
-        header = opts.get("header")
+        header = opts.text("header")
         if header:
             name, _, value = header.partition(":")
             self._session.headers[name.strip()] = value.strip()

@@ -27,6 +27,7 @@ from lfs_agent.backends import META_MAX_BYTES, check_meta_key, check_source, obj
 from lfs_agent.errors import BackendError, IntegrityError, ObjectNotFoundError
 from lfs_agent.hashing import CHUNK_SIZE, WriteHash
 from lfs_agent.intake import take_file
+from lfs_agent.options import Options
 from lfs_agent.pids import alive
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
@@ -55,7 +56,7 @@ class LocalBackend:
 
     Args:
         url: ``file:///abs/path``.
-        options: Unused; accepted for the common constructor signature.
+        options: ``local.*`` settings: ``local.link`` (a git boolean, default true).
         state_dir: Unused: folder uploads are quick to redo.
     """
 
@@ -74,7 +75,7 @@ class LocalBackend:
         # Hard-link uploads from the store when on the same file system (default), as
         # git-lfs does; lfs-agent.local.link=false always copies (and makes objects
         # read-only, which a link cannot without changing the store's file too).
-        self.link = (options or {}).get("local.link", "true").lower() != "false"
+        self.link = Options(options, "local").flag("link", True)
 
     def _path(self, oid: str) -> Path:
         return self.root / object_key(oid)

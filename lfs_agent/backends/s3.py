@@ -29,12 +29,14 @@ or the total of ContentRange) is not the pointer's is refused before its body is
 a body longer than announced is cut where it should end, and the file of a ranged
 download grows only as ranges arrive, nothing being allocated up front.
 
-Options (``lfs-agent.s3.<name>`` in git config or ``.lfsagent``):
-``profile``, ``region``, ``endpoint-url``, ``addressing-style`` (``path``/``virtual``/
-``auto``), ``sse`` (``AES256``/``aws:kms``), ``sse-kms-key-id``, ``storage-class``,
-``part-size`` and ``multipart-threshold`` (bytes, or with a K/M/G suffix),
-``concurrency`` (parallel parts or ranges per object), ``checksum`` (``sha256``/``off``),
-``retry-mode`` (``standard``/``adaptive``) and ``max-attempts``.
+Options (``lfs-agent.s3.<name>`` in git config or ``.lfsagent``, read by
+:class:`~lfs_agent.options.Options`): ``profile``, ``region``, ``endpoint-url``,
+``addressing-style`` (``path``/``virtual``/``auto``), ``sse`` (``AES256``/``aws:kms``),
+``sse-kms-key-id``, ``storage-class``, ``part-size`` and ``multipart-threshold`` (bytes,
+or with a K/M/G suffix; 5 MiB to 5 GiB, S3's bounds for a part and a single PUT),
+``concurrency`` (parallel parts or ranges per object, 1 to 64), ``checksum``
+(``sha256``/``off``), ``retry-mode`` (``standard``/``adaptive``/``legacy``) and
+``max-attempts`` (1 to 100).
 """
 
 from __future__ import annotations
@@ -72,9 +74,7 @@ from lfs_agent.backends import (
     masked_error,
     meta_too_large,
     object_key,
-    parse_size,
     read_meta,
-    scoped_options,
     stat_by_listing,
 )
 from lfs_agent.errors import (
@@ -86,6 +86,7 @@ from lfs_agent.errors import (
     RetriableError,
 )
 from lfs_agent.hashing import CHUNK_SIZE, BackgroundHash, RangeHash, WriteHash
+from lfs_agent.options import GIB, MAX_ATTEMPTS, MIB, Options
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
 
@@ -93,14 +94,18 @@ __all__ = ["S3Backend"]
 
 logger = logging.getLogger(__name__)
 
-MIB = 1024 * 1024
 #: Default part size for multipart uploads and ranged downloads (32 MiB).
 DEFAULT_PART_SIZE = 32 * MIB
 #: Objects larger than this (bytes) go multipart / ranged (64 MiB).
 DEFAULT_MULTIPART_THRESHOLD = 64 * MIB
-#: S3's limits: at most 10,000 parts, each at least 5 MiB (but the last).
+#: S3's limits: at most 10,000 parts, each from 5 MiB (but the last) to 5 GiB; a single
+#: PUT of at most 5 GiB.
 MAX_PARTS = 10_000
 MIN_PART_SIZE = 5 * MIB
+MAX_PART_SIZE = 5 * GIB
+MAX_PUT_SIZE = 5 * GIB
+#: Most parallel parts or ranges of one object; each holds a connection.
+MAX_CONCURRENCY = 64
 #: Objects up to this size are read once into memory, hashed and sent from there: a
 #: bytes body also spares the ``Expect: 100-continue`` round trip botocore adds to
 #: file bodies.
@@ -369,23 +374,31 @@ class S3Backend:
     ) -> None:
         self.url = url
         self.bucket, self.prefix = bucket_and_prefix(url)
-        opts = scoped_options(options, "s3")
+        opts = Options(options, "s3")
         self._opts = opts
-        self.part_size = parse_size(opts.get("part-size", str(DEFAULT_PART_SIZE)))
-        if self.part_size < MIN_PART_SIZE:
-            raise ConfigError(f"lfs-agent.s3.part-size must be at least 5MiB, got {self.part_size}")
-        self.threshold = parse_size(
-            opts.get("multipart-threshold", str(DEFAULT_MULTIPART_THRESHOLD))
+        self.part_size = opts.size(
+            "part-size", DEFAULT_PART_SIZE, minimum=MIN_PART_SIZE, maximum=MAX_PART_SIZE
         )
-        self.concurrency = int(opts.get("concurrency", "4"))
+        # Below a part's least size a multipart upload is all overhead; above S3's
+        # largest PUT a single request cannot carry the object.
+        self.threshold = opts.size(
+            "multipart-threshold",
+            DEFAULT_MULTIPART_THRESHOLD,
+            minimum=MIN_PART_SIZE,
+            maximum=MAX_PUT_SIZE,
+        )
+        self.concurrency = opts.whole("concurrency", 4, minimum=1, maximum=MAX_CONCURRENCY)
         # botocore's retries per request (it tries once more than this), and our tries
         # per downloaded body or range.
-        self.max_attempts = max(1, int(opts.get("max-attempts", "5")))
+        self.max_attempts = opts.whole("max-attempts", 5, minimum=1, maximum=MAX_ATTEMPTS)
+        # Read here, though only the client uses them: a bad value fails at once.
+        self._retry_mode = opts.choice("retry-mode", "standard", ("standard", "adaptive", "legacy"))
+        self._addressing_style = opts.choice("addressing-style", None, ("path", "virtual", "auto"))
         self._sleep = sleep
         # Keys per ListObjectsV2 page (S3's maximum; smaller in tests).
         self.list_page_size = 1000
         # False once the endpoint refused a SHA-256 checksum; we then send none.
-        self.checksums = opts.get("checksum", "sha256").lower() != "off"
+        self.checksums = opts.choice("checksum", "sha256", ("sha256", "off")) == "sha256"
         self.state_dir = state_dir
         self._client = client
         self._client_lock = threading.Lock()
@@ -406,7 +419,7 @@ class S3Backend:
         o = self._opts
         config_args: dict[str, Any] = {
             "retries": {
-                "mode": o.get("retry-mode", "standard"),
+                "mode": self._retry_mode,
                 "max_attempts": self.max_attempts,
             },
             "max_pool_connections": max(10, self.concurrency * 4),
@@ -417,14 +430,15 @@ class S3Backend:
             "request_checksum_calculation": "when_required",
             "response_checksum_validation": "when_required",
         }
-        s3_args = {"addressing_style": o["addressing-style"]} if "addressing-style" in o else {}
+        style = self._addressing_style
+        s3_args = {"addressing_style": style} if style else {}
         config = Config(**config_args, s3=s3_args)
         try:
-            session = boto3.session.Session(profile_name=o.get("profile"))
+            session = boto3.session.Session(profile_name=o.text("profile"))
             client = session.client(
                 "s3",
-                region_name=o.get("region"),
-                endpoint_url=o.get("endpoint-url"),
+                region_name=o.text("region"),
+                endpoint_url=o.text("endpoint-url"),
                 config=config,
             )
         except botocore.exceptions.ProfileNotFound as exc:
@@ -514,13 +528,15 @@ class S3Backend:
 
     def _extra_put_args(self) -> dict[str, str]:
         args = {}
-        sse = self._opts.get("sse")
+        sse = self._opts.text("sse")
         if sse:
             args["ServerSideEncryption"] = sse
-            if self._opts.get("sse-kms-key-id"):
-                args["SSEKMSKeyId"] = self._opts["sse-kms-key-id"]
-        if self._opts.get("storage-class"):
-            args["StorageClass"] = self._opts["storage-class"]
+            key_id = self._opts.text("sse-kms-key-id")
+            if key_id:
+                args["SSEKMSKeyId"] = key_id
+        storage_class = self._opts.text("storage-class")
+        if storage_class:
+            args["StorageClass"] = storage_class
         return args
 
     # --- the Backend interface -----------------------------------------------------

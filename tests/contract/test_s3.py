@@ -14,7 +14,7 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from lfs_agent.backends import open_backend, parse_size
+from lfs_agent.backends import open_backend
 from lfs_agent.backends.s3 import S3Backend, _Part
 from lfs_agent.errors import (
     BackendError,
@@ -547,24 +547,8 @@ def test_encryption_and_storage_class_are_sent(s3_bucket, tmp_path):
     assert put["ServerSideEncryption"] == "AES256" and put["StorageClass"] == "STANDARD_IA"
 
 
-@pytest.mark.parametrize(
-    ("text", "size"),
-    [
-        ("8388608", 8 * MIB),
-        ("8M", 8 * MIB),
-        ("8MiB", 8 * MIB),
-        ("1G", 1024 * MIB),
-        ("64k", 64 * 1024),
-    ],
-)
-def test_sizes_parse(text, size):
-    assert parse_size(text) == size
-
-
-def test_bad_sizes_and_tiny_parts_are_config_errors():
-    with pytest.raises(ConfigError, match="not a size"):
-        parse_size("lots")
-    with pytest.raises(ConfigError, match="at least 5MiB"):
+def test_tiny_parts_are_config_errors():
+    with pytest.raises(ConfigError, match="part-size must be a size from 5MiB to 5GiB"):
         S3Backend("s3://b/p", {"s3.part-size": "1M"})
 
 

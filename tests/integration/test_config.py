@@ -292,3 +292,18 @@ def test_unsupported_remotes_list_the_accepted_forms(bad):
         normalize_remote_url(bad)
     if "://" not in bad or bad.startswith("ftp") or not bad:
         assert "s3://bucket/prefix" in str(info.value)
+
+
+def test_a_bad_backend_option_fails_the_command_in_one_line(repo: Path):
+    (repo / ".gitattributes").write_text("*.bin filter=lfs diff=lfs merge=lfs -text\n")
+    (repo / "model.bin").write_bytes(pointer_bytes(b"weights\n"))  # not in the store
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "pointer", cwd=repo)
+    git("config", "lfs-agent.remote", "http://127.0.0.1:9/objects", cwd=repo)
+    git("config", "lfs-agent.http.max-attempts", "five", cwd=repo)
+    out = agent("fetch", cwd=repo)
+    assert out.returncode == 2
+    assert out.stderr.decode().splitlines() == [
+        "lfs-agent: error: lfs-agent.http.max-attempts must be a whole number from 1 to 100, "
+        "got 'five'",
+    ]
