@@ -33,7 +33,6 @@ __all__ = [
     "Directory",
     "directory_of",
     "open_directory",
-    "read_regular",
     "remove",
     "split_path",
     "write_file",
@@ -202,20 +201,6 @@ def split_path(rel: str) -> tuple[str, str]:
     if not parts:
         raise UnsafePathError(f"refusing to write {rel!r}: it names no file")
     return "/".join(parts[:-1]), parts[-1]
-
-
-def read_regular(top: Path, rel: str, limit: int) -> bytes | None:
-    """The regular file ``rel`` below ``top`` if it has at most ``limit`` bytes, else None.
-
-    None too when it, or any directory leading to it, is a symbolic link or missing.
-    """
-    directory, name = split_path(rel)
-    try:
-        with open_directory(top, directory) as parent:
-            found = parent.read_regular(name, limit)
-    except (OSError, UnsafePathError):
-        return None
-    return None if found is None else found[0]
 
 
 def write_file(top: Path, rel: str, data: bytes) -> None:
