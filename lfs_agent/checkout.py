@@ -228,11 +228,7 @@ def _is_prefix_of_object(
 ) -> bool:
     """Whether the file's ``size`` bytes are the first bytes of the stored object."""
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent.fd)
-    except OSError:
-        return False
-    try:
-        with open(fd, "rb", buffering=0) as file, store.open(pointer) as obj:
+        with parent.open_read(name) as file, store.open(pointer) as obj:
             left = size
             while left > 0:
                 want = min(CHUNK_SIZE, left)

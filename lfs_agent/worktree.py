@@ -71,15 +71,26 @@ class Directory:
             than ``limit``: nothing that is not plainly a small file is read.
         """
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.fd)
+            file = self.open_read(name)
         except OSError:  # ELOOP: a symbolic link; ENOENT, EACCES ...
             return None
-        with os.fdopen(fd, "rb") as file:
-            st = os.fstat(fd)
+        with file:
+            st = os.fstat(file.fileno())
             if not stat.S_ISREG(st.st_mode) or st.st_size > limit:
                 return None
-            data = file.read(limit + 1)
+            data = b""
+            while len(data) <= limit and (chunk := file.read(limit + 1 - len(data))):
+                data += chunk
         return (data, st) if len(data) <= limit else None
+
+    def open_read(self, name: str) -> BinaryIO:
+        """Open ``name`` here for reading, unbuffered, never through a symbolic link.
+
+        Raises:
+            OSError: it is missing, or a symbolic link (ELOOP).
+        """
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.fd)
+        return os.fdopen(fd, "rb", buffering=0)
 
     def create_temp(self, mode: int) -> tuple[BinaryIO, str]:
         """Create a new, empty, private file here; return it (open for writing) and its name.
