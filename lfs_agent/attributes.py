@@ -60,6 +60,13 @@ def read_attributes(top: Path, rel: str = ATTRIBUTES_FILE) -> str | None:
     A symbolic link there is refused, as git itself does not follow one to read
     attributes: it could make ``track`` read, and then rewrite, any file of the user's.
 
+    Args:
+        top: The work tree's top.
+        rel: The file, relative to ``top``.
+
+    Returns:
+        Its text (undecodable bytes kept as surrogates, so that a rewrite keeps them).
+
     Raises:
         UnsafePathError: it, or a directory leading to it, is a symbolic link, or it is
             not a regular file.
@@ -80,7 +87,16 @@ def read_attributes(top: Path, rel: str = ATTRIBUTES_FILE) -> str | None:
 
 
 def _read_outside(path: Path) -> str | None:
-    """An attributes file outside the work tree (the user's, the system's), if readable."""
+    """An attributes file outside the work tree (the user's, the system's), if readable.
+
+    A missing, unreadable or oversized file is skipped, as git skips it.
+
+    Args:
+        path: The file.
+
+    Returns:
+        Its text, or None.
+    """
     try:
         with open(path, "rb") as file:
             data = file.read(MAX_ATTRIBUTES_SIZE + 1)
@@ -92,7 +108,14 @@ def _read_outside(path: Path) -> str | None:
 
 
 def go_clean(path: str) -> str:
-    """``path`` as Go's ``filepath.Clean`` makes it (git-lfs lists patterns so)."""
+    """``path`` as Go's ``filepath.Clean`` makes it, for patterns to compare as git-lfs's.
+
+    Args:
+        path: A slash-separated path or pattern.
+
+    Returns:
+        It without ``.``, empty parts and the ``..`` that can be resolved; ``.`` if empty.
+    """
     rooted = path.startswith("/")
     parts: list[str] = []
     for part in path.split("/"):
@@ -129,7 +152,14 @@ _QUOTED_ESCAPES = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "
 
 
 def _unquote(quoted: str) -> str | None:
-    """The pattern ``"..."`` stands for, or None when Go could not unquote it."""
+    """The pattern ``"..."`` stands for, as Go's ``strconv.Unquote`` reads it.
+
+    Args:
+        quoted: The pattern, quotes included.
+
+    Returns:
+        The pattern, or None when Go could not unquote it (git-lfs then drops the file).
+    """
     body = quoted[1:-1].encode("utf-8", "surrogateescape")
     out = bytearray()
     at = 0
@@ -175,6 +205,13 @@ def _parse_attributes(text: str) -> tuple[list[_Line], str] | None:
     Like git-lfs (not git): the pattern ends at the first space, attributes are
     separated by spaces, a quoted pattern is unquoted as a Go string. A quoted pattern
     that does not unquote makes the whole file unusable (None), as it does git-lfs.
+
+    Args:
+        text: The file's text.
+
+    Returns:
+        Its pattern and macro lines, and its line ending (CR LF when most lines end so,
+        ``""`` when no line ends); None when it is unusable.
     """
     lf = crlf = 0
     lines = []
@@ -237,7 +274,16 @@ class _Macros:
         }
 
     def expand(self, lines: list[_Line], define: bool) -> list[tuple[str, list[_Attr]]]:
-        """The patterns of ``lines`` with their attributes; ``define``: learn its macros."""
+        """The patterns of ``lines`` with their macros expanded.
+
+        Args:
+            lines: An attributes file's lines.
+            define: Learn the file's macro definitions (git-lfs takes them only from
+                the top-level file and the files outside the work tree).
+
+        Returns:
+            Each pattern with its attributes, in the file's order.
+        """
         result = []
         for line in lines:
             if line.pattern is None:
@@ -278,6 +324,17 @@ class AttributePattern(NamedTuple):
 def _patterns_of(
     macros: _Macros, text: str | None, source: str, define: bool
 ) -> list[AttributePattern]:
+    """The patterns of one attributes file that set ``filter`` or ``lockable``.
+
+    Args:
+        macros: The macros known so far (learning this file's when ``define``).
+        text: The file's text, or None when there is none.
+        source: The file, relative to the work tree's top ("" outside it).
+        define: Learn the file's macro definitions.
+
+    Returns:
+        The patterns, joined to the file's directory.
+    """
     parsed = _parse_attributes(text) if text is not None else None
     if parsed is None:
         return []
@@ -303,6 +360,14 @@ def _work_tree_patterns(git: Git, top: Path, macros: _Macros) -> list[AttributeP
     The files are those git-lfs reads (tracked or untracked but not ignored), longest
     path first (its precedence order); only the top-level one and ``info/attributes``
     may define macros.
+
+    Args:
+        git: Runs git in the repository.
+        top: The work tree's top.
+        macros: The macros of the files outside the work tree.
+
+    Returns:
+        The patterns, file by file.
     """
     files: list[tuple[str, str, bool]] = []  # (full path, source, in the work tree)
     info = git.paths.git_dir / "info" / "attributes"
@@ -338,6 +403,9 @@ def attribute_patterns(git: Git, outside: Sequence[Path] = ()) -> list[Attribute
         git: Runs git in the repository.
         outside: The system's and then the user's attributes files (read first, for
             their macros, and listed last, the user's before the system's).
+
+    Returns:
+        The patterns, those of the deepest files first.
 
     Raises:
         UnsafePathError: a ``.gitattributes`` is a symbolic link.

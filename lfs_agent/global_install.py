@@ -42,7 +42,17 @@ REPLACED_PREFIX = "lfs-agent.replaced."
 
 
 def global_filter_settings(python: str) -> dict[str, str]:
-    """The keys ``install --global`` writes into the user's git config."""
+    """The keys ``install --global`` writes into the user's git config.
+
+    The long-running filter is ``global-filter-process``, which adds the repository's
+    hooks before it filters: a global install cannot visit every repository itself.
+
+    Args:
+        python: The interpreter the filter commands run.
+
+    Returns:
+        ``filter.lfs.*`` key -> value.
+    """
     keys = filter_settings(python)
     keys["filter.lfs.process"] = f"{agent_command(python)} {GLOBAL_FILTER_COMMAND}"
     return keys
@@ -54,10 +64,16 @@ def _global_config(git: Git) -> dict[str, str]:
 
 
 def _global_set(git: Git, key: str, value: str) -> None:
+    """Set ``key`` in the global config, replacing every value it has.
+
+    Replacing all values keeps a key single-valued, so that install run twice changes
+    nothing.
+    """
     git.run(["config", "--global", "--replace-all", key, value])
 
 
 def _global_unset(git: Git, key: str) -> None:
+    """Remove every value of ``key`` from the global config; an unset key is no error."""
     git.run(["config", "--global", "--unset-all", key], check=False)
 
 
@@ -75,6 +91,9 @@ def install_global(git: Git, *, force: bool = False, python: str | None = None) 
         git: Runs git (anywhere: only the global config is read and written).
         force: Replace another filter's global ``filter.lfs.*`` values (git-lfs's).
         python: Interpreter the written commands run; defaults to the running one.
+
+    Returns:
+        The lines to show the user (the foreign keys replaced).
 
     Raises:
         ConfigError: another tool's filter is configured globally and ``force`` is false.
@@ -96,7 +115,7 @@ def install_global(git: Git, *, force: bool = False, python: str | None = None) 
     for key, old in foreign.items():
         _global_set(git, REPLACED_PREFIX + key, old)
     # A key that already held our value, as git-lfs's filter.lfs.required=true does, is
-    # not ours to remove later: only the keys written now join the record.
+    # not ours to remove at uninstall: only the keys written here join the record.
     written = [key for key in values if current.get(key) != values[key]]
     for key in written:
         _global_set(git, key, values[key])
@@ -115,8 +134,15 @@ def install_global(git: Git, *, force: bool = False, python: str | None = None) 
 def uninstall_global(git: Git) -> InstallReport:
     """Remove what :func:`install_global` wrote, and put back the values it replaced.
 
-    A recorded key that no longer holds lfs-agent's value (someone set it since) is left
-    alone; so is everything else in the global config. Sections left empty by this go.
+    A recorded key whose value is not lfs-agent's (someone set it after the install) is
+    left alone, as is everything else in the global config: the user's own settings
+    survive. Sections left empty go, so that the file reads as before the install.
+
+    Args:
+        git: Runs git (anywhere: only the global config is read and written).
+
+    Returns:
+        The lines to show the user (the keys restored).
     """
     report = InstallReport()
     current = _global_config(git)
@@ -129,7 +155,7 @@ def uninstall_global(git: Git) -> InstallReport:
         value = current.get(key)
         required = (key, value) == ("filter.lfs.required", "true")
         if value is None or not (is_ours(value) or required):
-            continue  # set by someone since: theirs
+            continue  # someone else's value: theirs to keep
         if key in saved:  # replaced on its own line, so the file reads as it did
             _global_set(git, key, saved[key])
             report.messages.append(f"restored {key} in your global git config")

@@ -61,18 +61,42 @@ INSTALLED_KEY = "lfs-agent.installed"
 
 @dataclass
 class InstallReport:
-    """What install or uninstall did, for the CLI to print."""
+    """What install or uninstall did, for the CLI to print.
+
+    Attributes:
+        messages: Lines for the user, in the order they happened.
+    """
 
     messages: list[str] = field(default_factory=list)
 
 
 def agent_command(python: str) -> str:
-    """The shell command that runs lfs-agent with ``python``, as git config holds it."""
+    """The shell command git config holds to run lfs-agent.
+
+    The interpreter is named in full, so that git runs the lfs-agent installed with it
+    whatever ``PATH`` the command finds.
+
+    Args:
+        python: The interpreter's path.
+
+    Returns:
+        ``python -m lfs_agent``, with ``python`` quoted for the shell.
+    """
     return f"{shlex.quote(python)} -m lfs_agent"
 
 
 def filter_settings(python: str) -> dict[str, str]:
-    """The filter keys ``install`` writes: git's filter runs lfs-agent with ``python``."""
+    """The filter keys ``install`` writes, so that git cleans and smudges through lfs-agent.
+
+    ``required`` makes git fail a command when the filter fails, rather than store or
+    check out a file unfiltered.
+
+    Args:
+        python: The interpreter the filter commands run.
+
+    Returns:
+        ``filter.lfs.*`` key -> value.
+    """
     cmd = agent_command(python)
     return {
         "filter.lfs.process": f"{cmd} filter-process",
@@ -87,6 +111,12 @@ def clone_settings(python: str) -> dict[str, str]:
 
     A clone created with these holds what ``install`` would write, so ``install`` then
     only adds the hooks, and ``uninstall`` removes them as its own.
+
+    Args:
+        python: The interpreter the filter commands run.
+
+    Returns:
+        Key -> value, :data:`INSTALLED_KEY` included.
     """
     keys = filter_settings(python)
     return {**keys, INSTALLED_KEY: ",".join(keys)}
@@ -130,6 +160,13 @@ def merged_record(record: str | None, keys: list[str]) -> str:
 
 
 def _record(git: Git, local: dict[str, str], keys: list[str]) -> None:
+    """Add ``keys`` to the local record, so that ``uninstall`` removes them.
+
+    Args:
+        git: Runs git in the repository.
+        local: The local config as read before writing ``keys``.
+        keys: The keys written.
+    """
     current = local.get(INSTALLED_KEY, "")
     merged = merged_record(current, keys)
     if merged != current:
@@ -144,8 +181,20 @@ def _local_config(git: Git) -> dict[str, str]:
 def _set_keys(git: Git, local: dict[str, str], values: dict[str, str], force: bool) -> list[str]:
     """Write ``values`` into the local config, refusing to replace foreign values.
 
-    ``local`` is that config as read before; keys already holding their value are not
-    written again.
+    Another tool's filter is the user's choice, so replacing it takes ``force``; a key
+    that holds its value already is not written again.
+
+    Args:
+        git: Runs git in the repository.
+        local: The local config as read before any write.
+        values: Key -> value to write.
+        force: Replace foreign values too.
+
+    Returns:
+        The keys, for the record.
+
+    Raises:
+        ConfigError: a key holds another tool's value and ``force`` is false.
     """
     for key, value in values.items():
         old = local.get(key)
@@ -180,6 +229,10 @@ def install(
         scope_remote: With ``with_git_lfs``: use the agent only for this git remote.
         force: Replace filter settings that another tool wrote in this repository.
         python: Interpreter the written commands run; defaults to the running one.
+
+    Returns:
+        The lines to show the user (a foreign hook kept and chained, where the
+        remote went).
 
     Raises:
         ConfigError: for a bad remote or when install would overwrite foreign settings.
@@ -226,7 +279,16 @@ def install(
 
 
 def _remember(git: Git, local: dict[str, str], url: str) -> str:
-    """Keep ``url`` as the remote of commits whose tree names none; return the key."""
+    """Keep ``url`` as the remote of commits whose tree names none.
+
+    Args:
+        git: Runs git in the repository.
+        local: The local config as read before.
+        url: The remote.
+
+    Returns:
+        The key written, for the record.
+    """
     key = f"{SECTION}.{FALLBACK_KEY}"
     if local.get(key) != url:
         git.config_set(key, url)
@@ -234,10 +296,14 @@ def _remember(git: Git, local: dict[str, str], url: str) -> str:
 
 
 def remember_remote(git: Git, url: str) -> None:
-    """Record ``url`` as this clone's remote at the lowest precedence (``uninstall`` removes it).
+    """Record ``url`` as this clone's remote at the lowest precedence.
 
-    Used by commits whose tree has no ``.lfsagent``: older history of a repository that
-    moved from git-lfs, or set its bucket later.
+    A commit whose tree has no ``.lfsagent`` (history from before a repository named its
+    bucket, or from its git-lfs days) still finds a remote; ``uninstall`` removes it.
+
+    Args:
+        git: Runs git in the repository.
+        url: The remote.
     """
     local = _local_config(git)
     _record(git, local, [_remember(git, local, url)])
@@ -245,6 +311,10 @@ def remember_remote(git: Git, url: str) -> None:
 
 def _check_committable(url: str, top: Path) -> None:
     """Refuse to write ``url`` into the committed ``.lfsagent`` when that is unsafe.
+
+    Args:
+        url: The remote, normalized.
+        top: The work tree's top.
 
     Raises:
         ConfigError: the URL carries credentials, which a commit would publish.
@@ -266,11 +336,17 @@ def _check_committable(url: str, top: Path) -> None:
 
 
 def _without_userinfo(url: str) -> str:
-    """``url`` without ``user:password@``.
+    """``url`` without ``user:password@``, for a URL-scoped config key.
 
     git-lfs, like git, lets a URL-scoped key without user-info match every user, so the
     key need not hold it; a password must not become part of a config key (nor of a
     git command line).
+
+    Args:
+        url: A remote's URL.
+
+    Returns:
+        The URL, its user-info dropped.
     """
     if not has_userinfo(url):
         return url
@@ -281,7 +357,15 @@ def _without_userinfo(url: str) -> str:
 def _lfs_endpoint(url: str, base: Path | None) -> str:
     """The LFS endpoint git-lfs derives from a git remote URL (for URL-scoped keys).
 
-    An ssh or git remote's endpoint is https on the same host, without user or port.
+    The key must name the endpoint git-lfs looks up, or git-lfs ignores it: an ssh or
+    git remote's endpoint is https on the same host, without user or port.
+
+    Args:
+        url: The git remote's URL (a URL, scp-like, or a local path).
+        base: Where a relative local path starts; the current directory when None.
+
+    Returns:
+        The endpoint URL.
     """
     if "://" not in url and ":" in url.split("/", 1)[0]:
         host, _, path = url.partition(":")  # scp-like ssh: user@host:path
@@ -302,7 +386,17 @@ def _lfs_endpoint(url: str, base: Path | None) -> str:
 
 
 def uninstall(git: Git) -> InstallReport:
-    """Remove every key install recorded, and our hooks (restoring chained ones)."""
+    """Remove every key install recorded, and our hooks (restoring chained ones).
+
+    Only recorded keys go, so that a value the user set beside ours survives; sections
+    left empty go too, so that the config reads as before.
+
+    Args:
+        git: Runs git in the repository.
+
+    Returns:
+        The lines to show the user (a hook restored, or left alone as not ours).
+    """
     report = InstallReport()
     for key in recorded_keys(git.config_get(INSTALLED_KEY)):
         git.config_unset(key)
@@ -319,6 +413,11 @@ def uninstall(git: Git) -> InstallReport:
 
 def submodule_repos(git: Git) -> list[tuple[str, Path]]:
     """The initialized submodules below the repository, recursively, parents first.
+
+    The order is ``git submodule foreach --recursive``'s, whose listing this is.
+
+    Args:
+        git: Runs git in the repository.
 
     Returns:
         For each, its path as shown from the repository's top and its directory.

@@ -42,7 +42,7 @@ LFS_ATTRIBUTES = "filter=lfs diff=lfs merge=lfs -text"
 
 
 def _quoted(pattern: str) -> str:
-    """Quote a pattern for a message as git-lfs does (Go ``%q``)."""
+    """Quote a pattern for a message as git-lfs does (Go ``%q``), so the output matches."""
     return json.dumps(pattern, ensure_ascii=False)
 
 
@@ -51,21 +51,44 @@ _ESCAPES = ((" ", "[[:space:]]"), ("#", "\\#"))
 
 
 def escape_pattern(pattern: str) -> str:
-    """Escape a pattern the way ``git lfs track`` does in ``.gitattributes``."""
+    """Escape a pattern the way ``git lfs track`` does in ``.gitattributes``.
+
+    A space would end the pattern, and a ``#`` could make the line a comment.
+
+    Args:
+        pattern: As given on the command line.
+
+    Returns:
+        The pattern as the file holds it.
+    """
     for plain, escaped in _ESCAPES:
         pattern = pattern.replace(plain, escaped)
     return pattern
 
 
 def unescape_pattern(pattern: str) -> str:
-    """Undo :func:`escape_pattern` (git-lfs compares and prints patterns so)."""
+    """Undo :func:`escape_pattern`, as git-lfs does to compare and print patterns.
+
+    Args:
+        pattern: As the file holds it.
+
+    Returns:
+        The pattern as given on the command line.
+    """
     for plain, escaped in _ESCAPES:
         pattern = pattern.replace(escaped, plain)
     return pattern
 
 
 def attribute_line(pattern: str) -> str:
-    """The ``.gitattributes`` line ``git lfs track PATTERN`` writes."""
+    """The ``.gitattributes`` line ``git lfs track PATTERN`` writes.
+
+    Args:
+        pattern: As given on the command line.
+
+    Returns:
+        The line, without its line ending.
+    """
     return f"{escape_pattern(pattern)} {LFS_ATTRIBUTES}"
 
 
@@ -77,12 +100,26 @@ def _trim_current(pattern: str) -> str:
 
 
 def _prefix(git: Git) -> str:
-    """The current directory below the work tree's top: ``""`` or ``"a/b/"``."""
+    """The current directory below the work tree's top, where ``track`` edits the file.
+
+    Args:
+        git: Runs git in the current directory.
+
+    Returns:
+        ``""`` at the top, else ``"a/b/"``.
+    """
     return git.output(["rev-parse", "--show-prefix"])
 
 
 def _scan_lines(text: str) -> list[str]:
-    """The lines of ``text`` as git-lfs reads them: CR LF ends a line as LF does."""
+    """The lines of ``text`` as git-lfs reads them: CR LF ends a line as LF does.
+
+    Args:
+        text: An attributes file's text.
+
+    Returns:
+        Its lines, without their endings.
+    """
     parts = text.split("\n")
     last = parts.pop()
     lines = [p[:-1] if p.endswith("\r") else p for p in parts]
@@ -96,9 +133,9 @@ class TrackResult(NamedTuple):
 
     Attributes:
         messages: git-lfs's lines (``Tracking "*.bin"`` ...).
-        covered: For each new pattern, the files already in git that it now covers,
+        covered: For each new pattern, the files already in git that it covers,
             relative to the work tree's top; each was marked modified (its time set to
-            now), so that ``git add`` stores it through the filter.
+            the current time), so that ``git add`` stores it through the filter.
     """
 
     messages: list[str]
@@ -106,7 +143,17 @@ class TrackResult(NamedTuple):
 
 
 def _line_ending(git: Git, known: list[AttributePattern]) -> str:
-    """The line ending ``track`` writes: the top-level file's, else git's own."""
+    """The line ending ``track`` writes: the top-level file's, else git's own.
+
+    One ending for every line keeps a file that was all CR LF so, as git-lfs does.
+
+    Args:
+        git: Runs git in the repository.
+        known: The work tree's patterns (:func:`attributes.work_tree_patterns`).
+
+    Returns:
+        CR LF or LF.
+    """
     for found in known:
         if found.source == ATTRIBUTES_FILE and found.line_ending:
             return found.line_ending
@@ -121,14 +168,17 @@ def track(git: Git, patterns: list[str], outside: Sequence[Path] = ()) -> TrackR
     directory) is "already supported". The file is rewritten as git-lfs rewrites it:
     blank lines dropped, every line ending as the top-level file's, an existing line of
     the same pattern replaced in place, new ones appended. Files already in git that a
-    new pattern covers (``git ls-files`` of it, then the attributes git now gives them)
-    have their time set to now, so that git sees them modified and ``git add`` stores
-    them as pointers.
+    new pattern covers (``git ls-files`` of it, then the attributes git gives them with
+    the file written) have their time set to the current time, so that git sees them
+    modified and ``git add`` stores them as pointers.
 
     Args:
         git: Runs git in the current directory.
         patterns: As given on the command line.
         outside: See :func:`attributes.attribute_patterns` (read for their macros only).
+
+    Returns:
+        git-lfs's messages, and the files marked modified for each new pattern.
 
     Raises:
         UnsafePathError: an attributes file is a symbolic link.
@@ -182,8 +232,15 @@ _BLOCKED_NAMES = (".git", ".lfs")
 def _files_matching(git: Git, pattern: str) -> list[str]:
     """Regular files in the index that ``git ls-files`` finds for ``pattern`` (as git-lfs).
 
-    Names are relative to the current directory. A pattern with a leading slash that has
-    a ``*`` matches only in this directory, as in ``.gitattributes``.
+    A pattern with a leading slash that has a ``*`` matches only in this directory, as
+    in ``.gitattributes``.
+
+    Args:
+        git: Runs git in the current directory.
+        pattern: As given on the command line, less a leading ``./``.
+
+    Returns:
+        The files, relative to the current directory, each once.
     """
     plain = pattern.removeprefix("/")
     if not plain:
@@ -202,12 +259,21 @@ def _files_matching(git: Git, pattern: str) -> list[str]:
 
 
 def _mark_modified(git: Git, top: Path, prefix: str, files: list[str]) -> list[str]:
-    """Set the time of those of ``files`` whose filter is now lfs to now; return them.
+    """Set the time of those of ``files`` that git filters through lfs to the current time.
 
     git then sees them changed and runs them through the filter at the next ``git add``
     or ``git status`` (git-lfs's ``track`` does the same). A file is touched through its
     directory's descriptor, following no symbolic link; one that is gone, or below a
     link, is left out.
+
+    Args:
+        git: Runs git in the current directory.
+        top: The work tree's top.
+        prefix: The current directory below ``top`` (``""`` or ``"a/b/"``).
+        files: Relative to the current directory.
+
+    Returns:
+        The files touched, relative to ``top``.
     """
     if not files:
         return []
@@ -231,6 +297,10 @@ def untrack(git: Git, patterns: list[str]) -> list[str]:
     As ``git lfs untrack``: a line naming ``filter=lfs`` goes when its first word (less a
     leading ``./``) is one of the patterns, escaped as ``track`` writes them; every other
     line is kept, ending in LF. Without such a file nothing is done.
+
+    Args:
+        git: Runs git in the current directory.
+        patterns: As given on the command line.
 
     Returns:
         git-lfs's messages.
