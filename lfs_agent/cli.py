@@ -445,7 +445,7 @@ def cmd_install(ctx: Context) -> int:
 
 def _install_global(ctx: Context) -> int:
     """``install --global``: lfs-agent's filter in the user's git config."""
-    from lfs_agent.install import install_global
+    from lfs_agent.global_install import install_global
 
     args = ctx.args
     flags = {
@@ -473,7 +473,8 @@ def _install_global(ctx: Context) -> int:
 
 def cmd_uninstall(ctx: Context) -> int:
     """``uninstall``: remove what install added (here, in submodules, or globally)."""
-    from lfs_agent.install import submodule_repos, uninstall, uninstall_global
+    from lfs_agent.global_install import uninstall_global
+    from lfs_agent.install import submodule_repos, uninstall
 
     if ctx.args.global_scope:
         for message in uninstall_global(ctx.git).messages:
@@ -525,7 +526,8 @@ def cmd_track(ctx: Context) -> int:
     """``track [PATTERN...]``: add patterns to .gitattributes, or list them as git-lfs does."""
     import json
 
-    from lfs_agent.install import attribute_patterns, track
+    from lfs_agent.attributes import attribute_patterns
+    from lfs_agent.tracking import track
 
     if not ctx.args.patterns:
         found = attribute_patterns(ctx.git, _outside_attributes(ctx))
@@ -562,7 +564,7 @@ def cmd_track(ctx: Context) -> int:
 
 def cmd_untrack(ctx: Context) -> int:
     """``untrack PATTERN...``: remove patterns from this directory's .gitattributes."""
-    from lfs_agent.install import untrack
+    from lfs_agent.tracking import untrack
 
     for message in untrack(ctx.git, ctx.args.patterns):
         print(_shown(message))

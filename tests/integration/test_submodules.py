@@ -247,35 +247,6 @@ def test_install_recursive_sets_up_every_initialized_submodule(project: Project)
     assert b"filter.lfs" not in config
 
 
-def test_uninstall_global_leaves_the_global_config_exactly_as_before(tmp_path: Path):
-    before = global_config()
-    install_global()
-    config = git("config", "--global", "--list", cwd=tmp_path).stdout.decode()
-    assert "filter.lfs.process=" in config and "global-filter-process" in config
-    assert "filter.lfs.required=true" in config
-    assert agent("install", "--global", cwd=tmp_path).returncode == 0  # twice: no change
-    assert agent("uninstall", "--global", cwd=tmp_path).returncode == 0
-    assert global_config() == before
-
-
-def test_a_foreign_global_filter_is_replaced_only_with_force_and_put_back(tmp_path: Path):
-    git("config", "--global", "filter.lfs.process", "git-lfs filter-process", cwd=tmp_path)
-    git("config", "--global", "filter.lfs.required", "true", cwd=tmp_path)
-    before = global_config()
-    out = agent("install", "--global", cwd=tmp_path)
-    assert out.returncode == 2
-    err = out.stderr.decode()
-    assert "git-lfs's filter" in err and "--force" in err
-    assert len(err.strip().splitlines()) == 1
-    assert global_config() == before
-    out = agent("install", "--global", "--force", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    process = git("config", "--global", "filter.lfs.process", cwd=tmp_path).stdout
-    assert b"lfs_agent global-filter-process" in process
-    assert agent("uninstall", "--global", cwd=tmp_path).returncode == 0
-    assert global_config() == before
-
-
 def test_the_pre_commit_hook_refuses_raw_bytes_when_no_filter_is_configured(project: Project):
     install_global()
     clone = project.root / "clone"
