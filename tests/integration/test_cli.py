@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.backends import open_backend
-from lfs_agent.cli import PIPE_SIZE
+from lfs_agent.cli.filters import PIPE_SIZE
 from tests.conftest import AGENT, agent, git
 from tests.contract.backend_contract import Recorder
 from tests.helpers import pointer_bytes, random_bytes, sha256
@@ -32,12 +32,12 @@ def test_version_and_help_list_the_commands(tmp_path: Path):
 
 
 def test_the_parser_holds_only_the_command_being_run():
-    from lfs_agent.cli import _build_parser
+    from lfs_agent.cli import build_parser
 
-    one = _build_parser("filter-process")
+    one = build_parser("filter-process")
     assert one.parse_args(["filter-process", "--skip"]).skip is True
     assert "prune" not in one.format_help()
-    full = _build_parser("no-such-command")  # argparse's error must list every command
+    full = build_parser("no-such-command")  # argparse's error must list every command
     assert "prune" in full.format_help() and "filter-process" in full.format_help()
 
 
