@@ -6,13 +6,11 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lfs_agent import log
 from lfs_agent.cli.context import Command, Context, human_size, shown, shown_path
-from lfs_agent.errors import ConfigError, GitError, LfsAgentError, TransferError
+from lfs_agent.errors import ConfigError, LfsAgentError, TransferError
 
 if TYPE_CHECKING:
     from lfs_agent.metrics import LocalRecords, TagRecord
-    from lfs_agent.sync import Remote
 
 __all__ = [
     "COMMANDS",
@@ -24,34 +22,39 @@ __all__ = [
     "cmd_tag",
 ]
 
-logger = log.get_logger("lfs_agent")
+
+def _local(ctx: Context) -> LocalRecords:
+    from lfs_agent.metrics import local_records
+
+    return local_records(ctx.git)
 
 
-def _record_store(ctx: Context) -> LocalRecords:
-    from lfs_agent.metrics import LocalRecords
+def _records(
+    ctx: Context, tags: list[str] | None = None, invalid: dict[str, ConfigError] | None = None
+) -> dict[str, TagRecord]:
+    """Records from the bucket (falling back to local copies), by tag (see ``load_records``)."""
+    from lfs_agent.metrics import load_records
 
-    return LocalRecords(ctx.git.paths.common_dir / "lfs-agent")
+    local = _local(ctx)
+    remote = ctx.remote(required=False)
+    try:
+        return load_records(local, remote, tags, invalid)
+    finally:
+        if remote is not None:
+            remote.close()
 
 
-def _push_record_with_objects(ctx: Context, remote: Remote, record: TagRecord) -> None:
-    """Make sure the bucket holds every artifact, then store the record there."""
-    import time
+def _one_record(ctx: Context, tag: str) -> TagRecord:
+    """The record of ``tag``, from the bucket or the local copy (see ``one_record``)."""
+    from lfs_agent.metrics import one_record
 
-    from lfs_agent.metrics import push_record
-    from lfs_agent.pointer import Pointer
-
-    backend = remote.backend
-    for artifact in record.artifacts:
-        pointer = Pointer(artifact.oid, artifact.size)
-        if artifact.size == 0 or backend.stat(artifact.oid) == artifact.size:
-            continue
-        if not ctx.store.contains(pointer):
-            raise TransferError(
-                f"{shown_path(artifact.path)} ({artifact.oid}) is neither in the local store nor "
-                f"in {shown(remote.url)}: run 'lfs-agent fetch' or push from a clone that has it"
-            )
-        remote.upload(ctx.store, pointer)
-    push_record(backend, record, time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    local = _local(ctx)
+    remote = ctx.remote(required=False)
+    try:
+        return one_record(local, remote, tag)
+    finally:
+        if remote is not None:
+            remote.close()
 
 
 def add_tag(parser: argparse.ArgumentParser) -> None:
@@ -72,40 +75,19 @@ def add_tag(parser: argparse.ArgumentParser) -> None:
 
 def cmd_tag(ctx: Context) -> int:
     """``tag NAME``: an annotated tag at HEAD plus its metrics record in the bucket."""
-    from lfs_agent.metrics import build_record, load_metrics_file, parse_pairs
+    from lfs_agent.metrics import push_record_with_objects, tag_head
 
-    args, git = ctx.args, ctx.git
-    if git.run(["check-ref-format", f"refs/tags/{args.name}"], check=False).returncode:
-        raise ConfigError(f"{args.name!r} is not a valid tag name")
-    if git.rev_parse("HEAD") is None:
-        raise GitError("nothing to tag: this repository has no commits yet")
-    if (
-        git.run(["rev-parse", "-q", "--verify", f"refs/tags/{args.name}"], check=False).returncode
-        == 0
-        and not args.force
-    ):
-        raise ConfigError(
-            f"tag {args.name!r} already exists: use --force to move it "
-            "(its earlier records are kept)"
-        )
-    metrics: dict[str, int | float] = {}
-    for path in args.metrics_files or []:
-        metrics.update(load_metrics_file(Path(path)))
-    metrics.update(parse_pairs(args.metric or [], numeric=True))
-    params = parse_pairs(args.param or [], numeric=False)
-    git.run(
-        [
-            "tag",
-            "-a",
-            *(["-f"] if args.force else []),
-            "-m",
-            args.message or args.name,
-            args.name,
-            "HEAD",
-        ]
+    args = ctx.args
+    record = tag_head(
+        ctx.git,
+        args.name,
+        message=args.message,
+        force=args.force,
+        metrics_files=[Path(path) for path in args.metrics_files or []],
+        metric_pairs=args.metric or [],
+        param_pairs=args.param or [],
     )
-    record = build_record(git, args.name, metrics, params)
-    local = _record_store(ctx)
+    local = _local(ctx)
     remote = ctx.remote(required=False)
     summary = (
         f"tagged {args.name} at {record.commit[:12]}: {len(record.metrics)} metric(s), "
@@ -119,7 +101,7 @@ def cmd_tag(ctx: Context) -> int:
             "'lfs-agent install --remote URL', then run 'lfs-agent metrics push'"
         )
     try:
-        _push_record_with_objects(ctx, remote, record)
+        push_record_with_objects(ctx.store, remote, record)
     except LfsAgentError as exc:
         local.save(record, pending=True)
         print(summary)
@@ -134,63 +116,11 @@ def cmd_tag(ctx: Context) -> int:
     return 0
 
 
-def _load_records(
-    ctx: Context, tags: list[str] | None = None, invalid: dict[str, ConfigError] | None = None
-) -> dict[str, TagRecord]:
-    """Records from the bucket (falling back to local copies), by tag.
-
-    A record in the bucket, or a local copy, that is not a valid one is passed over (the
-    others still count): put in ``invalid`` by tag when given (the bucket's reason
-    first), else told in a warning.
-    """
-    from lfs_agent.metrics import fetch_record, remote_tags
-
-    local = _record_store(ctx)
-    remote = ctx.remote(required=False)
-    found: dict[str, TagRecord] = {}
-    try:
-        if remote is not None:
-            names = tags if tags is not None else sorted(set(remote_tags(remote.backend)))
-            for tag in names:
-                try:
-                    record = fetch_record(remote.backend, tag)
-                except ConfigError as exc:  # this record only: damaged, or a newer schema
-                    if invalid is None:
-                        logger.warning("passed over the bucket's record of %s: %s", tag, exc)
-                    else:
-                        invalid[tag] = exc
-                    continue
-                if record is not None:
-                    found[tag] = record
-    except LfsAgentError as exc:
-        logger.warning(
-            "cannot read records from %s (%s); using local copies",
-            shown(remote.url) if remote else None,
-            exc,
-        )
-    finally:
-        if remote is not None:
-            remote.close()
-    for tag in tags if tags is not None else local.tags():
-        if tag in found:
-            continue
-        try:
-            record = local.load(tag)
-        except ConfigError as exc:  # this copy only: damaged or unreadable
-            if invalid is None:
-                logger.warning("passed over the local copy of %s's record: %s", tag, exc)
-            else:
-                invalid.setdefault(tag, exc)
-            continue
-        if record is not None:
-            found[tag] = record
-    return found
-
-
 def _print_rows(rows: list[list[str]]) -> None:
     """Print rows as left-aligned columns separated by two spaces.
 
-    Cells may come from a bucket's records: they are shown escaped (see :func:`_shown`).
+    Cells may come from a bucket's records: they are shown escaped (see
+    :func:`~lfs_agent.cli.context.shown`).
     """
     rows = [[shown(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -233,7 +163,7 @@ def cmd_metrics_list(ctx: Context) -> int:
     """``metrics list``: every tag with its metrics, newest first or sorted by one."""
     from lfs_agent.metrics import format_number
 
-    records = list(_load_records(ctx).values())
+    records = list(_records(ctx).values())
     if ctx.args.sort:
         name = ctx.args.sort
         records.sort(key=lambda r: (name not in r.metrics, -r.metrics.get(name, 0.0), r.tag))
@@ -255,18 +185,6 @@ def cmd_metrics_list(ctx: Context) -> int:
         )
     _print_rows(rows)
     return 0
-
-
-def _one_record(ctx: Context, tag: str) -> TagRecord:
-    invalid: dict[str, ConfigError] = {}
-    record = _load_records(ctx, [tag], invalid).get(tag)
-    if tag in invalid:
-        if record is None:
-            raise invalid[tag]
-        logger.warning("using the local copy of %s's record: %s", tag, invalid[tag])
-    if record is None:
-        raise ConfigError(f"no metrics record for tag {tag!r} (locally or in the bucket)")
-    return record
 
 
 def cmd_metrics_show(ctx: Context) -> int:
@@ -322,7 +240,9 @@ def cmd_metrics_diff(ctx: Context) -> int:
 
 def cmd_metrics_push(ctx: Context) -> int:
     """``metrics push``: upload records that could not reach the bucket earlier."""
-    local = _record_store(ctx)
+    from lfs_agent.metrics import push_record_with_objects
+
+    local = _local(ctx)
     pending = local.pending()
     if not pending:
         print("metrics: nothing pending")
@@ -333,7 +253,7 @@ def cmd_metrics_push(ctx: Context) -> int:
             record = local.load(tag)
             if record is None:
                 continue
-            _push_record_with_objects(ctx, remote, record)
+            push_record_with_objects(ctx.store, remote, record)
             local.save(record, pending=False)
             print(f"pushed the record of {shown(tag)}")
     finally:
@@ -345,7 +265,7 @@ def cmd_metrics_export(ctx: Context) -> int:
     """``metrics export --mlflow URI [TAG...]``: one MLflow run per tag."""
     from lfs_agent.mlflow import MlflowExporter
 
-    records = _load_records(ctx, ctx.args.tags or None)
+    records = _records(ctx, ctx.args.tags or None)
     if ctx.args.tags:
         missing = sorted(set(ctx.args.tags) - set(records))
         if missing:
