@@ -5,9 +5,9 @@ people and chooses exit codes. Every failure a person can cause prints one line,
 ``lfs-agent: error: ...``, and exits non-zero; a traceback appears only with
 ``LFS_AGENT_LOG=debug``.
 
-Each group module (``cli.filters``, ``cli.setup``, ``cli.transfers``, ``cli.inspect``,
-``cli.metrics``) declares its commands in a ``COMMANDS`` table: help, a function adding
-the command's flags beside its ``cmd_*`` handler, and the handler.
+Each group module (``cli.filters``, ``cli.setup``, ``cli.tracking``, ``cli.transfers``,
+``cli.inspect``, ``cli.metrics``) declares its commands in a ``COMMANDS`` table: help, a
+function adding the command's flags beside its ``cmd_*`` handler, and the handler.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ GROUPS = {
     "filter-process": "filters",
     "install": "setup",
     "uninstall": "setup",
-    "track": "setup",
-    "untrack": "setup",
+    "track": "tracking",
+    "untrack": "tracking",
     "pre-commit": "filters",
     "global-filter-process": "filters",
     "pre-push": "transfers",

@@ -197,7 +197,7 @@ def cmd_pre_commit(ctx: Context) -> int:
     """
     import shlex
 
-    from lfs_agent.cli.setup import lfs_filter_configured
+    from lfs_agent.cli.tracking import lfs_filter_configured
     from lfs_agent.hooks import raw_staged
 
     raw = raw_staged(ctx.git)
