@@ -47,41 +47,20 @@ def cmd_ls_files(ctx: Context) -> int:
 
 def cmd_status(ctx: Context) -> int:
     """``status``: LFS objects to push, staged, and modified."""
-    from lfs_agent.scan import index_pointers, rev_list_pointers
+    from lfs_agent.scan import lfs_status
 
-    git = ctx.git
-    branch = git.run(["symbolic-ref", "--short", "-q", "HEAD"], check=False).stdout.decode()
-    print(f"On branch {shown(branch.strip()) or '(detached HEAD)'}")
-    head = git.rev_parse("HEAD")
-    upstream = (
-        git.run(["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}"], check=False)
-        .stdout.decode()
-        .strip()
-    )
-    staged_index = {f.path: f for f in index_pointers(git)}
-    if head:
-        exclude = [upstream] if upstream else []
-        remotes = git.output(["remote"]).split()
-        pending = rev_list_pointers(
-            git, [head], exclude, None if upstream or not remotes else remotes[0]
-        )
-        print(f"\nObjects to be pushed to {shown(upstream) or 'the remote'}:")
-        for f in sorted({f.pointer.oid: f for f in pending}.values(), key=lambda f: f.path):
+    status = lfs_status(ctx.git)
+    print(f"On branch {shown(status.branch) or '(detached HEAD)'}")
+    if status.to_push is not None:
+        print(f"\nObjects to be pushed to {shown(status.upstream) or 'the remote'}:")
+        for f in status.to_push:
             print(f"\t{shown_path(f.path)} ({f.pointer.oid[:10]}, {human_size(f.pointer.size)})")
-    diff_base = ["--cached", head] if head else ["--cached", "--root"]
-    staged = (
-        git.output(["diff", "--name-only", *diff_base]).splitlines()
-        if head
-        else sorted(staged_index)
-    )
     print("\nObjects to be committed:")
-    for path in staged:
-        if path in staged_index:
-            print(f"\t{shown_path(path)} (LFS: {staged_index[path].pointer.oid[:10]})")
+    for f in status.staged:
+        print(f"\t{shown_path(f.path)} (LFS: {f.pointer.oid[:10]})")
     print("\nObjects not staged for commit:")
-    for path in git.output(["diff", "--name-only"]).splitlines():
-        if path in staged_index:
-            print(f"\t{shown_path(path)} (LFS: {staged_index[path].pointer.oid[:10]})")
+    for f in status.unstaged:
+        print(f"\t{shown_path(f.path)} (LFS: {f.pointer.oid[:10]})")
     return 0
 
 
