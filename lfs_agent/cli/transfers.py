@@ -227,8 +227,9 @@ def pull(ctx: Context, after_clone: bool = False) -> None:
     When some downloads fail, the files whose objects did arrive are still checked out
     (as ``git lfs pull`` does), and then the failure is raised.
 
-    ``after_clone``: git has checked out what its filter could (see :func:`cmd_clone`);
-    the count of files written here is not printed when there are none.
+    ``after_clone``: git has checked out what its filter could (see
+    :func:`~lfs_agent.cli.setup.cmd_clone`); the count of files written here is not
+    printed when there are none.
     """
     from lfs_agent.checkout import checkout
     from lfs_agent.scan import index_pointers

@@ -41,6 +41,29 @@ def test_the_parser_holds_only_the_command_being_run():
     assert "prune" in full.format_help() and "filter-process" in full.format_help()
 
 
+def test_every_command_is_declared_by_the_group_module_the_dispatcher_names():
+    import importlib
+
+    from lfs_agent.cli import GROUPS
+
+    declared = {}
+    for group in set(GROUPS.values()):
+        for name in importlib.import_module(f"lfs_agent.cli.{group}").COMMANDS:
+            declared[name] = group
+    assert declared == GROUPS
+
+
+def test_a_command_imports_only_the_module_of_its_group():
+    code = (
+        "import sys\n"
+        "from lfs_agent.cli import build_parser\n"
+        "build_parser('smudge').parse_args(['smudge', 'a.bin'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('lfs_agent.cli.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['lfs_agent.cli.context', 'lfs_agent.cli.filters']"
+
+
 def test_an_unknown_command_is_refused_with_the_list_of_commands(tmp_path: Path):
     out = agent("no-such-command", cwd=tmp_path)
     assert out.returncode == 2
