@@ -36,6 +36,7 @@ __all__ = [
     "LazyFetch",
     "add_path_filters",
     "human_size",
+    "no_arguments",
     "setup_logging",
     "shown",
     "shown_path",

@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from lfs_agent.cli.context import (
     EXIT_ERROR,
@@ -20,15 +19,7 @@ from lfs_agent.cli.context import (
 )
 from lfs_agent.errors import ConfigError, LfsAgentError
 
-if TYPE_CHECKING:
-    pass
-
-__all__ = [
-    "COMMANDS",
-    "cmd_clone",
-    "cmd_install",
-    "cmd_uninstall",
-]
+__all__ = ["COMMANDS", "cmd_clone", "cmd_install", "cmd_uninstall"]
 
 
 def _where(ctx: Context) -> str:
