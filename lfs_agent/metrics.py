@@ -12,16 +12,25 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from lfs_agent.errors import ConfigError, GitError
+from lfs_agent import log
+from lfs_agent.errors import ConfigError, GitError, LfsAgentError, TransferError
 from lfs_agent.git import Git
+from lfs_agent.pointer import Pointer
+from lfs_agent.redact import redact_text
 from lfs_agent.scan import tree_pointers
+from lfs_agent.termtext import printable, quote_path
+
+if TYPE_CHECKING:
+    from lfs_agent.store import ObjectStore
+    from lfs_agent.sync import Remote
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -35,10 +44,17 @@ __all__ = [
     "flatten_metrics",
     "format_number",
     "load_metrics_file",
+    "load_records",
+    "local_records",
+    "one_record",
     "parse_pairs",
     "push_record",
+    "push_record_with_objects",
     "remote_tags",
+    "tag_head",
 ]
+
+logger = log.get_logger(__name__)
 
 #: Version of the record schema; readers refuse records from the future.
 SCHEMA_VERSION = 1
@@ -357,3 +373,169 @@ def fetch_record(backend: RecordBackend, tag: str) -> TagRecord | None:
 def remote_tags(backend: RecordBackend) -> list[str]:
     """Tags with a record in the bucket."""
     return [k[len(TAGS_PREFIX) : -5] for k in backend.list_meta(TAGS_PREFIX) if k.endswith(".json")]
+
+
+def _shown(text: str) -> str:
+    """``text`` as a message may hold it: credentials masked, control characters escaped."""
+    return printable(redact_text(text))
+
+
+def local_records(git: Git) -> LocalRecords:
+    """The local copies of ``git``'s records, shared by all its work trees."""
+    return LocalRecords(git.paths.common_dir / "lfs-agent")
+
+
+def tag_head(
+    git: Git,
+    name: str,
+    *,
+    message: str | None,
+    force: bool,
+    metrics_files: Sequence[Path],
+    metric_pairs: Sequence[str],
+    param_pairs: Sequence[str],
+) -> TagRecord:
+    """Put the annotated tag ``name`` at HEAD and describe it in a record.
+
+    The name and HEAD are checked, and the metrics read, before the tag is written, so
+    a mistake leaves the repository as it was.
+
+    Args:
+        git: The repository.
+        name: The tag's name.
+        message: The tag's message; None: its name.
+        force: Move an existing tag (its earlier records stay in the bucket's history).
+        metrics_files: JSON or YAML files of (nested) numbers, later ones winning.
+        metric_pairs: ``K=V`` numbers, over the files' values.
+        param_pairs: ``K=V`` strings.
+
+    Returns:
+        The tag's record (not yet stored anywhere).
+
+    Raises:
+        ConfigError: a bad name, an existing tag without ``force``, a bad metric.
+        GitError: no commit to tag.
+    """
+    if git.run(["check-ref-format", f"refs/tags/{name}"], check=False).returncode:
+        raise ConfigError(f"{name!r} is not a valid tag name")
+    if git.rev_parse("HEAD") is None:
+        raise GitError("nothing to tag: this repository has no commits yet")
+    exists = git.run(["rev-parse", "-q", "--verify", f"refs/tags/{name}"], check=False)
+    if exists.returncode == 0 and not force:
+        raise ConfigError(
+            f"tag {name!r} already exists: use --force to move it (its earlier records are kept)"
+        )
+    metrics: dict[str, int | float] = {}
+    for path in metrics_files:
+        metrics.update(load_metrics_file(path))
+    metrics.update(parse_pairs(metric_pairs, numeric=True))
+    params = parse_pairs(param_pairs, numeric=False)
+    git.run(["tag", "-a", *(["-f"] if force else []), "-m", message or name, name, "HEAD"])
+    return build_record(git, name, metrics, params)
+
+
+def push_record_with_objects(
+    store: ObjectStore, remote: Remote, record: TagRecord, stamp: str | None = None
+) -> None:
+    """Make sure the bucket holds every artifact of ``record``, then store it there.
+
+    A record that names objects the bucket lacks would pin what nobody can download.
+
+    Args:
+        store: The local store, which uploads the artifacts the bucket lacks.
+        remote: The bucket.
+        record: The record to store.
+        stamp: Its history key's time (``%Y%m%dT%H%M%SZ``); None: now, in UTC.
+
+    Raises:
+        TransferError: an artifact is neither in the store nor in the bucket.
+    """
+    backend = remote.backend
+    for artifact in record.artifacts:
+        pointer = Pointer(artifact.oid, artifact.size)
+        if artifact.size == 0 or backend.stat(artifact.oid) == artifact.size:
+            continue
+        if not store.contains(pointer):
+            raise TransferError(
+                f"{quote_path(artifact.path)} ({artifact.oid}) is neither in the local store "
+                f"nor in {_shown(remote.url)}: run 'lfs-agent fetch' or push from a clone "
+                "that has it"
+            )
+        remote.upload(store, pointer)
+    push_record(backend, record, stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+
+
+def load_records(
+    local: LocalRecords,
+    remote: Remote | None,
+    tags: Sequence[str] | None = None,
+    invalid: dict[str, ConfigError] | None = None,
+) -> dict[str, TagRecord]:
+    """Records from the bucket (falling back to local copies), by tag.
+
+    A record in the bucket, or a local copy, that is not a valid one is passed over (the
+    others still count): put in ``invalid`` by tag when given (the bucket's reason
+    first), else told in a warning. A bucket that cannot be read is warned of, and the
+    local copies serve.
+
+    Args:
+        local: The local copies.
+        remote: The bucket; None: local copies only.
+        tags: The tags wanted; None: every tag the bucket or the copies know.
+        invalid: Filled with the reason of each record passed over.
+
+    Returns:
+        The records found, by tag.
+    """
+    found: dict[str, TagRecord] = {}
+    try:
+        if remote is not None:
+            names = tags if tags is not None else sorted(set(remote_tags(remote.backend)))
+            for tag in names:
+                try:
+                    record = fetch_record(remote.backend, tag)
+                except ConfigError as exc:  # this record only: damaged, or a newer schema
+                    if invalid is None:
+                        logger.warning("passed over the bucket's record of %s: %s", tag, exc)
+                    else:
+                        invalid[tag] = exc
+                    continue
+                if record is not None:
+                    found[tag] = record
+    except LfsAgentError as exc:
+        logger.warning(
+            "cannot read records from %s (%s); using local copies",
+            _shown(remote.url) if remote else None,
+            exc,
+        )
+    for tag in tags if tags is not None else local.tags():
+        if tag in found:
+            continue
+        try:
+            record = local.load(tag)
+        except ConfigError as exc:  # this copy only: damaged or unreadable
+            if invalid is None:
+                logger.warning("passed over the local copy of %s's record: %s", tag, exc)
+            else:
+                invalid.setdefault(tag, exc)
+            continue
+        if record is not None:
+            found[tag] = record
+    return found
+
+
+def one_record(local: LocalRecords, remote: Remote | None, tag: str) -> TagRecord:
+    """The record of ``tag``: the bucket's, else (with a warning) the local copy.
+
+    Raises:
+        ConfigError: no valid record of ``tag`` anywhere.
+    """
+    invalid: dict[str, ConfigError] = {}
+    record = load_records(local, remote, [tag], invalid).get(tag)
+    if tag in invalid:
+        if record is None:
+            raise invalid[tag]
+        logger.warning("using the local copy of %s's record: %s", tag, invalid[tag])
+    if record is None:
+        raise ConfigError(f"no metrics record for tag {tag!r} (locally or in the bucket)")
+    return record

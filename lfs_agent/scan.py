@@ -15,8 +15,10 @@ from lfs_agent.git import Git, failure_reason
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 
 __all__ = [
+    "LfsStatus",
     "PointerFile",
     "index_pointers",
+    "lfs_status",
     "pre_push_pointers",
     "read_pointer_blobs",
     "rev_list_pointers",
@@ -197,3 +199,62 @@ def pre_push_pointers(git: Git, remote: str, updates: Sequence[str]) -> list[Poi
             exclude.append(remote_sha)
     names = git.output(["remote"]).split()
     return rev_list_pointers(git, include, exclude, remote if remote in names else None)
+
+
+class LfsStatus(NamedTuple):
+    """What ``lfs-agent status`` shows: LFS files to push, staged, and modified.
+
+    Attributes:
+        branch: The checked-out branch's short name; empty on a detached HEAD.
+        upstream: The branch's upstream (``origin/main``); empty when it has none.
+        to_push: Pointers in commits the upstream (else the first remote) lacks, one
+            per object, by path; None before the first commit.
+        staged: Pointer files staged for the next commit, in git's order.
+        unstaged: Pointer files of the index whose work-tree file differs from it.
+    """
+
+    branch: str
+    upstream: str
+    to_push: list[PointerFile] | None
+    staged: list[PointerFile]
+    unstaged: list[PointerFile]
+
+
+def lfs_status(git: Git) -> LfsStatus:
+    """The LFS side of ``git status``, as git-lfs's ``status`` shows it.
+
+    Args:
+        git: Runs git in the repository.
+
+    Returns:
+        The files to show, each with the pointer staged for its path.
+    """
+    branch = git.run(["symbolic-ref", "--short", "-q", "HEAD"], check=False).stdout.decode()
+    head = git.rev_parse("HEAD")
+    upstream = (
+        git.run(["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{u}"], check=False)
+        .stdout.decode()
+        .strip()
+    )
+    staged_index = {f.path: f for f in index_pointers(git)}
+    to_push = None
+    if head:
+        exclude = [upstream] if upstream else []
+        remotes = git.output(["remote"]).split()
+        pending = rev_list_pointers(
+            git, [head], exclude, None if upstream or not remotes else remotes[0]
+        )
+        to_push = sorted({f.pointer.oid: f for f in pending}.values(), key=lambda f: f.path)
+    staged = (
+        git.output(["diff", "--name-only", "--cached", head]).splitlines()
+        if head
+        else sorted(staged_index)
+    )
+    unstaged = git.output(["diff", "--name-only"]).splitlines()
+    return LfsStatus(
+        branch=branch.strip(),
+        upstream=upstream,
+        to_push=to_push,
+        staged=[staged_index[path] for path in staged if path in staged_index],
+        unstaged=[staged_index[path] for path in unstaged if path in staged_index],
+    )

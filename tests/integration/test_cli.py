@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.backends import open_backend
-from lfs_agent.cli import PIPE_SIZE
+from lfs_agent.cli.filters import PIPE_SIZE
 from tests.conftest import AGENT, agent, git
 from tests.contract.backend_contract import Recorder
 from tests.helpers import pointer_bytes, random_bytes, sha256
@@ -32,13 +32,36 @@ def test_version_and_help_list_the_commands(tmp_path: Path):
 
 
 def test_the_parser_holds_only_the_command_being_run():
-    from lfs_agent.cli import _build_parser
+    from lfs_agent.cli import build_parser
 
-    one = _build_parser("filter-process")
+    one = build_parser("filter-process")
     assert one.parse_args(["filter-process", "--skip"]).skip is True
     assert "prune" not in one.format_help()
-    full = _build_parser("no-such-command")  # argparse's error must list every command
+    full = build_parser("no-such-command")  # argparse's error must list every command
     assert "prune" in full.format_help() and "filter-process" in full.format_help()
+
+
+def test_every_command_is_declared_by_the_group_module_the_dispatcher_names():
+    import importlib
+
+    from lfs_agent.cli import GROUPS
+
+    declared = {}
+    for group in set(GROUPS.values()):
+        for name in importlib.import_module(f"lfs_agent.cli.{group}").COMMANDS:
+            declared[name] = group
+    assert declared == GROUPS
+
+
+def test_a_command_imports_only_the_module_of_its_group():
+    code = (
+        "import sys\n"
+        "from lfs_agent.cli import build_parser\n"
+        "build_parser('smudge').parse_args(['smudge', 'a.bin'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('lfs_agent.cli.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['lfs_agent.cli.context', 'lfs_agent.cli.filters']"
 
 
 def test_an_unknown_command_is_refused_with_the_list_of_commands(tmp_path: Path):

@@ -1,0 +1,286 @@
+"""What every command shares: the repository it runs in, output helpers, exit codes.
+
+The CLI is the only layer that reads ``os.environ``, configures logging, prints for
+people and chooses exit codes; the modules beside this one each hold one group of
+commands, with every command's flags declared next to its handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from lfs_agent import log
+
+if TYPE_CHECKING:  # heavy imports stay out of start-up; commands import what they use
+    from lfs_agent.config import Settings
+    from lfs_agent.git import Git
+    from lfs_agent.gitfilter import Unverified
+    from lfs_agent.pathmatch import PathFilter
+    from lfs_agent.pointer import Pointer
+    from lfs_agent.store import ObjectStore
+    from lfs_agent.sync import Remote
+
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INTERNAL",
+    "LOG_ENV",
+    "SIZE_UNITS",
+    "Command",
+    "Context",
+    "LazyFetch",
+    "add_path_filters",
+    "human_size",
+    "no_arguments",
+    "setup_logging",
+    "shown",
+    "shown_path",
+    "split_cli",
+]
+
+logger = log.get_logger("lfs_agent")
+
+#: Exit status for errors a person can fix (bad config, missing object ...).
+EXIT_ERROR = 2
+#: Exit status for bugs: something we did not expect went wrong.
+EXIT_INTERNAL = 70
+#: Environment variable choosing the log level (``debug``, ``info``, ``warning``).
+LOG_ENV = "LFS_AGENT_LOG"
+
+
+class Command(NamedTuple):
+    """One subcommand as its group module declares it.
+
+    Attributes:
+        help: One line for the command list; also the subcommand's description.
+        add_arguments: Declares the command's flags on its subparser.
+        run: The handler; None for a group of subcommands (``metrics``), which sets a
+            handler on each of its own subparsers in ``add_arguments``.
+    """
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[Context], int] | None
+
+
+def no_arguments(parser: argparse.ArgumentParser) -> None:
+    """For a command that takes no flags."""
+
+
+def setup_logging() -> bool:
+    """Send our logs to stderr; return True when debugging (tracebacks wanted)."""
+    level_name = os.environ.get(LOG_ENV, "").strip().upper()
+    traced = any(
+        os.environ.get(v) not in (None, "", "0", "false")
+        for v in ("GIT_TRACE", "GIT_TRANSFER_TRACE")
+    )
+    level = log.LEVELS.get(level_name)
+    if level is None:
+        level = log.DEBUG if traced else log.WARNING
+    log.configure(level)
+    return level <= log.DEBUG
+
+
+class Context:
+    """What a command needs about the repository it runs in, resolved lazily.
+
+    Args:
+        args: Parsed command line; ``args.remote`` (when present) overrides config.
+    """
+
+    def __init__(self, args: argparse.Namespace, cwd: Path | None = None) -> None:
+        self.args = args
+        # The repository's directory; None: the current directory.
+        self.cwd = cwd
+        self._git: Git | None = None
+        self._settings: Settings | None = None
+        self._store: ObjectStore | None = None
+        # The level the settings' warnings are logged at (a command may lower it).
+        self.settings_warning_level = log.WARNING
+
+    @property
+    def git(self) -> Git:
+        """Git runner for the current directory."""
+        if self._git is None:
+            from lfs_agent.git import Git
+
+            self._git = Git(self.cwd)
+        return self._git
+
+    @property
+    def settings(self) -> Settings:
+        """Resolved settings; warnings are logged once."""
+        if self._settings is None:
+            from lfs_agent.config import resolve_settings
+
+            overrides = {}
+            if getattr(self.args, "remote", None):
+                overrides["remote"] = self.args.remote
+            self._settings = resolve_settings(self.git, env=os.environ, overrides=overrides)
+            for warning in self._settings.warnings:
+                logger.log(self.settings_warning_level, "%s", warning)
+        return self._settings
+
+    @property
+    def store(self) -> ObjectStore:
+        """The repository's local object store."""
+        if self._store is None:
+            from lfs_agent.store import ObjectStore
+
+            self._store = ObjectStore(self.settings.lfs_dir)
+        return self._store
+
+    def remote(self, required: bool = True) -> Remote | None:
+        """The configured remote (not yet connected), or None when optional and unset."""
+        from lfs_agent.sync import Remote
+
+        if not required and not self.settings.remote:
+            return None
+        cache = None
+        if self.settings.cache_dir is not None:
+            from lfs_agent.store import ObjectStore
+
+            cache = ObjectStore(self.settings.cache_dir)
+        return Remote(
+            self.settings.require_remote(),
+            self.settings.options,
+            state_dir=self.store.tmp_dir,
+            cache=cache,
+        )
+
+    def required_remote(self) -> Remote:
+        """The configured remote; a clear error when none is set."""
+        remote = self.remote(required=True)
+        assert remote is not None
+        return remote
+
+    def fetcher(self) -> LazyFetch | None:
+        """A callable downloading one object into the store, or None without a remote."""
+        if not self.settings.remote:
+            return None
+        return LazyFetch(self)
+
+    def path_filter(self) -> PathFilter:
+        """Fetch include/exclude patterns: command line first, then configuration."""
+        from lfs_agent.pathmatch import PathFilter
+
+        include = getattr(self.args, "include", None)
+        exclude = getattr(self.args, "exclude", None)
+        return PathFilter(
+            split_cli(include) if include is not None else self.settings.fetch_include,
+            split_cli(exclude) if exclude is not None else self.settings.fetch_exclude,
+        )
+
+
+class LazyFetch:
+    """Downloads one object into the store; the remote is set up on the first call.
+
+    A filter process often downloads nothing (``git add``, ``git status``), and then it
+    never imports the transfer code. Safe to call from several threads.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self._remote: Remote | None = None
+        self._lock = threading.Lock()
+        # Whether downloads are hard links (in_background), known at the first smudge.
+        self._links: bool | None = None
+
+    def __call__(self, pointer: Pointer) -> None:
+        """Download ``pointer``'s object into the store (see :meth:`Remote.download`)."""
+        logger.info("downloading %s (%d bytes)", pointer.oid, pointer.size)
+        self._open().download(self._ctx.store, pointer)
+
+    def for_reading(self, pointer: Pointer) -> Unverified | None:
+        """Download for a smudge that checks a large object as it sends it.
+
+        See :meth:`Remote.download_for_reading`.
+        """
+        logger.info("downloading %s (%d bytes)", pointer.oid, pointer.size)
+        return self._open().download_for_reading(self._ctx.store, pointer)
+
+    def in_background(self, pointer: Pointer) -> bool:
+        """Whether a smudge should download ``pointer``'s object in the background.
+
+        Not from a folder bucket on the store's disk: that download is a hard link,
+        quicker than the extra request to git a delayed smudge costs.
+        """
+        if self._links is None:
+            self._links = self._open().downloads_are_links(self._ctx.store)
+        return not self._links
+
+    def _open(self) -> Remote:
+        with self._lock:
+            if self._remote is None:
+                self._remote = self._ctx.required_remote()
+            return self._remote
+
+    def close(self) -> None:
+        """Close the remote's connections, if any were opened."""
+        with self._lock:
+            if self._remote is not None:
+                self._remote.close()
+
+
+def shown(text: str, keep_newlines: bool = False) -> str:
+    """``text`` as it may be printed: credentials in URLs masked, control characters escaped.
+
+    For whatever may hold a remote URL, or came from a repository, a bucket or a server.
+    """
+    from lfs_agent.redact import redact_text
+    from lfs_agent.termtext import printable
+
+    return printable(redact_text(text), keep_newlines=keep_newlines)
+
+
+def shown_path(path: str) -> str:
+    """A file name as git shows it (quoted with escapes when it holds a control character)."""
+    from lfs_agent.termtext import quote_path
+
+    return quote_path(path)
+
+
+def split_cli(values: list[str]) -> tuple[str, ...]:
+    """``-I a,b -I c`` -> ``("a", "b", "c")``, as git-lfs accepts comma lists."""
+    return tuple(p.strip() for v in values for p in v.split(",") if p.strip())
+
+
+def add_path_filters(parser: argparse.ArgumentParser) -> None:
+    """Declare ``-I``/``-X``, the include/exclude patterns :meth:`Context.path_filter` reads."""
+    parser.add_argument(
+        "-I",
+        "--include",
+        action="append",
+        metavar="PATTERN",
+        help="only paths matching (repeatable, comma lists allowed)",
+    )
+    parser.add_argument(
+        "-X",
+        "--exclude",
+        action="append",
+        metavar="PATTERN",
+        help="never paths matching (repeatable)",
+    )
+
+
+#: Units of :func:`human_size`, each 1000 times the one before.
+SIZE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
+
+
+def human_size(size: float) -> str:
+    """Format bytes as git-lfs does (``humanize.FormatBytes``): ``12 B``, ``3.0 KB``, ``40 MB``.
+
+    In the largest unit the size reaches, rounded to a tenth; shown with that tenth
+    below 10, without it from 10 up (and for bytes).
+    """
+    size = int(size)
+    scale, unit = 1, 0
+    while size >= scale * 1000 and unit < len(SIZE_UNITS) - 1:
+        scale, unit = scale * 1000, unit + 1
+    rounded = math.floor(size / scale * 10 + 0.5) / 10
+    return f"{rounded:.{1 if rounded < 10 and unit else 0}f} {SIZE_UNITS[unit]}"

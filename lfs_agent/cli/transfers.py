@@ -1,0 +1,307 @@
+"""Moving objects: push, pre-push, fetch, pull, checkout, and git-lfs's transfer agent."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from typing import TYPE_CHECKING
+
+from lfs_agent import log
+from lfs_agent.cli.context import (
+    Command,
+    Context,
+    add_path_filters,
+    human_size,
+    no_arguments,
+    shown,
+)
+from lfs_agent.errors import ConfigError, LfsAgentError
+
+if TYPE_CHECKING:
+    from lfs_agent.git import Git
+    from lfs_agent.gitfilter import Unverified
+    from lfs_agent.pointer import Pointer
+    from lfs_agent.scan import PointerFile
+    from lfs_agent.store import ObjectStore
+    from lfs_agent.sync import BatchResult, Remote
+
+__all__ = [
+    "COMMANDS",
+    "Meter",
+    "cmd_checkout",
+    "cmd_fetch",
+    "cmd_pre_push",
+    "cmd_pull",
+    "cmd_push",
+    "cmd_transfer",
+    "pull",
+]
+
+logger = log.get_logger("lfs_agent")
+
+
+class Meter:
+    """A progress line on stderr for a batch of transfers (silent when not a TTY).
+
+    Args:
+        verb: ``Uploading`` or ``Downloading``.
+        total_files: Objects in the batch.
+    """
+
+    def __init__(self, verb: str, total_files: int) -> None:
+        self.verb = verb
+        self.total_files = total_files
+        self.done_files = 0
+        self.done_bytes = 0
+        self.tty = sys.stderr.isatty()
+        self._lock = threading.Lock()
+
+    def __call__(self, pointer: Pointer, error: LfsAgentError | None) -> None:
+        """Count one finished object (called from worker threads)."""
+        with self._lock:
+            self.done_files += 1
+            if error is None:
+                self.done_bytes += pointer.size
+            if self.tty and self.total_files:
+                percent = 100 * self.done_files // self.total_files
+                sys.stderr.write(
+                    f"\r{self.verb} LFS objects: {percent}% ({self.done_files}/"
+                    f"{self.total_files}), {human_size(self.done_bytes)}"
+                )
+                if self.done_files == self.total_files:
+                    sys.stderr.write(", done.\n")
+                sys.stderr.flush()
+
+
+def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
+    from lfs_agent.sync import push
+
+    remote = ctx.required_remote()
+    meter = Meter("Uploading", len({f.pointer.oid for f in files if f.pointer.size}))
+    try:
+        result = push(ctx.store, remote, files, ctx.settings.concurrency, meter)
+    finally:
+        remote.close()
+    sent = sum(p.size for p in result.done)
+    if result.done or result.skipped:
+        print(
+            f"lfs-agent: uploaded {len(result.done)} object(s) ({human_size(sent)}) to "
+            f"{shown(remote.url)}; {len(result.skipped)} already there",
+            file=sys.stderr,
+        )
+    return result
+
+
+def add_pre_push(parser: argparse.ArgumentParser) -> None:
+    """``pre-push REMOTE [URL]``, as git passes them."""
+    parser.add_argument("remote_name", metavar="REMOTE")
+    parser.add_argument("remote_location", metavar="URL", nargs="?")
+
+
+def cmd_pre_push(ctx: Context) -> int:
+    """``pre-push REMOTE URL``: the pre-push hook; ref updates arrive on stdin."""
+    from lfs_agent.scan import pre_push_pointers
+
+    if os.environ.get("GIT_LFS_SKIP_PUSH", "").lower() in ("1", "true", "yes", "on"):
+        return 0
+    lines = sys.stdin.read().splitlines()
+    files = pre_push_pointers(ctx.git, ctx.args.remote_name, lines)
+    if files:
+        _upload(ctx, files)
+    return 0
+
+
+def _all_ref_tips(git: Git) -> list[str]:
+    return git.output(["for-each-ref", "--format=%(objectname)", "refs/heads", "refs/tags"]).split()
+
+
+def add_push(parser: argparse.ArgumentParser) -> None:
+    """``push [REMOTE [REF...]] [--all]``."""
+    parser.add_argument("git_remote", metavar="REMOTE", nargs="?", default="origin")
+    parser.add_argument("refs", metavar="REF", nargs="*")
+    parser.add_argument("--all", action="store_true", help="every object of every branch and tag")
+
+
+def cmd_push(ctx: Context) -> int:
+    """``push [REMOTE [REF...]] [--all]``: upload objects the bucket lacks."""
+    from lfs_agent.scan import rev_list_pointers
+
+    git = ctx.git
+    refs = ctx.args.refs or (["HEAD"] if not ctx.args.all else _all_ref_tips(git))
+    shas = []
+    for ref in refs:
+        sha = git.rev_parse(ref)
+        if sha is None:
+            raise ConfigError(f"unknown revision {ref!r}")
+        shas.append(sha)
+    names = git.output(["remote"]).split()
+    not_remote = (
+        None if ctx.args.all else (ctx.args.git_remote if ctx.args.git_remote in names else None)
+    )
+    files = rev_list_pointers(git, shas, (), not_remote)
+    if not files:
+        print("lfs-agent: nothing to upload", file=sys.stderr)
+        return 0
+    _upload(ctx, files)
+    return 0
+
+
+def _selected(ctx: Context, refs: list[str], all_history: bool) -> list[PointerFile]:
+    from lfs_agent.scan import rev_list_pointers, tree_pointers
+
+    git = ctx.git
+    if all_history:
+        files = rev_list_pointers(git, _all_ref_tips(git))
+    else:
+        files = []
+        for ref in refs or ["HEAD"]:
+            if git.rev_parse(ref) is None:
+                raise ConfigError(f"unknown revision {ref!r}")
+            files.extend(tree_pointers(git, ref))
+    path_filter = ctx.path_filter()
+    return [f for f in files if path_filter.allows(f.path)]
+
+
+def _download(
+    ctx: Context, files: list[PointerFile], unverified: dict[str, Unverified] | None = None
+) -> None:
+    """Fetch the objects of ``files`` the store lacks (see :func:`sync.fetch`)."""
+    from lfs_agent.sync import fetch
+
+    missing = [f for f in files if not ctx.store.contains(f.pointer)]
+    if not missing:
+        return
+    remote = ctx.required_remote()
+    meter = Meter("Downloading", len({f.pointer.oid for f in missing}))
+    try:
+        result = fetch(
+            ctx.store, remote, missing, ctx.settings.concurrency, meter, unverified=unverified
+        )
+    finally:
+        remote.close()
+    got = sum(p.size for p in result.done)
+    print(
+        f"lfs-agent: downloaded {len(result.done)} object(s) ({human_size(got)}) from "
+        f"{shown(remote.url)}",
+        file=sys.stderr,
+    )
+
+
+def add_fetch(parser: argparse.ArgumentParser) -> None:
+    """``fetch [REF...] [--all] [-I PATTERN] [-X PATTERN]``."""
+    parser.add_argument("refs", metavar="REF", nargs="*")
+    parser.add_argument("--all", action="store_true", help="every object of every branch and tag")
+    add_path_filters(parser)
+
+
+def cmd_fetch(ctx: Context) -> int:
+    """``fetch [REF...]``: download objects of REF's tree (or all history)."""
+    _download(ctx, _selected(ctx, ctx.args.refs, ctx.args.all))
+    return 0
+
+
+def cmd_checkout(ctx: Context) -> int:
+    """``checkout``: replace pointer files in the work tree with local content."""
+    from lfs_agent.checkout import checkout
+    from lfs_agent.scan import index_pointers
+
+    files = [
+        f for f in index_pointers(ctx.git, checked_out=True) if ctx.path_filter().allows(f.path)
+    ]
+    written = checkout(ctx.git, ctx.store, files)
+    print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_pull(ctx: Context) -> int:
+    """``pull``: fetch the objects of the checked-out files, then check them out."""
+    pull(ctx)
+    return 0
+
+
+def pull(ctx: Context, after_clone: bool = False) -> None:
+    """Download and check out what ``ctx``'s path filter allows.
+
+    When some downloads fail, the files whose objects did arrive are still checked out
+    (as ``git lfs pull`` does), and then the failure is raised.
+
+    ``after_clone``: git has checked out what its filter could (see
+    :func:`~lfs_agent.cli.setup.cmd_clone`); the count of files written here is not
+    printed when there are none.
+    """
+    from lfs_agent.checkout import checkout
+    from lfs_agent.scan import index_pointers
+
+    path_filter = ctx.path_filter()
+    files = [f for f in index_pointers(ctx.git, checked_out=True) if path_filter.allows(f.path)]
+    # Large objects the download did not read are checked while checkout copies them.
+    unverified: dict[str, Unverified] = {}
+    failure: LfsAgentError | None = None
+    try:
+        _download(ctx, files, unverified)
+    except LfsAgentError as exc:
+        failure = exc
+    except BaseException:
+        for leftover in unverified.values():
+            leftover.discard()
+        raise
+    try:
+        written = checkout(ctx.git, ctx.store, files, unverified)
+    except LfsAgentError as exc:
+        if failure is None:
+            raise
+        logger.error("%s", exc)
+        raise failure from None
+    if written or not after_clone:
+        print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
+    if failure is not None and after_clone and ctx.settings.skip_download_errors:
+        # As git with git-lfs's filter: the clone succeeds, the pointers stay.
+        logger.warning("%s (their files keep their pointers)", failure)
+        return
+    if failure is not None:
+        raise failure
+
+
+def cmd_transfer(ctx: Context) -> int:
+    """``transfer``: git-lfs's custom transfer agent on stdin/stdout (JSON lines)."""
+    from lfs_agent.transfer import TransferAgent
+
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+
+    def read_line() -> str:
+        return stdin.readline().decode("utf-8", "replace")
+
+    def write_line(line: str) -> None:
+        stdout.write(line.encode("utf-8") + b"\n")
+        stdout.flush()
+
+    def open_session() -> tuple[ObjectStore, Remote]:
+        return ctx.store, ctx.required_remote()
+
+    TransferAgent(read_line, write_line, open_session).serve()
+    return 0
+
+
+#: This group's commands, by name, for the dispatcher.
+COMMANDS = {
+    "pre-push": Command(
+        "pre-push hook: upload objects of the refs being pushed", add_pre_push, cmd_pre_push
+    ),
+    "push": Command("upload objects reachable from refs that the bucket lacks", add_push, cmd_push),
+    "fetch": Command(
+        "download objects for REF (default HEAD) into the local store", add_fetch, cmd_fetch
+    ),
+    "pull": Command(
+        "fetch, then replace pointer files in the work tree", add_path_filters, cmd_pull
+    ),
+    "checkout": Command(
+        "replace pointer files with local content (no download)",
+        add_path_filters,
+        cmd_checkout,
+    ),
+    "transfer": Command(
+        "git-lfs custom transfer agent (run by git-lfs)", no_arguments, cmd_transfer
+    ),
+}
