@@ -27,9 +27,10 @@ if TYPE_CHECKING:  # heavy imports stay out of start-up; commands import what th
     from lfs_agent.metrics import LocalRecords, TagRecord
     from lfs_agent.pathmatch import PathFilter
     from lfs_agent.pointer import Pointer
+    from lfs_agent.remote import Remote
     from lfs_agent.scan import PointerFile
     from lfs_agent.store import ObjectStore
-    from lfs_agent.sync import BatchResult, Remote
+    from lfs_agent.sync import BatchResult
 
 __all__ = ["main"]
 
@@ -113,7 +114,7 @@ class Context:
 
     def remote(self, required: bool = True) -> Remote | None:
         """The configured remote (not yet connected), or None when optional and unset."""
-        from lfs_agent.sync import Remote
+        from lfs_agent.remote import Remote
 
         if not required and not self.settings.remote:
             return None

@@ -20,8 +20,8 @@ from lfs_agent.backends.http import HTTPBackend
 from lfs_agent.backends.s3 import S3Backend
 from lfs_agent.errors import BackendError, IntegrityError
 from lfs_agent.pointer import Pointer
+from lfs_agent.remote import Remote
 from lfs_agent.store import ObjectStore
-from lfs_agent.sync import Remote
 from tests.contract.backend_contract import Recorder
 from tests.contract.scripted_http import ScriptedServer, body, gzip_bomb, serve
 from tests.helpers import sha256
