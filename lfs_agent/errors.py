@@ -127,8 +127,8 @@ class BackendUnavailableError(BackendError):
 class RetriableError(BackendError):
     """A transient failure (throttling, 5xx, reset connection).
 
-    Each backend has already retried it, waiting as long as the remote asked
-    (``Retry-After``): what reaches a caller is a failure that outlasted those tries.
+    Backends retry within their own bounds, waiting as long as a remote asks
+    (``Retry-After``): what reaches a caller outlasted those tries.
     """
 
     code = 8
