@@ -328,7 +328,9 @@ class HTTPBackend:
             allowed_methods=RETRY_METHODS,
             status_forcelist=RETRY_STATUSES,
             raise_on_status=False,  # the last answer comes back, for _error to name
-            respect_retry_after_header=True,
+            # Retry-After is waited for in _Retry.increment; urllib3's own reading of it
+            # would also retry statuses outside RETRY_STATUSES (a 413).
+            respect_retry_after_header=False,
         )
         retry.pause, retry.shown_url = sleep, self.url
         adapter = requests.adapters.HTTPAdapter(max_retries=retry)
