@@ -12,7 +12,7 @@
     ├── ObjectNotFoundError          the store or the remote lacks the object
     ├── BackendError                 a remote refused or failed; fatal
     │   ├── BackendUnavailableError  the SDK for a scheme is not installed
-    │   └── RetriableError           worth retrying (``retry_after`` seconds)
+    │   └── RetriableError           worth retrying: throttled, 5xx, a reset connection
     │       └── UnreachableError     no connection at all: the next object fares the same
     ├── LocalError                   this machine's file failed: a full disk ...
     │   └── UnsafePathError          a write would go through a symbolic link
@@ -127,22 +127,18 @@ class BackendUnavailableError(BackendError):
 class RetriableError(BackendError):
     """A transient failure (throttling, 5xx, reset connection).
 
-    Attributes:
-        retry_after: Seconds the remote asked us to wait, when it said so.
+    Backends retry within their own bounds, waiting as long as a remote asks
+    (``Retry-After``): what reaches a caller outlasted those tries.
     """
 
     code = 8
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class UnreachableError(RetriableError):
     """The remote could not be reached at all: refused, no route, no such host.
 
     Every other object would fail the same way, so a remote takes no request after the
-    first one (``sync.Remote.reaching``).
+    first one (``remote.Remote.reaching``).
     """
 
 

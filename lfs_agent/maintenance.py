@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from lfs_agent.backends import bucket_and_prefix, object_key, size_of
+from lfs_agent.backends import bucket_and_prefix, object_key
 from lfs_agent.errors import LfsAgentError
 from lfs_agent.git import Git
 from lfs_agent.hashing import hash_file
 from lfs_agent.pointer import Pointer
 from lfs_agent.redact import redact_text, redact_url
+from lfs_agent.remote import Remote
 from lfs_agent.scan import PointerFile, index_pointers, rev_list_pointers, tree_pointers
 from lfs_agent.store import ObjectStore
-from lfs_agent.sync import Remote
 from lfs_agent.termtext import quote_path
 
 __all__ = [
@@ -103,7 +103,7 @@ def fsck(
         for f in rev_list_pointers(git, [head]):
             if f.pointer.size > 0:
                 unique.setdefault(f.pointer.oid, f)
-        listed = remote.backend.stat_many(list(unique))
+        listed = remote.stat_many(list(unique))
         for f in unique.values():
             problem = _check_remote(store, remote, f, deep, listed)
             if problem:
@@ -122,7 +122,7 @@ def _check_remote(
     what = f"{quote_path(f.path)} ({f.pointer.oid})"
     url = redact_url(remote.url)
     try:
-        size = size_of(remote.backend, f.pointer.oid, listed)
+        size = remote.size_of(f.pointer.oid, listed)
     except LfsAgentError as exc:
         return f"{what}: {redact_text(str(exc))}"
     if size is None:
@@ -132,8 +132,8 @@ def _check_remote(
     if deep:
         temp = store.temp_path(f.pointer.oid)
         try:
-            remote.backend.download(f.pointer.oid, temp, f.pointer.size, lambda _: None)
-            oid, _ = hash_file(temp)
+            hashed = remote.download_file(f.pointer.oid, temp, f.pointer.size)
+            oid = hashed.oid if hashed is not None else hash_file(temp)[0]
         except LfsAgentError as exc:
             return f"{what}: {redact_text(str(exc))}"
         finally:
@@ -199,9 +199,9 @@ def prune(git: Git, store: ObjectStore, remote: Remote, dry_run: bool = False) -
     report = PruneReport()
     keep = referenced_pointers(git)
     candidates = [p for p in store.iter_objects() if p.oid not in keep]
-    listed = remote.backend.stat_many([p.oid for p in candidates])
+    listed = remote.stat_many([p.oid for p in candidates])
     for pointer in candidates:
-        if size_of(remote.backend, pointer.oid, listed) != pointer.size:
+        if remote.size_of(pointer.oid, listed) != pointer.size:
             report.kept_unpushed.append(pointer)
             continue
         report.pruned.append(pointer)
@@ -213,9 +213,7 @@ def prune(git: Git, store: ObjectStore, remote: Remote, dry_run: bool = False) -
         report.temp_files_removed = store.clean_tmp()
         store.compact_checked()  # drop the removed objects from the record of checks
         # Backends with resumable uploads (S3 multipart) can leave abandoned ones.
-        abort_stale = getattr(remote.backend, "abort_stale_uploads", None)
-        if abort_stale is not None:
-            report.stale_uploads_aborted = abort_stale()
+        report.stale_uploads_aborted = remote.abort_stale_uploads()
     return report
 
 
@@ -288,6 +286,6 @@ def _upload_over(path: Path, oid: str, remote: Remote, now: float) -> bool:
     if (bucket, key) != (remote_bucket, f"{prefix}/{object_key(oid)}".lstrip("/")):
         return False  # another bucket's upload: this remote says nothing about it
     try:
-        return bool(size_of(remote.backend, oid, {}) == size)
+        return remote.size_of(oid) == size
     except LfsAgentError:
         return False  # not proven over

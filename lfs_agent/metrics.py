@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -29,14 +29,14 @@ from lfs_agent.scan import tree_pointers
 from lfs_agent.termtext import printable, quote_path
 
 if TYPE_CHECKING:
+    from lfs_agent.backends import RecordBackend
+    from lfs_agent.remote import Remote
     from lfs_agent.store import ObjectStore
-    from lfs_agent.sync import Remote
 
 __all__ = [
     "SCHEMA_VERSION",
     "Artifact",
     "LocalRecords",
-    "RecordBackend",
     "TagRecord",
     "build_record",
     "diff_records",
@@ -114,19 +114,6 @@ class TagRecord(BaseModel):
                 f"{where} uses record schema {record.schema_version}; upgrade lfs-agent"
             )
         return record
-
-
-class RecordBackend(Protocol):
-    """The part of a backend that stores records."""
-
-    def put_meta(self, key: str, data: bytes) -> None:
-        """Store a record."""
-
-    def get_meta(self, key: str) -> bytes | None:
-        """Read a record or None."""
-
-    def list_meta(self, prefix: str) -> list[str]:
-        """List record keys under a prefix."""
 
 
 def flatten_metrics(data: Any, where: str, prefix: str = "") -> dict[str, int | float]:
@@ -450,10 +437,9 @@ def push_record_with_objects(
     Raises:
         TransferError: an artifact is neither in the store nor in the bucket.
     """
-    backend = remote.backend
     for artifact in record.artifacts:
         pointer = Pointer(artifact.oid, artifact.size)
-        if artifact.size == 0 or backend.stat(artifact.oid) == artifact.size:
+        if artifact.size == 0 or remote.size_of(artifact.oid) == artifact.size:
             continue
         if not store.contains(pointer):
             raise TransferError(
@@ -462,7 +448,7 @@ def push_record_with_objects(
                 "that has it"
             )
         remote.upload(store, pointer)
-    push_record(backend, record, stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    push_record(remote.records, record, stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
 
 
 def load_records(
@@ -490,10 +476,10 @@ def load_records(
     found: dict[str, TagRecord] = {}
     try:
         if remote is not None:
-            names = tags if tags is not None else sorted(set(remote_tags(remote.backend)))
+            names = tags if tags is not None else sorted(set(remote_tags(remote.records)))
             for tag in names:
                 try:
-                    record = fetch_record(remote.backend, tag)
+                    record = fetch_record(remote.records, tag)
                 except ConfigError as exc:  # this record only: damaged, or a newer schema
                     if invalid is None:
                         logger.warning("passed over the bucket's record of %s: %s", tag, exc)

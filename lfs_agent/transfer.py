@@ -21,6 +21,7 @@ before they are reported, so git-lfs never receives bytes that do not match.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,8 +32,8 @@ from lfs_agent.errors import IntegrityError, LfsAgentError, ProtocolError, agent
 from lfs_agent.log import get_logger
 from lfs_agent.pointer import Pointer, is_valid_oid
 from lfs_agent.progress import ThrottledProgress
+from lfs_agent.remote import Remote
 from lfs_agent.store import ObjectStore
-from lfs_agent.sync import Remote
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -122,6 +123,8 @@ class TransferAgent:
         self.remote: Remote | None = None
         # "upload" or "download", fixed by init; requests of the other kind are refused.
         self.operation: str | None = None
+        # Closes the remote of the session (at the end of serve, or at a new init).
+        self._session_remote = contextlib.ExitStack()
 
     def send(self, message: BaseModel | dict[str, Any]) -> None:
         """Write one JSON line (only the fields that are set)."""
@@ -139,16 +142,13 @@ class TransferAgent:
 
     def serve(self) -> None:
         """Answer requests until ``terminate`` or end of input."""
-        try:
+        with self._session_remote:
             while line := self._read_line():
                 if not line.strip():
                     continue
                 logger.debug("agent< %s", line.rstrip("\n")[:_LOG_CHARS])
                 if self.handle(line) == EVENT_TERMINATE:
                     return
-        finally:
-            if self.remote is not None:
-                self.remote.close()
 
     def handle(self, line: str) -> str | None:
         """Handle one request line; return its event name when it had one."""
@@ -198,8 +198,8 @@ class TransferAgent:
             logger.error("init failed: %s", exc)
             self.send({"error": {"code": exc.code, "message": str(exc)}})
             return
-        if self.remote is not None:
-            self.remote.close()
+        self._session_remote.close()  # an earlier init's remote
+        self._session_remote.enter_context(remote)
         self.store, self.remote, self.operation = store, remote, init.operation
         logger.debug("init: %s via %s (git remote %r)", init.operation, remote.url, init.remote)
         self.send({})
@@ -273,14 +273,10 @@ class TransferAgent:
                 f"upload of {request.oid}: {request.path} has {actual} bytes, "
                 f"expected {request.size}"
             )
-        backend = remote.backend
-        with remote.reaching():
-            if request.size and backend.stat(request.oid) == request.size:
-                progress(request.size)  # the bucket already has it: report it as done
-                return
-            # git-lfs names its store's file, which is ours: the record of our check holds.
-            checked = store.is_checked(Pointer(request.oid, request.size), source)
-            backend.upload(request.oid, source, request.size, progress, checked)
+        # git-lfs names its store's file, which is ours: the record of our check holds.
+        checked = store.is_checked(Pointer(request.oid, request.size), source)
+        if not remote.upload_file(request.oid, source, request.size, progress, checked=checked):
+            progress(request.size)  # the bucket already has it: report it as done
 
     @staticmethod
     def _download(

@@ -1,8 +1,12 @@
 """Remotes that hold objects: one small interface, one module per kind.
 
 Every backend stores ``<root>/objects/<oid[0:2]>/<oid[2:4]>/<oid>`` and implements
-:class:`Backend`. Backends only move bytes; verification, retries across objects,
-dedupe and concurrency live above them (``sync``, ``transfer``, ``gitfilter``).
+:class:`Backend`: four primitives (stat, upload, download, close). What it can do
+besides, it declares as :class:`Capability` values (hard-link downloads, listings,
+resumable uploads, records), each with its own small protocol, so that no caller probes
+a backend's type. Backends only move bytes; verification, the breaker for an
+unreachable remote, dedupe and concurrency live above them
+(:class:`~lfs_agent.remote.Remote`, ``sync``, ``transfer``).
 
 The registry maps a URL scheme to ``"module:Class"`` and imports the module only when a
 remote of that scheme is opened, so boto3 and google-cloud-storage are never imported
@@ -13,21 +17,24 @@ by commands that do not need them. A missing SDK becomes a
 from __future__ import annotations
 
 import bisect
+import enum
 import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 from urllib.parse import urlparse
 
+# Re-exported (``x as x``) for the S3 backend, which takes them from here; their home
+# is lfs_agent.backends.network.
+from lfs_agent.backends.network import causes as causes
+from lfs_agent.backends.network import connection_error as connection_error
+from lfs_agent.backends.network import masked_error as masked_error
 from lfs_agent.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigError,
     IntegrityError,
-    LfsAgentError,
     ObjectNotFoundError,
-    RetriableError,
-    UnreachableError,
 )
 from lfs_agent.hashing import CHUNK_SIZE, hash_file
 from lfs_agent.pointer import Pointer
@@ -37,19 +44,19 @@ __all__ = [
     "META_MAX_BYTES",
     "REGISTRY",
     "Backend",
+    "Capability",
+    "LinkingBackend",
+    "ListingBackend",
+    "RecordBackend",
+    "ResumableUploads",
     "SourceBody",
     "bucket_and_prefix",
-    "causes",
     "check_meta_key",
     "check_source",
-    "connection_error",
-    "masked_error",
     "meta_too_large",
-    "network_reason",
     "object_key",
     "open_backend",
     "read_meta",
-    "size_of",
     "stat_by_listing",
 ]
 
@@ -63,11 +70,25 @@ REGISTRY: dict[str, tuple[str, str | None]] = {
 }
 
 
-def check_source(oid: str, src_path: Path, size: int, checked: bool = False) -> None:
+def check_source(
+    oid: str,
+    src_path: Path,
+    size: int,
+    checked: bool = False,
+    hash_file: Callable[[Path], tuple[str, int]] = hash_file,
+) -> None:
     """Hash the file to upload; refuse it unless it has ``size`` bytes hashing to ``oid``.
 
     Does nothing when the caller says the store has ``checked`` it (see
     :meth:`Backend.upload`).
+
+    Args:
+        oid: The object the file should be.
+        src_path: The file.
+        size: Its expected size in bytes.
+        checked: The store's record vouches for the file: nothing is read.
+        hash_file: Hashes a file (:func:`lfs_agent.hashing.hash_file`); a backend
+            passes on the one it was given, which tests use to count reads.
 
     Raises:
         ObjectNotFoundError: the file is missing.
@@ -142,96 +163,6 @@ class SourceBody:
     def tell(self) -> int:
         """Bytes read (or sought to) so far."""
         return self._position
-
-
-def causes(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and the errors behind it, breadth first.
-
-    Followed: causes, contexts, urllib3's ``reason``, ``args``, and the values of
-    botocore's ``kwargs`` (where it keeps the error it wraps).
-    """
-    pending: list[object] = [exc]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop(0)
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        pending += [getattr(current, "reason", None), current.__cause__, current.__context__]
-        pending += list(current.args)
-        kwargs = getattr(current, "kwargs", None)
-        pending += list(kwargs.values()) if isinstance(kwargs, dict) else []
-
-
-def network_reason(exc: BaseException) -> str:
-    """Why a request failed, in a few words: the system's reason at the root of ``exc``.
-
-    HTTP libraries wrap a refused connection or a failed name lookup in errors whose
-    text repeats the host and the object's URL ("HTTPConnectionPool(...): Max retries
-    exceeded with url: ..."). Followed through their causes, contexts and reasons to
-    the socket's error, that is "Connection refused", "Name or service not known" or
-    "timed out": the same words for every object, so one line can name them all.
-    """
-    root = exc  # without a system's reason: the last error in the chain says most
-    for current in causes(exc):
-        root = current
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror
-        if type(current) in (TimeoutError, ConnectionError):  # socket's own, no errno
-            return str(current) or "timed out"
-    text = str(root).strip()
-    return text.splitlines()[0] if text else type(root).__name__
-
-
-#: Errors (by class name, so that no HTTP library is imported here) meaning no
-#: connection was made at all: urllib3's and botocore's, and the socket's own.
-_NO_CONNECTION = frozenset(
-    {
-        "NewConnectionError",  # urllib3: refused, unreachable, no name (NameResolutionError)
-        "ConnectTimeoutError",  # urllib3, botocore
-        "EndpointConnectionError",  # botocore
-        "ConnectionRefusedError",
-        "gaierror",
-    }
-)
-
-
-def _is_unreachable(exc: BaseException) -> bool:
-    """Whether ``exc`` means the remote could not be reached at all.
-
-    Then the next object would fare the same: the remote takes no more requests (see
-    :class:`~lfs_agent.errors.UnreachableError`). A connection lost midway is not this.
-    """
-    return any(
-        cls.__name__ in _NO_CONNECTION for current in causes(exc) for cls in type(current).__mro__
-    )
-
-
-def connection_error(what: str, exc: BaseException, note: str = "") -> RetriableError:
-    """``<what>: <reason><note>`` for a request that failed on the network.
-
-    The reason is :func:`network_reason`'s. The error is an
-    :class:`~lfs_agent.errors.UnreachableError` when no connection was made at all,
-    else a plain :class:`~lfs_agent.errors.RetriableError`.
-    """
-    kind = UnreachableError if _is_unreachable(exc) else RetriableError
-    return kind(f"{what}: {network_reason(exc)}{note}")
-
-
-def masked_error(error: LfsAgentError) -> LfsAgentError:
-    """``error`` with the credentials of any URL its text repeats masked.
-
-    An endpoint URL, or an SDK's message quoting one, may carry user-info.
-    """
-    from lfs_agent.redact import redact_text
-
-    text = redact_text(str(error))
-    if text == str(error):
-        return error
-    if isinstance(error, RetriableError):
-        return type(error)(text, error.retry_after)
-    return type(error)(text)
 
 
 def bucket_and_prefix(url: str) -> tuple[str, str]:
@@ -359,37 +290,43 @@ def stat_by_listing(
     return {oid: sizes.get(oid) for oid in wanted}
 
 
-def size_of(backend: Backend, oid: str, listed: Mapping[str, int | None]) -> int | None:
-    """The object's remote size, or None when the remote lacks it.
+class Capability(enum.Enum):
+    """What a backend can do beyond the :class:`Backend` primitives, as it declares it.
 
-    Taken from ``listed`` (:meth:`Backend.stat_many`) when that settled ``oid``, else
-    from :meth:`Backend.stat`.
+    Callers ask ``Capability.X in backend.capabilities`` and never probe a backend's
+    type; each capability names the protocol whose methods the backend then has.
     """
-    return listed[oid] if oid in listed else backend.stat(oid)
+
+    #: Downloads may be hard links of the remote's files (:class:`LinkingBackend`): a
+    #: folder bucket on the store's file system. Such a download reads no byte.
+    LINK = "link"
+    #: One listing settles many stats at once (:class:`ListingBackend`).
+    LISTING = "listing"
+    #: Uploads resume across runs and may be left behind (:class:`ResumableUploads`).
+    RESUMABLE_UPLOADS = "resumable-uploads"
+    #: Small records under ``meta/`` are stored beside the objects (:class:`RecordBackend`).
+    RECORDS = "records"
 
 
 class Backend(Protocol):
-    """What every remote kind implements.
+    """What every remote kind implements: four primitives on one oid at a time.
 
     Implementations validate nothing about content: callers pass valid oids and verify
     what they download. Vendor exceptions are translated into ``lfs_agent.errors``.
+    Dedupe, batching, verification and the breaker for an unreachable remote live above
+    (:class:`~lfs_agent.remote.Remote`); what a backend can do besides these four
+    methods it declares in :attr:`capabilities`.
     """
 
     #: The remote's URL, for messages.
     url: str
     #: Parallel transfers beyond which this backend gets no faster (None: no bound).
     max_workers: int | None
+    #: What the backend can do besides the primitives (see :class:`Capability`).
+    capabilities: frozenset[Capability]
 
     def stat(self, oid: str) -> int | None:
         """Return the stored object's size in bytes, or None when it is absent."""
-
-    def stat_many(self, oids: Sequence[str]) -> dict[str, int | None]:
-        """Sizes (None: absent) of those ``oids`` that one cheap listing can settle.
-
-        Oids left out of the answer are unknown: the caller stats them one by one. A
-        backend for which a stat is already cheap returns ``{}``, and so does a listing
-        that fails (the stats then report the error).
-        """
 
     def upload(
         self, oid: str, src_path: Path, size: int, progress: Progress, checked: bool = False
@@ -418,6 +355,47 @@ class Backend(Protocol):
             ObjectNotFoundError: when the remote does not hold ``oid``.
         """
 
+    def close(self) -> None:
+        """Release connections; the backend is not used afterwards."""
+
+
+class LinkingBackend(Backend, Protocol):
+    """A backend declaring :attr:`Capability.LINK`."""
+
+    def links_into(self, directory: Path) -> bool:
+        """Whether downloads into ``directory`` are hard links (no byte is copied)."""
+
+
+class ListingBackend(Backend, Protocol):
+    """A backend declaring :attr:`Capability.LISTING`."""
+
+    def stat_many(self, oids: Sequence[str]) -> dict[str, int | None]:
+        """Sizes (None: absent) of those ``oids`` that one cheap listing can settle.
+
+        Oids left out of the answer are unknown: the caller stats them one by one. A
+        listing that fails (or would cost more than the stats) settles none, and the
+        stats then report the error.
+        """
+
+
+class ResumableUploads(Backend, Protocol):
+    """A backend declaring :attr:`Capability.RESUMABLE_UPLOADS`."""
+
+    def abort_stale_uploads(self) -> int:
+        """Abort uploads left unfinished long enough that no run will resume them.
+
+        Returns:
+            How many were aborted.
+        """
+
+
+class RecordBackend(Protocol):
+    """Small records beside the objects (``meta/tags/v1.json``): the metrics' storage.
+
+    A backend declaring :attr:`Capability.RECORDS` implements it. Keys start with
+    ``meta/`` (:func:`check_meta_key`); a record is at most :data:`META_MAX_BYTES`.
+    """
+
     def put_meta(self, key: str, data: bytes) -> None:
         """Store a small record (e.g. ``meta/tags/v1.json``), replacing it atomically."""
 
@@ -426,9 +404,6 @@ class Backend(Protocol):
 
     def list_meta(self, prefix: str) -> list[str]:
         """Return the keys of records under ``prefix`` (e.g. ``meta/tags/``), sorted."""
-
-    def close(self) -> None:
-        """Release connections; the backend is not used afterwards."""
 
 
 def open_backend(

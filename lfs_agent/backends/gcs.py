@@ -35,7 +35,6 @@ import http.client
 import io
 import logging
 import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +47,15 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from lfs_agent.backends import (
     META_MAX_BYTES,
+    Capability,
     SourceBody,
     bucket_and_prefix,
-    causes,
     check_meta_key,
     check_source,
-    connection_error,
-    masked_error,
     meta_too_large,
     object_key,
 )
+from lfs_agent.backends.network import causes, connection_error, masked_error
 from lfs_agent.errors import (
     BackendError,
     LfsAgentError,
@@ -196,6 +194,9 @@ class GCSBackend:
 
     #: Transfers are network-bound: every configured worker helps.
     max_workers: int | None = None
+    #: Records only: a stat is one metadata GET, and resumable sessions cannot be
+    #: reattached across processes.
+    capabilities: frozenset[Capability] = frozenset({Capability.RECORDS})
     #: Most bytes a record may hold (:data:`~lfs_agent.backends.META_MAX_BYTES`).
     meta_max_bytes: int = META_MAX_BYTES
 
@@ -307,10 +308,6 @@ class GCSBackend:
             raise BackendError(
                 f"bucket {self.bucket_name!r} does not exist: create it, or fix lfs-agent.remote"
             )
-
-    def stat_many(self, oids: Sequence[str]) -> dict[str, int | None]:
-        """Nothing yet: each object gets a metadata GET (listing is S3-only for now)."""
-        return {}
 
     def stat(self, oid: str) -> int | None:
         """Return the object's size, or None when absent."""

@@ -2,10 +2,12 @@
 
 Works with WebDAV servers (nginx's dav module, Apache mod_dav), Artifactory generic
 repositories and simple object gateways. One ``requests`` session per backend keeps
-connections alive. Failures worth retrying (connection resets, 429, 5xx) are retried
-with exponential backoff, honouring ``Retry-After``; a download cut off mid-body
-continues with a ``Range`` request from the bytes already written, and a record cut
-off is asked for again.
+connections alive. Failures worth retrying (connection resets, 408, 429, 5xx) are
+retried by urllib3's :class:`~urllib3.util.Retry`, mounted on the session, with
+exponential backoff, honouring ``Retry-After``; PUTs too, since an object's PUT is
+idempotent (the same oid, the same bytes). Two rounds are ours: a 401 asks git's
+credential helpers once, and a download cut off mid-body continues with a ``Range``
+request from the bytes already written (a record cut off is asked for again).
 
 Authentication, in order: a header from git config (``lfs-agent.http.header``, e.g.
 ``Authorization: Bearer ...``; never from a committed file), ``~/.netrc`` (requests
@@ -36,27 +38,28 @@ import logging
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
 
 import requests
+import requests.adapters
 import urllib3.exceptions
+import urllib3.response
+from urllib3.util import Retry
 
 from lfs_agent.backends import (
     META_MAX_BYTES,
+    Capability,
     SourceBody,
-    causes,
     check_meta_key,
     check_source,
-    connection_error,
-    masked_error,
     meta_too_large,
-    network_reason,
     object_key,
     read_meta,
 )
+from lfs_agent.backends.network import causes, connection_error, masked_error, network_reason
 from lfs_agent.errors import (
     BackendError,
     IntegrityError,
@@ -76,6 +79,9 @@ logger = logging.getLogger(__name__)
 
 #: Statuses worth retrying.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: Methods retried: every one we send. A PUT stores the oid's own bytes, so sending it
+#: twice stores the same object.
+RETRY_METHODS = frozenset({"HEAD", "GET", "PUT"})
 #: First backoff delay in seconds; doubled per attempt, capped at MAX_BACKOFF.
 BASE_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
@@ -157,6 +163,22 @@ def _release(response: requests.Response) -> None:
     response.close()
 
 
+def _drain_bounded(raw: urllib3.response.BaseHTTPResponse) -> None:
+    """Read at most :data:`DRAIN_BYTES` of an answer about to be retried; close a longer one.
+
+    urllib3 reads the whole body of an answer it retries (``drain_conn``), however long
+    the server makes it: closing it first leaves nothing for that read.
+    """
+    total = 0
+    with contextlib.suppress(urllib3.exceptions.HTTPError, OSError):
+        while total <= DRAIN_BYTES:
+            chunk = raw.read(DRAIN_BYTES + 1 - total, decode_content=False)
+            if not chunk:
+                return
+            total += len(chunk)
+    raw.close()
+
+
 def _ended_early(exc: BaseException) -> bool:
     """Whether ``exc`` comes from a body shorter than its ``Content-Length``.
 
@@ -185,12 +207,12 @@ def _json_kind(value: object) -> str:
     return "null"
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait that ``Retry-After`` asks for: a number, or a date.
 
     None without one, or for one that is neither: the usual backoff applies then.
     """
-    value = response.headers.get("Retry-After")
+    value = headers.get("Retry-After")
     if not value:
         return None
     try:
@@ -204,6 +226,59 @@ def _retry_after(response: requests.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _backoff_delay(retries: int) -> float:
+    """Seconds to wait before the retry numbered ``retries`` (1 for the first)."""
+    return float(min(MAX_BACKOFF, BASE_BACKOFF * 2 ** (retries - 1)))
+
+
+class _Retry(Retry):
+    """urllib3's retries, waiting through an injected ``pause`` on our schedule.
+
+    Each wait is taken as the retry is counted (:meth:`increment`), not in urllib3's
+    ``sleep``, so that every client of the adapter (a mocked one too) waits alike: for
+    ``Retry-After`` when the answer has one (a date long past: not at all), else
+    :func:`_backoff_delay`. An answer retried is read no further than
+    :data:`DRAIN_BYTES` (:func:`_drain_bounded`).
+    """
+
+    #: Waits between attempts: the backend's ``sleep``.
+    pause: Callable[[float], None] = time.sleep
+    #: The remote's URL as shown, for the debug line of each retry.
+    shown_url: str = ""
+
+    def new(self, **kw: Any) -> _Retry:
+        """A copy with ``kw`` changed, keeping :attr:`pause` (urllib3 copies per retry)."""
+        retry = super().new(**kw)
+        retry.pause, retry.shown_url = self.pause, self.shown_url
+        return retry
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: urllib3.response.BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> _Retry:
+        """Count a retry (raising urllib3's ``MaxRetryError`` past the last), then wait."""
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        delay = None
+        if response is not None:
+            delay = _retry_after(response.headers)
+            _drain_bounded(response)
+        if delay is None:
+            delay = _backoff_delay(len(retry.history))
+        logger.debug(
+            "retrying %s in %.1fs (attempt %d)", self.shown_url, delay, len(retry.history) + 1
+        )
+        retry.pause(delay)
+        return retry
+
+    def sleep(self, response: urllib3.response.BaseHTTPResponse | None = None) -> None:
+        """Nothing: :meth:`increment` has waited."""
+
+
 class HTTPBackend:
     """Objects under a base URL.
 
@@ -213,7 +288,8 @@ class HTTPBackend:
         options: ``http.*`` settings (see the module docstring).
         state_dir: Unused.
         session: A ready ``requests.Session`` (tests); a new one otherwise, which drops
-            secrets on redirects to another origin (a given one is used as it is).
+            secrets on redirects to another origin (a given one is used as it is, but
+            for the retrying adapter mounted on it).
         sleep: Waits between retries; injected by tests.
         credential_helper: Runs ``git credential <action>`` with the given input and
             returns its output; injected by tests.
@@ -221,6 +297,8 @@ class HTTPBackend:
 
     #: Transfers are network-bound: every configured worker helps.
     max_workers: int | None = None
+    #: Records only: a plain server offers no listing, and a PUT is one request.
+    capabilities: frozenset[Capability] = frozenset({Capability.RECORDS})
     #: Most bytes a record may hold (:data:`~lfs_agent.backends.META_MAX_BYTES`).
     meta_max_bytes: int = META_MAX_BYTES
 
@@ -244,6 +322,20 @@ class HTTPBackend:
         self._sleep = sleep
         self._credential_helper = credential_helper or _git_credential
         self._session = session or _Session()
+        # Answers worth retrying are retried below requests, up to max-attempts in all.
+        retry = _Retry(
+            total=self.max_attempts - 1,
+            allowed_methods=RETRY_METHODS,
+            status_forcelist=RETRY_STATUSES,
+            raise_on_status=False,  # the last answer comes back, for _error to name
+            # Retry-After is waited for in _Retry.increment; urllib3's own reading of it
+            # would also retry statuses outside RETRY_STATUSES (a 413).
+            respect_retry_after_header=False,
+        )
+        retry.pause, retry.shown_url = sleep, self.url
+        adapter = requests.adapters.HTTPAdapter(max_retries=retry)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
         self._session.headers["User-Agent"] = "lfs-agent"
         # Bodies as stored: nothing decompresses what a remote sends (see read_meta).
         self._session.headers["Accept-Encoding"] = "identity"
@@ -270,52 +362,44 @@ class HTTPBackend:
     def _request(
         self, method: str, oid: str, url: str | None = None, **kwargs: Any
     ) -> requests.Response:
-        """Send a request, retrying transient failures; return the final response.
+        """Send a request (retried by the session's adapter); return the final response.
 
-        The body is never read here (``stream``): the caller reads what it wants of
-        it, bounded, and closes the response.
+        A 401 asks git's credential helpers once (when allowed) and sends the request
+        again with what they answer, then tells them whether it worked. The body is
+        never read here (``stream``): the caller reads what it wants of it, bounded,
+        and closes the response.
+
+        Raises:
+            RetriableError: no answer came, after the adapter's retries
+                (:class:`~lfs_agent.errors.UnreachableError`: no connection at all).
         """
         url = url or self._object_url(oid)
         kwargs["stream"] = True
         asked_credentials = False
-        attempt = 0
         while True:
-            attempt += 1
             if self._credentials:
                 kwargs["auth"] = (self._credentials["username"], self._credentials["password"])
-            rewind = kwargs.get("data")
-            if rewind is not None and hasattr(rewind, "seek"):
-                rewind.seek(0)
+            body = kwargs.get("data")
+            if body is not None and hasattr(body, "seek"):
+                body.seek(0)  # a body sent before the 401 is sent again whole
             try:
                 response = self._session.request(method, url, timeout=self.timeout, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
-                if attempt >= self.max_attempts:
-                    raise masked_error(connection_error(f"cannot reach {self.url}", exc)) from None
-                self._backoff(attempt, None)
-                continue
+                raise masked_error(connection_error(f"cannot reach {self.url}", exc)) from None
             if response.status_code == 401 and self.use_git_credentials and not asked_credentials:
                 asked_credentials = True
                 _release(response)
                 if self._fill_credentials(url):
-                    attempt -= 1
                     continue
                 return response
-            if response.status_code in RETRY_STATUSES and attempt < self.max_attempts:
-                delay = _retry_after(response)
-                _release(response)
-                self._backoff(attempt, delay)
-                continue
             if asked_credentials and self._credentials:
                 action = "reject" if response.status_code in (401, 403) else "approve"
                 self._credential_call(action, url)
             return response
 
-    def _backoff(self, attempt: int, retry_after: float | None) -> None:
-        delay = (
-            retry_after
-            if retry_after is not None
-            else min(MAX_BACKOFF, BASE_BACKOFF * 2 ** (attempt - 1))
-        )
+    def _backoff(self, attempt: int) -> None:
+        """Wait before asking again for a body that broke off (``attempt``: 1 first)."""
+        delay = _backoff_delay(attempt)
         logger.debug("retrying %s in %.1fs (attempt %d)", self.url, delay, attempt + 1)
         self._sleep(delay)
 
@@ -385,10 +469,6 @@ class HTTPBackend:
         return None if status in (200, 201, 204) else self._error(response, key)
 
     # --- the Backend interface ------------------------------------------------------
-
-    def stat_many(self, oids: Sequence[str]) -> dict[str, int | None]:
-        """Nothing: a plain HTTP server offers no listing; each object gets a HEAD."""
-        return {}
 
     def stat(self, oid: str) -> int | None:
         """HEAD the object: its Content-Length, or None on 404."""
@@ -484,7 +564,7 @@ class HTTPBackend:
                             f"{redact_text(_break_reason(exc))}"
                         ) from None
                     logger.debug("download of %s broke off at byte %d; resuming", oid, written.size)
-                    self._backoff(resets, None)
+                    self._backoff(resets)
                     continue
                 finally:
                     response.close()
@@ -541,7 +621,7 @@ class HTTPBackend:
                 logger.debug("reading %s broke off; asking again", key)
             finally:
                 _release(response)
-            self._backoff(breaks, None)
+            self._backoff(breaks)
 
     def _read_record(self, response: requests.Response, key: str) -> bytes:
         """A record's body, read as sent and refused past :attr:`meta_max_bytes`."""

@@ -67,6 +67,7 @@ from botocore.config import Config
 
 from lfs_agent.backends import (
     META_MAX_BYTES,
+    Capability,
     bucket_and_prefix,
     causes,
     check_meta_key,
@@ -360,6 +361,10 @@ class S3Backend:
 
     #: Transfers are network-bound: every configured worker helps.
     max_workers: int | None = None
+    #: A listing settles many stats (stat_many); multipart uploads resume across runs.
+    capabilities: frozenset[Capability] = frozenset(
+        {Capability.LISTING, Capability.RESUMABLE_UPLOADS, Capability.RECORDS}
+    )
     #: Most bytes a record may hold (:data:`~lfs_agent.backends.META_MAX_BYTES`).
     meta_max_bytes: int = META_MAX_BYTES
 

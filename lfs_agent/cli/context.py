@@ -12,6 +12,7 @@ import math
 import os
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -23,8 +24,8 @@ if TYPE_CHECKING:  # heavy imports stay out of start-up; commands import what th
     from lfs_agent.gitfilter import Unverified
     from lfs_agent.pathmatch import PathFilter
     from lfs_agent.pointer import Pointer
+    from lfs_agent.remote import Remote
     from lfs_agent.store import ObjectStore
-    from lfs_agent.sync import Remote
 
 __all__ = [
     "EXIT_ERROR",
@@ -137,7 +138,7 @@ class Context:
 
     def remote(self, required: bool = True) -> Remote | None:
         """The configured remote (not yet connected), or None when optional and unset."""
-        from lfs_agent.sync import Remote
+        from lfs_agent.remote import Remote
 
         if not required and not self.settings.remote:
             return None
@@ -225,6 +226,11 @@ class LazyFetch:
         with self._lock:
             if self._remote is not None:
                 self._remote.close()
+
+
+def closing(remote: Remote | None) -> AbstractContextManager[Remote | None]:
+    """``remote`` as a ``with`` target that closes it; a stand-in when there is none."""
+    return nullcontext() if remote is None else remote
 
 
 def shown(text: str, keep_newlines: bool = False) -> str:

@@ -7,6 +7,7 @@ import argparse
 from lfs_agent.cli.context import (
     Command,
     Context,
+    closing,
     human_size,
     no_arguments,
     shown,
@@ -80,11 +81,8 @@ def cmd_fsck(ctx: Context) -> int:
     from lfs_agent.maintenance import fsck
 
     remote = ctx.required_remote() if ctx.args.remote_check else None
-    try:
+    with closing(remote):
         report = fsck(ctx.git, ctx.store, remote, deep=ctx.args.deep)
-    finally:
-        if remote is not None:
-            remote.close()
     for line in report.corrupt:
         print(f"objects: corruptObject: {shown(line)}")
     for line in report.missing:
@@ -111,11 +109,8 @@ def cmd_prune(ctx: Context) -> int:
     """``prune [--dry-run]``: delete local objects that are unused and pushed."""
     from lfs_agent.maintenance import prune
 
-    remote = ctx.required_remote()
-    try:
+    with ctx.required_remote() as remote:
         report = prune(ctx.git, ctx.store, remote, dry_run=ctx.args.dry_run)
-    finally:
-        remote.close()
     verb = "would prune" if ctx.args.dry_run else "pruned"
     freed = sum(p.size for p in report.pruned)
     for pointer in report.pruned:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lfs_agent.cli.context import Command, Context, human_size, shown, shown_path
+from lfs_agent.cli.context import Command, Context, closing, human_size, shown, shown_path
 from lfs_agent.errors import ConfigError, LfsAgentError, TransferError
 
 if TYPE_CHECKING:
@@ -37,11 +37,8 @@ def _records(
 
     local = _local(ctx)
     remote = ctx.remote(required=False)
-    try:
+    with closing(remote):
         return load_records(local, remote, tags, invalid)
-    finally:
-        if remote is not None:
-            remote.close()
 
 
 def _one_record(ctx: Context, tag: str) -> TagRecord:
@@ -50,11 +47,8 @@ def _one_record(ctx: Context, tag: str) -> TagRecord:
 
     local = _local(ctx)
     remote = ctx.remote(required=False)
-    try:
+    with closing(remote):
         return one_record(local, remote, tag)
-    finally:
-        if remote is not None:
-            remote.close()
 
 
 def add_tag(parser: argparse.ArgumentParser) -> None:
@@ -100,17 +94,16 @@ def cmd_tag(ctx: Context) -> int:
             "no remote configured: the record is kept locally; set one with "
             "'lfs-agent install --remote URL', then run 'lfs-agent metrics push'"
         )
-    try:
-        push_record_with_objects(ctx.store, remote, record)
-    except LfsAgentError as exc:
-        local.save(record, pending=True)
-        print(summary)
-        raise TransferError(
-            f"the tag was created, but its record did not reach {shown(remote.url)}: "
-            f"{exc} (run 'lfs-agent metrics push' later)"
-        ) from exc
-    finally:
-        remote.close()
+    with remote:
+        try:
+            push_record_with_objects(ctx.store, remote, record)
+        except LfsAgentError as exc:
+            local.save(record, pending=True)
+            print(summary)
+            raise TransferError(
+                f"the tag was created, but its record did not reach {shown(remote.url)}: "
+                f"{exc} (run 'lfs-agent metrics push' later)"
+            ) from exc
     local.save(record, pending=False)
     print(summary)
     return 0
@@ -247,8 +240,7 @@ def cmd_metrics_push(ctx: Context) -> int:
     if not pending:
         print("metrics: nothing pending")
         return 0
-    remote = ctx.required_remote()
-    try:
+    with ctx.required_remote() as remote:
         for tag in pending:
             record = local.load(tag)
             if record is None:
@@ -256,8 +248,6 @@ def cmd_metrics_push(ctx: Context) -> int:
             push_record_with_objects(ctx.store, remote, record)
             local.save(record, pending=False)
             print(f"pushed the record of {shown(tag)}")
-    finally:
-        remote.close()
     return 0
 
 

@@ -23,9 +23,10 @@ if TYPE_CHECKING:
     from lfs_agent.git import Git
     from lfs_agent.gitfilter import Unverified
     from lfs_agent.pointer import Pointer
+    from lfs_agent.remote import Remote
     from lfs_agent.scan import PointerFile
     from lfs_agent.store import ObjectStore
-    from lfs_agent.sync import BatchResult, Remote
+    from lfs_agent.sync import BatchResult
 
 __all__ = [
     "COMMANDS",
@@ -78,12 +79,9 @@ class Meter:
 def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
     from lfs_agent.sync import push
 
-    remote = ctx.required_remote()
     meter = Meter("Uploading", len({f.pointer.oid for f in files if f.pointer.size}))
-    try:
+    with ctx.required_remote() as remote:
         result = push(ctx.store, remote, files, ctx.settings.concurrency, meter)
-    finally:
-        remote.close()
     sent = sum(p.size for p in result.done)
     if result.done or result.skipped:
         print(
@@ -173,14 +171,11 @@ def _download(
     missing = [f for f in files if not ctx.store.contains(f.pointer)]
     if not missing:
         return
-    remote = ctx.required_remote()
     meter = Meter("Downloading", len({f.pointer.oid for f in missing}))
-    try:
+    with ctx.required_remote() as remote:
         result = fetch(
             ctx.store, remote, missing, ctx.settings.concurrency, meter, unverified=unverified
         )
-    finally:
-        remote.close()
     got = sum(p.size for p in result.done)
     print(
         f"lfs-agent: downloaded {len(result.done)} object(s) ({human_size(got)}) from "

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent.backends import Backend, open_backend
+from lfs_agent.backends import Backend, Capability, open_backend
 from lfs_agent.errors import ConfigError, IntegrityError, ObjectNotFoundError
 from lfs_agent.pointer import Pointer
+from lfs_agent.remote import Remote
 from tests.helpers import random_bytes, sha256
 
 SLOW_UPLOAD = """
@@ -81,11 +82,26 @@ class BackendContract:
             backend.upload(sha256(data), self._file(tmp_path, data), len(data), Recorder())
             present[sha256(data)] = len(data)
         absent = [sha256(b"absent %d" % i) for i in range(20)]
-        answer = backend.stat_many([*present, *absent])
+        remote = Remote(backend.url, opener=lambda *_: backend)
+        answer = remote.stat_many([*present, *absent])
         # A backend may settle none (it stats one by one), never a wrong one.
         assert set(answer) <= {*present, *absent}
         for oid, size in answer.items():
             assert size == present.get(oid), oid
+
+    def test_a_backend_has_the_methods_of_what_it_declares_and_declares_what_it_has(self, backend):
+        methods = {
+            Capability.LINK: ["links_into"],
+            Capability.LISTING: ["stat_many"],
+            Capability.RESUMABLE_UPLOADS: ["abort_stale_uploads"],
+            Capability.RECORDS: ["put_meta", "get_meta", "list_meta"],
+        }
+        assert set(methods) == set(Capability)
+        for capability, names in methods.items():
+            for name in names:
+                declared = capability in backend.capabilities
+                assert declared == callable(getattr(backend, name, None)), (capability, name)
+        assert Capability.RECORDS in backend.capabilities  # tag metrics need every kind
 
     def test_upload_then_stat_and_download_round_trip(self, backend, tmp_path):
         data = random_bytes(300_000, seed=1)

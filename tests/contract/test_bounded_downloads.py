@@ -7,8 +7,10 @@ and the emulator for GCS, with objects larger than the pointers that name them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import boto3
@@ -20,8 +22,8 @@ from lfs_agent.backends.http import HTTPBackend
 from lfs_agent.backends.s3 import S3Backend
 from lfs_agent.errors import BackendError, IntegrityError
 from lfs_agent.pointer import Pointer
+from lfs_agent.remote import Remote
 from lfs_agent.store import ObjectStore
-from lfs_agent.sync import Remote
 from tests.contract.backend_contract import Recorder
 from tests.contract.scripted_http import ScriptedServer, body, gzip_bomb, serve
 from tests.helpers import sha256
@@ -65,6 +67,29 @@ def test_a_gzip_bomb_is_never_expanded_and_leaves_nothing(server, tmp_path, chun
     assert temp_files(store) == []
     assert not store.object_path(OID).exists()
     assert server.requests_for("GET")[0].headers["accept-encoding"] == "identity"
+
+
+def test_the_body_of_an_answer_that_is_retried_is_never_read_whole(server, tmp_path):
+    sent: list[int] = []
+
+    def unavailable_then_served(handler: BaseHTTPRequestHandler) -> None:
+        if sent:  # the retry
+            body(DATA)(handler)
+            return
+        sent.append(0)
+        handler.send_response(503)
+        handler.send_header("Content-Length", str(256 * MIB))
+        handler.end_headers()
+        block = bytes(MIB)
+        with contextlib.suppress(OSError):  # the client hangs up: what a bounded read does
+            for _ in range(256):
+                handler.wfile.write(block)
+                sent[0] += len(block)
+
+    server.answers[("GET", f"/r/{KEY}")] = unavailable_then_served
+    backend = HTTPBackend(server.url + "/r", {"http.max-attempts": "2"}, sleep=lambda _: None)
+    assert backend.download(OID, tmp_path / "dest", len(DATA), Recorder()) == Pointer(OID, 4)
+    assert sent[0] < 64 * MIB  # what the socket buffers took before the client hung up
 
 
 def test_a_content_length_over_the_pointer_fails_before_the_body_is_read(server, tmp_path):

@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.backends import open_backend
+from lfs_agent.backends.local import LocalBackend
 from lfs_agent.checked import CHECK_RECORD_MIN
 from lfs_agent.errors import BackendError, BackendUnavailableError, ConfigError, IntegrityError
+from lfs_agent.hashing import hash_file
 from lfs_agent.pointer import Pointer
+from lfs_agent.remote import Remote
 from lfs_agent.store import ObjectStore
-from lfs_agent.sync import Remote
 from tests.contract.backend_contract import BackendContract, Recorder
 from tests.helpers import random_bytes, sha256
 
@@ -175,18 +177,22 @@ def test_downloads_are_links_only_on_the_stores_file_system_with_linking_on(tmp_
         shutil.rmtree(elsewhere)
 
 
-def test_a_push_links_an_object_the_store_checked_without_reading_it_again(tmp_path, monkeypatch):
-    import lfs_agent.backends as backends
-
+def test_a_push_links_an_object_the_store_checked_without_reading_it_again(tmp_path):
     store = ObjectStore(tmp_path / "lfs")
     trusted = store.ingest(io.BytesIO(random_bytes(CHECK_RECORD_MIN, seed=1)))
     changed = store.ingest(io.BytesIO(random_bytes(CHECK_RECORD_MIN, seed=2)))
     with open(store.object_path(changed.oid), "r+b") as f:
         f.write(b"rot")  # same size, other bytes, written after the store checked them
     reads: list[Path] = []
-    hash_file = backends.hash_file
-    monkeypatch.setattr(backends, "hash_file", lambda p: reads.append(p) or hash_file(p))
-    remote = Remote((tmp_path / "bucket").as_uri())
+
+    def counting(path: Path) -> tuple[str, int]:
+        reads.append(path)
+        return hash_file(path)
+
+    remote = Remote(
+        (tmp_path / "bucket").as_uri(),
+        opener=lambda url, options, state: LocalBackend(url, dict(options), hash_file=counting),
+    )
 
     assert remote.upload(store, trusted)
     assert reads == []
@@ -196,4 +202,4 @@ def test_a_push_links_an_object_the_store_checked_without_reading_it_again(tmp_p
     with pytest.raises(IntegrityError, match=f"refusing to upload {changed.oid}"):
         remote.upload(store, changed)
     assert reads == [store.object_path(changed.oid)]
-    assert remote.backend.stat(changed.oid) is None
+    assert remote.size_of(changed.oid) is None

@@ -24,8 +24,8 @@ from lfs_agent.errors import (
     UnreachableError,
 )
 from lfs_agent.pointer import Pointer
+from lfs_agent.remote import Remote
 from lfs_agent.store import ObjectStore
-from lfs_agent.sync import Remote
 from tests.conftest import ROOT
 from tests.contract.backend_contract import BackendContract, Recorder
 from tests.helpers import sha256, write_random
@@ -322,9 +322,10 @@ def test_many_objects_are_settled_by_listing_not_a_head_each(s3_bucket, tmp_path
 
 
 def test_a_push_to_a_bucket_that_has_most_objects_uploads_only_the_rest(s3_bucket, tmp_path):
+    from lfs_agent.remote import Remote
     from lfs_agent.scan import PointerFile
     from lfs_agent.store import ObjectStore
-    from lfs_agent.sync import Remote, push
+    from lfs_agent.sync import push
 
     store = ObjectStore(tmp_path / "lfs")
     files = []

@@ -1,4 +1,4 @@
-"""Remote.run_batch: how many threads a batch uses, per backend, and how failures are told."""
+"""sync.run_batch: how many threads a batch uses, per backend, and how failures are told."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from lfs_agent.backends import Capability
 from lfs_agent.errors import (
     BackendError,
     LocalError,
@@ -17,14 +18,16 @@ from lfs_agent.errors import (
     agent_error,
 )
 from lfs_agent.pointer import Pointer
+from lfs_agent.remote import Remote
 from lfs_agent.scan import PointerFile
 from lfs_agent.store import ObjectStore
-from lfs_agent.sync import FAILURES_SHOWN, Remote, fetch
+from lfs_agent.sync import FAILURES_SHOWN, fetch, run_batch
 from tests.helpers import sha256
 
 
 class Bounded:
     url = "fake://bucket"
+    capabilities: frozenset[Capability] = frozenset()
 
     def __init__(self, max_workers: int | None) -> None:
         self.max_workers = max_workers
@@ -44,7 +47,7 @@ def test_a_batch_uses_the_configured_threads_up_to_the_backends_bound(bound, exp
         return True
 
     pointers = [Pointer(sha256(bytes([i])), 1) for i in range(12)]
-    result = remote.run_batch(pointers, action, concurrency=4)
+    result = run_batch(remote, pointers, action, concurrency=4)
     assert len(result.done) == 12
     assert len(threads) == expected
 
@@ -141,7 +144,8 @@ def test_a_remote_that_cannot_be_reached_fails_the_objects_left_at_once(tmp_path
     store = ObjectStore(tmp_path / "lfs")
     pointers = [Pointer(sha256(bytes([i])), 1) for i in range(10)]
     told: list[tuple[str, str]] = []
-    result = remote.run_batch(
+    result = run_batch(
+        remote,
         pointers,
         lambda p: getattr(remote, verb)(store, p),
         concurrency=1,
@@ -168,6 +172,6 @@ def test_a_failure_of_one_object_leaves_the_others_to_run():
         return True
 
     pointers = [first, *(Pointer(sha256(bytes([i])), 1) for i in range(5))]
-    result = remote.run_batch(pointers, action, concurrency=1)
+    result = run_batch(remote, pointers, action, concurrency=1)
     assert list(result.failed) == [first.oid]
     assert len(result.done) == 5

@@ -19,8 +19,8 @@ from lfs_agent.gitfilter import FilterProcess, Unverified, read_restaged, write_
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import MAX_PAYLOAD, PktLineReader, PktLineWriter, encode_packet
 from lfs_agent.pointer import Pointer
+from lfs_agent.remote import Remote
 from lfs_agent.store import ObjectStore
-from lfs_agent.sync import Remote
 from tests.helpers import pointer_bytes, sha256
 
 HANDSHAKE_IN = (

@@ -42,8 +42,8 @@ def test_a_record_goes_up_after_the_objects_it_pins(store: ObjectStore, remote: 
     pointer = store.ingest(io.BytesIO(b"model\n"))
     pinned = Artifact(path="model.bin", oid=pointer.oid, size=pointer.size)
     push_record_with_objects(store, remote, record("v1", pinned), stamp="20260101T000000Z")
-    assert remote.backend.stat(pointer.oid) == pointer.size
-    assert remote.backend.list_meta("meta/history/v1/") == [
+    assert remote.size_of(pointer.oid) == pointer.size
+    assert remote.records.list_meta("meta/history/v1/") == [
         f"meta/history/v1/20260101T000000Z-{'c' * 12}.json"
     ]
     assert load_records(LocalRecords(store.root / "records"), remote)["v1"].artifacts == [pinned]
@@ -55,7 +55,7 @@ def test_a_record_pinning_an_object_nobody_has_is_refused_by_path(
     lost = Artifact(path="lost.bin", oid=sha256(b"lost\n"), size=5)
     with pytest.raises(TransferError, match=r"lost\.bin .* neither in the local store nor in"):
         push_record_with_objects(store, remote, record("v1", lost))
-    assert remote.backend.list_meta("meta/") == []
+    assert remote.records.list_meta("meta/") == []
 
 
 def test_the_bucket_wins_and_local_copies_fill_in(tmp_path: Path, remote: Remote):
@@ -70,7 +70,7 @@ def test_the_bucket_wins_and_local_copies_fill_in(tmp_path: Path, remote: Remote
 
 def test_a_damaged_record_is_passed_over_with_its_reason(tmp_path: Path, remote: Remote):
     local = LocalRecords(tmp_path / "records")
-    remote.backend.put_meta("meta/tags/v1.json", b"{not json")
+    remote.records.put_meta("meta/tags/v1.json", b"{not json")
     invalid: dict[str, ConfigError] = {}
     assert load_records(local, remote, ["v1"], invalid) == {}
     assert list(invalid) == ["v1"]

@@ -8,8 +8,8 @@ import pytest
 
 from lfs_agent.errors import RetriableError
 from lfs_agent.pointer import Pointer
+from lfs_agent.remote import RESUMABLE_SIZE, Remote
 from lfs_agent.store import ObjectStore
-from lfs_agent.sync import RESUMABLE_SIZE, Remote
 from tests.helpers import random_bytes, sha256
 
 

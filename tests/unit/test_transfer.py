@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.backends import open_backend
+from lfs_agent.backends.local import LocalBackend
 from lfs_agent.checked import CHECK_RECORD_MIN
 from lfs_agent.errors import ConfigError, UnreachableError
+from lfs_agent.hashing import hash_file
+from lfs_agent.remote import Remote
 from lfs_agent.store import ObjectStore
-from lfs_agent.sync import Remote
 from lfs_agent.transfer import TransferAgent
 from tests.contract.backend_contract import Recorder
 from tests.helpers import random_bytes, sha256
@@ -235,21 +237,29 @@ def test_eof_and_terminate_end_the_session_without_output(session: Session):
     assert session.run(['{"event":"terminate"}', '{"event":"init","operation":"upload"}']) == []
 
 
-def test_an_upload_of_the_stores_own_checked_file_is_not_read_again(session, monkeypatch):
-    import lfs_agent.backends as backends
-
+def test_an_upload_of_the_stores_own_checked_file_is_not_read_again(session):
     data = random_bytes(CHECK_RECORD_MIN, seed=7)
     pointer = session.store.ingest(io.BytesIO(data))
     elsewhere = session.tmp_path / "same-bytes-elsewhere"
     elsewhere.write_bytes(data)
     reads: list[Path] = []
-    hash_file = backends.hash_file
-    monkeypatch.setattr(backends, "hash_file", lambda p: reads.append(p) or hash_file(p))
+
+    def counting(path: Path) -> tuple[str, int]:
+        reads.append(path)
+        return hash_file(path)
+
+    def open_session() -> tuple[ObjectStore, Remote]:
+        remote = Remote(
+            session.bucket_url,
+            opener=lambda url, options, state: LocalBackend(url, dict(options), hash_file=counting),
+        )
+        return session.store, remote
+
     init = '{"event":"init","operation":"upload","remote":"origin"}'
 
     def upload(path: Path) -> dict[str, object]:
         up = {"event": "upload", "oid": pointer.oid, "size": pointer.size, "path": str(path)}
-        return json.loads(session.run([init, json.dumps(up)])[-1])
+        return json.loads(session.run([init, json.dumps(up)], open_session)[-1])
 
     complete = {"event": "complete", "oid": pointer.oid}
     assert upload(elsewhere) == complete
@@ -257,7 +267,7 @@ def test_an_upload_of_the_stores_own_checked_file_is_not_read_again(session, mon
     shutil.rmtree(session.bucket)
     assert upload(session.store.object_path(pointer.oid)) == complete
     assert reads == [elsewhere]
-    assert Remote(session.bucket_url).backend.stat(pointer.oid) == pointer.size
+    assert Remote(session.bucket_url).size_of(pointer.oid) == pointer.size
 
 
 class FullDisk:
