@@ -316,7 +316,9 @@ class Remote:
         progress(pointer.size)
         return True
 
-    def download_for_reading(self, store: ObjectStore, pointer: Pointer) -> Unverified | None:
+    def download_for_reading(
+        self, store: ObjectStore, pointer: Pointer, progress: Progress = NULL_PROGRESS
+    ) -> Unverified | None:
         """Download ``pointer``'s object for a reader that hashes it as it reads it.
 
         An object over :data:`READ_CHECK_SIZE` that the download put in place
@@ -333,9 +335,9 @@ class Remote:
             As :meth:`download`; for the temp file, IntegrityError only for its size.
         """
         if store.contains(pointer) or self.cache is not None or pointer.size <= READ_CHECK_SIZE:
-            self.download(store, pointer)
+            self.download(store, pointer, progress)
             return None
-        with self._download_to_temp(store, pointer, NULL_PROGRESS, verify=False) as (path, checked):
+        with self._download_to_temp(store, pointer, progress, verify=False) as (path, checked):
             if checked:
                 store.publish_verified(path, pointer)
                 return None

@@ -4,21 +4,30 @@ This layer decides what to move (skip what is already there, dedupe, largest fir
 runs the transfers on a bounded thread pool, and reports the failures grouped by cause.
 Each transfer is :class:`~lfs_agent.remote.Remote`'s, which verifies every download
 before the store takes it.
+
+Ctrl-C stops a batch at once: queued transfers are dropped, running ones stop at their
+next chunk (:mod:`lfs_agent.cancel`), and :class:`Interrupted` tells the caller what
+finished.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
+from lfs_agent.cancel import Cancel, Cancelled
 from lfs_agent.errors import LfsAgentError, TransferError, agent_error
 from lfs_agent.gitfilter import Unverified
 from lfs_agent.pointer import Pointer
+from lfs_agent.progress import NULL_PROGRESS, Progress
 from lfs_agent.remote import Remote
 from lfs_agent.scan import PointerFile
 from lfs_agent.store import ObjectStore
 
 __all__ = [
     "BatchResult",
+    "BatchWatch",
+    "Interrupted",
     "check_local",
     "fetch",
     "push",
@@ -44,12 +53,46 @@ class BatchResult:
         self.failed: dict[str, LfsAgentError] = {}
 
 
+class BatchWatch(Protocol):
+    """Follows a batch as it runs, e.g. :class:`~lfs_agent.progressline.ProgressLine`."""
+
+    def progress(self, pointer: Pointer) -> Progress:
+        """The byte-delta callback for ``pointer``'s transfer (called from its worker)."""
+
+    def done(self, pointer: Pointer, error: BaseException | None) -> None:
+        """``pointer``'s transfer ended, with ``error`` when it failed."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a batch; what finished before it is in :attr:`result`.
+
+    A ``KeyboardInterrupt``, so that a caller that does not look at the result still
+    exits as after any Ctrl-C.
+
+    Attributes:
+        result: The objects done, skipped and failed before the interruption.
+        total: The objects the batch held.
+    """
+
+    def __init__(self, result: BatchResult, total: int) -> None:
+        super().__init__()
+        self.result = result
+        self.total = total
+
+
+#: After Ctrl-C, wait this long (seconds) for running transfers to reach their next
+#: chunk and stop; a transfer stuck on the network is left behind.
+STOP_WAIT_SECONDS = 2.0
+
+
 def run_batch(
     remote: Remote,
     pointers: Iterable[Pointer],
-    action: Callable[[Pointer], bool],
+    action: Callable[[Pointer, Progress], bool],
     concurrency: int,
-    on_done: Callable[[Pointer, LfsAgentError | None], None] | None = None,
+    watch: BatchWatch | None = None,
+    *,
+    cancel: Cancel | None = None,
 ) -> BatchResult:
     """Run ``action`` for each distinct pointer, largest first, on a thread pool.
 
@@ -59,33 +102,66 @@ def run_batch(
     Args:
         remote: The remote the actions use; its backend bounds the threads.
         pointers: May repeat; each oid is handled once.
-        action: Returns True when it transferred bytes, False when it skipped.
+        action: Given the pointer and its progress callback; returns True when it
+            transferred bytes, False when it skipped.
         concurrency: Worker threads, at most the backend's ``max_workers``.
-        on_done: Called (from a worker thread) after each object.
+        watch: Told of each object's bytes and end.
+        cancel: Set to stop the batch; one is made when not given (Ctrl-C sets it).
+
+    Raises:
+        Interrupted: Ctrl-C arrived; queued objects were dropped and running ones
+            stopped at their next chunk.
     """
     unique = {p.oid: p for p in pointers if p.size > 0}
     ordered = sorted(unique.values(), key=lambda p: p.size, reverse=True)
     result = BatchResult()
     if not ordered:
         return result
-    from concurrent.futures import ThreadPoolExecutor, as_completed
+    from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+
+    stop = cancel or Cancel()
+
+    def run(pointer: Pointer) -> bool:
+        stop.check()
+        return action(pointer, stop.guard(watch.progress(pointer) if watch else NULL_PROGRESS))
+
+    settled: set[Future[bool]] = set()
+
+    def settle(future: Future[bool], pointer: Pointer) -> None:
+        settled.add(future)
+        error: LfsAgentError | None = None
+        try:
+            moved = future.result()
+        except Cancelled:
+            return  # neither done nor failed: the next run does it
+        except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
+            error = agent_error(exc)
+            result.failed[pointer.oid] = error
+        else:
+            (result.done if moved else result.skipped).append(pointer)
+        if watch is not None:
+            watch.done(pointer, error)
 
     bound = remote.max_workers
     workers = max(1, min(concurrency, bound) if bound else concurrency)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(action, p): p for p in ordered}
+    pool = ThreadPoolExecutor(max_workers=workers)
+    futures: dict[Future[bool], Pointer] = {}
+    try:
+        for pointer in ordered:  # one at a time: Ctrl-C may arrive while they are queued
+            futures[pool.submit(run, pointer)] = pointer
         for future in as_completed(futures):
-            pointer = futures[future]
-            error: LfsAgentError | None = None
-            try:
-                moved = future.result()
-            except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
-                error = agent_error(exc)
-                result.failed[pointer.oid] = error
-            else:
-                (result.done if moved else result.skipped).append(pointer)
-            if on_done is not None:
-                on_done(pointer, error)
+            settle(future, futures[future])
+    except KeyboardInterrupt:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        wait([f for f in futures if not f.done()], timeout=STOP_WAIT_SECONDS)
+        for future, pointer in futures.items():
+            if future not in settled and future.done() and not future.cancelled():
+                settle(future, pointer)
+        raise Interrupted(result, len(ordered)) from None
+    finally:
+        # After Ctrl-C, do not wait for a transfer stuck on the network.
+        pool.shutdown(wait=not stop.is_set)
     return result
 
 
@@ -106,7 +182,7 @@ def push(
     remote: Remote,
     files: Iterable[PointerFile],
     concurrency: int,
-    on_done: Callable[[Pointer, LfsAgentError | None], None] | None = None,
+    watch: BatchWatch | None = None,
 ) -> BatchResult:
     """Upload the objects of ``files`` that the remote lacks.
 
@@ -128,9 +204,9 @@ def push(
     result = run_batch(
         remote,
         pointers,
-        lambda p: remote.upload(store, p, listed=listed),
+        lambda p, progress: remote.upload(store, p, progress, listed=listed),
         concurrency,
-        on_done,
+        watch,
     )
     _raise_failures("upload", remote, result)
     return result
@@ -141,7 +217,7 @@ def fetch(
     remote: Remote,
     files: Iterable[PointerFile],
     concurrency: int,
-    on_done: Callable[[Pointer, LfsAgentError | None], None] | None = None,
+    watch: BatchWatch | None = None,
     *,
     unverified: dict[str, Unverified] | None = None,
 ) -> BatchResult:
@@ -152,7 +228,7 @@ def fetch(
         remote: Where they come from.
         files: The files whose objects are wanted.
         concurrency: Parallel downloads.
-        on_done: Told of each object, from a worker thread.
+        watch: Told of each object's bytes and end, from its worker thread.
         unverified: When given, large objects the download did not read are left
             unchecked (:meth:`Remote.download_for_reading`) and added to it, oid ->
             temp file, for :func:`lfs_agent.checkout.checkout` to check while it copies them.
@@ -161,18 +237,18 @@ def fetch(
         TransferError: when some downloads failed (the others are done).
     """
 
-    def download(pointer: Pointer) -> bool:
+    def download(pointer: Pointer, progress: Progress) -> bool:
         if unverified is None:
-            return remote.download(store, pointer)
+            return remote.download(store, pointer, progress)
         if store.contains(pointer):
             return False
-        got = remote.download_for_reading(store, pointer)
+        got = remote.download_for_reading(store, pointer, progress)
         if got is not None:
             unverified[pointer.oid] = got
         return True
 
     missing = [f.pointer for f in files if not store.contains(f.pointer)]
-    result = run_batch(remote, missing, download, concurrency, on_done)
+    result = run_batch(remote, missing, download, concurrency, watch)
     _raise_failures("download", remote, result)
     return result
 

@@ -103,6 +103,26 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _leave_stuck_transfers() -> None:
+    """Exit now if a transfer thread is still running after Ctrl-C.
+
+    A transfer stops at its next chunk; one stuck on the network would keep the
+    interpreter waiting for it at exit, and the user pressed Ctrl-C to leave. What it
+    leaves behind (a partial download, S3's multipart state) is resumed next time.
+    """
+    import os
+    import threading
+
+    if any(
+        t.is_alive() and not t.daemon
+        for t in threading.enumerate()
+        if t is not threading.current_thread()
+    ):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit status."""
     debug = setup_logging()
@@ -121,8 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # its password) or a remote's own text.
         print(f"lfs-agent: error: {shown(str(exc), keep_newlines=True)}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("lfs-agent: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        said = f": {exc}" if str(exc) else ""
+        print(f"lfs-agent: interrupted{said}", file=sys.stderr)
+        _leave_stuck_transfers()
         return 130
     except BrokenPipeError:
         return EXIT_ERROR

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 from typing import TYPE_CHECKING
 
 from lfs_agent import log
@@ -23,14 +22,14 @@ if TYPE_CHECKING:
     from lfs_agent.git import Git
     from lfs_agent.gitfilter import Unverified
     from lfs_agent.pointer import Pointer
+    from lfs_agent.progressline import ProgressLine
     from lfs_agent.remote import Remote
     from lfs_agent.scan import PointerFile
     from lfs_agent.store import ObjectStore
-    from lfs_agent.sync import BatchResult
+    from lfs_agent.sync import BatchResult, Interrupted
 
 __all__ = [
     "COMMANDS",
-    "Meter",
     "cmd_checkout",
     "cmd_fetch",
     "cmd_pre_push",
@@ -43,45 +42,35 @@ __all__ = [
 logger = log.get_logger("lfs_agent")
 
 
-class Meter:
-    """A progress line on stderr for a batch of transfers (silent when not a TTY).
+def _progress_line(verb: str, pointers: list[Pointer]) -> ProgressLine:
+    """The live progress line on stderr, drawn only on a terminal."""
+    from lfs_agent.progressline import ProgressLine
 
-    Args:
-        verb: ``Uploading`` or ``Downloading``.
-        total_files: Objects in the batch.
-    """
+    return ProgressLine(verb, pointers, sys.stderr, live=sys.stderr.isatty())
 
-    def __init__(self, verb: str, total_files: int) -> None:
-        self.verb = verb
-        self.total_files = total_files
-        self.done_files = 0
-        self.done_bytes = 0
-        self.tty = sys.stderr.isatty()
-        self._lock = threading.Lock()
 
-    def __call__(self, pointer: Pointer, error: LfsAgentError | None) -> None:
-        """Count one finished object (called from worker threads)."""
-        with self._lock:
-            self.done_files += 1
-            if error is None:
-                self.done_bytes += pointer.size
-            if self.tty and self.total_files:
-                percent = 100 * self.done_files // self.total_files
-                sys.stderr.write(
-                    f"\r{self.verb} LFS objects: {percent}% ({self.done_files}/"
-                    f"{self.total_files}), {human_size(self.done_bytes)}"
-                )
-                if self.done_files == self.total_files:
-                    sys.stderr.write(", done.\n")
-                sys.stderr.flush()
+def _interrupted(exc: Interrupted, verb: str) -> KeyboardInterrupt:
+    """Ctrl-C during a batch, told as what was done and what was not."""
+    done = exc.result.done + exc.result.skipped
+    moved = sum(p.size for p in exc.result.done)
+    left = exc.total - len(done) - len(exc.result.failed)
+    return KeyboardInterrupt(
+        f"{len(done)} of {exc.total} object(s) {verb} ({human_size(moved)}), "
+        f"{left} not; run the command again for the rest"
+    )
 
 
 def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
-    from lfs_agent.sync import push
+    from lfs_agent.sync import Interrupted, push
 
-    meter = Meter("Uploading", len({f.pointer.oid for f in files if f.pointer.size}))
+    line = _progress_line("Uploading", [f.pointer for f in files])
     with ctx.required_remote() as remote:
-        result = push(ctx.store, remote, files, ctx.settings.concurrency, meter)
+        try:
+            result = push(ctx.store, remote, files, ctx.settings.concurrency, line)
+        except Interrupted as exc:
+            raise _interrupted(exc, "uploaded") from None
+        finally:
+            line.finish()
     sent = sum(p.size for p in result.done)
     if result.done or result.skipped:
         print(
@@ -171,11 +160,18 @@ def _download(
     missing = [f for f in files if not ctx.store.contains(f.pointer)]
     if not missing:
         return
-    meter = Meter("Downloading", len({f.pointer.oid for f in missing}))
+    from lfs_agent.sync import Interrupted
+
+    line = _progress_line("Downloading", [f.pointer for f in missing])
     with ctx.required_remote() as remote:
-        result = fetch(
-            ctx.store, remote, missing, ctx.settings.concurrency, meter, unverified=unverified
-        )
+        try:
+            result = fetch(
+                ctx.store, remote, missing, ctx.settings.concurrency, line, unverified=unverified
+            )
+        except Interrupted as exc:
+            raise _interrupted(exc, "downloaded") from None
+        finally:
+            line.finish()
     got = sum(p.size for p in result.done)
     print(
         f"lfs-agent: downloaded {len(result.done)} object(s) ({human_size(got)}) from "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import signal
 import threading
 import time
 
@@ -18,10 +19,11 @@ from lfs_agent.errors import (
     agent_error,
 )
 from lfs_agent.pointer import Pointer
+from lfs_agent.progress import NULL_PROGRESS, Progress
 from lfs_agent.remote import Remote
 from lfs_agent.scan import PointerFile
 from lfs_agent.store import ObjectStore
-from lfs_agent.sync import FAILURES_SHOWN, fetch, run_batch
+from lfs_agent.sync import FAILURES_SHOWN, Interrupted, fetch, run_batch
 from tests.helpers import sha256
 
 
@@ -41,7 +43,7 @@ def test_a_batch_uses_the_configured_threads_up_to_the_backends_bound(bound, exp
     remote = Remote("fake://bucket", opener=lambda *_: Bounded(bound))  # type: ignore[arg-type,return-value]
     threads: set[int] = set()
 
-    def action(pointer: Pointer) -> bool:
+    def action(pointer: Pointer, progress: Progress) -> bool:
         threads.add(threading.get_ident())
         time.sleep(0.02)  # all tasks are queued before the first one ends
         return True
@@ -137,6 +139,19 @@ class Unreachable(Bounded):
     stat = download  # a push asks first whether the bucket has the object
 
 
+class Told:
+    """A watch that keeps (oid, error text) of each object as it ends."""
+
+    def __init__(self, told: list[tuple[str, str]]) -> None:
+        self.told = told
+
+    def progress(self, pointer: Pointer) -> Progress:
+        return NULL_PROGRESS
+
+    def done(self, pointer: Pointer, error: BaseException | None) -> None:
+        self.told.append((pointer.oid, str(error)))
+
+
 @pytest.mark.parametrize("verb", ["download", "upload"])
 def test_a_remote_that_cannot_be_reached_fails_the_objects_left_at_once(tmp_path, verb):
     bucket = Unreachable()
@@ -147,9 +162,9 @@ def test_a_remote_that_cannot_be_reached_fails_the_objects_left_at_once(tmp_path
     result = run_batch(
         remote,
         pointers,
-        lambda p: getattr(remote, verb)(store, p),
+        lambda p, progress: getattr(remote, verb)(store, p, progress),
         concurrency=1,
-        on_done=lambda p, e: told.append((p.oid, str(e))),
+        watch=Told(told),
     )
     assert bucket.tries == 1  # one try, not ten rounds of retries
     assert sorted(result.failed) == sorted(p.oid for p in pointers)
@@ -166,7 +181,7 @@ def test_a_failure_of_one_object_leaves_the_others_to_run():
     remote = Remote("fake://bucket", opener=lambda *_: Bounded(None))  # type: ignore[arg-type,return-value]
     first = Pointer(sha256(b"big"), 9)  # largest: run first
 
-    def action(pointer: Pointer) -> bool:
+    def action(pointer: Pointer, progress: Progress) -> bool:
         if pointer == first:
             raise RetriableError("fake://bucket kept failing (503) after 5 attempts")
         return True
@@ -175,3 +190,41 @@ def test_a_failure_of_one_object_leaves_the_others_to_run():
     result = run_batch(remote, pointers, action, concurrency=1)
     assert list(result.failed) == [first.oid]
     assert len(result.done) == 5
+
+
+def test_ctrl_c_drops_queued_objects_and_stops_running_ones_at_their_next_chunk():
+    remote = Remote("fake://bucket", opener=lambda *_: Bounded(None))  # type: ignore[arg-type,return-value]
+    pointers = [Pointer(sha256(bytes([i])), 100 - i) for i in range(10)]
+    small = pointers[-1]  # largest first: the smallest is queued last
+    started: list[str] = []
+    both_running = threading.Barrier(3)
+    stopped: list[str] = []
+
+    def action(pointer: Pointer, progress: Progress) -> bool:
+        started.append(pointer.oid)
+        both_running.wait()
+        for _ in range(2000):  # a long transfer, one "chunk" per report
+            try:
+                progress(1)
+            except BaseException:
+                stopped.append(pointer.oid)
+                raise
+            time.sleep(0.005)
+        return True
+
+    def interrupt() -> None:
+        both_running.wait()
+        signal.pthread_kill(main, signal.SIGINT)
+
+    main = threading.get_ident()
+    threading.Thread(target=interrupt, daemon=True).start()
+    began = time.monotonic()
+    with pytest.raises(Interrupted) as caught:
+        run_batch(remote, pointers, action, concurrency=2)
+    assert time.monotonic() - began < 2
+    assert len(started) == 2  # the eight queued were never started
+    assert small.oid not in started
+    result = caught.value.result
+    assert (result.done, result.skipped, result.failed) == ([], [], {})
+    assert caught.value.total == 10
+    assert sorted(stopped) == sorted(started)  # both running transfers stopped
