@@ -48,7 +48,6 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from lfs_agent.backends import (
     META_MAX_BYTES,
-    SourceBody,
     bucket_and_prefix,
     causes,
     check_meta_key,
@@ -58,6 +57,7 @@ from lfs_agent.backends import (
     meta_too_large,
     object_key,
 )
+from lfs_agent.backends.filewindow import FileWindow
 from lfs_agent.errors import (
     BackendError,
     LfsAgentError,
@@ -335,9 +335,9 @@ class GCSBackend:
         check_source(oid, src_path, size, checked)
         blob = self.bucket.blob(self._key(oid), chunk_size=self.chunk_size)
         try:
-            with open(src_path, "rb") as src:
+            with FileWindow(src_path, oid, 0, size, progress) as body:
                 blob.upload_from_file(
-                    SourceBody(src, oid, src_path, size, progress),
+                    body,
                     size=size,
                     if_generation_match=0,
                     checksum="crc32c",

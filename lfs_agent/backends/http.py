@@ -46,7 +46,6 @@ import urllib3.exceptions
 
 from lfs_agent.backends import (
     META_MAX_BYTES,
-    SourceBody,
     causes,
     check_meta_key,
     check_source,
@@ -57,6 +56,7 @@ from lfs_agent.backends import (
     object_key,
     read_meta,
 )
+from lfs_agent.backends.filewindow import FileWindow
 from lfs_agent.errors import (
     BackendError,
     IntegrityError,
@@ -409,8 +409,7 @@ class HTTPBackend:
         """PUT the file, after checking it hashes to ``oid`` (unless the store ``checked`` it)."""
         check_source(oid, src_path, size, checked)
         headers = {"Content-Type": "application/octet-stream", "X-Checksum-Sha256": oid}
-        with open(src_path, "rb") as src:
-            body = SourceBody(src, oid, src_path, size, progress)
+        with FileWindow(src_path, oid, 0, size, progress) as body:
             refused = self._put(oid, self._object_url(oid), data=body, headers=headers)
             if refused is not None:
                 body.seek(0)  # nothing was stored: take the progress back
