@@ -58,10 +58,10 @@ def test_an_object_larger_than_s3_holds_is_refused_before_anything_is_sent():
         S3_LIMITS.plan(5 * TIB + 1, 64 * MIB, 32 * MIB)
 
 
-@pytest.mark.parametrize(
-    "size",
-    [1, 5 * MIB, 5 * MIB + 1, 64 * MIB + 1, 5 * GIB, 5 * GIB + 1, 6 * 1000**3, 50 * GIB, TIB, 5 * TIB],
-)
+SIZES = [1, 5 * MIB, 5 * MIB + 1, 64 * MIB + 1, 5 * GIB, 5 * GIB + 1, 6 * 1000**3, TIB, 5 * TIB]
+
+
+@pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("threshold", [5 * MIB, 64 * MIB, 5 * GIB, 8 * GIB, 100 * TIB])
 @pytest.mark.parametrize("part_size", [5 * MIB, 32 * MIB, 5 * GIB])
 def test_every_plan_is_one_s3_accepts(size, threshold, part_size):

@@ -4,11 +4,12 @@ Why the multipart upload is written here rather than left to s3transfer (boto3's
 ``upload_file``): s3transfer keeps the upload id and the finished parts in memory only,
 and aborts the upload when it fails, so an upload whose process is killed (a push
 stopped with Ctrl-C, a CI job timed out) starts over from the first byte next time. Ours
-remembers the upload id in the repository (:mod:`~lfs_agent.backends.s3.upload_state`)
-and, on the next upload of the object, keeps every part S3 already holds whose checksum
-matches the local bytes. It also sends each part's SHA-256 for S3 to check, which
-s3transfer computes only as CRC32 by default, and hashes the parts of a file the store
-has already checked just before sending each, so the first part leaves at once.
+saves the upload id in the repository as soon as S3 gives it
+(:mod:`~lfs_agent.backends.s3.upload_state`) and, on the next upload of the object,
+keeps every finished part S3 lists whose checksum matches the local bytes, sending only
+the rest. Writing it also lets a file the store has already checked go without a
+whole-file hash first: each part is hashed just before it is sent, so the first part
+leaves at once.
 
 Uploads never expose a partial object: a single PUT is atomic, and a multipart upload
 becomes visible only when completed. Before anything is sent the file is hashed: its
