@@ -12,10 +12,15 @@ catches ``Exception`` to retry a network failure, and must not retry a cancellat
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from lfs_agent.progress import Progress
 
-__all__ = ["Cancel", "Cancelled"]
+__all__ = ["Cancel", "Cancelled", "run_each"]
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
 
 
 class Cancelled(BaseException):
@@ -50,3 +55,31 @@ class Cancel:
             progress(delta)
 
         return report
+
+
+def run_each(
+    work: Callable[[_Item], _Result], items: Sequence[_Item], workers: int, name: str
+) -> list[_Result]:
+    """``work`` of each item on a thread pool, results in order; the first failure ends it.
+
+    Unlike ``pool.map`` in a ``with`` block, a failure (a cancellation included) drops
+    the items not yet started instead of running every one of them before it is told:
+    the parts of one object need not all be sent to learn that the push was cancelled.
+
+    Args:
+        work: Run for each item, from a worker thread.
+        items: The items, in the order results are wanted.
+        workers: Threads, at least one.
+        name: Prefix of the threads' names.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max(1, workers), name)
+    try:
+        futures = [pool.submit(work, item) for item in items]
+        return [future.result() for future in futures]
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)

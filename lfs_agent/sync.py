@@ -117,48 +117,51 @@ def run_batch(
     result = BatchResult()
     if not ordered:
         return result
-    from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
+    import threading
+    from concurrent.futures import ThreadPoolExecutor, wait
 
     stop = cancel or Cancel()
+    # Objects whose action is running; Ctrl-C waits for them to stop.
+    running: set[str] = set()
+    changed = threading.Condition()
 
-    def run(pointer: Pointer) -> bool:
-        stop.check()
-        return action(pointer, stop.guard(watch.progress(pointer) if watch else NULL_PROGRESS))
-
-    settled: set[Future[bool]] = set()
-
-    def settle(future: Future[bool], pointer: Pointer) -> None:
-        settled.add(future)
+    def run(pointer: Pointer) -> None:
+        with changed:
+            if stop.is_set:
+                return
+            running.add(pointer.oid)
         error: LfsAgentError | None = None
         try:
-            moved = future.result()
+            progress = watch.progress(pointer) if watch else NULL_PROGRESS
+            moved = action(pointer, stop.guard(progress))
         except Cancelled:
             return  # neither done nor failed: the next run does it
         except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
             error = agent_error(exc)
-            result.failed[pointer.oid] = error
+            with changed:
+                result.failed[pointer.oid] = error
         else:
-            (result.done if moved else result.skipped).append(pointer)
+            with changed:
+                (result.done if moved else result.skipped).append(pointer)
+        finally:
+            with changed:
+                running.discard(pointer.oid)
+                changed.notify_all()
         if watch is not None:
             watch.done(pointer, error)
 
     bound = remote.max_workers
     workers = max(1, min(concurrency, bound) if bound else concurrency)
     pool = ThreadPoolExecutor(max_workers=workers)
-    futures: dict[Future[bool], Pointer] = {}
     try:
-        for pointer in ordered:  # one at a time: Ctrl-C may arrive while they are queued
-            futures[pool.submit(run, pointer)] = pointer
-        for future in as_completed(futures):
-            settle(future, futures[future])
+        # Errors are the objects' (recorded by run); the futures only say when all ended.
+        wait([pool.submit(run, p) for p in ordered])
     except KeyboardInterrupt:
         stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
-        wait([f for f in futures if not f.done()], timeout=STOP_WAIT_SECONDS)
-        for future, pointer in futures.items():
-            if future not in settled and future.done() and not future.cancelled():
-                settle(future, pointer)
-        raise Interrupted(result, len(ordered)) from None
+        with changed:
+            changed.wait_for(lambda: not running, timeout=STOP_WAIT_SECONDS)
+            raise Interrupted(result, len(ordered)) from None
     finally:
         # After Ctrl-C, do not wait for a transfer stuck on the network.
         pool.shutdown(wait=not stop.is_set)

@@ -16,19 +16,13 @@ by commands that do not need them. A missing SDK becomes a
 
 from __future__ import annotations
 
-import bisect
 import enum
 import importlib
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Protocol
 from urllib.parse import urlparse
 
-# Re-exported (``x as x``) for the S3 backend, which takes them from here; their home
-# is lfs_agent.backends.network.
-from lfs_agent.backends.network import causes as causes
-from lfs_agent.backends.network import connection_error as connection_error
-from lfs_agent.backends.network import masked_error as masked_error
 from lfs_agent.errors import (
     BackendError,
     BackendUnavailableError,
@@ -49,7 +43,6 @@ __all__ = [
     "ListingBackend",
     "RecordBackend",
     "ResumableUploads",
-    "SourceBody",
     "bucket_and_prefix",
     "check_meta_key",
     "check_source",
@@ -57,7 +50,6 @@ __all__ = [
     "object_key",
     "open_backend",
     "read_meta",
-    "stat_by_listing",
 ]
 
 #: scheme -> ("module:Class", pip extra that provides its SDK or None).
@@ -106,63 +98,6 @@ def check_source(
         )
     if actual != oid:
         raise IntegrityError(f"refusing to upload {oid}: {src_path} hashes to {actual}")
-
-
-class SourceBody:
-    """The file an upload sends, as a request body: ``size`` bytes, counted as read.
-
-    Reads stop at ``size`` even if the file has grown since it was checked. A file that
-    ends before ``size`` raises :class:`IntegrityError` naming the object, instead of
-    handing the request fewer bytes than its ``Content-Length`` announced, for which
-    the server would wait until a timeout. Seeking back (a retry) reports the bytes
-    taken back as negative progress, so progress totals stay net.
-    """
-
-    def __init__(
-        self, file: BinaryIO, oid: str, src_path: Path, size: int, progress: Progress
-    ) -> None:
-        self._file = file
-        self._oid = oid
-        self._src_path = src_path
-        self._size = size
-        self._progress = progress
-        self._position = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    def read(self, size: int | None = -1) -> bytes:
-        """Up to ``size`` bytes (all that are left when None or negative)."""
-        want = self._size - self._position
-        if size is not None and size >= 0:
-            want = min(want, size)
-        if want <= 0:
-            return b""
-        data = self._file.read(want)
-        if len(data) < want:  # a file's read is short only at its end
-            raise IntegrityError(
-                f"refusing to upload {self._oid}: {self._src_path} ended at byte "
-                f"{self._position + len(data)}, before its {self._size} bytes"
-            )
-        self._position += len(data)
-        self._progress(len(data))
-        return data
-
-    def __iter__(self) -> Iterator[bytes]:
-        while chunk := self.read(CHUNK_SIZE):
-            yield chunk
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        """Move in the file, as ``io``'s ``seek`` does."""
-        position = self._file.seek(offset, whence)
-        if position != self._position:
-            self._progress(position - self._position)
-            self._position = position
-        return position
-
-    def tell(self) -> int:
-        """Bytes read (or sought to) so far."""
-        return self._position
 
 
 def bucket_and_prefix(url: str) -> tuple[str, str]:
@@ -219,75 +154,6 @@ def meta_too_large(key: str, url: str, cap: int) -> BackendError:
 def object_key(oid: str) -> str:
     """The object's path below a remote's root: ``objects/ab/cd/<oid>``."""
     return f"objects/{oid[0:2]}/{oid[2:4]}/{oid}"
-
-
-#: Fewer objects than this are stat'ed one by one: a listing would not be cheaper.
-LIST_MIN_OBJECTS = 16
-#: A listing page costs one request plus the parsing of its keys: this many keys cost
-#: about as much as one more request (so a full page of 1,000 keys is 11 stats' worth).
-KEYS_PER_STAT = 100
-
-
-def _oid_fraction(key: str) -> float | None:
-    """Where the key's oid lies in [0, 1): oids are uniformly spread sha256 digests."""
-    name = key.rpartition("/")[2]
-    try:
-        return int(name[:13], 16) / 16**13
-    except ValueError:
-        return None
-
-
-def stat_by_listing(
-    oids: Iterable[str],
-    key_of: Callable[[str], str],
-    pages_after: Callable[[str], Iterator[list[tuple[str, int]]]],
-) -> dict[str, int | None]:
-    """Settle which ``oids`` a bucket holds from one ordered listing of its object keys.
-
-    Keys (``objects/ab/cd/<oid>``) sort in oid order, so after each page every wanted
-    oid whose key is at most the page's last key is settled: present with its size, or
-    absent. Oids are uniformly spread, so the keys seen per unit of oid space predict
-    how many pages are left; the listing stops as soon as those pages would cost more
-    than a stat of each unsettled oid, which keeps a push of a few objects to a huge
-    bucket from listing it all. Unsettled oids are left out of the answer.
-
-    Args:
-        oids: The objects to look for.
-        key_of: An oid's key in the bucket.
-        pages_after: Lists the bucket's object keys after the given key, in key order:
-            yields pages of ``(key, size)``.
-    """
-    wanted = sorted(set(oids))
-    if len(wanted) < LIST_MIN_OBJECTS:
-        return {}
-    keys = {key_of(oid): oid for oid in wanted}
-    ordered = sorted(keys)
-    first = _oid_fraction(ordered[0]) or 0.0
-    last_wanted = _oid_fraction(ordered[-1]) or 1.0
-    sizes: dict[str, int] = {}
-    settled = ""  # every wanted key <= this is settled
-    pages = 0
-    # The key just before the first wanted one (keys never end in a NUL).
-    for page in pages_after(ordered[0][:-1]):
-        pages += 1
-        for key, size in page:
-            oid = keys.get(key)
-            if oid is not None:
-                sizes[oid] = size
-        if not page:
-            continue
-        settled = page[-1][0]
-        if settled >= ordered[-1]:
-            break
-        unsettled = len(ordered) - bisect.bisect_right(ordered, settled)
-        reached = _oid_fraction(settled)
-        if reached is None or reached <= first:
-            continue  # not a pace we can judge yet
-        left = pages * (last_wanted - reached) / (reached - first)
-        if left * (1 + len(page) / KEYS_PER_STAT) > unsettled:
-            return {keys[k]: sizes.get(keys[k]) for k in ordered if k <= settled}
-    # The listing ran to its end (or past the last wanted key): everything is settled.
-    return {oid: sizes.get(oid) for oid in wanted}
 
 
 class Capability(enum.Enum):

@@ -48,13 +48,13 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from lfs_agent.backends import (
     META_MAX_BYTES,
     Capability,
-    SourceBody,
     bucket_and_prefix,
     check_meta_key,
     check_source,
     meta_too_large,
     object_key,
 )
+from lfs_agent.backends.filewindow import FileWindow
 from lfs_agent.backends.network import causes, connection_error, masked_error
 from lfs_agent.errors import (
     BackendError,
@@ -332,9 +332,9 @@ class GCSBackend:
         check_source(oid, src_path, size, checked)
         blob = self.bucket.blob(self._key(oid), chunk_size=self.chunk_size)
         try:
-            with open(src_path, "rb") as src:
+            with FileWindow(src_path, oid, 0, size, progress) as body:
                 blob.upload_from_file(
-                    SourceBody(src, oid, src_path, size, progress),
+                    body,
                     size=size,
                     if_generation_match=0,
                     checksum="crc32c",

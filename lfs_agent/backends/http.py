@@ -52,13 +52,13 @@ from urllib3.util import Retry
 from lfs_agent.backends import (
     META_MAX_BYTES,
     Capability,
-    SourceBody,
     check_meta_key,
     check_source,
     meta_too_large,
     object_key,
     read_meta,
 )
+from lfs_agent.backends.filewindow import FileWindow
 from lfs_agent.backends.network import causes, connection_error, masked_error, network_reason
 from lfs_agent.errors import (
     BackendError,
@@ -489,8 +489,7 @@ class HTTPBackend:
         """PUT the file, after checking it hashes to ``oid`` (unless the store ``checked`` it)."""
         check_source(oid, src_path, size, checked)
         headers = {"Content-Type": "application/octet-stream", "X-Checksum-Sha256": oid}
-        with open(src_path, "rb") as src:
-            body = SourceBody(src, oid, src_path, size, progress)
+        with FileWindow(src_path, oid, 0, size, progress) as body:
             refused = self._put(oid, self._object_url(oid), data=body, headers=headers)
             if refused is not None:
                 body.seek(0)  # nothing was stored: take the progress back

@@ -15,7 +15,9 @@ import botocore.exceptions
 import pytest
 
 from lfs_agent.backends import open_backend
-from lfs_agent.backends.s3 import S3Backend, _Part
+from lfs_agent.backends.s3 import S3Backend
+from lfs_agent.backends.s3.limits import S3Limits
+from lfs_agent.backends.s3.parts import Part, hash_part, part_matches
 from lfs_agent.errors import (
     BackendError,
     ConfigError,
@@ -154,7 +156,7 @@ def test_signing_of_bodies_resumes_once_the_endpoint_refuses_checksums(s3_bucket
     refusal = botocore.exceptions.ClientError(
         {"Error": {"Code": "NotImplemented", "Message": "checksum"}}, "PutObject"
     )
-    assert backend._checksum_refused(refusal)
+    assert backend.uploader.checksum_refused(refusal)
     backend.upload(sha256(b"data"), src, 4, Recorder())
     assert sent == [("PutObject", sha256(b"data"))]
 
@@ -165,8 +167,9 @@ from pathlib import Path
 from lfs_agent.backends.s3 import S3Backend
 backend = S3Backend(sys.argv[1], json.loads(sys.argv[2]), state_dir=Path(sys.argv[3]))
 def progress(delta):
-    print("part", delta, flush=True)
-    time.sleep(30)
+    if delta:  # a zero report comes before each part is sent: not yet a part
+        print("part", delta, flush=True)
+        time.sleep(30)
 backend.upload(sys.argv[4], Path(sys.argv[5]), int(sys.argv[6]), progress)
 """
 
@@ -224,12 +227,13 @@ def test_a_resumed_part_without_a_checksum_is_matched_by_its_md5_etag(tmp_path):
     src = tmp_path / "big"
     write_random(src, 3 * MIB, seed=4)
     data = src.read_bytes()
-    part = _Part(2, MIB, MIB, hashlib.sha256(data[MIB : 2 * MIB]).digest())
+    oid = sha256(data)
+    part = Part(2, MIB, MIB, hashlib.sha256(data[MIB : 2 * MIB]).digest())
     md5 = hashlib.md5(data[MIB : 2 * MIB], usedforsecurity=False).hexdigest()
     other = hashlib.md5(data[:MIB], usedforsecurity=False).hexdigest()
-    assert S3Backend._part_matches({"Size": MIB, "ETag": f'"{md5}"'}, part, src)
-    assert not S3Backend._part_matches({"Size": MIB, "ETag": f'"{other}"'}, part, src)
-    assert not S3Backend._part_matches({"Size": MIB - 1, "ETag": f'"{md5}"'}, part, src)
+    assert part_matches({"Size": MIB, "ETag": f'"{md5}"'}, part, oid, src)
+    assert not part_matches({"Size": MIB, "ETag": f'"{other}"'}, part, oid, src)
+    assert not part_matches({"Size": MIB - 1, "ETag": f'"{md5}"'}, part, oid, src)
 
 
 def test_a_forgotten_upload_id_starts_a_new_upload(s3_bucket, tmp_path):
@@ -441,28 +445,30 @@ def test_upload_refuses_bytes_that_do_not_hash_to_the_oid_before_sending(s3_buck
     assert counter.calls == []
 
 
-def test_a_checked_file_is_sent_part_by_part_without_hashing_it_whole(
-    s3_bucket, tmp_path, monkeypatch
-):
-    import lfs_agent.backends.s3 as s3
-
-    backend, counter = make_backend(s3_bucket, tmp_path)
+def test_a_checked_file_is_sent_part_by_part_without_hashing_it_whole(s3_bucket, tmp_path):
     src = tmp_path / "big"
     size = 12 * MIB + 5
     oid = write_random(src, size, seed=6)
     events: list[str] = []
-    hash_part = s3._hash_part
 
-    def recorded_hash_part(*args):
-        part = hash_part(*args)
-        events.append(f"hash {part.number}")
-        return part
+    def recorded_hash_part(oid: str, src_path: Path, part: Part) -> Part:
+        hashed = hash_part(oid, src_path, part)
+        events.append(f"hash {hashed.number}")
+        return hashed
 
     def no_whole_hash():
         raise AssertionError("a checked file was hashed whole")
 
-    monkeypatch.setattr(s3, "_hash_part", recorded_hash_part)
-    monkeypatch.setattr(s3, "BackgroundHash", no_whole_hash)
+    client = boto3.client("s3")
+    counter = CallCounter(client)
+    backend = S3Backend(
+        f"s3://{s3_bucket}/p",
+        dict(SMALL_PARTS),
+        state_dir=tmp_path / "state",
+        client=client,
+        hash_part=recorded_hash_part,
+        whole_hash=no_whole_hash,
+    )
     backend.client.meta.events.register(
         "provide-client-params.s3.UploadPart",
         lambda params, **_: events.append(f"send {params['PartNumber']}"),
@@ -592,3 +598,33 @@ def test_a_corrupt_ranged_download_is_refused_and_stores_nothing(s3_bucket, tmp_
     assert counter.count("GetObject") == 3
     assert not store.object_path(oid).exists()
     assert [p.name for p in store.tmp_dir.iterdir() if not p.name.endswith(".lock")] == []
+
+
+@pytest.mark.parametrize(
+    ("max_parts", "part_sizes"),
+    [(10_000, [5 * MIB, 5 * MIB, 2 * MIB]), (2, [6 * MIB, 6 * MIB])],
+)
+def test_an_object_over_the_largest_put_goes_in_parts_whatever_the_threshold(
+    s3_bucket, tmp_path, max_parts, part_sizes
+):
+    # S3's limits shrunk so that 12 MiB is over the largest PUT; the threshold says
+    # one PUT. With at most two parts, the part size grows to fit the object in two.
+    client = boto3.client("s3")
+    counter = CallCounter(client)
+    limits = S3Limits(max_put_size=8 * MIB, max_parts=max_parts)
+    backend = S3Backend(
+        f"s3://{s3_bucket}/p",
+        {**SMALL_PARTS, "s3.multipart-threshold": "64MiB"},
+        state_dir=tmp_path / "state",
+        client=client,
+        limits=limits,
+    )
+    src = tmp_path / "big"
+    size = 12 * MIB
+    oid = write_random(src, size, seed=11)
+    backend.upload(oid, src, size, Recorder())
+    assert counter.count("PutObject") == 0
+    assert counter.count("CreateMultipartUpload") == 1
+    sent = [len(p["Body"]) for op, p in counter.calls if op == "UploadPart"]
+    assert sent == part_sizes
+    assert backend.stat(oid) == size

@@ -118,6 +118,43 @@ def test_a_body_cut_short_resumes_from_the_bytes_written(
     assert len(delays) == 1
 
 
+@pytest.mark.parametrize("kind", ["cut", "reset"])
+def test_a_range_that_breaks_twice_is_resumed_in_place_each_time(s3_bucket, tmp_path, proxy, kind):
+    # Two workers, three ranges of 5 MiB at most; the middle one breaks, then its retry
+    # breaks too. Each retry asks for the rest of that range only, from the byte where
+    # the body broke (a reset may lose bytes the client had not read: from no later).
+    size = 12 * MIB
+    oid = upload(s3_bucket, tmp_path, size, seed=10)
+    start, end = 5 * MIB, 10 * MIB - 1
+    first_break, second_break = 16696, 100_000
+    faulty = proxy()
+    faulty.script(oid, Fault(kind, after=first_break), range=f"bytes={start}-{end}")
+    retry = f"bytes={start + first_break}-{end}"
+    if kind == "cut":  # whole bytes arrive before a clean close: the retry is known
+        faulty.script(oid, Fault(kind, after=second_break), range=retry)
+    delays: list[float] = []
+    backend = through(faulty, s3_bucket, delays, **{"s3.concurrency": "2"})
+    dest = tmp_path / "dest"
+    progress = Recorder()
+    assert backend.download(oid, dest, size, progress) == Pointer(oid, size)
+    assert sha256(dest.read_bytes()) == oid
+    assert progress.total == size  # no byte counted twice
+    gets = faulty.requests(oid)
+    middle = [e.range for e in gets if e.range and e.range.endswith(f"-{end}")]
+    others = sorted(e.range for e in gets if e.range and not e.range.endswith(f"-{end}"))
+    assert others == [f"bytes=0-{start - 1}", f"bytes={10 * MIB}-{size - 1}"]  # once each
+    starts = [int(r.removeprefix("bytes=").partition("-")[0]) for r in middle]
+    if kind == "cut":
+        assert middle == [
+            f"bytes={start}-{end}",
+            retry,
+            f"bytes={start + first_break + second_break}-{end}",
+        ]
+    else:
+        assert len(middle) == 2 and start <= starts[1] <= start + first_break
+    assert len(delays) == len(middle) - 1
+
+
 def test_a_stalled_body_resumes_after_the_read_timeout(s3_bucket, tmp_path, proxy):
     size = 3 * MIB
     oid = upload(s3_bucket, tmp_path, size, seed=4)

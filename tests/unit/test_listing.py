@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lfs_agent.backends import LIST_MIN_OBJECTS, object_key, stat_by_listing
+from lfs_agent.backends import object_key
+from lfs_agent.backends.s3.listing import LIST_MIN_OBJECTS, stat_by_listing
 from tests.helpers import sha256
 
 

@@ -135,7 +135,7 @@ def test_an_endpoint_refusing_checksums_falls_back_and_says_so(tmp_path: Path, c
         backend.upload(sha256(b"data"), src, 4, Recorder())
         backend.upload(sha256(b"data"), src, 4, Recorder())
     assert len(client.puts) == 2
-    assert backend.checksums is False
+    assert backend.uploader.checksums is False
     assert "refused a SHA-256 checksum" in caplog.text
 
 
