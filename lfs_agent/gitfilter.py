@@ -461,6 +461,11 @@ class FilterProcess:
         self.writer.write_flush()
 
     def _smudge(self, request: dict[str, str]) -> None:
+        """Answer a smudge as :func:`decide_smudge` says.
+
+        The object is looked up, downloaded (now, or in the background when git allows
+        it), or not, as the decision asks; a failed download is decided again.
+        """
         path = request.get(KEY_PATHNAME, "")
         content = self.reader.iter_content()
         if self.delayed is not None and KEY_CAN_DELAY not in request:
