@@ -17,7 +17,7 @@ import os
 import shutil
 import stat
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
@@ -53,6 +53,7 @@ def checkout(
     store: ObjectStore,
     files: Iterable[PointerFile],
     unverified: Mapping[str, Unverified] | None = None,
+    git_writes_max: int = GIT_WRITES_MAX,
 ) -> list[str]:
     """Give work-tree files that are still pointers, or missing, their content.
 
@@ -71,6 +72,14 @@ def checkout(
     recorded in the index (:func:`_restage`). Without a configured lfs filter nothing is
     done: git would write pointers, or stage raw content.
 
+    Args:
+        git: The repository.
+        store: Holds the objects.
+        files: The files to give their content.
+        unverified: Downloads still to be checked, by oid (see above).
+        git_writes_max: The largest object git writes; larger ones are copied here.
+            :data:`GIT_WRITES_MAX`, but for tests of the copy with small objects.
+
     Returns:
         The paths that were written.
 
@@ -84,7 +93,9 @@ def checkout(
     failed: dict[str, IntegrityError] = {}
     unwritten: dict[str, OSError | LfsAgentError] = {}
     try:
-        written = _checkout(git, store, files, pending, failed=failed, unwritten=unwritten)
+        written = _checkout(
+            git, store, files, pending, git_writes_max, failed=failed, unwritten=unwritten
+        )
     except BaseException:
         for leftover in pending.values():
             leftover.discard()
@@ -107,6 +118,7 @@ def _checkout(
     store: ObjectStore,
     files: list[PointerFile],
     pending: dict[str, Unverified],
+    git_writes_max: int,
     *,
     failed: dict[str, IntegrityError],
     unwritten: dict[str, OSError | LfsAgentError],
@@ -126,7 +138,7 @@ def _checkout(
     for f in files:
         if f.pointer.size == 0 or not (f.pointer.oid in pending or store.contains(f.pointer)):
             continue
-        large = f.pointer.size > GIT_WRITES_MAX
+        large = f.pointer.size > git_writes_max
         try:
             with worktree.directory_of(top, f.path) as (parent, name):
                 st = parent.lstat(name)
@@ -498,14 +510,23 @@ def _backdate(fd: int) -> os.stat_result:
 _SENDFILE_MAX = 1 << 30
 
 
-def _copy_file(src: BinaryIO, dst: BinaryIO) -> None:
+#: ``os.sendfile``'s shape: (out_fd, in_fd, offset, count) -> bytes copied.
+SendFile = Callable[[int, int, int | None, int], int]
+
+
+def _copy_file(src: BinaryIO, dst: BinaryIO, sendfile: SendFile = os.sendfile) -> None:
     """Copy ``src`` to ``dst`` from their positions, in the kernel where it can.
 
     sendfile copies between files without the bytes passing through Python; where the
     system refuses it for these files, a buffer does the rest.
+
+    Args:
+        src: Read from its position to its end.
+        dst: Written from its position.
+        sendfile: ``os.sendfile``; tests pass one that refuses or fails.
     """
     try:
-        while os.sendfile(dst.fileno(), src.fileno(), None, _SENDFILE_MAX):
+        while sendfile(dst.fileno(), src.fileno(), None, _SENDFILE_MAX):
             pass
         return
     except OSError as exc:

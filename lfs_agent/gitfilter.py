@@ -1,24 +1,24 @@
 """git's clean/smudge filters: pointers in git, content in the work tree.
 
-Implements the filter side of gitattributes(5) "filter" (single-shot ``clean``/``smudge``
-commands). The behaviour mirrors git-lfs ``lfs/gitfilter_clean.go`` and
-``gitfilter_smudge.go``:
+Implements the filter side of gitattributes(5) "filter": the single-shot ``clean`` and
+``smudge`` commands, and the "Long Running Filter Process" with "Delay". The behaviour
+mirrors git-lfs ``lfs/gitfilter_clean.go`` and ``gitfilter_smudge.go``:
 
 * clean: input that is already a pointer (under 1024 bytes in total, and parses) passes
   through verbatim; anything else is hashed into the store while it streams and replaced
   by its canonical pointer.
 * smudge: a pointer becomes its object's bytes (from the store, else fetched through the
   injected ``fetch`` callable, which verifies before the store takes the object); any
-  other input passes through unchanged; with ``skip`` the pointer is left as it is.
+  other input passes through unchanged; with ``skip`` the pointer is left as it is. Both
+  forms answer as :func:`lfs_agent.smudge_decision.decide_smudge` says.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, NamedTuple
+from typing import BinaryIO
 
 from lfs_agent.errors import (
     IntegrityError,
@@ -33,16 +33,20 @@ from lfs_agent.log import DEBUG, ERROR, get_logger
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import PktLineReader, PktLineWriter
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, is_valid_oid, parse_pointer
+from lfs_agent.smudge_decision import (
+    Delay,
+    ObjectState,
+    SmudgeAction,
+    SmudgeRules,
+    decide_smudge,
+)
+from lfs_agent.smudge_downloads import DelayedDownloads, ReadingFetch, Unverified
 from lfs_agent.store import ObjectStore, corrupt_error
-
-if TYPE_CHECKING:  # imported when the first download starts: start-up matters here
-    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = [
     "PULL_AFTER_ENV",
     "RESTAGE_ENV",
     "SMUDGED_ALL_ENV",
-    "DelayedDownloads",
     "Fetch",
     "FilterProcess",
     "ReadingFetch",
@@ -69,28 +73,6 @@ logger = get_logger(__name__)
 
 #: Downloads one object into the store or raises; injected by the caller.
 Fetch = Callable[[Pointer], None]
-
-
-class Unverified(NamedTuple):
-    """A downloaded object whose bytes nobody has read yet, to be hashed as they are sent.
-
-    Attributes:
-        path: A private temp file of the right size; the reader publishes it into the
-            store once it hashes right, and deletes it otherwise.
-        source: Where it came from (``from <remote>``), for messages.
-    """
-
-    path: Path
-    source: str
-
-    def discard(self) -> None:
-        """Delete the temp file (a file already moved into the store is not there)."""
-        self.path.unlink(missing_ok=True)
-
-
-#: Downloads one object, or raises: None once the object is in the store (verified),
-#: or the :class:`Unverified` download of a large one, for the smudge to check.
-ReadingFetch = Callable[[Pointer], "Unverified | None"]
 
 
 def iter_stream(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
@@ -224,37 +206,49 @@ def smudge(
     """
     it = iter(chunks)
     head, pointer = split_pointer(it)
-    if pointer is None:
+    rules = SmudgeRules(skip=skip, keep_failures=skip_download_errors, has_remote=fetch is not None)
+    action = decide_smudge(pointer, rules, excluded=excluded)
+    if action is SmudgeAction.PASS_THROUGH:
         if head:
             logger.warning("%s: not a valid pointer; passing its content through", path)
         write(head)
         for chunk in it:
             write(chunk)
         return None
-    if skip or pointer.size == 0:
-        write(head if skip else b"")
-        return pointer
-    if not store.contains(pointer):
-        if excluded:
-            write(head)
-            return pointer
+    assert pointer is not None  # every other action is for a pointer
+    if action is SmudgeAction.LOOK_UP:
+        state = ObjectState.PRESENT if store.contains(pointer) else ObjectState.MISSING
+        action = decide_smudge(pointer, rules, state, excluded=excluded)
+    error: LfsAgentError | None = None  # why a download failed
+    if action is SmudgeAction.DOWNLOAD:
+        assert fetch is not None  # downloads are decided only with a remote
         try:
-            if fetch is None:
-                raise ObjectNotFoundError(
-                    f"{path}: object {pointer.oid} is not in the local store and no remote "
-                    "is configured (run 'lfs-agent install --remote URL')"
-                )
             fetch(pointer)
+            action = SmudgeAction.SEND
         except LfsAgentError as exc:
-            if not skip_download_errors:
-                raise
-            logger.error("%s: %s", path, exc)
-            write(head)
-            return pointer
-    with store.open(pointer) as src:
-        while chunk := src.read(CHUNK_SIZE):
-            write(chunk)
+            error = exc
+            action = decide_smudge(pointer, rules, ObjectState.FAILED, excluded=excluded)
+    if action is SmudgeAction.SEND:
+        with store.open(pointer) as src:
+            while chunk := src.read(CHUNK_SIZE):
+                write(chunk)
+    elif action is SmudgeAction.EMPTY:
+        write(b"")
+    elif action is SmudgeAction.FAIL:
+        raise error or ObjectNotFoundError(f"{path}: {_no_remote(pointer)}")
+    else:  # the pointer: skipped, excluded, or kept for an object not to be had
+        if action is SmudgeAction.KEEP_FAILED:
+            logger.error("%s: %s", path, error or _no_remote(pointer))
+        write(head)
     return pointer
+
+
+def _no_remote(pointer: Pointer) -> str:
+    """Why ``pointer``'s object cannot be had without a remote, and the remedy."""
+    return (
+        f"object {pointer.oid} is not in the local store and no remote is configured "
+        "(run 'lfs-agent install --remote URL')"
+    )
 
 
 # --- git's long-running filter process -------------------------------------------------
@@ -279,137 +273,6 @@ COMMAND_LIST_AVAILABLE = "list_available_blobs"
 STATUS_SUCCESS = "status=success"
 STATUS_ERROR = "status=error"
 STATUS_DELAYED = "status=delayed"
-
-
-class DelayedDownloads:
-    """Downloads for smudges git agreed to delay, run on a bounded thread pool.
-
-    Each oid is downloaded once however many paths point at it. Paths move from
-    *waiting* (download running) to *ready* (downloaded or failed, not yet listed) to
-    *listed* (handed to git, which then asks for the content). A path whose download
-    failed is logged (path, oid, and the remote's answer) and listed like the others:
-    its follow-up smudge answers the pointer, so git checks out every other file and
-    the work tree stays consistent, where a ``status=error`` answer would make git
-    abort the checkout halfway. The filter records the failure for the post-checkout
-    hook, which fails the command (:mod:`lfs_agent.smudge_failures`).
-
-    Args:
-        fetch: Downloads one object, or raises (a :data:`ReadingFetch`).
-        concurrency: Parallel downloads.
-        failure_level: The level failures are logged at.
-    """
-
-    def __init__(
-        self,
-        fetch: ReadingFetch,
-        concurrency: int,
-        failure_level: int = ERROR,
-    ) -> None:
-        self._fetch = fetch
-        self._concurrency = max(1, concurrency)
-        # The level failures are logged at (DEBUG when someone else reports them).
-        self._failure_level = failure_level
-        # Created on the first delayed smudge; most processes never need it.
-        self._pool: ThreadPoolExecutor | None = None
-        self._cond = threading.Condition()
-        # oid -> paths waiting for its download.
-        self._waiting: dict[str, list[str]] = {}
-        # oids whose download finished -> the error, or None on success.
-        self._finished: dict[str, LfsAgentError | None] = {}
-        # Paths finished but not yet returned by list_available_blobs.
-        self._ready: list[str] = []
-        # Listed paths awaiting git's follow-up smudge -> their pointer.
-        self._pointers: dict[str, Pointer] = {}
-        # oid -> its download, not yet verified nor handed to a smudge.
-        self._unverified: dict[str, Unverified] = {}
-
-    def add(self, path: str, pointer: Pointer) -> None:
-        """Queue ``path``'s object for download."""
-        with self._cond:
-            self._pointers[path] = pointer
-            if pointer.oid in self._finished:
-                self._settle([path], pointer, self._finished[pointer.oid])
-                return
-            if pointer.oid in self._waiting:
-                self._waiting[pointer.oid].append(path)
-                return
-            self._waiting[pointer.oid] = [path]
-            if self._pool is None:
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._pool = ThreadPoolExecutor(self._concurrency, "lfs-agent-download")
-            self._pool.submit(self._run, pointer)
-
-    def add_failed(self, path: str, pointer: Pointer, error: LfsAgentError) -> None:
-        """Take ``path`` as a delayed smudge whose download has failed with ``error``.
-
-        It is logged and listed, as a failed background download is.
-        """
-        with self._cond:
-            self._pointers[path] = pointer
-            self._finished.setdefault(pointer.oid, error)
-            self._settle([path], pointer, error)
-
-    def _run(self, pointer: Pointer) -> None:
-        error: LfsAgentError | None = None
-        unverified = None
-        try:
-            unverified = self._fetch(pointer)
-        except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
-            error = agent_error(exc)
-        except Exception as exc:  # a worker boundary: report, never kill the process
-            logger.debug("download of %s failed", pointer.oid, exc_info=True)
-            error = LfsAgentError(f"{type(exc).__name__}: {exc}")
-        with self._cond:
-            if unverified is not None:
-                self._unverified[pointer.oid] = unverified
-            self._finished[pointer.oid] = error
-            self._settle(self._waiting.pop(pointer.oid, []), pointer, error)
-
-    def _settle(self, paths: list[str], pointer: Pointer, error: LfsAgentError | None) -> None:
-        """Make finished ``paths`` available, or report their failure (lock held)."""
-        if error is not None:
-            for path in paths:
-                logger.log(self._failure_level, "%s: %s", path, error)
-        self._ready.extend(paths)
-        self._cond.notify_all()
-
-    def wait_available(self) -> list[str]:
-        """Block until some paths are ready and return them; ``[]`` when none are left."""
-        with self._cond:
-            while not self._ready and self._waiting:
-                self._cond.wait()
-            ready, self._ready = self._ready, []
-            return ready
-
-    def error_of(self, pointer: Pointer) -> str:
-        """Why ``pointer``'s download failed ("" when it did not)."""
-        with self._cond:
-            error = self._finished.get(pointer.oid)
-        return "" if error is None else str(error)
-
-    def take(self, path: str) -> tuple[Pointer, bool, Unverified | None] | None:
-        """Return ``(pointer, downloaded, unverified)`` for a listed path, else None.
-
-        ``unverified`` is the object's download still to be checked, given to the first
-        path of that object only: the others find the object in the store once it is.
-        """
-        with self._cond:
-            pointer = self._pointers.get(path)
-            if pointer is None or pointer.oid not in self._finished:
-                return None
-            del self._pointers[path]
-            unverified = self._unverified.pop(pointer.oid, None)
-            return pointer, self._finished[pointer.oid] is None, unverified
-
-    def close(self) -> None:
-        """Stop the pool (waiting for running downloads); drop unchecked downloads."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._cond:
-            for unverified in self._unverified.values():
-                unverified.discard()
-            self._unverified.clear()
 
 
 class FilterProcess:
@@ -467,12 +330,16 @@ class FilterProcess:
         self.store = store
         self.fetch = fetch
         self.path_filter = path_filter or PathFilter()
-        self.skip_smudge = skip_smudge
         self.restaged = dict(restaged or {})
-        self.pull_after = pull_after
-        # A failed download leaves the pointer (instead of failing the file); it is the
-        # pull's to report when one follows.
-        self._keep_pointer_on_failure = skip_download_errors or pull_after is not None
+        # What a smudge answers (see decide_smudge). A failed download leaves the
+        # pointer (instead of failing the file) when errors are skipped, or when a pull
+        # follows, whose to report it is.
+        self.rules = SmudgeRules(
+            skip=skip_smudge,
+            keep_failures=skip_download_errors or pull_after is not None,
+            has_remote=fetch is not None,
+            leave_larger_than=pull_after,
+        )
         self._failure_level = ERROR if pull_after is None else DEBUG
         self.in_background = in_background
         # Whether our post-checkout hook will fail the command for a delayed smudge
@@ -594,6 +461,11 @@ class FilterProcess:
         self.writer.write_flush()
 
     def _smudge(self, request: dict[str, str]) -> None:
+        """Answer a smudge as :func:`decide_smudge` says.
+
+        The object is looked up, downloaded (now, or in the background when git allows
+        it), or not, as the decision asks; a failed download is decided again.
+        """
         path = request.get(KEY_PATHNAME, "")
         content = self.reader.iter_content()
         if self.delayed is not None and KEY_CAN_DELAY not in request:
@@ -601,75 +473,83 @@ class FilterProcess:
             if taken is not None:
                 for _ in content:  # git sends empty content for a delayed path
                     pass
-                delayed_pointer, downloaded, unverified = taken
-                if downloaded:
-                    self._send_object(path, delayed_pointer, unverified=unverified)
-                elif self._keep_pointer_on_failure:  # it was logged
-                    self._reply(delayed_pointer.encode())
-                elif self._hook_reports_failures():
-                    self._record_failure(path, self.delayed.error_of(delayed_pointer))
-                    self._reply(delayed_pointer.encode())
-                else:  # git fails the command (a clone: "checkout failed")
-                    self.writer.write_text_list([STATUS_ERROR])
+                self._smudge_delayed(path, *taken)
                 return
         head, pointer = split_pointer(content)
-        if pointer is None:
+        if pointer is not None and pointer.size:
+            self._pointers_given += 1
+        can_delay = request.get(KEY_CAN_DELAY) == "1" and "delay" in self.capabilities
+        delay = Delay.ALLOWED if can_delay else Delay.NO
+        excluded = pointer is not None and not self.path_filter.allows(path)
+        action = decide_smudge(pointer, self.rules, excluded=excluded, delay=delay)
+        if action is SmudgeAction.PASS_THROUGH:
             self._pass_through(path, head, content)
             return
-        if pointer.size:
-            self._pointers_given += 1
-        if self.skip_smudge or pointer.size == 0:
-            self._reply(head if self.skip_smudge else b"")
-            return
-        if self.pull_after is not None and pointer.size > self.pull_after:
-            self._reply(head)  # the pull that follows writes it
-            return
-        try:
-            source: BinaryIO | None = self.store.open(pointer)
-        except ObjectNotFoundError:  # absent, or the wrong size: fetch it
-            source = None
-        if source is None:
-            if not self.path_filter.allows(path):
-                self._reply(head)  # excluded by fetch include/exclude: keep the pointer
-                self._pointers_settled += 1
-                return
-            if self.fetch is None:
-                logger.log(
-                    self._failure_level,
-                    "%s: object %s is not in the local store and no remote is configured "
-                    "(run 'lfs-agent install --remote URL')",
-                    path,
-                    pointer.oid,
-                )
-                if self._keep_pointer_on_failure:
-                    self._reply(head)
-                else:
-                    self.writer.write_text_list([STATUS_ERROR])
-                return
-            can_delay = request.get(KEY_CAN_DELAY) == "1" and "delay" in self.capabilities
-            if can_delay and self._worth_delaying(pointer):
-                assert self.delayed is not None  # delay is only agreed when fetch is set
-                self.delayed.add(path, pointer)
-                self.writer.write_text_list([STATUS_DELAYED])
-                return
+        assert pointer is not None  # every other action is for a pointer
+        source: BinaryIO | None = None
+        if action is SmudgeAction.LOOK_UP:
+            try:
+                source = self.store.open(pointer)  # opened once, to be sent
+                state = ObjectState.PRESENT
+            except ObjectNotFoundError:  # absent, or the wrong size: fetch it
+                state = ObjectState.MISSING
+            action = decide_smudge(pointer, self.rules, state, excluded=excluded, delay=delay)
+        if action is SmudgeAction.DELAY and not self._worth_delaying(pointer):
+            action = SmudgeAction.DOWNLOAD
+        unverified: Unverified | None = None
+        failure: LfsAgentError | None = None
+        if action is SmudgeAction.DOWNLOAD:
+            assert self.fetch is not None  # downloads are decided only with a remote
             try:
                 unverified = self.fetch(pointer)
+                action = SmudgeAction.SEND
             except (LfsAgentError, OSError) as exc:  # OSError: this machine's, a full disk
                 failure = agent_error(exc)
-                if can_delay:  # failed as a delayed download would: git goes on
-                    assert self.delayed is not None
-                    self.delayed.add_failed(path, pointer, failure)
-                    self.writer.write_text_list([STATUS_DELAYED])
-                    return
-                logger.log(self._failure_level, "%s: %s", path, failure)
-                if self._keep_pointer_on_failure:
-                    self._reply(head)
-                else:
-                    self.writer.write_text_list([STATUS_ERROR])
-                return
+                action = decide_smudge(
+                    pointer, self.rules, ObjectState.FAILED, excluded=excluded, delay=delay
+                )
+        if action is SmudgeAction.SEND:
+            self._send_object(path, pointer, source, unverified)
+        elif action is SmudgeAction.EMPTY:
+            self._reply(b"")
+        elif action in (SmudgeAction.LEAVE_POINTER, SmudgeAction.EXCLUDED):
+            self._reply(head)
+            if action is SmudgeAction.EXCLUDED:  # as the user asked: settled
+                self._pointers_settled += 1
+        elif action in (SmudgeAction.DELAY, SmudgeAction.DELAY_FAILED):
+            assert self.delayed is not None  # delay is only agreed when fetch is set
+            if failure is None:
+                self.delayed.add(path, pointer)
+            else:  # failed as a delayed download would: git goes on
+                self.delayed.add_failed(path, pointer, failure)
+            self.writer.write_text_list([STATUS_DELAYED])
+        else:  # the object cannot be had, now
+            reason = str(failure) if failure is not None else _no_remote(pointer)
+            logger.log(self._failure_level, "%s: %s", path, reason)
+            if action is SmudgeAction.KEEP_FAILED:
+                self._reply(head)
+            else:
+                self.writer.write_text_list([STATUS_ERROR])
+
+    def _smudge_delayed(
+        self, path: str, pointer: Pointer, downloaded: bool, unverified: Unverified | None
+    ) -> None:
+        """Answer git's follow-up smudge of a path answered "delayed" before.
+
+        A failed download was logged when it failed.
+        """
+        state = ObjectState.PRESENT if downloaded else ObjectState.FAILED
+        action = decide_smudge(pointer, self.rules, state, delay=Delay.FOLLOW_UP)
+        if action is SmudgeAction.SEND:
             self._send_object(path, pointer, unverified=unverified)
-            return
-        self._send_object(path, pointer, source)
+        elif action is SmudgeAction.KEEP_FAILED:
+            self._reply(pointer.encode())
+        elif action is SmudgeAction.REPORT_FAILED and self._hook_reports_failures():
+            assert self.delayed is not None  # a follow-up comes only for a delayed path
+            self._record_failure(path, self.delayed.error_of(pointer))
+            self._reply(pointer.encode())
+        else:  # git fails the command (a clone: "checkout failed")
+            self.writer.write_text_list([STATUS_ERROR])
 
     def _hook_reports_failures(self) -> bool:
         if self._hook_answer is None:

@@ -42,10 +42,15 @@ class Bounded:
 def test_a_batch_uses_the_configured_threads_up_to_the_backends_bound(bound, expected):
     remote = Remote("fake://bucket", opener=lambda *_: Bounded(bound))  # type: ignore[arg-type,return-value]
     threads: set[int] = set()
+    # The first tasks wait for one another: the pool must run `expected` at once. One
+    # thread too many would wait at the barrier's next round, and time it out.
+    all_running = threading.Event()
+    barrier = threading.Barrier(expected, action=all_running.set, timeout=30)
 
     def action(pointer: Pointer, progress: Progress) -> bool:
         threads.add(threading.get_ident())
-        time.sleep(0.02)  # all tasks are queued before the first one ends
+        if not all_running.is_set():
+            barrier.wait()
         return True
 
     pointers = [Pointer(sha256(bytes([i])), 1) for i in range(12)]

@@ -20,7 +20,7 @@ from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import MAX_PAYLOAD, PktLineReader, PktLineWriter, encode_packet
 from lfs_agent.pointer import Pointer
 from lfs_agent.remote import Remote
-from lfs_agent.store import ObjectStore
+from lfs_agent.store import ObjectStore, ObjectWriter
 from tests.helpers import pointer_bytes, sha256
 
 HANDSHAKE_IN = (
@@ -141,12 +141,21 @@ def test_clean_stores_the_object_and_answers_the_pointer(store):
     assert store.contains(Pointer(sha256(HELLO), len(HELLO)))
 
 
-def test_a_restaging_clean_only_hashes_what_the_store_already_holds(store, monkeypatch):
+class WritesNothing(ObjectStore):
+    """A store that fails a test trying to write an object into it."""
+
+    def writer(self, prefix: str = "ingest") -> ObjectWriter:
+        raise AssertionError("a second copy would be written")
+
+
+def test_a_restaging_clean_only_hashes_what_the_store_already_holds(store):
     store.ingest(io.BytesIO(HELLO))
-    monkeypatch.setattr(store, "writer", None)  # a second copy would be written through it
     data = HANDSHAKE_IN + pkt("command=clean", "pathname=a.bin") + content(HELLO)
     expected = HANDSHAKE_OUT_NO_DELAY + SUCCESS + encode_packet(HELLO_POINTER) + b"0000" + b"0000"
-    assert run(store, data, restaged={"a.bin": sha256(HELLO)}) == expected
+    writes_nothing = WritesNothing(store.root)
+    assert run(writes_nothing, data, restaged={"a.bin": sha256(HELLO)}) == expected
+    with pytest.raises(AssertionError, match="second copy"):  # without restaged: a copy
+        run(writes_nothing, data)
 
 
 def test_a_restaging_clean_of_a_path_not_restaged_is_an_ordinary_clean(store):
@@ -623,22 +632,27 @@ def test_truncated_content_is_a_protocol_error_and_stores_nothing(store, size):
 THREE_PACKETS = bytes(range(256)) * 700
 
 
-def test_a_clean_failing_midway_reads_the_rest_and_answers_an_error(store, monkeypatch, caplog):
-    real_writer = store.writer
-    writers = []
+class FullOnce(ObjectStore):
+    """A store whose first object's write finds the disk full."""
 
-    def writer(prefix: str = "ingest"):
-        made = real_writer(prefix)
-        if not writers:  # the first clean's store is full
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.writers = 0
+
+    def writer(self, prefix: str = "ingest") -> ObjectWriter:
+        made = super().writer(prefix)
+        self.writers += 1
+        if self.writers == 1:
 
             def full(data: bytes) -> None:
                 raise OSError(errno.ENOSPC, "No space left on device")
 
-            made.write = full
-        writers.append(made)
+            made.write = full  # type: ignore[method-assign]
         return made
 
-    monkeypatch.setattr(store, "writer", writer)
+
+def test_a_clean_failing_midway_reads_the_rest_and_answers_an_error(tmp_path, caplog):
+    store = FullOnce(tmp_path / "lfs")
     data = (
         HANDSHAKE_IN
         + pkt("command=clean", "pathname=big.bin")
@@ -668,11 +682,17 @@ class FailingRead(io.BytesIO):
         return super().readinto(view)
 
 
-def test_a_stored_object_failing_to_read_midway_ends_the_reply_in_an_error(
-    store, monkeypatch, caplog
-):
+class FailingDisk(ObjectStore):
+    """A store whose objects' reads fail after their first packet."""
+
+    def open(self, pointer: Pointer) -> FailingRead:  # type: ignore[override]
+        with super().open(pointer) as stored:
+            return FailingRead(stored.read(), MAX_PAYLOAD)
+
+
+def test_a_stored_object_failing_to_read_midway_ends_the_reply_in_an_error(tmp_path, caplog):
+    store = FailingDisk(tmp_path / "lfs")
     pointer = store.ingest(io.BytesIO(THREE_PACKETS))
-    monkeypatch.setattr(store, "open", lambda p: FailingRead(THREE_PACKETS, MAX_PAYLOAD))
     data = (
         HANDSHAKE_IN
         + pkt("command=smudge", "pathname=big.bin")

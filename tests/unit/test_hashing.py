@@ -6,7 +6,6 @@ import hashlib
 import io
 import itertools
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -80,20 +79,22 @@ def test_background_hash_holds_at_most_depth_batches_while_hashing_lags():
     digest = BackgroundHash(depth=2)
     digest._digest = Stalled()  # type: ignore[assignment]
     handed: list[int] = []
+    changed = threading.Condition()
 
     def feed() -> None:
         for i in range(10):
             digest.update(bytes(CHUNK_SIZE))
-            handed.append(i)
+            with changed:
+                handed.append(i)
+                changed.notify_all()
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    deadline = time.monotonic() + 30
-    while len(handed) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.2)  # time enough for a queue without a bound to take all ten
-    # One batch in the hashing thread, two waiting: the fourth update waits for room.
-    assert len(handed) == 3
+    with changed:
+        assert changed.wait_for(lambda: len(handed) >= 3, timeout=30)
+        # One batch in the hashing thread, two waiting: the fourth update waits for
+        # room. A queue without a bound would take the fourth at once.
+        assert not changed.wait_for(lambda: len(handed) > 3, timeout=0.2)
     assert feeder.is_alive()
     gate.set()
     feeder.join()

@@ -17,8 +17,8 @@ from lfs_agent.metrics import (
     one_record,
     push_record_with_objects,
 )
+from lfs_agent.remote import Remote
 from lfs_agent.store import ObjectStore
-from lfs_agent.sync import Remote
 from tests.helpers import sha256
 
 
