@@ -32,12 +32,13 @@ from lfs_agent.errors import (
     agent_error,
 )
 from lfs_agent.git import Git
-from lfs_agent.gitfilter import RESTAGE_ENV, Unverified, write_restaged
+from lfs_agent.gitfilter import RESTAGE_ENV, write_restaged
 from lfs_agent.gitindex import Written, record_written
 from lfs_agent.hashing import CHUNK_SIZE, hash_file
 from lfs_agent.log import get_logger
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 from lfs_agent.scan import PointerFile
+from lfs_agent.smudge_downloads import Unverified
 from lfs_agent.store import ObjectStore, check_file
 
 __all__ = ["GIT_WRITES_MAX", "checkout"]

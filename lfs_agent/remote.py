@@ -31,11 +31,11 @@ from lfs_agent.backends import (
 )
 from lfs_agent.checkout import GIT_WRITES_MAX
 from lfs_agent.errors import BackendError, IntegrityError, UnreachableError, agent_error
-from lfs_agent.gitfilter import Unverified
 from lfs_agent.intake import take_file
 from lfs_agent.log import get_logger
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
+from lfs_agent.smudge_downloads import Unverified
 from lfs_agent.store import ObjectStore, check_file, check_size
 
 __all__ = [

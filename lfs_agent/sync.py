@@ -17,11 +17,11 @@ from typing import Protocol
 
 from lfs_agent.cancel import Cancel, Cancelled
 from lfs_agent.errors import LfsAgentError, TransferError, agent_error
-from lfs_agent.gitfilter import Unverified
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import NULL_PROGRESS, Progress
 from lfs_agent.remote import Remote
 from lfs_agent.scan import PointerFile
+from lfs_agent.smudge_downloads import Unverified
 from lfs_agent.store import ObjectStore
 
 __all__ = [

@@ -21,10 +21,10 @@ from lfs_agent import log
 if TYPE_CHECKING:  # heavy imports stay out of start-up; commands import what they use
     from lfs_agent.config import Settings
     from lfs_agent.git import Git
-    from lfs_agent.gitfilter import Unverified
     from lfs_agent.pathmatch import PathFilter
     from lfs_agent.pointer import Pointer
     from lfs_agent.remote import Remote
+    from lfs_agent.smudge_downloads import Unverified
     from lfs_agent.store import ObjectStore
 
 __all__ = [

@@ -124,7 +124,8 @@ def cmd_filter_process(ctx: Context) -> int:
     """``filter-process``: git's long-running filter protocol on stdin/stdout."""
     import contextlib
 
-    from lfs_agent.gitfilter import SMUDGED_ALL_ENV, FilterProcess
+    from lfs_agent.filterprocess import FilterProcess
+    from lfs_agent.gitfilter import SMUDGED_ALL_ENV
     from lfs_agent.pktline import PktLineReader, PktLineWriter
 
     _widen_pipes()

@@ -20,11 +20,11 @@ from lfs_agent.errors import ConfigError, LfsAgentError
 
 if TYPE_CHECKING:
     from lfs_agent.git import Git
-    from lfs_agent.gitfilter import Unverified
     from lfs_agent.pointer import Pointer
     from lfs_agent.progressline import ProgressLine
     from lfs_agent.remote import Remote
     from lfs_agent.scan import PointerFile
+    from lfs_agent.smudge_downloads import Unverified
     from lfs_agent.store import ObjectStore
     from lfs_agent.sync import BatchResult, Interrupted
 

@@ -15,11 +15,13 @@ import pytest
 
 from lfs_agent import smudge_failures
 from lfs_agent.errors import ObjectNotFoundError, ProtocolError, UnreachableError
-from lfs_agent.gitfilter import FilterProcess, Unverified, read_restaged, write_restaged
+from lfs_agent.filterprocess import FilterProcess
+from lfs_agent.gitfilter import read_restaged, write_restaged
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import MAX_PAYLOAD, PktLineReader, PktLineWriter, encode_packet
 from lfs_agent.pointer import Pointer
 from lfs_agent.remote import Remote
+from lfs_agent.smudge_downloads import Unverified
 from lfs_agent.store import ObjectStore, ObjectWriter
 from tests.helpers import pointer_bytes, sha256
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.errors import ObjectNotFoundError
-from lfs_agent.gitfilter import FilterProcess, smudge
+from lfs_agent.filterprocess import FilterProcess
+from lfs_agent.gitfilter import smudge
 from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pktline import PktLineReader, PktLineWriter, encode_packet
 from lfs_agent.pointer import Pointer
