@@ -1376,18 +1376,23 @@ def cmd_metrics_push(ctx: Context) -> int:
 
 def cmd_metrics_export(ctx: Context) -> int:
     """``metrics export --mlflow URI [TAG...]``: one MLflow run per tag."""
-    from lfs_agent.mlflow import MlflowExporter
+    from lfs_agent.mlflow import MlflowExporter, Tracking
 
+    tracking = Tracking.resolve(ctx.args.mlflow, os.environ)
     records = _load_records(ctx, ctx.args.tags or None)
     if ctx.args.tags:
         missing = sorted(set(ctx.args.tags) - set(records))
         if missing:
             raise ConfigError(f"no metrics record for {', '.join(missing)}")
-    exporter = MlflowExporter(ctx.args.mlflow, ctx.args.experiment)
-    for tag in sorted(records):
-        run_id, created = exporter.export(records[tag])
-        print(f"{_shown(tag)}: {'created' if created else 'updated'} MLflow run {_shown(run_id)}")
-    return 0
+    exporter = MlflowExporter(
+        tracking, ctx.args.experiment, git=ctx.git, bucket_url=ctx.settings.remote
+    )
+    failed = exporter.export_all(
+        [records[tag] for tag in sorted(records)],
+        done=lambda line: print(_shown(line)),
+        failed=lambda line: print(f"lfs-agent: error: {_shown(line)}", file=sys.stderr),
+    )
+    return EXIT_ERROR if failed else 0
 
 
 def cmd_transfer(ctx: Context) -> int:
@@ -1634,7 +1639,9 @@ def _build_parser(command: str | None = None) -> argparse.ArgumentParser:
         q.set_defaults(func=cmd_metrics_push)
         q = msub.add_parser("export", help="export records to MLflow (one run per tag)")
         q.set_defaults(func=cmd_metrics_export)
-        q.add_argument("--mlflow", required=True, metavar="URI", help="MLflow tracking server URL")
+        q.add_argument(
+            "--mlflow", metavar="URI", help="MLflow tracking server URL ($MLFLOW_TRACKING_URI)"
+        )
         q.add_argument("--experiment", default="lfs-agent", help="experiment name (lfs-agent)")
         q.add_argument("tags", metavar="TAG", nargs="*")
     if want("prune"):
