@@ -22,7 +22,8 @@ from tests.helpers import sha256
 from tests.mlflow_server import MlflowServer
 from tests.servers import free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The first test may make MLflow's venv (a pip install) before the server starts.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 PASSWORD = "S3CRETPASS"
 ORIGIN = f"https://bot:{PASSWORD}@git.example.com/team/models.git"
