@@ -350,9 +350,10 @@ class MlflowExporter:
             if token:
                 body["page_token"] = token
             answer = self._call("POST", "runs/search", json=body)
-            runs += answer.get("runs", [])
+            page = answer.get("runs", [])
+            runs += page
             token = answer.get("next_page_token")
-            if not token:
+            if not token or not page:  # an empty page ends a server's endless paging
                 break
         if loose:
             runs = [r for r in runs if _pairs(r, "tags").get(TAG_KEY) == tag]
