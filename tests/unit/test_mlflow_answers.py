@@ -7,11 +7,13 @@ tests/integration/test_mlflow.py.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import responses
 
 from lfs_agent.errors import BackendError, ConfigError
-from lfs_agent.metrics import TagRecord, check_name
+from lfs_agent.metrics import Artifact, TagRecord, check_name
 from lfs_agent.mlflow import (
     API,
     MAX_ENTITIES_PER_BATCH,
@@ -165,3 +167,28 @@ def test_names_mlflow_refuses_are_refused_with_the_fix(name: str, problem: str):
         check_name("param", name)
     assert problem in str(caught.value) and str(caught.value).endswith("rename it")
     assert repr(name) in str(caught.value)
+
+
+@responses.activate
+def test_a_server_not_serving_artifacts_gets_the_list_in_a_tag():
+    # `mlflow server --no-serve-artifacts`: runs' artifact URIs point at the store itself.
+    responses.add(
+        responses.GET, f"{BASE}/experiments/get-by-name", json={"experiment": {"experiment_id": 1}}
+    )
+    responses.add(responses.POST, f"{BASE}/runs/search", json={})
+    run = {"info": {"run_id": "r1", "status": "RUNNING", "artifact_uri": "s3://b/1/r1/artifacts"}}
+    responses.add(responses.POST, f"{BASE}/runs/create", json={"run": run})
+    batch = responses.add(responses.POST, f"{BASE}/runs/log-batch", json={})
+    responses.add(responses.POST, f"{BASE}/runs/update", json={})
+    record = RECORD.model_copy(
+        update={"artifacts": [Artifact(path="model.h5", oid="a" * 64, size=3)]}
+    )
+    result = exporter().export(record)
+    assert result.created and "the artifact list" not in result.sent
+    sent = json.loads(batch.calls[0].request.body)
+    tags = {t["key"]: t["value"] for t in sent["tags"]}
+    assert json.loads(tags["lfs-agent.artifacts"]) == [
+        {"path": "model.h5", "oid": "a" * 64, "size": 3}
+    ]
+    assert sent["metrics"] == [{"key": "accuracy", "value": 0.9, "timestamp": 0, "step": 0}]
+    assert not any("mlflow-artifacts" in c.request.url for c in responses.calls)
