@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import posixpath
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -39,6 +41,8 @@ __all__ = [
     "LocalRecords",
     "TagRecord",
     "build_record",
+    "check_name",
+    "check_param_value",
     "diff_records",
     "fetch_record",
     "flatten_metrics",
@@ -61,6 +65,12 @@ SCHEMA_VERSION = 1
 #: Record keys in the bucket.
 TAGS_PREFIX = "meta/tags/"
 HISTORY_PREFIX = "meta/history/"
+#: What MLflow accepts as a metric or param name: records are made to be exported there,
+#: so ``tag`` refuses a name MLflow would refuse at export time.
+_NAME_RE = re.compile(r"[/\w.\- :]+")
+#: MLflow's limits on a name's and on a param value's length.
+MAX_NAME_LENGTH = 250
+MAX_PARAM_LENGTH = 6000
 
 
 class Artifact(BaseModel):
@@ -116,11 +126,49 @@ class TagRecord(BaseModel):
         return record
 
 
+def check_name(kind: str, name: str) -> None:
+    """Refuse a metric or param name MLflow would refuse.
+
+    MLflow takes letters, digits, spaces and ``_ - . / :``, at most 250 characters, and
+    (as names may become file paths) no name that normalizes to another path.
+
+    Args:
+        kind: ``metric`` or ``param``, for the message.
+        name: The name.
+
+    Raises:
+        ConfigError: one line naming the key and the fix.
+    """
+    if not _NAME_RE.fullmatch(name):
+        problem = "may hold only letters, digits, spaces and _ - . / :"
+    elif len(name) > MAX_NAME_LENGTH:
+        problem = f"is longer than {MAX_NAME_LENGTH} characters"
+    elif posixpath.normpath(name) != name or name == "." or name.startswith(("/", "..")):
+        problem = "must be a plain relative path (no '//', './', '..' or leading '/')"
+    else:
+        return
+    raise ConfigError(f"{kind} name {name!r} {problem}, as MLflow requires: rename it")
+
+
+def check_param_value(name: str, value: str) -> None:
+    """Refuse a param value longer than MLflow keeps.
+
+    Raises:
+        ConfigError: one line naming the key and the fix.
+    """
+    if len(value) > MAX_PARAM_LENGTH:
+        raise ConfigError(
+            f"param {name!r} is {len(value)} characters long, more than MLflow's "
+            f"{MAX_PARAM_LENGTH}: shorten it, or keep the text in a tracked file"
+        )
+
+
 def flatten_metrics(data: Any, where: str, prefix: str = "") -> dict[str, int | float]:
     """Flatten nested mappings into ``{"a.b": number}``.
 
     Raises:
-        ConfigError: for a value that is not a number (naming its key and ``where``).
+        ConfigError: for a value that is not a number (naming its key and ``where``),
+            or a name MLflow would refuse (see :func:`check_name`).
     """
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping of metric names to numbers")
@@ -132,6 +180,7 @@ def flatten_metrics(data: Any, where: str, prefix: str = "") -> dict[str, int | 
         elif (
             isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         ):
+            check_name("metric", name)
             flat[name] = value
         else:
             raise ConfigError(f"{where}: metric {name!r} is not a number: {value!r}")
@@ -173,13 +222,15 @@ def parse_pairs(items: Iterable[str], numeric: bool) -> dict[str, Any]:
     """Parse ``K=V`` arguments; values must be numbers when ``numeric``.
 
     Raises:
-        ConfigError: for a missing ``=`` or a non-numeric metric.
+        ConfigError: for a missing ``=``, a non-numeric metric, or a name or param value
+            MLflow would refuse.
     """
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"expected KEY=VALUE, got {item!r}")
+        check_name("metric" if numeric else "param", key)
         if numeric:
             try:
                 number = float(value)
@@ -189,6 +240,7 @@ def parse_pairs(items: Iterable[str], numeric: bool) -> dict[str, Any]:
                 raise ConfigError(f"metric {key!r} is not a finite number: {value!r}")
             out[key] = int(number) if value.strip().lstrip("+-").isdigit() else number
         else:
+            check_param_value(key, value)
             out[key] = value
     return out
 

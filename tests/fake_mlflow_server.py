@@ -1,9 +1,12 @@
-"""A stand-in for an MLflow tracking server: the REST endpoints lfs-agent uses.
+"""A stand-in for an MLflow tracking server, for error paths a real one cannot be made
+to take (an answer from a path that is not MLflow's, a server that goes away).
 
 ``python tests/fake_mlflow_server.py PORT``. Keeps experiments and runs in memory;
 ``GET /_state`` returns them as JSON. Behaves like MLflow where lfs-agent depends on it:
 ``RESOURCE_DOES_NOT_EXIST`` for an unknown experiment name, ``runs/search`` with a
-``tags.`k` = 'v'`` filter, and params that cannot be changed once logged.
+``tags.`k` = 'v'`` filter answering whole runs, params that cannot be changed once
+logged, and runs whose artifact URI is not served (so the artifact list goes in a tag).
+The behaviour itself is tested against a real MLflow server (tests/mlflow_server.py).
 """
 
 from __future__ import annotations
@@ -65,11 +68,11 @@ class Handler(BaseHTTPRequestHandler):
                 "status": "RUNNING",
                 "run_name": body.get("run_name"),
             }
-            self._send(200, {"run": {"info": {"run_id": run_id}}})
+            self._send(200, {"run": _run(run_id)})
         elif path == "runs/search":
             match = re.fullmatch(r"tags\.`([^`]+)` = '([^']*)'", body.get("filter", ""))
             runs = [
-                {"info": {"run_id": rid}}
+                _run(rid)
                 for rid, run in STATE["runs"].items()
                 if run["experiment_id"] in body["experiment_ids"]
                 and (not match or run["tags"].get(match[1]) == match[2])
@@ -96,8 +99,31 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "runs/update":
             STATE["runs"][body["run_id"]]["status"] = body["status"]
             self._send(200, {})
+        elif path == "runs/set-tag":
+            STATE["runs"][body["run_id"]]["tags"][body["key"]] = body["value"]
+            self._send(200, {})
         else:
             self._send(404, {"error_code": "ENDPOINT_NOT_FOUND"})
+
+
+def _run(run_id: str) -> dict:
+    """A run as MLflow's answers hold it."""
+    run = STATE["runs"][run_id]
+    pairs = lambda d: [{"key": k, "value": v} for k, v in d.items()]  # noqa: E731
+    return {
+        "info": {
+            "run_id": run_id,
+            "status": run["status"],
+            "artifact_uri": f"/srv/mlruns/{run_id}/artifacts",
+        },
+        "data": {
+            "metrics": [
+                {"key": k, "value": v, "timestamp": 0, "step": 0} for k, v in run["metrics"].items()
+            ],
+            "params": pairs(run["params"]),
+            "tags": pairs(run["tags"]),
+        },
+    }
 
 
 if __name__ == "__main__":

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lfs_agent.cli.context import Command, Context, closing, human_size, shown, shown_path
+from lfs_agent.cli.context import (
+    EXIT_ERROR,
+    Command,
+    Context,
+    closing,
+    human_size,
+    shown,
+    shown_path,
+)
 from lfs_agent.errors import ConfigError, LfsAgentError, TransferError
 
 if TYPE_CHECKING:
@@ -147,7 +157,9 @@ def add_metrics(parser: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_metrics_push)
     p = sub.add_parser("export", help="export records to MLflow (one run per tag)")
     p.set_defaults(func=cmd_metrics_export)
-    p.add_argument("--mlflow", required=True, metavar="URI", help="MLflow tracking server URL")
+    p.add_argument(
+        "--mlflow", metavar="URI", help="MLflow tracking server URL ($MLFLOW_TRACKING_URI)"
+    )
     p.add_argument("--experiment", default="lfs-agent", help="experiment name (lfs-agent)")
     p.add_argument("tags", metavar="TAG", nargs="*")
 
@@ -253,18 +265,23 @@ def cmd_metrics_push(ctx: Context) -> int:
 
 def cmd_metrics_export(ctx: Context) -> int:
     """``metrics export --mlflow URI [TAG...]``: one MLflow run per tag."""
-    from lfs_agent.mlflow import MlflowExporter
+    from lfs_agent.mlflow import MlflowExporter, Tracking
 
+    tracking = Tracking.resolve(ctx.args.mlflow, os.environ)
     records = _records(ctx, ctx.args.tags or None)
     if ctx.args.tags:
         missing = sorted(set(ctx.args.tags) - set(records))
         if missing:
             raise ConfigError(f"no metrics record for {', '.join(missing)}")
-    exporter = MlflowExporter(ctx.args.mlflow, ctx.args.experiment)
-    for tag in sorted(records):
-        run_id, created = exporter.export(records[tag])
-        print(f"{shown(tag)}: {'created' if created else 'updated'} MLflow run {shown(run_id)}")
-    return 0
+    exporter = MlflowExporter(
+        tracking, ctx.args.experiment, git=ctx.git, bucket_url=ctx.settings.remote
+    )
+    failed = exporter.export_all(
+        [records[tag] for tag in sorted(records)],
+        done=lambda line: print(shown(line)),
+        failed=lambda line: print(f"lfs-agent: error: {shown(line)}", file=sys.stderr),
+    )
+    return EXIT_ERROR if failed else 0
 
 
 #: This group's commands, by name, for the dispatcher.

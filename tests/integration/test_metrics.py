@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import agent, git, needs_git_lfs
 from tests.helpers import sha256
-from tests.servers import ServerProcess, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -243,35 +241,3 @@ def test_an_unreachable_remote_keeps_the_tag_and_metrics_push_catches_up(tagged,
     assert "pushed the record of v4.0" in pushed.stdout.decode()
     assert (bucket / "meta" / "tags" / "v4.0.json").exists()
     assert agent("metrics", "push", cwd=work).stdout == b"metrics: nothing pending\n"
-
-
-def test_export_to_mlflow_creates_then_updates_runs(tagged, tmp_path: Path):
-    _, work, _, _ = tagged
-    port = free_port()
-    script = Path(__file__).resolve().parents[1] / "fake_mlflow_server.py"
-    server = ServerProcess([sys.executable, str(script), str(port)], port, tmp_path / "mlflow.log")
-    try:
-        first = agent("metrics", "export", "--mlflow", server.url, cwd=work)
-        assert first.returncode == 0, first.stderr
-        assert first.stdout.decode().count("created MLflow run") == 2
-        second = agent("metrics", "export", "--mlflow", server.url, "v1.0", cwd=work)
-        assert "v1.0: updated MLflow run" in second.stdout.decode()
-        with urllib.request.urlopen(server.url + "/_state") as response:  # loopback only
-            state = json.load(response)
-        assert [e["name"] for e in state["experiments"].values()] == ["lfs-agent"]
-        runs = {run["tags"]["lfs-agent.tag"]: run for run in state["runs"].values()}
-        assert set(runs) == {"v1.0", "v2.0"}
-        v1 = runs["v1.0"]
-        assert v1["metrics"] == {"epochs": 10, "eval.accuracy": 0.81, "eval.loss": 0.5}
-        assert v1["params"] == {"images": "1000", "lr": "0.01"}
-        commit = git("rev-parse", "v1.0^{commit}", cwd=work).stdout.decode().strip()
-        assert v1["tags"]["mlflow.source.git.commit"] == commit
-        assert [a["path"] for a in json.loads(v1["tags"]["lfs-agent.artifacts"])] == [
-            "model.h5",
-            "vocab.h5",
-        ]
-        assert v1["status"] == "FINISHED"
-    finally:
-        server.stop()
-    down = agent("metrics", "export", "--mlflow", server.url, cwd=work)
-    assert down.returncode == 2 and "cannot reach MLflow" in down.stderr.decode()
