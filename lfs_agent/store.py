@@ -17,7 +17,7 @@ import io
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Self
@@ -43,7 +43,11 @@ OBJECT_MODE = 0o644
 
 
 def check_file(
-    path: Path, expected: Pointer, source: str = "", hashed: Pointer | None = None
+    path: Path,
+    expected: Pointer,
+    source: str = "",
+    hashed: Pointer | None = None,
+    hash_file: Callable[[Path], tuple[str, int]] = hash_file,
 ) -> None:
     """Refuse the file at ``path`` unless it is exactly ``expected``.
 
@@ -57,6 +61,8 @@ def check_file(
         hashed: The sha256 and length of what was written to the file's start, hashed
             as it was written (:class:`~lfs_agent.hashing.WriteHash`,
             :class:`~lfs_agent.hashing.RangeHash`).
+        hash_file: Hashes a file (:func:`lfs_agent.hashing.hash_file`); tests see with
+            it which files are read.
 
     Raises:
         IntegrityError: for another size (naming it) or sha256 (naming both).
@@ -203,10 +209,13 @@ class ObjectStore:
 
     Args:
         root: The ``lfs`` directory (``<git common dir>/lfs`` by default).
+        replace: Renames a checked temp file onto its object's path (:func:`os.replace`);
+            tests act between that rename and the record of checked objects with it.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, replace: Callable[[Path, Path], None] = os.replace) -> None:
         self.root = Path(root)
+        self._replace = replace
         self.objects_dir = self.root / "objects"
         # objects/ as a string ending in a separator (_file_of): open and contains build
         # an object's path from it without pathlib, which costs a smudge of a small file
@@ -352,12 +361,12 @@ class ObjectStore:
             raise IntegrityError(f"refusing {temp_path} for {pointer.oid}: not a regular file")
         marked = self.checked.mark(temp_path, pointer)
         try:
-            os.replace(temp_path, final)
+            self._replace(temp_path, final)
         except FileNotFoundError:
             if not temp_path.exists():
                 raise
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(temp_path, final)
+            self._replace(temp_path, final)
         if marked is not None:
             self.checked.add(pointer, final, marked)
 

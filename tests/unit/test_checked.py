@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent import store as store_module
 from lfs_agent.checked import CHECK_RECORD_MIN, CHECK_RECORD_NAME
 from lfs_agent.pointer import Pointer
 from lfs_agent.store import ObjectStore
@@ -88,16 +87,13 @@ def test_a_download_linked_from_a_bucket_is_neither_redated_nor_recorded(store, 
     assert not store.is_checked(pointer)
 
 
-def test_an_object_written_between_its_rename_and_the_record_is_not_recorded(store, monkeypatch):
-    replace = os.replace
+def test_an_object_written_between_its_rename_and_the_record_is_not_recorded(tmp_path):
+    def replace_then_write(src: Path, dst: Path) -> None:
+        os.replace(src, dst)
+        _write_in_place(dst)  # another process, at the worst moment
 
-    def replace_then_write(src: object, dst: object) -> None:
-        replace(src, dst)  # type: ignore[arg-type]
-        _write_in_place(Path(str(dst)))  # another process, at the worst moment
-
-    monkeypatch.setattr(store_module.os, "replace", replace_then_write)
+    store = ObjectStore(tmp_path / "lfs", replace=replace_then_write)
     pointer = store.ingest(io.BytesIO(BIG))
-    monkeypatch.undo()
     assert store.contains(pointer)
     assert not store.is_checked(pointer)
     assert not (store.root / CHECK_RECORD_NAME).exists()

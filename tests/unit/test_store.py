@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent import store as store_module
 from lfs_agent.errors import IntegrityError, InvalidOidError, ObjectNotFoundError
 from lfs_agent.hashing import CHUNK_SIZE
 from lfs_agent.pointer import EMPTY_OID, Pointer
@@ -159,18 +158,17 @@ def test_clean_tmp_removes_finished_and_stale_files_only(store):
     assert [p.name for p in store.tmp_dir.iterdir()] == ["ingest-fresh"]
 
 
-def test_check_file_refuses_a_wrong_size_without_hashing_it(tmp_path: Path, monkeypatch):
+def test_check_file_refuses_a_wrong_size_without_hashing_it(tmp_path: Path):
     path = tmp_path / "f"
     path.write_bytes(b"hello")
 
     def no_hashing(_: Path) -> tuple[str, int]:
         raise AssertionError("a file of the wrong size was hashed")
 
-    monkeypatch.setattr(store_module, "hash_file", no_hashing)
     with pytest.raises(IntegrityError, match=r"got 5 bytes, expected 4 bytes"):
-        check_file(path, Pointer(sha256(b"hell"), 4), "from s3://b")
+        check_file(path, Pointer(sha256(b"hell"), 4), "from s3://b", hash_file=no_hashing)
     with pytest.raises(AssertionError, match="was hashed"):  # the right size is hashed
-        check_file(path, Pointer(sha256(b"hello"), 5))
+        check_file(path, Pointer(sha256(b"hello"), 5), hash_file=no_hashing)
 
 
 def test_check_file_trusts_a_read_back_hash_only_for_the_whole_file(tmp_path: Path):
