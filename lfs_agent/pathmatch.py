@@ -33,14 +33,14 @@ import threading
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
-__all__ = ["CompiledPattern", "PathFilter", "compile_pattern", "pattern_error"]
+__all__ = ["MAX_EDGES", "CompiledPattern", "PathFilter", "compile_pattern", "pattern_error"]
 
 #: A test on one character of the path.
 _Test = Callable[[str], bool]
 
 #: Cached transitions of one pattern before its cache starts afresh: bounds the memory a
 #: pattern can hold however many different paths and characters it sees.
-_MAX_EDGES = 4096
+MAX_EDGES = 4096
 
 # Identifiers of the deterministic states every pattern has (see ``_Dfa``).
 _DEAD = 0
@@ -279,6 +279,11 @@ class _Dfa:
 class CompiledPattern:
     """One include/exclude pattern, ready to match paths.
 
+    Args:
+        pattern: The pattern as written.
+        max_edges: How many transitions the cache of states holds before it starts
+            afresh (:data:`MAX_EDGES`).
+
     Attributes:
         pattern: The pattern as written.
         error: Why the pattern is invalid, or None. An invalid pattern matches nothing.
@@ -292,13 +297,15 @@ class CompiledPattern:
         "_free",
         "_lock",
         "_matched",
+        "_max_edges",
         "_stay",
         "error",
         "pattern",
     )
 
-    def __init__(self, pattern: str) -> None:
+    def __init__(self, pattern: str, max_edges: int = MAX_EDGES) -> None:
         self.pattern = pattern
+        self._max_edges = max_edges
         self.error: str | None = None
         try:
             nfa = _build(pattern)
@@ -379,7 +386,7 @@ class CompiledPattern:
                 nxt = known
             dfa.rows[state][c] = nxt
             dfa.edges += 1
-            if dfa.edges > _MAX_EDGES and self._dfa is dfa:
+            if dfa.edges > self._max_edges and self._dfa is dfa:
                 # Later matches start a fresh cache; a match under way keeps the old one,
                 # which grows by at most one state per remaining character of its path.
                 self._dfa = _Dfa(dfa.masks[_START])

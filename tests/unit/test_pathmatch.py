@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from lfs_agent import pathmatch
 from lfs_agent.pathmatch import CompiledPattern, PathFilter, compile_pattern, pattern_error
 
 #: (pattern, path, selected) for paths as git lists them. Where the paths are those of
@@ -288,9 +287,10 @@ def test_a_long_pattern_on_a_long_path_stays_polynomial():
     assert time.monotonic() - started < 5.0
 
 
-def test_the_cache_of_states_is_bounded_and_threads_agree(monkeypatch):
-    monkeypatch.setattr(pathmatch, "_MAX_EDGES", 50)
-    compiled = CompiledPattern("**/[a-m]*x?/**")  # uncached: starts from an empty cache
+def test_the_cache_of_states_is_bounded_and_threads_agree():
+    compiled = CompiledPattern(
+        "**/[a-m]*x?/**", max_edges=50
+    )  # uncached: starts from an empty cache
     # Many different characters, so the cache fills and starts afresh many times.
     paths = [f"{chr(0x100 + i)}/{'mq'[i % 2]}{chr(0x200 + i)}x{i % 10}/f" for i in range(400)]
     expected = [CompiledPattern("**/[a-m]*x?/**").fullmatch(p) for p in paths]
