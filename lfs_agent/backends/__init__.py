@@ -273,7 +273,10 @@ class RecordBackend(Protocol):
 
 
 def open_backend(
-    url: str, options: Mapping[str, str] | None = None, state_dir: Path | None = None
+    url: str,
+    options: Mapping[str, str] | None = None,
+    state_dir: Path | None = None,
+    registry: Mapping[str, tuple[str, str | None]] = REGISTRY,
 ) -> Backend:
     """Open the backend for a normalized remote ``url``.
 
@@ -282,6 +285,8 @@ def open_backend(
         options: ``lfs-agent.*`` settings; each backend reads its own keys.
         state_dir: A directory where a backend may keep state between runs (resumable
             uploads); the repository's ``lfs/tmp``. None: nothing is kept.
+        registry: Where each scheme's backend class is (:data:`REGISTRY`); tests name
+            a module that is not installed with it.
 
     Raises:
         ConfigError: for an unknown scheme.
@@ -289,7 +294,7 @@ def open_backend(
     """
     scheme = urlparse(url).scheme.lower()
     try:
-        target, extra = REGISTRY[scheme]
+        target, extra = registry[scheme]
     except KeyError:
         raise ConfigError(f"no backend for {scheme or 'plain'} remote {url!r}") from None
     module_name, _, class_name = target.partition(":")

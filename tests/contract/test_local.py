@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent.backends import open_backend
+from lfs_agent.backends import REGISTRY, open_backend
 from lfs_agent.backends.local import LocalBackend
 from lfs_agent.checked import CHECK_RECORD_MIN
 from lfs_agent.errors import BackendError, BackendUnavailableError, ConfigError, IntegrityError
@@ -98,14 +98,12 @@ def test_an_unwritable_folder_is_a_backend_error(tmp_path):
         backend.upload(sha256(b"x"), src, 1, Recorder())
 
 
-def test_unknown_schemes_and_missing_sdks_get_clear_errors(monkeypatch):
+def test_unknown_schemes_and_missing_sdks_get_clear_errors():
     with pytest.raises(ConfigError, match="no backend for ftp"):
         open_backend("ftp://host/x")
-    import lfs_agent.backends as registry
-
-    monkeypatch.setitem(registry.REGISTRY, "s3", ("lfs_agent_missing_sdk:Nope", "s3"))
+    missing_sdk = {**REGISTRY, "s3": ("lfs_agent_missing_sdk:Nope", "s3")}
     with pytest.raises(BackendUnavailableError, match=r"pip install 'lfs-agent\[s3\]'"):
-        open_backend("s3://bucket/prefix")
+        open_backend("s3://bucket/prefix", registry=missing_sdk)
 
 
 def test_stale_temp_files_of_dead_uploads_are_swept_by_the_next_upload(tmp_path):
