@@ -15,7 +15,7 @@ import io
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Self
+from typing import TYPE_CHECKING, BinaryIO, Protocol, Self
 
 from lfs_agent.errors import IntegrityError
 from lfs_agent.pointer import Pointer
@@ -27,6 +27,7 @@ __all__ = [
     "CHUNK_SIZE",
     "READ_AHEAD_MIN",
     "BackgroundHash",
+    "Digest",
     "RangeHash",
     "WriteHash",
     "hash_file",
@@ -99,6 +100,16 @@ def _hash_read_ahead(src: io.FileIO, digest: hashlib._Hash) -> tuple[str, int]:
         reader.join()
 
 
+class Digest(Protocol):
+    """What :class:`BackgroundHash` needs of a hash: a ``hashlib.sha256()`` object."""
+
+    def update(self, data: bytes, /) -> None:
+        """Add ``data`` to what is hashed."""
+
+    def hexdigest(self) -> str:
+        """The hash of everything added, in hex."""
+
+
 class BackgroundHash:
     """sha256 and size of chunks of bytes, hashed by a second thread once they add up.
 
@@ -108,11 +119,16 @@ class BackgroundHash:
     batches ahead of the hashing, so the memory held stays bounded however fast the
     caller goes. Content smaller than one batch is hashed by the caller, at the end,
     and starts no thread. Use as a context manager: leaving the block ends the thread.
+
+    Args:
+        depth: How many batches may wait for the hashing thread.
+        digest: What hashes the bytes (None: a new ``hashlib.sha256()``); tests make
+            it fail or stall with it.
     """
 
-    def __init__(self, depth: int = 2) -> None:
+    def __init__(self, depth: int = 2, digest: Digest | None = None) -> None:
         self.size = 0
-        self._digest = hashlib.sha256()
+        self._digest: Digest = hashlib.sha256() if digest is None else digest
         self._batch: list[bytes] = []
         self._batch_size = 0
         self._depth = depth

@@ -60,8 +60,10 @@ def test_a_hashing_failure_in_the_thread_is_raised_by_hexdigest_without_a_hang()
         def update(self, data: bytes) -> None:
             raise RuntimeError("hash failed")
 
-    digest = BackgroundHash(depth=1)
-    digest._digest = Broken()  # type: ignore[assignment]
+        def hexdigest(self) -> str:
+            raise AssertionError("a failed hash was asked for its digest")
+
+    digest = BackgroundHash(depth=1, digest=Broken())
     for _ in range(6):  # more batches than the queue holds: the thread keeps taking them
         digest.update(bytes(CHUNK_SIZE))
     with pytest.raises(RuntimeError, match="hash failed"):
@@ -76,8 +78,10 @@ def test_background_hash_holds_at_most_depth_batches_while_hashing_lags():
         def update(self, data: bytes) -> None:
             gate.wait()
 
-    digest = BackgroundHash(depth=2)
-    digest._digest = Stalled()  # type: ignore[assignment]
+        def hexdigest(self) -> str:
+            return ""
+
+    digest = BackgroundHash(depth=2, digest=Stalled())
     handed: list[int] = []
     changed = threading.Condition()
 
