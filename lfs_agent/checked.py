@@ -103,19 +103,16 @@ class CheckedRecord:
     def is_checked(self, pointer: Pointer, path: Path | None = None) -> bool:
         """True when the stored object is, unchanged, one the store checked as it wrote it.
 
-        With ``path``: when the file there is that object (another name of the same
-        file, such as the path git-lfs names for an upload), unchanged.
+        A push may then send it without reading it. Any write since dates the file
+        "now", never the minute-old mtime recorded; setting its times back, renaming,
+        linking or replacing it changes its ctime or inode. Damage below the file system
+        (a failing disk) is not seen; every download is still checked.
 
-        Recorded are objects of :data:`CHECK_RECORD_MIN` bytes or more that the store
-        hashed as it wrote them (``clean``, a copied download) and that no other name
-        shared then. Once they were in place, the record took their inode, size,
-        mtime and ctime, the mtime having been set a minute into the past. Any write
-        since dates the file "now"; setting its times back, renaming, linking or
-        replacing it changes its ctime or inode. So a True answer means no one has
-        changed the file through the file system since it was checked, and a push may
-        send it without reading it first, as DVC does from its own record (of inode,
-        size and mtime) and git-lfs does with none. Damage below the file system (a
-        failing disk) is not seen; every download is still checked.
+        Args:
+            pointer: The object; one under :data:`CHECK_RECORD_MIN` bytes is never
+                recorded.
+            path: Another name of the same file to judge instead of the stored object
+                (the path git-lfs names for an upload); None: the stored object.
         """
         if pointer.size < CHECK_RECORD_MIN:
             return False

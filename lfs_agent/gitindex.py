@@ -3,8 +3,8 @@
 After ``pull`` streams a large object over its pointer file, the index still holds the
 pointer file's stat data: git would take the file for modified and hash it through the
 clean filter at the next ``git status``. ``git lfs pull`` has git re-stage such files at
-once (``git update-index``), which streams every byte through the filter again: 1.2 s per
-GiB here, more than the download. For a file lfs-agent wrote itself from a verified
+once (``git update-index``), which streams every byte through the filter again, a
+second read of the whole object. For a file lfs-agent wrote itself from a verified
 object, :func:`record_written` fills the index entry's stat data in directly instead, as
 git's own checkout does for the files it writes. It does so only when:
 
@@ -99,9 +99,17 @@ def record_written(
 ) -> set[str]:
     """Record ``files`` (under the work tree ``top``) in the index file ``index``.
 
-    Waits (:func:`restage_wait`) first. ``hash_paths`` gives the blob ids git would
-    store for files (``git hash-object --stdin-paths``), or None when it fails: it
-    checks the other entries the rewrite would stop being racily clean.
+    Waits (:func:`restage_wait`) first, so that no file recorded is racily clean.
+
+    Args:
+        index: The index file.
+        top: The work tree's top.
+        files: The files just written.
+        hash_paths: The blob ids git would store for files (``git hash-object
+            --stdin-paths``), or None when it fails; it checks the other entries the
+            rewrite would stop being racily clean.
+        clock: The time of day, in seconds; injected by tests.
+        sleep: Waits for :func:`restage_wait`; injected by tests.
 
     Returns:
         The paths recorded. The others are left for git to re-stage: the index holds
