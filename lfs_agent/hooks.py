@@ -69,7 +69,7 @@ _PURPOSES = {
 }
 
 #: The pre-commit hook's test before it starts lfs-agent: it runs on every commit, and
-#: two git commands cost a few milliseconds where starting Python costs tens. Only when a
+#: two git commands cost far less than starting Python. Only when a
 #: staged path (deletions aside) has ``filter=lfs`` does lfs-agent look at the content;
 #: a name that merely contains the text searched for starts it too, which is harmless.
 #: check-attr reads the C-quoted names git diff writes for unusual paths.
@@ -204,12 +204,15 @@ def uninstall_hooks(git: Git) -> list[str]:
 def add_missing_hooks(git: Git, python: str | None = None) -> bool:
     """Install our hooks when the repository's own hooks directory lacks one of them.
 
-    What the filter that ``install --global`` configures runs first, so that every
+    The filter ``install --global`` configures runs this first, so that every
     repository it works in (a fresh clone, a submodule) gets the pre-push upload, as
-    git-lfs's filter installs its hooks. It costs the filter a few reads when the hooks
-    are there. A ``core.hooksPath`` outside the git directory (a hook manager's, or one
-    committed in the work tree) is left to ``lfs-agent install``: nothing is written
-    there unasked.
+    git-lfs's filter installs its hooks. A ``core.hooksPath`` outside the git directory
+    (a hook manager's, or one committed in the work tree) is left to ``lfs-agent
+    install``: nothing is written there unasked.
+
+    Args:
+        git: Runs git in the repository.
+        python: Interpreter the hooks run lfs-agent with; None: the running one.
 
     Returns:
         Whether hooks were written.

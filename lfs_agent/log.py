@@ -1,7 +1,7 @@
 """Loggers that import the ``logging`` package only when a record is kept.
 
 git starts lfs-agent for every filter run, and importing ``logging`` (with ``traceback``
-and the rest) is about a tenth of that start. The CLI states the level first
+and the rest) is a sizeable part of that start. The CLI states the level first
 (:func:`configure`); records below it are dropped without importing anything, and the
 first record kept sets up ``logging`` with our handler. Without :func:`configure`
 (lfs-agent used as a library, the tests), every call goes straight to ``logging``.
