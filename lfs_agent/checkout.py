@@ -58,26 +58,20 @@ def checkout(
 ) -> list[str]:
     """Give work-tree files that are still pointers, or missing, their content.
 
-    ``unverified`` holds objects :func:`lfs_agent.sync.fetch` left unchecked: each is
-    hashed while it is copied into its first file (on the second core), and enters the
-    store, and that file, only if it hashes right; those not copied are checked on their
-    own first. Their temp files are gone when this returns.
-
-    A file is rewritten only when its bytes equal its staged pointer, or when it is
-    missing from the work tree while the index has it (as ``git lfs pull`` does); local
-    edits are never touched. Objects up to :data:`GIT_WRITES_MAX` are written by git
-    itself (``checkout-index``, through the lfs filter, which finds them in the store),
-    so the index records their stat data without hashing them again. git would hold a
-    larger file whole in memory, so those are streamed into place by us (a missing one
-    is first restored as a pointer, for its directory and mode) and their stat data
+    Local edits are never touched. git writes objects up to ``git_writes_max`` itself,
+    through the lfs filter, so the index takes their stat data without a second hash;
+    a larger one git would hold whole in memory, so it is streamed into place here and
     recorded in the index (:func:`_restage`). Without a configured lfs filter nothing is
-    done: git would write pointers, or stage raw content.
+    written: git would write pointers, or stage raw content.
 
     Args:
         git: The repository.
         store: Holds the objects.
         files: The files to give their content.
-        unverified: Downloads still to be checked, by oid (see above).
+        unverified: Objects :func:`lfs_agent.sync.fetch` left unchecked, by oid. Each is
+            hashed while it is copied into its first file, and enters the store (and
+            that file) only if it hashes right; those not copied are checked on their
+            own. Their temp files are gone when this returns.
         git_writes_max: The largest object git writes; larger ones are copied here.
             :data:`GIT_WRITES_MAX`, but for tests of the copy with small objects.
 
@@ -396,16 +390,20 @@ def _write_object(
 ) -> os.stat_result | None:
     """Write the object over the pointer file ``path`` below ``top``: a temp file, a rename.
 
-    Every write goes through :mod:`lfs_agent.worktree`: no symbolic link below ``top`` is
-    followed, and the temp file is created exclusively beside the target under a name of
-    fixed length. An ``unverified`` download is copied instead of the stored object
-    while another thread hashes it: it enters the store, and the file its place, only if
-    it hashes right; either way its temp file is gone afterwards.
-
+    Every write goes through :mod:`lfs_agent.worktree`, which follows no symbolic link.
     The pointer file is removed just before the rename rather than replaced by it: ext4
     writes a file renamed over another out to disk before the rename returns
-    (``auto_da_alloc``). The pointer holds nothing the index lacks, and a pull cut
-    short between the two restores the missing file.
+    (``auto_da_alloc``). The pointer holds nothing the index lacks, and a pull cut short
+    between the two restores the missing file.
+
+    Args:
+        store: Holds the object.
+        pointer: The object to write.
+        top: The work tree's top.
+        path: The pointer file, relative to ``top``.
+        unverified: A download to copy instead of the stored object, hashed meanwhile
+            by another thread: it enters the store, and the file its place, only if it
+            hashes right. Its temp file is gone afterwards.
 
     Returns:
         The file's stat data once in place, for the index; when the file changed after it
@@ -493,11 +491,10 @@ def _backdate(fd: int) -> os.stat_result:
     """Date the file just written at ``fd`` to the last nanosecond of the previous second.
 
     git (compiled without ``USE_NSEC``, as Debian's is) takes a file changed in the same
-    second as the index was written for "racily clean" and hashes it again at the next
-    command. Dated before the second it was written in, the file is never racy in an
-    index written after it, so the index can be written at once instead of a wait of up
-    to a second. The temp file is ours alone until it is renamed: no one else's change
-    can be hidden, and any later change gives it a newer time again.
+    second as the index was written for "racily clean" and hashes it again. Dated before
+    the second it was written in, the file is never racy in an index written after it,
+    so the index need not wait for the clock. The temp file is ours alone until it is
+    renamed: no one else's change is hidden, and any later change dates it anew.
 
     Returns:
         The file's stat data after the change.

@@ -44,7 +44,8 @@ __all__ = [
 ]
 
 #: The S3 backend's multipart-upload state in the store's ``tmp/`` (see
-#: ``S3Backend._state_path``); its upload holds ``s3-upload-<oid>.lock`` while it runs.
+#: :class:`lfs_agent.backends.s3.upload_state.UploadState`); its upload holds
+#: ``s3-upload-<oid>.lock`` while it runs.
 _UPLOAD_STATE = re.compile(r"s3-upload-([0-9a-f]{64})\.json")
 #: State older than this names an upload ``abort_stale_uploads`` aborts (its
 #: ``STALE_UPLOAD_SECONDS``): nothing is left to resume.
@@ -226,6 +227,11 @@ def remove_dead_upload_states(store: ObjectStore, remote: Remote, now: float | N
     lock is held while the state is removed, so that no upload starts resuming it
     meanwhile. State kept is touched, so that ``clean_tmp``, which removes any
     unlocked file an hour old, keeps it too.
+
+    Args:
+        store: Whose ``tmp/`` holds the states.
+        remote: Asked whether it holds a state's object.
+        now: The time of day, in seconds; None: the clock's.
 
     Returns:
         How many state files were removed.

@@ -321,14 +321,22 @@ class Remote:
     ) -> Unverified | None:
         """Download ``pointer``'s object for a reader that hashes it as it reads it.
 
-        An object over :data:`READ_CHECK_SIZE` that the download put in place
-        without hashing it (a hard link from a folder bucket) is not read
-        back here: it is moved to a private temp file in ``<lfs>/tmp``, its size checked,
-        and returned. The caller (a smudge) hashes it while sending it, then publishes
-        it (:meth:`ObjectStore.publish_verified`) or deletes it. Anything else is
-        downloaded and verified as by :meth:`download`.
+        An object over :data:`READ_CHECK_SIZE` that the download put in place unhashed
+        (a hard link from a folder bucket) is not read back here, so that a smudge reads
+        it once. Anything else is downloaded and verified as by :meth:`download`.
+
+        Args:
+            store: Where the object goes.
+            pointer: The object.
+            progress: Told of bytes downloaded.
 
         Returns:
+            A private temp file in ``<lfs>/tmp`` of the right size, which the caller
+            hashes while sending it, then publishes
+            (:meth:`ObjectStore.publish_verified`) or deletes; None when the object is
+            in the store.
+
+        Raises:
             The unverified temp file, or None when the object is in the store.
 
         Raises:
@@ -352,12 +360,18 @@ class Remote:
         """Download into ``<lfs>/tmp`` and yield the path once size and sha256 match.
 
         An object of at least :data:`RESUMABLE_SIZE` goes to ``tmp/<oid>.part``, held
-        under a lock, so that a download cut short (a killed process, a network failure)
-        is resumed by the next attempt when the backend supports it; a concurrent
-        download of the same oid uses a private file. On a mismatch the partial file is
-        deleted so the next attempt starts over. A smaller object goes to a private
-        file, deleted on any failure: resuming it would save less than the lock costs.
-        The caller moves the file away (publish or rename).
+        under a lock, so that the next attempt resumes a download cut short (where the
+        backend can); a concurrent download of the same oid uses a private file, and a
+        mismatch deletes the partial file. A smaller object goes to a private file,
+        deleted on any failure: resuming it would save less than the lock costs.
+
+        Args:
+            store: Where the object goes.
+            pointer: The object.
+            progress: Told of bytes downloaded.
+
+        Yields:
+            The checked file, for the caller to move away (publish or rename).
 
         Raises:
             IntegrityError: the bytes do not match the pointer.

@@ -51,14 +51,12 @@ ReadingFetch = Callable[[Pointer], "Unverified | None"]
 class DelayedDownloads:
     """Downloads for smudges git agreed to delay, run on a bounded thread pool.
 
-    Each oid is downloaded once however many paths point at it. Paths move from
-    *waiting* (download running) to *ready* (downloaded or failed, not yet listed) to
-    *listed* (handed to git, which then asks for the content). A path whose download
-    failed is logged (path, oid, and the remote's answer) and listed like the others:
-    its follow-up smudge answers the pointer, so git checks out every other file and
-    the work tree stays consistent, where a ``status=error`` answer would make git
-    abort the checkout halfway. The filter records the failure for the post-checkout
-    hook, which fails the command (:mod:`lfs_agent.smudge_failures`).
+    Each oid is downloaded once however many paths point at it. Paths go from
+    *waiting* (download running) to *ready* (done or failed, not yet listed) to
+    *listed* (handed to git, which then asks for the content). A failed path is logged
+    and listed like the others, its follow-up smudge answering the pointer: a
+    ``status=error`` answer would make git abort the checkout halfway. The
+    post-checkout hook then fails the command (:mod:`lfs_agent.smudge_failures`).
 
     Args:
         fetch: Downloads one object, or raises (a :data:`ReadingFetch`).
