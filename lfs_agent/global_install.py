@@ -80,12 +80,8 @@ def _global_unset(git: Git, key: str) -> None:
 def install_global(git: Git, *, force: bool = False, python: str | None = None) -> InstallReport:
     """Configure lfs-agent's filter in the user's global git config, as ``git lfs install``.
 
-    Every repository of this user then cleans and smudges through lfs-agent, submodules
-    included, each with the remote of its own committed ``.lfsagent``. The filter adds
-    a repository's hooks at its first run there (:func:`hooks.add_missing_hooks`).
-    What is written is recorded in the global ``lfs-agent.installed``; a foreign value
-    replaced with ``force`` is kept below :data:`REPLACED_PREFIX`, so that
-    :func:`uninstall_global` puts everything back.
+    A foreign value replaced with ``force`` is kept below :data:`REPLACED_PREFIX`, so
+    that :func:`uninstall_global` puts everything back (see the module docstring).
 
     Args:
         git: Runs git (anywhere: only the global config is read and written).

@@ -164,13 +164,11 @@ def _line_ending(git: Git, known: list[AttributePattern]) -> str:
 def track(git: Git, patterns: list[str], outside: Sequence[Path] = ()) -> TrackResult:
     """Add ``patterns`` to the current directory's ``.gitattributes``, as ``git lfs track``.
 
-    A pattern that any attributes file of the work tree already lists (joined to its
-    directory) is "already supported". The file is rewritten as git-lfs rewrites it:
-    blank lines dropped, every line ending as the top-level file's, an existing line of
-    the same pattern replaced in place, new ones appended. Files already in git that a
-    new pattern covers (``git ls-files`` of it, then the attributes git gives them with
-    the file written) have their time set to the current time, so that git sees them
-    modified and ``git add`` stores them as pointers.
+    The file is rewritten as git-lfs rewrites it (blank lines dropped, one line ending,
+    a line of the same pattern replaced in place, new ones appended), so that switching
+    tools leaves no diff. A pattern some attributes file of the work tree already lists
+    is "already supported". Files in git that a new pattern covers are marked modified,
+    so that ``git add`` stores them as pointers.
 
     Args:
         git: Runs git in the current directory.
