@@ -70,7 +70,7 @@ class LocalBackend:
     """
 
     #: Each transfer is a few file-system calls run under Python's GIL: threads beyond
-    #: the cores only contend for it (measured: 8 threads are slower than 2 on 2 cores).
+    #: the cores only contend for it.
     max_workers: int | None = max(2, os.cpu_count() or 2)
     #: Downloads link on the store's file system; a stat of a file is cheaper than a
     #: listing, and a copy is quick to redo, so neither listing nor resuming is offered.

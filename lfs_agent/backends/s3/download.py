@@ -197,12 +197,12 @@ class Downloader:
     def _range_size_for(self, size: int) -> int:
         """Bytes per ranged GET: about two ranges per worker, none under ``part-size``.
 
-        The workers keep the same number of streams busy whatever the range size, and
-        each of them still has a second range to take when the other is done. Fewer
-        ranges mean fewer requests, each with its own latency, and less work for servers
-        that read the whole object for every range (moto does). gsutil's sliced
-        downloads likewise cut an object into a few equal slices. An interrupted
-        download resumes from the ranges completed.
+        The workers stay as busy with few large ranges as with many small ones, and a
+        worker done first still finds a range to take; fewer ranges mean fewer requests,
+        each with its own latency (gsutil's sliced downloads cut a few equal slices too).
+
+        Args:
+            size: The object's bytes.
         """
         concurrency = max(1, self._settings.concurrency)
         return max(self._settings.part_size, math.ceil(size / (2 * concurrency)))

@@ -41,13 +41,17 @@ def stat_by_listing(
     absent. Oids are uniformly spread, so the keys seen per unit of oid space predict
     how many pages are left; the listing stops as soon as those pages would cost more
     than a stat of each unsettled oid, which keeps a push of a few objects to a huge
-    bucket from listing it all. Unsettled oids are left out of the answer.
+    bucket from listing it all.
 
     Args:
         oids: The objects to look for.
         key_of: An oid's key in the bucket.
         pages_after: Lists the bucket's object keys after the given key, in key order:
             yields pages of ``(key, size)``.
+
+    Returns:
+        The settled oids: their size, or None when absent. Unsettled oids are left
+        out, and so is every oid when there are fewer than :data:`LIST_MIN_OBJECTS`.
     """
     wanted = sorted(set(oids))
     if len(wanted) < LIST_MIN_OBJECTS:

@@ -82,7 +82,7 @@ def part_matches(listed: dict[str, Any], part: Part, oid: str, src_path: Path) -
     """Whether a part already on S3 (from an interrupted upload) holds these bytes.
 
     The md5 an ETag is compared with is computed only here, when resuming: on every
-    upload it would cost more CPU than both sha256 passes together.
+    upload it would be one more pass over every byte.
 
     Args:
         listed: The part as ListParts gives it.

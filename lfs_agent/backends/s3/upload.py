@@ -160,7 +160,14 @@ class Uploader:
         """Hash the file part by part; refuse it unless it is exactly ``oid``.
 
         The whole file's sha256 is computed by a second thread while this one hashes
-        the parts: on two cores that halves the time before the first byte is sent.
+        the parts: on two cores both hashes run at once, before the first byte is sent.
+
+        Returns:
+            The parts, each with its sha256.
+
+        Raises:
+            IntegrityError: the file is not ``size`` bytes hashing to ``oid``.
+            ObjectNotFoundError: the file is missing.
         """
         part_size = plan.part_size
         parts = []
