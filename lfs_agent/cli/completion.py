@@ -72,13 +72,14 @@ complete -o default -F _lfs_agent lfs-agent
 
 def _zsh(table: dict[str, list[str]]) -> str:
     cases = "\n".join(
-        f"        {name}) words=({' '.join(table[name])}) ;;" for name in table if name
+        f"        {name}) candidates=({' '.join(table[name])}) ;;" for name in table if name
     )
     return f"""#compdef lfs-agent
 # lfs-agent completion for zsh: eval "$(lfs-agent completion zsh)"
 _lfs_agent() {{
+    # words and CURRENT are zsh's: the command line being completed, and the word's index.
     local command="" i
-    local -a words
+    local -a candidates
     for ((i = 2; i < CURRENT; i++)); do
         case "${{words[i]}}" in
             -*) ;;
@@ -86,10 +87,10 @@ _lfs_agent() {{
         esac
     done
     case "$command" in
-        "") words=({" ".join(table[""])}) ;;
+        "") candidates=({" ".join(table[""])}) ;;
 {cases}
     esac
-    compadd -- $words
+    compadd -- $candidates
     _files
 }}
 compdef _lfs_agent lfs-agent
