@@ -73,7 +73,6 @@ def command_list(helps: dict[str, str]) -> str:
     """
     width = max(len(name) for name in helps) + 2
     lines: list[str] = []
-    listed: set[str] = set()
     sections = list(SECTIONS)
     rest = tuple(name for name in helps if not any(name in names for _, names in SECTIONS))
     if rest:
@@ -83,6 +82,5 @@ def command_list(helps: dict[str, str]) -> str:
         for name in names:
             if name in helps:
                 lines.append(f"  {name.ljust(width)}{helps[name]}")
-                listed.add(name)
         lines.append("")
     return "\n".join(lines).rstrip()
