@@ -102,6 +102,9 @@ COMMITTED_KEYS = frozenset(
 COMMITTED_ENDPOINT_KEYS = frozenset({"s3.endpoint-url"})
 # ``host:path`` or ``user@host:path``: an ssh location, which is not a bucket.
 _SCP_LIKE_RE = re.compile(r"[^/]+:")
+#: A remote URL's scheme with its ``:`` or a ``/`` lost (``https//host``, ``s3:/bucket``):
+#: left alone, the first would be taken for a folder inside the work tree.
+_URL_TYPO_RE = re.compile(r"(?i)(s3|gs|https?)(:?)(/*)(.+)")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 
 
@@ -164,6 +167,9 @@ def normalize_remote_url(url: str, base: Path | None = None) -> str:
         ConfigError: for any other form, listing the accepted ones.
     """
     url = url.strip()
+    intended = _intended_url(url)
+    if intended is not None:
+        raise ConfigError(f"remote {url!r} looks like a mistyped URL: did you mean {intended!r}?")
     parsed = urlparse(url)
     scheme = parsed.scheme.lower()
     if scheme in ("s3", "gs"):
@@ -317,6 +323,20 @@ def _committed_key_refusal(name: str, value: str) -> str | None:
         "only the remote, fetch patterns and bucket options that name no endpoint, "
         "program, secret, local path or limit are read from a committed file"
     )
+
+
+def _intended_url(url: str) -> str | None:
+    """The URL ``url`` probably meant, when it is one with ``:`` or a ``/`` lost; else None.
+
+    ``s3/bucket`` (one slash, no colon) stays a folder: it may well be one.
+    """
+    found = _URL_TYPO_RE.fullmatch(url)
+    if found is None:
+        return None
+    scheme, colon, slashes, rest = found.groups()
+    if (colon and slashes == "//") or (not colon and slashes != "//"):
+        return None
+    return f"{scheme.lower()}://{rest}"
 
 
 def _committed_path_remote(raw: str, top: Path | None) -> str | None:

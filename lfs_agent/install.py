@@ -22,7 +22,7 @@ import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from lfs_agent.attributes import work_tree
 from lfs_agent.config import (
@@ -262,6 +262,7 @@ def install(
         report.messages.extend(install_hooks(git, python))
     if remote:
         url = normalize_remote_url(remote, paths.work_tree)
+        report.messages.extend(folder_remote_warnings(url, paths.work_tree))
         if local:
             git.config_set("lfs-agent.remote", url)
             written.append("lfs-agent.remote")
@@ -307,6 +308,35 @@ def remember_remote(git: Git, url: str) -> None:
     """
     local = _local_config(git)
     _record(git, local, [_remember(git, local, url)])
+
+
+def folder_remote_warnings(url: str, top: Path | None) -> list[str]:
+    """Warnings about a folder remote a person just named: where it is, whether it exists.
+
+    Args:
+        url: The remote, normalized.
+        top: The work tree's top; None in a bare repository.
+
+    Returns:
+        A warning when the folder lies inside the work tree (``git status`` would list
+        every object) or does not exist (a typo is likelier than a new bucket).
+    """
+    parsed = urlparse(url)
+    if parsed.scheme != "file":
+        return []
+    folder = Path(unquote(parsed.path))
+    if top is not None and folder.is_relative_to(top):
+        return [
+            f"warning: the remote folder {folder} is inside the work tree: git would see "
+            "its objects as untracked files; choose a folder outside it, or add this one "
+            "to .gitignore"
+        ]
+    if not folder.exists():
+        return [
+            f"warning: the remote folder {folder} does not exist: it is created at the "
+            "first push; check the path if you meant an existing one"
+        ]
+    return []
 
 
 def _check_committable(url: str, top: Path) -> None:

@@ -35,6 +35,7 @@ from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
 
 __all__ = [
+    "EXTRA_PACKAGES",
     "META_MAX_BYTES",
     "REGISTRY",
     "Backend",
@@ -60,6 +61,10 @@ REGISTRY: dict[str, tuple[str, str | None]] = {
     "http": ("lfs_agent.backends.http:HTTPBackend", None),
     "https": ("lfs_agent.backends.http:HTTPBackend", None),
 }
+
+#: pip extra -> the distribution it installs, named in the hint: the module that failed
+#: to import (``google``) is not what a person installs.
+EXTRA_PACKAGES = {"s3": "boto3", "gcs": "google-cloud-storage"}
 
 
 def check_source(
@@ -302,8 +307,7 @@ def open_backend(
         module = importlib.import_module(module_name)
     except ImportError as exc:
         hint = f": pip install 'lfs-agent[{extra}]'" if extra else ""
-        raise BackendUnavailableError(
-            f"{scheme}:// remotes need {exc.name or 'an optional package'}{hint}"
-        ) from None
+        package = EXTRA_PACKAGES.get(extra or "") or exc.name or "an optional package"
+        raise BackendUnavailableError(f"{scheme}:// remotes need {package}{hint}") from None
     backend: Backend = getattr(module, class_name)(url, dict(options or {}), state_dir)
     return backend

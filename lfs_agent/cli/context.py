@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -36,6 +37,7 @@ __all__ = [
     "Context",
     "LazyFetch",
     "add_path_filters",
+    "add_verbosity",
     "human_size",
     "no_arguments",
     "setup_logging",
@@ -73,8 +75,38 @@ def no_arguments(parser: argparse.ArgumentParser) -> None:
     """For a command that takes no flags."""
 
 
-def setup_logging() -> bool:
-    """Send our logs to stderr; return True when debugging (tracebacks wanted)."""
+def add_verbosity(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """Declare ``-q``/``-v``, on the main parser (``top``) and again on each subcommand's.
+
+    Accepted before the command and after it; a subcommand's copy has no default, so
+    that it does not reset what was given before the command.
+    """
+    quiet_default: object = False if top else argparse.SUPPRESS
+    verbose_default: object = 0 if top else argparse.SUPPRESS
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=quiet_default,
+        help="print nothing but errors (for CI logs)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=verbose_default,
+        help=f"-v: progress details ({LOG_ENV}=info), -vv: debugging ({LOG_ENV}=debug)",
+    )
+
+
+def setup_logging(verbosity: int = 0, quiet: bool = False) -> bool:
+    """Send our logs to stderr; return True when debugging (tracebacks wanted).
+
+    Args:
+        verbosity: ``-v`` count; 1 is ``info``, 2 or more ``debug``; wins over the
+            environment, as a flag typed for this run is the later wish.
+        quiet: ``-q``: errors only.
+    """
     level_name = os.environ.get(LOG_ENV, "").strip().upper()
     traced = any(
         os.environ.get(v) not in (None, "", "0", "false")
@@ -83,6 +115,10 @@ def setup_logging() -> bool:
     level = log.LEVELS.get(level_name)
     if level is None:
         level = log.DEBUG if traced else log.WARNING
+    if verbosity:
+        level = log.DEBUG if verbosity >= 2 else log.INFO
+    elif quiet:
+        level = log.ERROR
     log.configure(level)
     return level <= log.DEBUG
 
@@ -103,6 +139,42 @@ class Context:
         self._store: ObjectStore | None = None
         # The level the settings' warnings are logged at (a command may lower it).
         self.settings_warning_level = log.WARNING
+        # -q: nothing but errors; say() and note() print nothing, no progress line.
+        self.quiet: bool = bool(getattr(args, "quiet", False))
+        # -v count: 0 normal, 1 info, 2 debug (the log level main configured from it).
+        self.verbosity: int = int(getattr(args, "verbose", 0) or 0)
+
+    def say(self, text: str) -> None:
+        """Print ``text`` on stdout for people (a summary, a confirmation); not with -q."""
+        if not self.quiet:
+            print(text)
+
+    def note(self, text: str) -> None:
+        """Print ``text`` on stderr as a note beside the output; not with -q."""
+        if not self.quiet:
+            print(text, file=sys.stderr)
+
+    @property
+    def live(self) -> bool:
+        """Whether a live progress line may be drawn: on a terminal and not quiet."""
+        return not self.quiet and sys.stderr.isatty()
+
+    def require_repository(self) -> None:
+        """Raise a one-line error, naming the directory and the fix, outside a repository.
+
+        Raises:
+            ConfigError: when no git repository holds the directory.
+        """
+        from lfs_agent.errors import ConfigError, GitError
+
+        try:
+            self.git.paths  # noqa: B018 - resolved here to fail early; cached for later
+        except GitError:
+            where = self.cwd or Path.cwd()
+            raise ConfigError(
+                f"not a git repository: {where} (run this inside a git work tree, "
+                "or 'git init' / 'lfs-agent clone URL' first)"
+            ) from None
 
     @property
     def git(self) -> Git:

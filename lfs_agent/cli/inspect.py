@@ -115,12 +115,12 @@ def cmd_prune(ctx: Context) -> int:
     freed = sum(p.size for p in report.pruned)
     for pointer in report.pruned:
         print(f"{verb} {pointer.oid} ({human_size(pointer.size)})")
-    print(
+    ctx.say(
         f"prune: {verb} {len(report.pruned)} object(s), {human_size(freed)}; kept "
         f"{len(report.kept_unpushed)} unused object(s) not on {shown(remote.url)}"
     )
     if report.temp_files_removed or report.upload_states_removed:
-        print(
+        ctx.say(
             f"prune: removed {report.temp_files_removed} stale temp file(s) and "
             f"{report.upload_states_removed} dead S3 upload state(s)"
         )

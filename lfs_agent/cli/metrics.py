@@ -99,7 +99,7 @@ def cmd_tag(ctx: Context) -> int:
     )
     if remote is None:
         local.save(record, pending=True)
-        print(summary)
+        ctx.say(summary)
         raise ConfigError(
             "no remote configured: the record is kept locally; set one with "
             "'lfs-agent install --remote URL', then run 'lfs-agent metrics push'"
@@ -109,13 +109,13 @@ def cmd_tag(ctx: Context) -> int:
             push_record_with_objects(ctx.store, remote, record)
         except LfsAgentError as exc:
             local.save(record, pending=True)
-            print(summary)
+            ctx.say(summary)
             raise TransferError(
                 f"the tag was created, but its record did not reach {shown(remote.url)}: "
                 f"{exc} (run 'lfs-agent metrics push' later)"
             ) from exc
     local.save(record, pending=False)
-    print(summary)
+    ctx.say(summary)
     return 0
 
 
@@ -250,7 +250,7 @@ def cmd_metrics_push(ctx: Context) -> int:
     local = _local(ctx)
     pending = local.pending()
     if not pending:
-        print("metrics: nothing pending")
+        ctx.say("metrics: nothing pending")
         return 0
     with ctx.required_remote() as remote:
         for tag in pending:
@@ -259,7 +259,7 @@ def cmd_metrics_push(ctx: Context) -> int:
                 continue
             push_record_with_objects(ctx.store, remote, record)
             local.save(record, pending=False)
-            print(f"pushed the record of {shown(tag)}")
+            ctx.say(f"pushed the record of {shown(tag)}")
     return 0
 
 

@@ -90,9 +90,9 @@ def cmd_install(ctx: Context) -> int:
         force=args.force,
     )
     for message in report.messages:
-        print(shown(message), file=sys.stderr)
+        ctx.note(shown(message))
     mode = "git-lfs transfers" if args.with_git_lfs else "filter and hooks"
-    print(f"lfs-agent installed ({mode}); {_where(ctx)}")
+    ctx.say(f"lfs-agent installed ({mode}); {_where(ctx)}")
     if not args.recursive:
         return 0
     # The remote given is the superproject's: each submodule names its own in its
@@ -109,8 +109,8 @@ def cmd_install(ctx: Context) -> int:
         except LfsAgentError as exc:
             raise _submodule_error(name, exc) from exc
         for message in report.messages:
-            print(f"submodule {shown_path(name)}: {shown(message)}", file=sys.stderr)
-        print(f"lfs-agent installed in submodule {shown_path(name)} ({mode}); {_where(sub)}")
+            ctx.note(f"submodule {shown_path(name)}: {shown(message)}")
+        ctx.say(f"lfs-agent installed in submodule {shown_path(name)} ({mode}); {_where(sub)}")
     return 0
 
 
@@ -133,8 +133,8 @@ def _install_global(ctx: Context) -> int:
                 "repository names its bucket in its committed .lfsagent"
             )
     for message in install_global(ctx.git, force=args.force).messages:
-        print(shown(message), file=sys.stderr)
-    print(
+        ctx.note(shown(message))
+    ctx.say(
         "lfs-agent installed globally (filter in your git config): every repository with a "
         "committed .lfsagent, submodules included, works with plain git and gets its hooks "
         "at the filter's first run there"
@@ -162,15 +162,15 @@ def cmd_uninstall(ctx: Context) -> int:
 
     if ctx.args.global_scope:
         for message in uninstall_global(ctx.git).messages:
-            print(shown(message), file=sys.stderr)
-        print(
+            ctx.note(shown(message))
+        ctx.say(
             "lfs-agent uninstalled from your global git config; hooks it added to a "
             "repository stay until 'lfs-agent uninstall' there"
         )
         return 0
     for message in uninstall(ctx.git).messages:
-        print(shown(message), file=sys.stderr)
-    print("lfs-agent uninstalled")
+        ctx.note(shown(message))
+    ctx.say("lfs-agent uninstalled")
     if ctx.args.recursive:
         for name, path in submodule_repos(ctx.git):
             try:
@@ -178,8 +178,8 @@ def cmd_uninstall(ctx: Context) -> int:
             except LfsAgentError as exc:
                 raise _submodule_error(name, exc) from exc
             for message in messages:
-                print(f"submodule {shown_path(name)}: {shown(message)}", file=sys.stderr)
-            print(f"lfs-agent uninstalled in submodule {shown_path(name)}")
+                ctx.note(f"submodule {shown_path(name)}: {shown(message)}")
+            ctx.say(f"lfs-agent uninstalled in submodule {shown_path(name)}")
     return 0
 
 

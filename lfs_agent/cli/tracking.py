@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,7 +66,7 @@ def cmd_track(ctx: Context) -> int:
         return 0
     result = track(ctx.git, ctx.args.patterns, _outside_attributes(ctx))
     for message in result.messages:
-        print(shown(message))
+        ctx.say(shown(message))
     covered = {pattern: files for pattern, files in result.covered.items() if files}
     if covered:
         fix = (
@@ -76,10 +75,9 @@ def cmd_track(ctx: Context) -> int:
             else "run 'lfs-agent install', then 'git add --renormalize .' to store them as pointers"
         )
         for pattern, files in covered.items():
-            print(
+            ctx.note(
                 f"lfs-agent: {shown(json.dumps(pattern, ensure_ascii=False))} covers "
-                f"{len(files)} file(s) already in git; {fix}",
-                file=sys.stderr,
+                f"{len(files)} file(s) already in git; {fix}"
             )
     return 0
 
@@ -94,7 +92,7 @@ def cmd_untrack(ctx: Context) -> int:
     from lfs_agent.tracking import untrack
 
     for message in untrack(ctx.git, ctx.args.patterns):
-        print(shown(message))
+        ctx.say(shown(message))
     return 0
 
 

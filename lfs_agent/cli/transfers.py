@@ -42,11 +42,11 @@ __all__ = [
 logger = log.get_logger("lfs_agent")
 
 
-def _progress_line(verb: str, pointers: list[Pointer]) -> ProgressLine:
-    """The live progress line on stderr, drawn only on a terminal."""
+def _progress_line(verb: str, pointers: list[Pointer], live: bool) -> ProgressLine:
+    """The live progress line on stderr, drawn only when ``live`` (see :attr:`Context.live`)."""
     from lfs_agent.progressline import ProgressLine
 
-    return ProgressLine(verb, pointers, sys.stderr, live=sys.stderr.isatty())
+    return ProgressLine(verb, pointers, sys.stderr, live=live)
 
 
 def _interrupted(exc: Interrupted, verb: str) -> KeyboardInterrupt:
@@ -63,7 +63,7 @@ def _interrupted(exc: Interrupted, verb: str) -> KeyboardInterrupt:
 def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
     from lfs_agent.sync import Interrupted, push
 
-    line = _progress_line("Uploading", [f.pointer for f in files])
+    line = _progress_line("Uploading", [f.pointer for f in files], ctx.live)
     with ctx.required_remote() as remote:
         try:
             result = push(ctx.store, remote, files, ctx.settings.concurrency, line)
@@ -73,10 +73,9 @@ def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
             line.finish()
     sent = sum(p.size for p in result.done)
     if result.done or result.skipped:
-        print(
+        ctx.note(
             f"lfs-agent: uploaded {len(result.done)} object(s) ({human_size(sent)}) to "
-            f"{shown(remote.url)}; {len(result.skipped)} already there",
-            file=sys.stderr,
+            f"{shown(remote.url)}; {len(result.skipped)} already there"
         )
     return result
 
@@ -129,7 +128,7 @@ def cmd_push(ctx: Context) -> int:
     )
     files = rev_list_pointers(git, shas, (), not_remote)
     if not files:
-        print("lfs-agent: nothing to upload", file=sys.stderr)
+        ctx.note("lfs-agent: nothing to upload")
         return 0
     _upload(ctx, files)
     return 0
@@ -162,7 +161,7 @@ def _download(
         return
     from lfs_agent.sync import Interrupted
 
-    line = _progress_line("Downloading", [f.pointer for f in missing])
+    line = _progress_line("Downloading", [f.pointer for f in missing], ctx.live)
     with ctx.required_remote() as remote:
         try:
             result = fetch(
@@ -173,10 +172,9 @@ def _download(
         finally:
             line.finish()
     got = sum(p.size for p in result.done)
-    print(
+    ctx.note(
         f"lfs-agent: downloaded {len(result.done)} object(s) ({human_size(got)}) from "
-        f"{shown(remote.url)}",
-        file=sys.stderr,
+        f"{shown(remote.url)}"
     )
 
 
@@ -202,7 +200,7 @@ def cmd_checkout(ctx: Context) -> int:
         f for f in index_pointers(ctx.git, checked_out=True) if ctx.path_filter().allows(f.path)
     ]
     written = checkout(ctx.git, ctx.store, files)
-    print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
+    ctx.note(f"lfs-agent: checked out {len(written)} file(s)")
     return 0
 
 
@@ -246,7 +244,7 @@ def pull(ctx: Context, after_clone: bool = False) -> None:
         logger.error("%s", exc)
         raise failure from None
     if written or not after_clone:
-        print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
+        ctx.note(f"lfs-agent: checked out {len(written)} file(s)")
     if failure is not None and after_clone and ctx.settings.skip_download_errors:
         # As git with git-lfs's filter: the clone succeeds, the pointers stay.
         logger.warning("%s (their files keep their pointers)", failure)
