@@ -1,0 +1,157 @@
+"""The documents ``--json`` prints: one pydantic model per command's output.
+
+Scripts read these instead of the text meant for people. ``ls-files`` follows git-lfs's
+own ``git lfs ls-files --json`` field for field (``commands/command_ls_files.go``), so a
+script written for git-lfs reads ours unchanged; the others are lfs-agent's own.
+
+Imported only when ``--json`` is given: pydantic is too slow to import on every hook
+and filter run (start-up is tested).
+"""
+
+from __future__ import annotations
+
+import json
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = [
+    "FsckReport",
+    "LsFilesEntry",
+    "LsFilesReport",
+    "StatusEntry",
+    "StatusReport",
+    "TransferFailure",
+    "TransferObject",
+    "TransferReport",
+    "dump_go_json",
+]
+
+
+class _Report(BaseModel):
+    """Frozen, and strict about unknown fields: a test parsing our output sees drift."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LsFilesEntry(_Report):
+    """One file, as git-lfs's ``lsFilesObject``.
+
+    Attributes:
+        name: Repository-relative path.
+        size: Object size in bytes.
+        checkout: The work-tree file exists with the object's size (git-lfs's test).
+        downloaded: The object is in the local store.
+        oid_type: Always ``sha256``.
+        oid: The object id.
+        version: The pointer's spec URL.
+    """
+
+    name: str
+    size: int
+    checkout: bool
+    downloaded: bool
+    oid_type: str
+    oid: str
+    version: str
+
+
+class LsFilesReport(_Report):
+    """``ls-files --json``; ``files`` is null when there are none, as git-lfs prints it."""
+
+    files: list[LsFilesEntry] | None
+
+
+class StatusEntry(_Report):
+    """One LFS file in ``status --json``."""
+
+    name: str
+    oid: str
+    size: int
+
+
+class StatusReport(_Report):
+    """``status --json``.
+
+    Attributes:
+        branch: The checked-out branch; empty on a detached HEAD.
+        upstream: The branch's upstream; empty when it has none.
+        to_push: Objects in commits the upstream lacks; null without an upstream.
+        staged: Pointers staged for commit.
+        unstaged: LFS files modified in the work tree and not staged.
+    """
+
+    branch: str
+    upstream: str
+    to_push: list[StatusEntry] | None
+    staged: list[StatusEntry]
+    unstaged: list[StatusEntry]
+
+
+class FsckReport(_Report):
+    """``fsck --json``: each problem list holds the lines the text output shows.
+
+    Attributes:
+        ok: Nothing is wrong (the exit status is 0 exactly then).
+        checked: Local objects checked.
+        corrupt: Local objects whose content does not hash to their oid.
+        missing: Objects HEAD needs that the store lacks.
+        non_canonical: Pointers not in git-lfs's canonical form.
+        remote: The remote checked with ``--remote``; null without it.
+        remote_problems: What the remote check found.
+    """
+
+    ok: bool
+    checked: int
+    corrupt: list[str]
+    missing: list[str]
+    non_canonical: list[str]
+    remote: str | None
+    remote_problems: list[str]
+
+
+class TransferObject(_Report):
+    """One object a transfer handled."""
+
+    oid: str
+    size: int
+
+
+class TransferFailure(TransferObject):
+    """An object that failed, with the reason the text output gives."""
+
+    reason: str
+
+
+class TransferReport(_Report):
+    """``push``, ``fetch``, ``pull`` and ``clone`` with ``--json``.
+
+    Attributes:
+        operation: ``upload`` or ``download``.
+        remote: The remote's URL (without credentials); empty when none was needed.
+        done: Objects moved.
+        skipped: Objects that needed no transfer (already there).
+        failed: Objects that failed, each with its reason.
+        bytes_moved: Sum of the sizes of ``done``.
+        checked_out: Files written to the work tree (pull and clone); null otherwise.
+    """
+
+    operation: str
+    remote: str
+    done: list[TransferObject]
+    skipped: list[TransferObject]
+    failed: list[TransferFailure]
+    bytes_moved: int
+    checked_out: int | None = None
+
+
+def dump_go_json(report: BaseModel) -> str:
+    """``report`` as Go's ``json.Encoder`` with a one-space indent writes it.
+
+    git-lfs prints with ``SetIndent("", " ")`` and Go's default HTML escaping of
+    ``<``, ``>`` and ``&``; matching it keeps byte-for-byte parity for scripts that
+    compare outputs. Non-ASCII text stays as UTF-8, as Go leaves it.
+    """
+    text = json.dumps(report.model_dump(mode="json"), indent=1, ensure_ascii=False)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(char, escaped)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
