@@ -11,8 +11,16 @@ and filter run (start-up is tested).
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from lfs_agent.pointer import Pointer
+    from lfs_agent.progress import Progress
+    from lfs_agent.sync import BatchResult, BatchWatch
 
 __all__ = [
     "FsckReport",
@@ -21,6 +29,7 @@ __all__ = [
     "StatusEntry",
     "StatusReport",
     "TransferFailure",
+    "TransferLog",
     "TransferObject",
     "TransferReport",
     "dump_go_json",
@@ -155,3 +164,82 @@ def dump_go_json(report: BaseModel) -> str:
     for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
         text = text.replace(char, escaped)
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+class TransferLog:
+    """A batch watch that notes each object's end for the JSON summary.
+
+    The batch raises on any failure and its result goes with it, so what the document
+    says is gathered here as objects end: an object that moved bytes is done, one that
+    ended cleanly without moving any was already there.
+
+    Args:
+        inner: The watch to pass everything on to (the progress line).
+    """
+
+    def __init__(self, inner: BatchWatch) -> None:
+        self._inner = inner
+        # Workers end objects concurrently.
+        self._lock = threading.Lock()
+        # oid -> net bytes moved so far, from the progress deltas.
+        self._moved: dict[str, int] = {}
+        self._done: list[TransferObject] = []
+        self._skipped: list[TransferObject] = []
+        self._failed: list[TransferFailure] = []
+
+    def progress(self, pointer: Pointer) -> Progress:
+        """Count ``pointer``'s bytes, and pass them on."""
+        report = self._inner.progress(pointer)
+
+        def counted(delta: int) -> None:
+            with self._lock:
+                self._moved[pointer.oid] = self._moved.get(pointer.oid, 0) + delta
+            report(delta)
+
+        return counted
+
+    def done(self, pointer: Pointer, error: BaseException | None) -> None:
+        """``pointer``'s transfer ended: note how, and pass it on."""
+        item = TransferObject(oid=pointer.oid, size=pointer.size)
+        with self._lock:
+            moved = self._moved.pop(pointer.oid, 0)
+            if error is not None:
+                self._failed.append(TransferFailure(**item.model_dump(), reason=str(error)))
+            elif moved > 0 or pointer.size == 0:
+                self._done.append(item)
+            else:
+                self._skipped.append(item)
+        self._inner.done(pointer, error)
+
+    def report(
+        self,
+        operation: str,
+        remote: str,
+        result: BatchResult | None = None,
+        already: Sequence[Pointer] = (),
+        checked_out: int | None = None,
+    ) -> TransferReport:
+        """The document: from ``result`` when the batch returned one, else as noted.
+
+        Args:
+            operation: ``upload`` or ``download``.
+            remote: The remote's URL, without credentials.
+            result: The batch's own account, when it did not raise.
+            already: Objects left out of the batch because they were present.
+            checked_out: Files written to the work tree, for pull and clone.
+        """
+        if result is not None:
+            done = [TransferObject(oid=p.oid, size=p.size) for p in result.done]
+            skipped = [TransferObject(oid=p.oid, size=p.size) for p in result.skipped]
+        else:
+            done, skipped = list(self._done), list(self._skipped)
+        skipped += [TransferObject(oid=p.oid, size=p.size) for p in already]
+        return TransferReport(
+            operation=operation,
+            remote=remote,
+            done=done,
+            skipped=skipped,
+            failed=sorted(self._failed, key=lambda f: f.oid),
+            bytes_moved=sum(o.size for o in done),
+            checked_out=checked_out,
+        )

@@ -16,6 +16,7 @@ from lfs_agent.cli.context import (
     no_arguments,
     shown,
 )
+from lfs_agent.cli.inspect import add_json
 from lfs_agent.errors import ConfigError, LfsAgentError
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from lfs_agent.pointer import Pointer
     from lfs_agent.progressline import ProgressLine
     from lfs_agent.remote import Remote
+    from lfs_agent.reports import TransferLog, TransferReport
     from lfs_agent.scan import PointerFile
     from lfs_agent.smudge_downloads import Unverified
     from lfs_agent.store import ObjectStore
@@ -64,14 +66,21 @@ def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
     from lfs_agent.sync import Interrupted, push
 
     line = _progress_line("Uploading", [f.pointer for f in files])
+    watch = _json_log(ctx, line)
     with ctx.required_remote() as remote:
         try:
-            result = push(ctx.store, remote, files, ctx.settings.concurrency, line)
+            result = push(ctx.store, remote, files, ctx.settings.concurrency, watch or line)
         except Interrupted as exc:
             raise _interrupted(exc, "uploaded") from None
+        except LfsAgentError:
+            if watch is not None:
+                print(watch.report("upload", remote.url).model_dump_json(indent=2))
+            raise
         finally:
             line.finish()
     sent = sum(p.size for p in result.done)
+    if watch is not None:
+        print(watch.report("upload", remote.url, result).model_dump_json(indent=2))
     if result.done or result.skipped:
         print(
             f"lfs-agent: uploaded {len(result.done)} object(s) ({human_size(sent)}) to "
@@ -79,6 +88,15 @@ def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
             file=sys.stderr,
         )
     return result
+
+
+def _json_log(ctx: Context, line: ProgressLine) -> TransferLog | None:
+    """With ``--json``, a watch noting each object for the summary; None without."""
+    if not getattr(ctx.args, "json", False):
+        return None
+    from lfs_agent.reports import TransferLog
+
+    return TransferLog(line)
 
 
 def add_pre_push(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +127,7 @@ def add_push(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("git_remote", metavar="REMOTE", nargs="?", default="origin")
     parser.add_argument("refs", metavar="REF", nargs="*")
     parser.add_argument("--all", action="store_true", help="every object of every branch and tag")
+    add_json(parser)
 
 
 def cmd_push(ctx: Context) -> int:
@@ -130,6 +149,8 @@ def cmd_push(ctx: Context) -> int:
     files = rev_list_pointers(git, shas, (), not_remote)
     if not files:
         print("lfs-agent: nothing to upload", file=sys.stderr)
+        if ctx.args.json:
+            _print_empty("upload")
         return 0
     _upload(ctx, files)
     return 0
@@ -153,23 +174,40 @@ def _selected(ctx: Context, refs: list[str], all_history: bool) -> list[PointerF
 
 def _download(
     ctx: Context, files: list[PointerFile], unverified: dict[str, Unverified] | None = None
-) -> None:
-    """Fetch the objects of ``files`` the store lacks (see :func:`sync.fetch`)."""
+) -> TransferReport | None:
+    """Fetch the objects of ``files`` the store lacks (see :func:`sync.fetch`).
+
+    Returns:
+        With ``--json``, the summary to print (printed here when a failure is raised,
+        so the failed objects are listed); None without.
+    """
     from lfs_agent.sync import fetch
 
+    present = [f.pointer for f in files if ctx.store.contains(f.pointer)]
     missing = [f for f in files if not ctx.store.contains(f.pointer)]
+    line = _progress_line("Downloading", [f.pointer for f in missing])
+    watch = _json_log(ctx, line)
     if not missing:
-        return
+        return watch.report("download", "", already=present) if watch else None
     from lfs_agent.sync import Interrupted
 
-    line = _progress_line("Downloading", [f.pointer for f in missing])
     with ctx.required_remote() as remote:
         try:
             result = fetch(
-                ctx.store, remote, missing, ctx.settings.concurrency, line, unverified=unverified
+                ctx.store,
+                remote,
+                missing,
+                ctx.settings.concurrency,
+                watch or line,
+                unverified=unverified,
             )
         except Interrupted as exc:
             raise _interrupted(exc, "downloaded") from None
+        except LfsAgentError:
+            if watch is not None:
+                report = watch.report("download", remote.url, already=present)
+                print(report.model_dump_json(indent=2))
+            raise
         finally:
             line.finish()
     got = sum(p.size for p in result.done)
@@ -178,6 +216,17 @@ def _download(
         f"{shown(remote.url)}",
         file=sys.stderr,
     )
+    return watch.report("download", remote.url, result, present) if watch else None
+
+
+def _print_empty(operation: str) -> None:
+    """The summary of a command that had nothing to move."""
+    from lfs_agent.reports import TransferReport
+
+    empty = TransferReport(
+        operation=operation, remote="", done=[], skipped=[], failed=[], bytes_moved=0
+    )
+    print(empty.model_dump_json(indent=2))
 
 
 def add_fetch(parser: argparse.ArgumentParser) -> None:
@@ -185,11 +234,14 @@ def add_fetch(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("refs", metavar="REF", nargs="*")
     parser.add_argument("--all", action="store_true", help="every object of every branch and tag")
     add_path_filters(parser)
+    add_json(parser)
 
 
 def cmd_fetch(ctx: Context) -> int:
     """``fetch [REF...]``: download objects of REF's tree (or all history)."""
-    _download(ctx, _selected(ctx, ctx.args.refs, ctx.args.all))
+    report = _download(ctx, _selected(ctx, ctx.args.refs, ctx.args.all))
+    if report is not None:
+        print(report.model_dump_json(indent=2))
     return 0
 
 
@@ -204,6 +256,12 @@ def cmd_checkout(ctx: Context) -> int:
     written = checkout(ctx.git, ctx.store, files)
     print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
     return 0
+
+
+def add_pull(parser: argparse.ArgumentParser) -> None:
+    """``pull [-I PATTERN] [-X PATTERN] [--json]``."""
+    add_path_filters(parser)
+    add_json(parser)
 
 
 def cmd_pull(ctx: Context) -> int:
@@ -230,8 +288,9 @@ def pull(ctx: Context, after_clone: bool = False) -> None:
     # Large objects the download did not read are checked while checkout copies them.
     unverified: dict[str, Unverified] = {}
     failure: LfsAgentError | None = None
+    report = None
     try:
-        _download(ctx, files, unverified)
+        report = _download(ctx, files, unverified)
     except LfsAgentError as exc:
         failure = exc
     except BaseException:
@@ -247,6 +306,8 @@ def pull(ctx: Context, after_clone: bool = False) -> None:
         raise failure from None
     if written or not after_clone:
         print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
+    if report is not None:
+        print(report.model_copy(update={"checked_out": len(written)}).model_dump_json(indent=2))
     if failure is not None and after_clone and ctx.settings.skip_download_errors:
         # As git with git-lfs's filter: the clone succeeds, the pointers stay.
         logger.warning("%s (their files keep their pointers)", failure)
@@ -284,9 +345,7 @@ COMMANDS = {
     "fetch": Command(
         "download objects for REF (default HEAD) into the local store", add_fetch, cmd_fetch
     ),
-    "pull": Command(
-        "fetch, then replace pointer files in the work tree", add_path_filters, cmd_pull
-    ),
+    "pull": Command("fetch, then replace pointer files in the work tree", add_pull, cmd_pull),
     "checkout": Command(
         "replace pointer files with local content (no download)",
         add_path_filters,
