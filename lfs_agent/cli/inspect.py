@@ -13,6 +13,7 @@ from lfs_agent.cli.context import (
     shown,
     shown_path,
 )
+from lfs_agent.cli.jsondoc import add_json
 from lfs_agent.errors import ConfigError
 from lfs_agent.pointer import SPEC_URL
 
@@ -34,11 +35,6 @@ def add_ls_files(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-I", "--include", action="append", default=[], metavar="PATTERN")
     parser.add_argument("-X", "--exclude", action="append", default=[], metavar="PATTERN")
     add_json(parser)
-
-
-def add_json(parser: argparse.ArgumentParser) -> None:
-    """``--json``: one JSON document on stdout, messages on stderr."""
-    parser.add_argument("--json", action="store_true", help="print a JSON document")
 
 
 def _listed(ctx: Context) -> list[PointerFile]:

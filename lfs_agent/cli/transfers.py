@@ -16,7 +16,7 @@ from lfs_agent.cli.context import (
     no_arguments,
     shown,
 )
-from lfs_agent.cli.inspect import add_json
+from lfs_agent.cli.jsondoc import add_json, empty_report, json_watch, print_document
 from lfs_agent.errors import ConfigError, LfsAgentError
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from lfs_agent.pointer import Pointer
     from lfs_agent.progressline import ProgressLine
     from lfs_agent.remote import Remote
-    from lfs_agent.reports import TransferLog, TransferReport
+    from lfs_agent.reports import TransferReport
     from lfs_agent.scan import PointerFile
     from lfs_agent.smudge_downloads import Unverified
     from lfs_agent.store import ObjectStore
@@ -66,7 +66,7 @@ def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
     from lfs_agent.sync import Interrupted, push
 
     line = _progress_line("Uploading", [f.pointer for f in files])
-    watch = _json_log(ctx, line)
+    watch = json_watch(ctx, line)
     with ctx.required_remote() as remote:
         try:
             result = push(ctx.store, remote, files, ctx.settings.concurrency, watch or line)
@@ -74,13 +74,13 @@ def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
             raise _interrupted(exc, "uploaded") from None
         except LfsAgentError:
             if watch is not None:
-                print(watch.report("upload", remote.url).model_dump_json(indent=2))
+                print_document(watch.report("upload", remote.url))
             raise
         finally:
             line.finish()
     sent = sum(p.size for p in result.done)
     if watch is not None:
-        print(watch.report("upload", remote.url, result).model_dump_json(indent=2))
+        print_document(watch.report("upload", remote.url, result))
     if result.done or result.skipped:
         print(
             f"lfs-agent: uploaded {len(result.done)} object(s) ({human_size(sent)}) to "
@@ -88,15 +88,6 @@ def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
             file=sys.stderr,
         )
     return result
-
-
-def _json_log(ctx: Context, line: ProgressLine) -> TransferLog | None:
-    """With ``--json``, a watch noting each object for the summary; None without."""
-    if not getattr(ctx.args, "json", False):
-        return None
-    from lfs_agent.reports import TransferLog
-
-    return TransferLog(line)
 
 
 def add_pre_push(parser: argparse.ArgumentParser) -> None:
@@ -150,7 +141,7 @@ def cmd_push(ctx: Context) -> int:
     if not files:
         print("lfs-agent: nothing to upload", file=sys.stderr)
         if ctx.args.json:
-            _print_empty("upload")
+            print_document(empty_report("upload"))
         return 0
     _upload(ctx, files)
     return 0
@@ -173,24 +164,27 @@ def _selected(ctx: Context, refs: list[str], all_history: bool) -> list[PointerF
 
 
 def _download(
-    ctx: Context, files: list[PointerFile], unverified: dict[str, Unverified] | None = None
-) -> TransferReport | None:
+    ctx: Context,
+    files: list[PointerFile],
+    unverified: dict[str, Unverified] | None = None,
+    reports: list[TransferReport] | None = None,
+) -> None:
     """Fetch the objects of ``files`` the store lacks (see :func:`sync.fetch`).
 
-    Returns:
-        With ``--json``, the summary to print (printed here when a failure is raised,
-        so the failed objects are listed); None without.
+    With ``--json``, the summary goes into ``reports``, also when a failure is raised,
+    so that the failed objects are listed.
     """
-    from lfs_agent.sync import fetch
+    from lfs_agent.sync import Interrupted, fetch
 
     present = [f.pointer for f in files if ctx.store.contains(f.pointer)]
     missing = [f for f in files if not ctx.store.contains(f.pointer)]
     line = _progress_line("Downloading", [f.pointer for f in missing])
-    watch = _json_log(ctx, line)
+    watch = json_watch(ctx, line)
+    sink = reports if reports is not None else []
     if not missing:
-        return watch.report("download", "", already=present) if watch else None
-    from lfs_agent.sync import Interrupted
-
+        if watch is not None:
+            sink.append(watch.report("download", "", already=present))
+        return
     with ctx.required_remote() as remote:
         try:
             result = fetch(
@@ -205,8 +199,7 @@ def _download(
             raise _interrupted(exc, "downloaded") from None
         except LfsAgentError:
             if watch is not None:
-                report = watch.report("download", remote.url, already=present)
-                print(report.model_dump_json(indent=2))
+                sink.append(watch.report("download", remote.url, already=present))
             raise
         finally:
             line.finish()
@@ -216,17 +209,8 @@ def _download(
         f"{shown(remote.url)}",
         file=sys.stderr,
     )
-    return watch.report("download", remote.url, result, present) if watch else None
-
-
-def _print_empty(operation: str) -> None:
-    """The summary of a command that had nothing to move."""
-    from lfs_agent.reports import TransferReport
-
-    empty = TransferReport(
-        operation=operation, remote="", done=[], skipped=[], failed=[], bytes_moved=0
-    )
-    print(empty.model_dump_json(indent=2))
+    if watch is not None:
+        sink.append(watch.report("download", remote.url, result, present))
 
 
 def add_fetch(parser: argparse.ArgumentParser) -> None:
@@ -239,9 +223,12 @@ def add_fetch(parser: argparse.ArgumentParser) -> None:
 
 def cmd_fetch(ctx: Context) -> int:
     """``fetch [REF...]``: download objects of REF's tree (or all history)."""
-    report = _download(ctx, _selected(ctx, ctx.args.refs, ctx.args.all))
-    if report is not None:
-        print(report.model_dump_json(indent=2))
+    reports: list[TransferReport] = []
+    try:
+        _download(ctx, _selected(ctx, ctx.args.refs, ctx.args.all), reports=reports)
+    finally:
+        for report in reports:
+            print_document(report)
     return 0
 
 
@@ -266,11 +253,18 @@ def add_pull(parser: argparse.ArgumentParser) -> None:
 
 def cmd_pull(ctx: Context) -> int:
     """``pull``: fetch the objects of the checked-out files, then check them out."""
-    pull(ctx)
+    reports: list[TransferReport] = []
+    try:
+        pull(ctx, reports=reports)
+    finally:
+        for report in reports:
+            print_document(report)
     return 0
 
 
-def pull(ctx: Context, after_clone: bool = False) -> None:
+def pull(
+    ctx: Context, after_clone: bool = False, reports: list[TransferReport] | None = None
+) -> None:
     """Download and check out what ``ctx``'s path filter allows.
 
     When some downloads fail, the files whose objects did arrive are still checked out
@@ -279,6 +273,9 @@ def pull(ctx: Context, after_clone: bool = False) -> None:
     ``after_clone``: git has checked out what its filter could (see
     :func:`~lfs_agent.cli.setup.cmd_clone`); the count of files written here is not
     printed when there are none.
+
+    ``reports``: with ``--json``, the download's summary is added there, with the
+    count of files checked out, even when a failure is raised after.
     """
     from lfs_agent.checkout import checkout
     from lfs_agent.scan import index_pointers
@@ -288,9 +285,9 @@ def pull(ctx: Context, after_clone: bool = False) -> None:
     # Large objects the download did not read are checked while checkout copies them.
     unverified: dict[str, Unverified] = {}
     failure: LfsAgentError | None = None
-    report = None
+    sink: list[TransferReport] = []
     try:
-        report = _download(ctx, files, unverified)
+        _download(ctx, files, unverified, sink)
     except LfsAgentError as exc:
         failure = exc
     except BaseException:
@@ -303,11 +300,13 @@ def pull(ctx: Context, after_clone: bool = False) -> None:
         if failure is None:
             raise
         logger.error("%s", exc)
+        if reports is not None:
+            reports.extend(sink)
         raise failure from None
     if written or not after_clone:
         print(f"lfs-agent: checked out {len(written)} file(s)", file=sys.stderr)
-    if report is not None:
-        print(report.model_copy(update={"checked_out": len(written)}).model_dump_json(indent=2))
+    if reports is not None:
+        reports.extend(r.model_copy(update={"checked_out": len(written)}) for r in sink)
     if failure is not None and after_clone and ctx.settings.skip_download_errors:
         # As git with git-lfs's filter: the clone succeeds, the pointers stay.
         logger.warning("%s (their files keep their pointers)", failure)

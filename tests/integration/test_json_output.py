@@ -9,6 +9,7 @@ import pytest
 from lfs_agent.reports import FsckReport, LsFilesReport, StatusReport, TransferReport
 from tests.conftest import agent, git
 from tests.helpers import sha256
+from tests.integration.test_ci_clones import FILES, project  # noqa: F401
 from tests.integration.test_plain_git import Setup, commit_all, setup  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -82,3 +83,26 @@ def test_ls_files_json_says_what_is_checked_out_and_downloaded(setup: Setup):  #
     git("checkout", "--", "a.bin", cwd=work)
     empty = agent("ls-files", "--json", "-I", "nothing", cwd=work).stdout
     assert LsFilesReport.model_validate_json(empty).files is None
+
+
+def test_clone_json_counts_what_git_and_the_pull_brought(project):  # noqa: F811
+    root, server, _bucket = project
+    out = agent("clone", "--json", "--include", "models/*", str(server), "ci", cwd=root)
+    assert out.returncode == 0, out.stderr
+    report = TransferReport.model_validate_json(out.stdout)
+    models = {sha256(FILES["models/resnet.bin"]), sha256(FILES["models/bert.bin"])}
+    assert {o.oid for o in report.done} == models and report.failed == []
+    assert report.bytes_moved == len(FILES["models/resnet.bin"]) + len(FILES["models/bert.bin"])
+
+
+def test_clone_json_lists_an_object_that_failed(project):  # noqa: F811
+    root, server, bucket = project
+    data = FILES["data/test.bin"]
+    for path in bucket.rglob(sha256(data)):
+        path.chmod(0o644)
+        path.write_bytes(b"!" * len(data))
+    out = agent("clone", "--json", str(server), "ci", cwd=root)
+    assert out.returncode != 0
+    report = TransferReport.model_validate_json(out.stdout)
+    assert [f.oid for f in report.failed] == [sha256(data)]
+    assert len(report.done) == len(FILES) - 1
