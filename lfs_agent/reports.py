@@ -142,6 +142,9 @@ class TransferReport(_Report):
         failed: Objects that failed, each with its reason.
         bytes_moved: Sum of the sizes of ``done``.
         checked_out: Files written to the work tree (pull and clone); null otherwise.
+        error: The message of the error that ended the command, null on success; it
+            also covers failures of no one object (objects missing locally before a
+            push, a remote that cannot be reached).
     """
 
     operation: str
@@ -151,6 +154,7 @@ class TransferReport(_Report):
     failed: list[TransferFailure]
     bytes_moved: int
     checked_out: int | None = None
+    error: str | None = None
 
 
 def dump_go_json(report: BaseModel) -> str:
@@ -216,8 +220,10 @@ class TransferLog:
         operation: str,
         remote: str,
         result: BatchResult | None = None,
+        *,
         already: Sequence[Pointer] = (),
         checked_out: int | None = None,
+        error: str | None = None,
     ) -> TransferReport:
         """The document: from ``result`` when the batch returned one, else as noted.
 
@@ -227,6 +233,7 @@ class TransferLog:
             result: The batch's own account, when it did not raise.
             already: Objects left out of the batch because they were present.
             checked_out: Files written to the work tree, for pull and clone.
+            error: The message of the error that ended the batch.
         """
         if result is not None:
             done = [TransferObject(oid=p.oid, size=p.size) for p in result.done]
@@ -242,4 +249,5 @@ class TransferLog:
             failed=sorted(self._failed, key=lambda f: f.oid),
             bytes_moved=sum(o.size for o in done),
             checked_out=checked_out,
+            error=error,
         )

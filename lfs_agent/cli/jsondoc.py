@@ -83,4 +83,5 @@ def clone_report(repo: Context, pulls: list[TransferReport]) -> TransferReport:
         failed=sorted(failed.values(), key=lambda f: f.oid),
         bytes_moved=sum(o.size for o in done.values()),
         checked_out=sum(p.checked_out or 0 for p in pulls),
+        error=next((p.error for p in pulls if p.error), None),
     )

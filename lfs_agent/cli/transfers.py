@@ -72,9 +72,9 @@ def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
             result = push(ctx.store, remote, files, ctx.settings.concurrency, watch or line)
         except Interrupted as exc:
             raise _interrupted(exc, "uploaded") from None
-        except LfsAgentError:
+        except LfsAgentError as exc:
             if watch is not None:
-                print_document(watch.report("upload", remote.url))
+                print_document(watch.report("upload", remote.url, error=str(exc)))
             raise
         finally:
             line.finish()
@@ -197,9 +197,10 @@ def _download(
             )
         except Interrupted as exc:
             raise _interrupted(exc, "downloaded") from None
-        except LfsAgentError:
+        except LfsAgentError as exc:
             if watch is not None:
-                sink.append(watch.report("download", remote.url, already=present))
+                failed = watch.report("download", remote.url, already=present, error=str(exc))
+                sink.append(failed)
             raise
         finally:
             line.finish()
@@ -210,7 +211,7 @@ def _download(
         file=sys.stderr,
     )
     if watch is not None:
-        sink.append(watch.report("download", remote.url, result, present))
+        sink.append(watch.report("download", remote.url, result, already=present))
 
 
 def add_fetch(parser: argparse.ArgumentParser) -> None:

@@ -64,7 +64,18 @@ def test_a_failed_object_is_listed_with_its_reason_and_the_exit_stays_non_zero(
     assert fetched.returncode != 0
     report = TransferReport.model_validate_json(fetched.stdout)
     assert [f.oid for f in report.failed] == [oid] and report.failed[0].reason
-    assert report.done == []
+    assert report.done == [] and report.error and oid in report.error
+
+
+def test_a_push_missing_local_objects_says_why_in_its_document(setup: Setup):  # noqa: F811
+    work = setup.work
+    (work / "a.bin").write_bytes(b"alpha\n")
+    commit_all(work, "one")
+    shutil.rmtree(work / ".git" / "lfs" / "objects")
+    pushed = agent("push", "--json", cwd=work)
+    assert pushed.returncode != 0
+    report = TransferReport.model_validate_json(pushed.stdout)
+    assert report.done == [] and report.error and "missing" in report.error
 
     fsck = agent("fsck", "--json", cwd=work)
     assert fsck.returncode == 1
@@ -104,5 +115,5 @@ def test_clone_json_lists_an_object_that_failed(project):  # noqa: F811
     out = agent("clone", "--json", str(server), "ci", cwd=root)
     assert out.returncode != 0
     report = TransferReport.model_validate_json(out.stdout)
-    assert [f.oid for f in report.failed] == [sha256(data)]
+    assert [f.oid for f in report.failed] == [sha256(data)] and report.error
     assert len(report.done) == len(FILES) - 1
