@@ -17,6 +17,7 @@ from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
 __all__ = [
     "LfsStatus",
     "PointerFile",
+    "history_pointers",
     "index_pointers",
     "lfs_status",
     "pre_push_pointers",
@@ -162,6 +163,29 @@ def rev_list_pointers(
         if sep and path:
             blobs.append((oid, path))
     # Commits and trees have no path (or are trees); read_pointer_blobs drops non-blobs.
+    return read_pointer_blobs(git, blobs)
+
+
+def history_pointers(git: Git, ref: str | None) -> list[PointerFile]:
+    """Pointers in every commit reachable from ``ref``, or from every ref when None.
+
+    ``ls-files --deleted`` and ``--all``, as git-lfs's ``ScanRefs``/``ScanAll``: one
+    ``git rev-list --objects``, so a blob is listed once, under the first path git
+    walks it by, newest commits first.
+
+    Args:
+        git: Runs git in the repository.
+        ref: The revision whose history to walk; None for ``--all`` (every ref, the
+            remote-tracking ones and the stash included, as git-lfs).
+    """
+    proc = git.run(["rev-list", "--objects", ref or "--all", "--"], check=False)
+    if proc.returncode != 0:
+        raise GitError(f"git rev-list failed: {failure_reason(proc)}")
+    blobs = []
+    for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
+        oid, sep, path = line.partition(" ")
+        if sep and path:
+            blobs.append((oid, path))
     return read_pointer_blobs(git, blobs)
 
 

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lfs_agent.cli.context import (
     EXIT_ERROR,
@@ -17,7 +18,11 @@ from lfs_agent.cli.context import (
     shown_path,
     split_cli,
 )
+from lfs_agent.cli.jsondoc import add_json
 from lfs_agent.errors import ConfigError, LfsAgentError
+
+if TYPE_CHECKING:
+    from lfs_agent.reports import TransferReport
 
 __all__ = ["COMMANDS", "cmd_clone", "cmd_install", "cmd_uninstall"]
 
@@ -199,10 +204,28 @@ def add_clone(parser: argparse.ArgumentParser) -> None:
         "-c", "--config", action="append", metavar="KEY=VALUE", help="git clone's --config"
     )
     add_path_filters(parser)
+    add_json(parser)
 
 
 def cmd_clone(ctx: Context) -> int:
-    """``clone URL [DIR]``: clone (git writes the small files), install, pull the rest."""
+    """``clone URL [DIR]``: clone (git writes the small files), install, pull the rest.
+
+    With ``--json``, the summary of what came in is printed once git's clone succeeded,
+    whether the pulls after it failed or not.
+    """
+    reports: list[TransferReport] | None = [] if ctx.args.json else None
+    repo: list[Context] = []
+    try:
+        return _clone(ctx, repo, reports)
+    finally:
+        if reports is not None and repo:
+            from lfs_agent.cli.jsondoc import clone_report, print_document
+
+            print_document(clone_report(repo[-1], reports))
+
+
+def _clone(ctx: Context, cloned: list[Context], reports: list[TransferReport] | None) -> int:
+    """The clone itself; ``cloned`` gets the new repository once git made it."""
     from lfs_agent.cli.transfers import pull
     from lfs_agent.clone import (
         clone_command,
@@ -242,12 +265,13 @@ def cmd_clone(ctx: Context) -> int:
     # The submodules' checkouts ran the filter too, and may have left that file.
     nothing_left = run.smudged_all and not args.recurse_submodules
     repo = Context(args, cwd=dest)
+    cloned.append(repo)
     install(repo.git)  # the config is there: this adds the hooks (and a committed remote)
     status = 0
     if args.recurse_submodules:
 
         def pull_submodule(path: Path) -> None:
-            pull(Context(args, cwd=path), after_clone=True)
+            pull(Context(args, cwd=path), after_clone=True, reports=reports)
 
         def failed(name: str, exc: LfsAgentError) -> None:
             error = _submodule_error(name, exc)
@@ -257,6 +281,7 @@ def cmd_clone(ctx: Context) -> int:
             status = EXIT_ERROR
     if not repo.settings.remote and remote_from_default_branch(repo.git):
         repo = Context(args, cwd=dest)
+        cloned.append(repo)
     if not repo.settings.remote:
         from lfs_agent.scan import index_pointers
 
@@ -269,7 +294,7 @@ def cmd_clone(ctx: Context) -> int:
         )
         return EXIT_ERROR
     if not nothing_left:
-        pull(repo, after_clone=True)
+        pull(repo, after_clone=True, reports=reports)
     return status
 
 

@@ -16,6 +16,7 @@ from lfs_agent.cli.context import (
     no_arguments,
     shown,
 )
+from lfs_agent.cli.jsondoc import add_json, empty_report, json_watch, print_document
 from lfs_agent.errors import ConfigError, LfsAgentError
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from lfs_agent.pointer import Pointer
     from lfs_agent.progressline import ProgressLine
     from lfs_agent.remote import Remote
+    from lfs_agent.reports import TransferReport
     from lfs_agent.scan import PointerFile
     from lfs_agent.smudge_downloads import Unverified
     from lfs_agent.store import ObjectStore
@@ -64,14 +66,21 @@ def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
     from lfs_agent.sync import Interrupted, push
 
     line = _progress_line("Uploading", [f.pointer for f in files], ctx.live)
+    watch = json_watch(ctx, line)
     with ctx.required_remote() as remote:
         try:
-            result = push(ctx.store, remote, files, ctx.settings.concurrency, line)
+            result = push(ctx.store, remote, files, ctx.settings.concurrency, watch or line)
         except Interrupted as exc:
             raise _interrupted(exc, "uploaded") from None
+        except LfsAgentError as exc:
+            if watch is not None:
+                print_document(watch.report("upload", remote.url, error=str(exc)))
+            raise
         finally:
             line.finish()
     sent = sum(p.size for p in result.done)
+    if watch is not None:
+        print_document(watch.report("upload", remote.url, result))
     if result.done or result.skipped:
         ctx.note(
             f"lfs-agent: uploaded {len(result.done)} object(s) ({human_size(sent)}) to "
@@ -108,6 +117,7 @@ def add_push(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("git_remote", metavar="REMOTE", nargs="?", default="origin")
     parser.add_argument("refs", metavar="REF", nargs="*")
     parser.add_argument("--all", action="store_true", help="every object of every branch and tag")
+    add_json(parser)
 
 
 def cmd_push(ctx: Context) -> int:
@@ -129,6 +139,8 @@ def cmd_push(ctx: Context) -> int:
     files = rev_list_pointers(git, shas, (), not_remote)
     if not files:
         ctx.note("lfs-agent: nothing to upload")
+        if ctx.args.json:
+            print_document(empty_report("upload"))
         return 0
     _upload(ctx, files)
     return 0
@@ -151,24 +163,44 @@ def _selected(ctx: Context, refs: list[str], all_history: bool) -> list[PointerF
 
 
 def _download(
-    ctx: Context, files: list[PointerFile], unverified: dict[str, Unverified] | None = None
+    ctx: Context,
+    files: list[PointerFile],
+    unverified: dict[str, Unverified] | None = None,
+    reports: list[TransferReport] | None = None,
 ) -> None:
-    """Fetch the objects of ``files`` the store lacks (see :func:`sync.fetch`)."""
-    from lfs_agent.sync import fetch
+    """Fetch the objects of ``files`` the store lacks (see :func:`sync.fetch`).
 
+    With ``--json``, the summary goes into ``reports``, also when a failure is raised,
+    so that the failed objects are listed.
+    """
+    from lfs_agent.sync import Interrupted, fetch
+
+    present = [f.pointer for f in files if ctx.store.contains(f.pointer)]
     missing = [f for f in files if not ctx.store.contains(f.pointer)]
-    if not missing:
-        return
-    from lfs_agent.sync import Interrupted
-
     line = _progress_line("Downloading", [f.pointer for f in missing], ctx.live)
+    watch = json_watch(ctx, line)
+    sink = reports if reports is not None else []
+    if not missing:
+        if watch is not None:
+            sink.append(watch.report("download", "", already=present))
+        return
     with ctx.required_remote() as remote:
         try:
             result = fetch(
-                ctx.store, remote, missing, ctx.settings.concurrency, line, unverified=unverified
+                ctx.store,
+                remote,
+                missing,
+                ctx.settings.concurrency,
+                watch or line,
+                unverified=unverified,
             )
         except Interrupted as exc:
             raise _interrupted(exc, "downloaded") from None
+        except LfsAgentError as exc:
+            if watch is not None:
+                failed = watch.report("download", remote.url, already=present, error=str(exc))
+                sink.append(failed)
+            raise
         finally:
             line.finish()
     got = sum(p.size for p in result.done)
@@ -176,6 +208,8 @@ def _download(
         f"lfs-agent: downloaded {len(result.done)} object(s) ({human_size(got)}) from "
         f"{shown(remote.url)}"
     )
+    if watch is not None:
+        sink.append(watch.report("download", remote.url, result, already=present))
 
 
 def add_fetch(parser: argparse.ArgumentParser) -> None:
@@ -183,11 +217,17 @@ def add_fetch(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("refs", metavar="REF", nargs="*")
     parser.add_argument("--all", action="store_true", help="every object of every branch and tag")
     add_path_filters(parser)
+    add_json(parser)
 
 
 def cmd_fetch(ctx: Context) -> int:
     """``fetch [REF...]``: download objects of REF's tree (or all history)."""
-    _download(ctx, _selected(ctx, ctx.args.refs, ctx.args.all))
+    reports: list[TransferReport] = []
+    try:
+        _download(ctx, _selected(ctx, ctx.args.refs, ctx.args.all), reports=reports)
+    finally:
+        for report in reports:
+            print_document(report)
     return 0
 
 
@@ -204,13 +244,26 @@ def cmd_checkout(ctx: Context) -> int:
     return 0
 
 
+def add_pull(parser: argparse.ArgumentParser) -> None:
+    """``pull [-I PATTERN] [-X PATTERN] [--json]``."""
+    add_path_filters(parser)
+    add_json(parser)
+
+
 def cmd_pull(ctx: Context) -> int:
     """``pull``: fetch the objects of the checked-out files, then check them out."""
-    pull(ctx)
+    reports: list[TransferReport] = []
+    try:
+        pull(ctx, reports=reports)
+    finally:
+        for report in reports:
+            print_document(report)
     return 0
 
 
-def pull(ctx: Context, after_clone: bool = False) -> None:
+def pull(
+    ctx: Context, after_clone: bool = False, reports: list[TransferReport] | None = None
+) -> None:
     """Download and check out what ``ctx``'s path filter allows.
 
     When some downloads fail, the files whose objects did arrive are still checked out
@@ -219,6 +272,9 @@ def pull(ctx: Context, after_clone: bool = False) -> None:
     ``after_clone``: git has checked out what its filter could (see
     :func:`~lfs_agent.cli.setup.cmd_clone`); the count of files written here is not
     printed when there are none.
+
+    ``reports``: with ``--json``, the download's summary is added there, with the
+    count of files checked out, even when a failure is raised after.
     """
     from lfs_agent.checkout import checkout
     from lfs_agent.scan import index_pointers
@@ -228,8 +284,9 @@ def pull(ctx: Context, after_clone: bool = False) -> None:
     # Large objects the download did not read are checked while checkout copies them.
     unverified: dict[str, Unverified] = {}
     failure: LfsAgentError | None = None
+    sink: list[TransferReport] = []
     try:
-        _download(ctx, files, unverified)
+        _download(ctx, files, unverified, sink)
     except LfsAgentError as exc:
         failure = exc
     except BaseException:
@@ -242,9 +299,13 @@ def pull(ctx: Context, after_clone: bool = False) -> None:
         if failure is None:
             raise
         logger.error("%s", exc)
+        if reports is not None:
+            reports.extend(sink)
         raise failure from None
     if written or not after_clone:
         ctx.note(f"lfs-agent: checked out {len(written)} file(s)")
+    if reports is not None:
+        reports.extend(r.model_copy(update={"checked_out": len(written)}) for r in sink)
     if failure is not None and after_clone and ctx.settings.skip_download_errors:
         # As git with git-lfs's filter: the clone succeeds, the pointers stay.
         logger.warning("%s (their files keep their pointers)", failure)
@@ -282,9 +343,7 @@ COMMANDS = {
     "fetch": Command(
         "download objects for REF (default HEAD) into the local store", add_fetch, cmd_fetch
     ),
-    "pull": Command(
-        "fetch, then replace pointer files in the work tree", add_path_filters, cmd_pull
-    ),
+    "pull": Command("fetch, then replace pointer files in the work tree", add_pull, cmd_pull),
     "checkout": Command(
         "replace pointer files with local content (no download)",
         add_path_filters,

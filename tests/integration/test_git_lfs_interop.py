@@ -61,6 +61,40 @@ def test_ls_files_matches_git_lfs(make_repo, tmp_path: Path):
         )
 
 
+def test_ls_files_history_debug_json_and_filters_match_git_lfs(make_repo):
+    repo = make_repo("r")
+    git("lfs", "install", "--local", cwd=repo)
+    git("lfs", "track", "*.bin", cwd=repo)
+    (repo / "a.bin").write_bytes(b"alpha\n")
+    (repo / "d").mkdir()
+    (repo / "d" / "b.bin").write_bytes(b"beta\n")
+    (repo / "d" / "c<&>.bin").write_bytes("ç\n".encode())
+    git("add", "-A", cwd=repo)
+    git("commit", "-qm", "one", cwd=repo)
+    git("rm", "-q", "d/b.bin", cwd=repo)
+    git("commit", "-qm", "drop b", cwd=repo)
+    (repo / "a.bin").write_bytes(b"changed\n")  # no longer "checked out"
+    for flags in (
+        ["--json"],
+        ["--json", "-a"],
+        ["--json", "--deleted"],
+        ["--json", "-l", "-s", "-n"],
+        ["-d"],
+        ["-d", "-a"],
+        ["-a"],
+        ["--deleted", "-l"],
+        ["-a", "-I", "d/*"],
+        ["-a", "-X", "d/*"],
+        ["-a", "-n", "-I", "a.bin,d/b.bin"],
+        ["--json", "-I", "*<*"],
+        ["--json", "-I", "nothing"],
+        ["HEAD~1", "--json"],
+    ):
+        ours = agent("ls-files", *flags, cwd=repo)
+        assert ours.returncode == 0, ours.stderr
+        assert ours.stdout == git("lfs", "ls-files", *flags, cwd=repo).stdout, flags
+
+
 #: Sizes on each side of git-lfs's rounding: to a tenth, shown below 10, not from 10.
 SIZES = [1, 9, 10, 999, 1000, 1049, 1050, 9949, 9950, 10_000, 99_949, 99_950, 999_499]
 SIZES += [999_500, 10**6, 3 * 10**6, 4 * 10**7, 10**9, 15 * 10**11, 10**15]  # git-lfs: to PB
