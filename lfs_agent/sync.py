@@ -82,7 +82,7 @@ class Interrupted(KeyboardInterrupt):
 
 #: After Ctrl-C, wait this long (seconds) for running transfers to reach their next
 #: chunk and stop; a transfer stuck on the network is left behind.
-STOP_WAIT_SECONDS = 2.0
+STOP_WAIT_SECONDS = 1.0
 
 
 def run_batch(

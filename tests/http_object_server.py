@@ -3,6 +3,8 @@
 Run as ``python tests/http_object_server.py ROOT PORT [USER:PASSWORD]``. PUT writes a
 temp file and renames it, so a killed upload never leaves a partial object. ``GET
 /_stats`` returns the number of requests per method and of GETs per path, as JSON.
+While ``ROOT/.throttle`` holds a number, each PUT body is read at that many bytes per
+second: a slow link, for tests that interrupt a push.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import os
 import sys
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +23,14 @@ ROOT = Path(sys.argv[1])
 AUTH = sys.argv[3] if len(sys.argv) > 3 else None
 STATS: Counter[str] = Counter()
 LOCK = threading.Lock()
+
+
+def _throttle() -> float | None:
+    """Bytes per second PUT bodies are read at, from ``ROOT/.throttle``; None: at once."""
+    try:
+        return float((ROOT / ".throttle").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -111,10 +122,13 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers["Content-Length"])
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+        rate = _throttle()
         with open(temp, "wb") as f:
             remaining = length
             while remaining:
-                chunk = self.rfile.read(min(remaining, 1 << 20))
+                if rate:
+                    time.sleep(min(remaining, 1 << 16) / rate)
+                chunk = self.rfile.read(min(remaining, 1 << 16 if rate else 1 << 20))
                 if not chunk:
                     break
                 f.write(chunk)
