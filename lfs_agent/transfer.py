@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from lfs_agent.cancel import Cancelled
 from lfs_agent.errors import IntegrityError, LfsAgentError, ProtocolError, agent_error
 from lfs_agent.log import get_logger
 from lfs_agent.pointer import Pointer, is_valid_oid
@@ -147,7 +148,13 @@ class TransferAgent:
                 if not line.strip():
                     continue
                 logger.debug("agent< %s", line.rstrip("\n")[:_LOG_CHARS])
-                if self.handle(line) == EVENT_TERMINATE:
+                try:
+                    if self.handle(line) == EVENT_TERMINATE:
+                        return
+                except Cancelled:
+                    # Nobody reads our replies any more; what a backend keeps to resume
+                    # (S3's multipart state, a partial download) stays for the next run.
+                    logger.info("git-lfs closed its end of the protocol: stopping")
                     return
 
     def handle(self, line: str) -> str | None:
@@ -228,11 +235,14 @@ class TransferAgent:
         if request.event != self.operation:
             self._reject(message, f"{request.event} request in a {self.operation} session")
             return
-        progress = ThrottledProgress(
-            lambda so_far, since: self.send(
-                ProgressEvent(oid=request.oid, bytesSoFar=so_far, bytesSinceLast=since)
-            )
-        )
+
+        def report(so_far: int, since: int) -> None:
+            try:
+                self.send(ProgressEvent(oid=request.oid, bytesSoFar=so_far, bytesSinceLast=since))
+            except OSError:  # git-lfs is gone (Ctrl-C, or killed): stop at this chunk
+                raise Cancelled from None
+
+        progress = ThrottledProgress(report)
         try:
             if request.event == EVENT_UPLOAD:
                 self._upload(request, self.store, self.remote, progress)

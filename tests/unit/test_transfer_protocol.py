@@ -217,3 +217,21 @@ def test_terminate_and_end_of_input_end_the_session_silently(session):
     assert len(session.run(INIT_DOWNLOAD, one)) == 3  # the end of input ends it as well
     assert session.bucket.closed
     assert session.run() == []
+
+
+def test_git_lfs_gone_mid_transfer_stops_the_agent_without_another_request(session):
+    """git-lfs killed (or ^C'd): our next write fails, and the agent stops, no retry."""
+    big = random_bytes(3 * 1024 * 1024, seed=12)  # several progress reports
+    session.bucket.objects[sha256(big)] = big
+    lines = [json.dumps(INIT_DOWNLOAD), json.dumps(download(sha256(big), len(big)))]
+    stdin = io.StringIO("".join(line + "\n" for line in lines))
+    written: list[str] = []
+
+    def write(line: str) -> None:
+        if written:  # the init reply went out; then the pipe broke
+            raise BrokenPipeError(32, "Broken pipe")
+        written.append(line)
+
+    TransferAgent(stdin.readline, write, session.open_session).serve()
+    assert [json.loads(line) for line in written] == [{}]
+    assert session.bucket.calls_of("download") == [sha256(big)]  # one try, not retried
