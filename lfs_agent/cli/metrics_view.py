@@ -28,6 +28,20 @@ def _records(ctx: Context, tags: list[str] | None = None) -> list[TagRecord]:
     return sorted(records, key=lambda r: (r.tagged_at, r.tag))
 
 
+def _pick(args: argparse.Namespace, records: list[TagRecord]) -> list[str]:
+    """The metric names ``--metric``, ``--keep`` and ``--drop`` pick from ``records``."""
+    import re
+
+    from lfs_agent.metrics_table import select_metrics
+
+    try:
+        return select_metrics(
+            {m for r in records for m in r.metrics}, args.metrics, args.keep, args.drop
+        )
+    except re.error as exc:
+        raise ConfigError(f"--keep/--drop: not a regular expression: {exc}") from None
+
+
 def _add_columns(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--metric",
@@ -78,7 +92,7 @@ def cmd_metrics_list(ctx: Context) -> int:
     import json
 
     from lfs_agent.metrics import format_number
-    from lfs_agent.metrics_table import fit_table, select_metrics, to_csv, to_markdown
+    from lfs_agent.metrics_table import fit_table, to_csv, to_markdown
 
     args = ctx.args
     records = _records(ctx)
@@ -87,9 +101,7 @@ def cmd_metrics_list(ctx: Context) -> int:
         records.sort(key=lambda r: (name not in r.metrics, -r.metrics.get(name, 0.0), r.tag))
     else:
         records.reverse()
-    names = select_metrics(
-        {m for r in records for m in r.metrics}, args.metrics, args.keep, args.drop
-    )
+    names = _pick(args, records)
     if args.json:
         picked = args.metrics or args.keep or args.drop
         dumped = [r.model_dump() for r in records]
@@ -135,7 +147,6 @@ def add_plot(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def cmd_metrics_plot(ctx: Context) -> int:
     """``metrics plot``: metrics across tags, oldest tag first, written as SVG or HTML."""
     from lfs_agent.metrics_plot import render_html, render_svg
-    from lfs_agent.metrics_table import select_metrics
 
     args = ctx.args
     output = Path(args.output)
@@ -148,9 +159,7 @@ def cmd_metrics_plot(ctx: Context) -> int:
         missing = sorted(set(args.tags) - {r.tag for r in records})
         if missing:
             raise ConfigError(f"no metrics record for {', '.join(shown(t) for t in missing)}")
-    names = select_metrics(
-        {m for r in records for m in r.metrics}, args.metrics, args.keep, args.drop
-    )
+    names = _pick(args, records)
     if not names:
         raise ConfigError("no tag has the metric(s) asked for; 'lfs-agent metrics list' names them")
     series = {n: [_as_float(r.metrics.get(n)) for r in records] for n in names}

@@ -96,6 +96,8 @@ def test_columns_are_picked_by_name_glob_and_regex(repo: Path):
     assert [r[0] for r in rows[1:]] == ["a-new", "<a&b>", "z-old"]
     assert rows[1][3:] == ["3", "4"]
     md = agent("metrics", "list", "--metric", "eval.loss", "--md", cwd=repo).stdout.decode()
+    bad = agent("metrics", "list", "--keep", "(", cwd=repo)
+    assert bad.returncode == 2 and b"not a regular expression" in bad.stderr
     assert md.splitlines()[3].startswith("| <a&b> |") and md.splitlines()[3].endswith("| - |")
 
 
