@@ -1,4 +1,4 @@
-"""Metrics records of tags: tag, and metrics list/show/diff/push/export."""
+"""Metrics records of tags: tag, and metrics show/diff/push/export (list, plot: metrics_view)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ __all__ = [
     "COMMANDS",
     "cmd_metrics_diff",
     "cmd_metrics_export",
-    "cmd_metrics_list",
     "cmd_metrics_push",
     "cmd_metrics_show",
     "cmd_tag",
@@ -139,11 +138,11 @@ def _print_json(data: object) -> None:
 
 def add_metrics(parser: argparse.ArgumentParser) -> None:
     """``metrics SUBCOMMAND``: each subcommand's flags and handler."""
+    from lfs_agent.cli.metrics_view import add_list, add_plot
+
     sub = parser.add_subparsers(dest="metrics_command", metavar="SUBCOMMAND", required=True)
-    p = sub.add_parser("list", help="every tag with its metrics")
-    p.set_defaults(func=cmd_metrics_list)
-    p.add_argument("--sort", metavar="METRIC", help="highest first by this metric")
-    p.add_argument("--json", action="store_true")
+    add_list(sub)
+    add_plot(sub)
     p = sub.add_parser("show", help="one tag's record")
     p.set_defaults(func=cmd_metrics_show)
     p.add_argument("tag", metavar="TAG")
@@ -162,34 +161,6 @@ def add_metrics(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--experiment", default="lfs-agent", help="experiment name (lfs-agent)")
     p.add_argument("tags", metavar="TAG", nargs="*")
-
-
-def cmd_metrics_list(ctx: Context) -> int:
-    """``metrics list``: every tag with its metrics, newest first or sorted by one."""
-    from lfs_agent.metrics import format_number
-
-    records = list(_records(ctx).values())
-    if ctx.args.sort:
-        name = ctx.args.sort
-        records.sort(key=lambda r: (name not in r.metrics, -r.metrics.get(name, 0.0), r.tag))
-    else:
-        records.sort(key=lambda r: (r.tagged_at, r.tag), reverse=True)
-    if ctx.args.json:
-        _print_json([r.model_dump() for r in records])
-        return 0
-    names = sorted({m for r in records for m in r.metrics})
-    rows = [["TAG", "DATE", "COMMIT", *names]]
-    for r in records:
-        rows.append(
-            [
-                r.tag,
-                r.tagged_at[:10],
-                r.commit[:10],
-                *(format_number(r.metrics.get(m)) for m in names),
-            ]
-        )
-    _print_rows(rows)
-    return 0
 
 
 def cmd_metrics_show(ctx: Context) -> int:
@@ -288,6 +259,6 @@ def cmd_metrics_export(ctx: Context) -> int:
 COMMANDS = {
     "tag": Command("annotated tag at HEAD with a metrics record in the bucket", add_tag, cmd_tag),
     "metrics": Command(
-        "metrics records of tags: list, show, diff, push, export", add_metrics, None
+        "metrics records of tags: list, plot, show, diff, push, export", add_metrics, None
     ),
 }
