@@ -128,7 +128,8 @@ def test_an_endpoint_that_keeps_failing_fails_in_one_line_of_words(
     new = tmp_path / "new"
     oid = write_random(new, 700_000, seed=2)
     faulty = proxy(rate=1.0, kinds=[kind], methods=["GET", "POST", "PUT"])
-    backend = GCSBackend(f"gs://{gcs_bucket}/p", {"gcs.retry-timeout": "1"})
+    # Long enough for a second try even when a loaded machine slows the first.
+    backend = GCSBackend(f"gs://{gcs_bucket}/p", {"gcs.retry-timeout": "2"})
     calls: list[tuple[str, Callable[[], object]]] = [
         (there, lambda: backend.stat(there)),
         (there, lambda: backend.download(there, tmp_path / "dest", 54145, Recorder())),
@@ -143,6 +144,6 @@ def test_an_endpoint_that_keeps_failing_fails_in_one_line_of_words(
                 f"GCS failed for gs://{gcs_bucket}/{key(target)} after retries: Backend Error"
             )
         else:
-            expected = f"cannot reach GCS for gs://{gcs_bucket}/p: {reason} (retried for 1s)"
+            expected = f"cannot reach GCS for gs://{gcs_bucket}/p: {reason} (retried for 2s)"
         assert str(caught.value) == expected
         assert len(faulty.log) - before >= 2  # retried before giving up
