@@ -8,7 +8,6 @@ commands, with every command's flags declared next to its handler.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import threading
@@ -32,7 +31,6 @@ __all__ = [
     "EXIT_ERROR",
     "EXIT_INTERNAL",
     "LOG_ENV",
-    "SIZE_UNITS",
     "Command",
     "Context",
     "LazyFetch",
@@ -346,19 +344,8 @@ def add_path_filters(parser: argparse.ArgumentParser) -> None:
     )
 
 
-#: Units of :func:`human_size`, each 1000 times the one before.
-SIZE_UNITS = ("B", "KB", "MB", "GB", "TB", "PB", "EB")
-
-
 def human_size(size: float) -> str:
-    """Format bytes as git-lfs does (``humanize.FormatBytes``): ``12 B``, ``3.0 KB``, ``40 MB``.
+    """Format bytes as git-lfs does (``12 B``, ``3.0 KB``, ``40 MB``); see :mod:`progressline`."""
+    from lfs_agent.progressline import human_size as format_size
 
-    In the largest unit the size reaches, rounded to a tenth; shown with that tenth
-    below 10, without it from 10 up (and for bytes).
-    """
-    size = int(size)
-    scale, unit = 1, 0
-    while size >= scale * 1000 and unit < len(SIZE_UNITS) - 1:
-        scale, unit = scale * 1000, unit + 1
-    rounded = math.floor(size / scale * 10 + 0.5) / 10
-    return f"{rounded:.{1 if rounded < 10 and unit else 0}f} {SIZE_UNITS[unit]}"
+    return format_size(size)
