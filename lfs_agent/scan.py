@@ -8,11 +8,14 @@ keep the ones that parse as pointers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from lfs_agent.errors import GitError, NotAPointerError, ProtocolError
 from lfs_agent.git import Git, failure_reason
 from lfs_agent.pointer import MAX_POINTER_SIZE, Pointer, parse_pointer
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = [
     "LfsStatus",
@@ -155,6 +158,17 @@ def rev_list_pointers(
     stdin = "".join(f"{rev}\n" for rev in include)
     stdin += "".join(f"^{rev}\n" for rev in exclude if rev != ZERO_OID)
     proc = git.run(args, input=stdin.encode(), check=False)
+    blobs = _objects_with_paths(proc)
+    # Commits and trees have no path (or are trees); read_pointer_blobs drops non-blobs.
+    return read_pointer_blobs(git, blobs)
+
+
+def _objects_with_paths(proc: subprocess.CompletedProcess[bytes]) -> list[tuple[str, str]]:
+    """``(oid, path)`` of each object ``git rev-list --objects`` listed with a path.
+
+    Raises:
+        GitError: rev-list failed.
+    """
     if proc.returncode != 0:
         raise GitError(f"git rev-list failed: {failure_reason(proc)}")
     blobs = []
@@ -162,8 +176,7 @@ def rev_list_pointers(
         oid, sep, path = line.partition(" ")
         if sep and path:
             blobs.append((oid, path))
-    # Commits and trees have no path (or are trees); read_pointer_blobs drops non-blobs.
-    return read_pointer_blobs(git, blobs)
+    return blobs
 
 
 def history_pointers(git: Git, ref: str | None) -> list[PointerFile]:
@@ -179,13 +192,7 @@ def history_pointers(git: Git, ref: str | None) -> list[PointerFile]:
             remote-tracking ones and the stash included, as git-lfs).
     """
     proc = git.run(["rev-list", "--objects", ref or "--all", "--"], check=False)
-    if proc.returncode != 0:
-        raise GitError(f"git rev-list failed: {failure_reason(proc)}")
-    blobs = []
-    for line in proc.stdout.decode("utf-8", "surrogateescape").splitlines():
-        oid, sep, path = line.partition(" ")
-        if sep and path:
-            blobs.append((oid, path))
+    blobs = _objects_with_paths(proc)
     return read_pointer_blobs(git, blobs)
 
 
