@@ -23,6 +23,9 @@ from typing import Protocol, Self, cast
 from lfs_agent.backends import (
     Backend,
     Capability,
+    CollectingBackend,
+    Deleted,
+    Entry,
     LinkingBackend,
     ListingBackend,
     RecordBackend,
@@ -216,6 +219,22 @@ class Remote:
         if not self.can(Capability.RECORDS):
             raise BackendError(f"{self.url} cannot keep records (tag metrics)")
         return _Records(self)
+
+    @property
+    def collector(self) -> _Collector:
+        """The remote's keys for garbage collection, each request through the breaker.
+
+        Raises:
+            BackendError: the backend cannot be collected safely (a plain HTTP server:
+                no listing with the store's clock, no conditional create or delete).
+        """
+        if not self.can(Capability.COLLECT):
+            raise BackendError(
+                f"{self.url} cannot be garbage-collected: it offers no listing with its "
+                "own clock and no conditional create or delete, so a collection could "
+                "race a push; use a folder, S3 or GCS bucket"
+            )
+        return _Collector(self)
 
     def downloads_are_links(self, store: ObjectStore) -> bool:
         """Whether a download into ``store`` is a hard link: a folder bucket on its disk.
@@ -470,3 +489,54 @@ class _Records:
         """The keys of the records under ``prefix``, sorted."""
         with self._remote.reaching():
             return self._remote._opened.list_meta(prefix)
+
+
+class _Collector(_Records):
+    """A remote's keys for garbage collection (:attr:`Remote.collector`)."""
+
+    @property
+    def _backend(self) -> CollectingBackend:
+        return cast(CollectingBackend, self._remote._opened)
+
+    def list_entries(self, prefix: str) -> Iterator[Entry]:
+        """Every key under ``prefix``, with the store's clock."""
+        with self._remote.reaching():
+            yield from self._backend.list_entries(prefix)
+
+    def stat_entry(self, key: str) -> Entry | None:
+        """The key now, or None."""
+        with self._remote.reaching():
+            return self._backend.stat_entry(key)
+
+    def create_meta(self, key: str, data: bytes) -> Entry | None:
+        """Create a record only if absent; None when it existed."""
+        with self._remote.reaching():
+            return self._backend.create_meta(key, data)
+
+    def put_meta_entry(self, key: str, data: bytes) -> Entry:
+        """Store a record and return it as the store describes it (its clock).
+
+        Raises:
+            BackendError: the record vanished at once (another writer deleted it).
+        """
+        with self._remote.reaching():
+            self._backend.put_meta(key, data)
+            entry = self._backend.stat_entry(key)
+        if entry is None:
+            raise BackendError(f"record {key} on {self._remote.url} vanished as it was written")
+        return entry
+
+    def delete_entries(self, entries: Sequence[Entry]) -> list[Deleted]:
+        """Delete each key still as listed (at most 1,000 per call)."""
+        with self._remote.reaching():
+            return self._backend.delete_entries(entries)
+
+    def versioned(self) -> bool:
+        """Whether deleted keys stay recoverable."""
+        with self._remote.reaching():
+            return self._backend.versioned()
+
+    def undelete(self, deleted: Deleted) -> bool:
+        """Bring a deleted key back; False when it cannot be."""
+        with self._remote.reaching():
+            return self._backend.undelete(deleted)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import enum
 import importlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from urllib.parse import urlparse
 
 from lfs_agent.errors import (
@@ -40,6 +40,9 @@ __all__ = [
     "REGISTRY",
     "Backend",
     "Capability",
+    "CollectingBackend",
+    "Deleted",
+    "Entry",
     "LinkingBackend",
     "ListingBackend",
     "RecordBackend",
@@ -177,6 +180,9 @@ class Capability(enum.Enum):
     RESUMABLE_UPLOADS = "resumable-uploads"
     #: Small records under ``meta/`` are stored beside the objects (:class:`RecordBackend`).
     RECORDS = "records"
+    #: Keys can be listed with the store's own clock, created only if absent and deleted
+    #: only if unchanged (:class:`CollectingBackend`): what remote garbage collection needs.
+    COLLECT = "collect"
 
 
 class Backend(Protocol):
@@ -275,6 +281,74 @@ class RecordBackend(Protocol):
 
     def list_meta(self, prefix: str) -> list[str]:
         """Return the keys of records under ``prefix`` (e.g. ``meta/tags/``), sorted."""
+
+
+class Entry(NamedTuple):
+    """One key of a remote as the store itself describes it."""
+
+    #: The key below the remote's root: ``objects/ab/cd/<oid>``, ``meta/gc/lock.json``.
+    key: str
+    #: Its size in bytes.
+    size: int
+    #: When the store last wrote it, in seconds since the epoch, by the store's own clock
+    #: (S3's LastModified, GCS's ``updated``, the file's mtime), never the client's.
+    modified: float
+    #: Changes whenever the key is written again, even with the same bytes (S3's ETag
+    #: with its LastModified, GCS's generation, a file's inode and mtime in ns).
+    tag: str
+
+
+class Deleted(NamedTuple):
+    """A key :meth:`CollectingBackend.delete_entries` deleted."""
+
+    key: str
+    #: What :meth:`CollectingBackend.undelete` needs to bring it back on a versioned
+    #: bucket (S3's delete-marker version id, GCS's generation); "" when not versioned.
+    version: str
+
+
+class CollectingBackend(Backend, RecordBackend, Protocol):
+    """A backend declaring :attr:`Capability.COLLECT`.
+
+    Keys are relative to the remote's root, as in :class:`Entry`; only ``objects/`` and
+    ``meta/`` are ever listed, created or deleted.
+    """
+
+    def list_entries(self, prefix: str) -> Iterator[Entry]:
+        """Every key under ``prefix`` (``objects/``, ``meta/repos/``), in any order."""
+
+    def stat_entry(self, key: str) -> Entry | None:
+        """The key as the store describes it now, or None when absent."""
+
+    def create_meta(self, key: str, data: bytes) -> Entry | None:
+        """Create the record ``key`` only if no such key exists, atomically.
+
+        S3's ``If-None-Match: *``, GCS's ``ifGenerationMatch=0``, a folder's ``link()``:
+        of two callers, exactly one wins.
+
+        Returns:
+            The created key, with the store's time of writing; None when it existed.
+        """
+
+    def delete_entries(self, entries: Sequence[Entry]) -> list[Deleted]:
+        """Delete each key that is still as its entry describes it (same :attr:`Entry.tag`).
+
+        At most 1,000 entries per call. A key rewritten since it was listed, or already
+        gone, is left alone and not returned.
+
+        Returns:
+            The keys deleted.
+        """
+
+    def versioned(self) -> bool:
+        """Whether deleted keys stay recoverable (S3 or GCS object versioning on)."""
+
+    def undelete(self, deleted: Deleted) -> bool:
+        """Make a key deleted by :meth:`delete_entries` current again.
+
+        Returns:
+            False when it cannot be brought back (its old version expired).
+        """
 
 
 def open_backend(

@@ -19,13 +19,15 @@ import hashlib
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from lfs_agent.backends import (
     META_MAX_BYTES,
     Capability,
+    Deleted,
+    Entry,
     check_meta_key,
     check_source,
     object_key,
@@ -74,7 +76,9 @@ class LocalBackend:
     max_workers: int | None = max(2, os.cpu_count() or 2)
     #: Downloads link on the store's file system; a stat of a file is cheaper than a
     #: listing, and a copy is quick to redo, so neither listing nor resuming is offered.
-    capabilities: frozenset[Capability] = frozenset({Capability.LINK, Capability.RECORDS})
+    capabilities: frozenset[Capability] = frozenset(
+        {Capability.LINK, Capability.RECORDS, Capability.COLLECT}
+    )
     #: Most bytes a record may hold (:data:`~lfs_agent.backends.META_MAX_BYTES`).
     meta_max_bytes: int = META_MAX_BYTES
 
@@ -292,6 +296,82 @@ class LocalBackend:
             for p in base.rglob("*")
             if p.is_file() and not p.name.startswith(".")
         )
+
+    def _collectable(self, key: str) -> Path:
+        """The path of ``key``, which must lie under ``objects/`` or ``meta/``."""
+        parts = key.split("/")
+        if parts[0] not in ("objects", "meta") or any(p in ("", ".", "..") for p in parts):
+            raise BackendError(f"invalid key {key!r} for {self.url}")
+        return self.root / key
+
+    @staticmethod
+    def _entry(key: str, st: os.stat_result) -> Entry:
+        return Entry(key, st.st_size, st.st_mtime, f"{st.st_ino}:{st.st_mtime_ns}")
+
+    def list_entries(self, prefix: str) -> Iterator[Entry]:
+        """Every file under ``prefix``; temp files (dot names) are left out."""
+        base = self._collectable(prefix.rstrip("/"))
+        for directory, _, names in os.walk(base):
+            for name in names:
+                if name.startswith("."):
+                    continue
+                path = os.path.join(directory, name)
+                try:
+                    st = os.lstat(path)
+                except FileNotFoundError:
+                    continue
+                key = os.path.relpath(path, self.root).replace(os.sep, "/")
+                yield self._entry(key, st)
+
+    def stat_entry(self, key: str) -> Entry | None:
+        """The file at ``key``, or None."""
+        try:
+            return self._entry(key, os.lstat(self._collectable(key)))
+        except FileNotFoundError:
+            return None
+
+    def create_meta(self, key: str, data: bytes) -> Entry | None:
+        """Write a temp file, then ``link()`` it to ``key``: fails if the key exists."""
+        path = self.root / check_meta_key(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+            temp.write_bytes(data)
+            try:
+                os.link(temp, path)
+            except FileExistsError:
+                return None
+            finally:
+                temp.unlink()
+            return self._entry(key, os.lstat(path))
+        except OSError as exc:
+            raise BackendError(f"cannot write {key} to {self.url}: {exc.strerror}") from exc
+
+    def delete_entries(self, entries: Sequence[Entry]) -> list[Deleted]:
+        """Remove each file whose inode and mtime are still the entry's."""
+        deleted = []
+        for entry in entries:
+            path = self._collectable(entry.key)
+            try:
+                if self._entry(entry.key, os.lstat(path)).tag != entry.tag:
+                    continue
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise BackendError(
+                    f"cannot delete {entry.key} from {self.url}: {exc.strerror}"
+                ) from exc
+            deleted.append(Deleted(entry.key, ""))
+        return deleted
+
+    def versioned(self) -> bool:
+        """A folder keeps no earlier versions."""
+        return False
+
+    def undelete(self, deleted: Deleted) -> bool:
+        """Nothing deleted from a folder comes back."""
+        return False
 
     def close(self) -> None:
         """Nothing to release."""
