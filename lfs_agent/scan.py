@@ -139,7 +139,11 @@ def index_pointers(git: Git, checked_out: bool = False) -> list[PointerFile]:
 
 
 def rev_list_pointers(
-    git: Git, include: Sequence[str], exclude: Sequence[str] = (), not_remote: str | None = None
+    git: Git,
+    include: Sequence[str],
+    exclude: Sequence[str] = (),
+    not_remote: str | None = None,
+    since: int | None = None,
 ) -> list[PointerFile]:
     """Pointers in every commit reachable from ``include`` and not from ``exclude``.
 
@@ -149,10 +153,14 @@ def rev_list_pointers(
         exclude: Revisions whose history is already handled (e.g. what a remote has);
             ones missing locally are ignored.
         not_remote: A remote name: also exclude history under ``refs/remotes/<name>/``.
+        since: Only commits dated (by their committer) at or after this time, in
+            seconds since the epoch; their whole trees are listed.
     """
     if not include:
         return []
     args = ["rev-list", "--objects", "--ignore-missing", "--stdin"]
+    if since is not None:
+        args.insert(2, f"--since={since}")
     if not_remote:
         args[3:3] = ["--not", f"--remotes={not_remote}", "--not"]
     stdin = "".join(f"{rev}\n" for rev in include)
