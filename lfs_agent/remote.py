@@ -44,6 +44,7 @@ from lfs_agent.store import ObjectStore, check_file, check_size
 __all__ = [
     "READ_CHECK_SIZE",
     "RESUMABLE_SIZE",
+    "Collector",
     "OpenedBackend",
     "Remote",
 ]
@@ -221,7 +222,7 @@ class Remote:
         return _Records(self)
 
     @property
-    def collector(self) -> _Collector:
+    def collector(self) -> Collector:
         """The remote's keys for garbage collection, each request through the breaker.
 
         Raises:
@@ -234,7 +235,7 @@ class Remote:
                 "own clock and no conditional create or delete, so a collection could "
                 "race a push; use a folder, S3 or GCS bucket"
             )
-        return _Collector(self)
+        return Collector(self)
 
     def downloads_are_links(self, store: ObjectStore) -> bool:
         """Whether a download into ``store`` is a hard link: a folder bucket on its disk.
@@ -491,8 +492,13 @@ class _Records:
             return self._remote._opened.list_meta(prefix)
 
 
-class _Collector(_Records):
+class Collector(_Records):
     """A remote's keys for garbage collection (:attr:`Remote.collector`)."""
+
+    @property
+    def url(self) -> str:
+        """The remote's URL (with any credentials: redact before showing it)."""
+        return self._remote.url
 
     @property
     def _backend(self) -> CollectingBackend:

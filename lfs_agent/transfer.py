@@ -39,6 +39,7 @@ from lfs_agent.store import ObjectStore
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from lfs_agent.registry import PushRecorder
     from lfs_agent.transfer_messages import TransferRequest
 
 __all__ = ["InitRequest", "TransferAgent"]
@@ -107,6 +108,9 @@ class TransferAgent:
         open_session: Called once at ``init``: returns the repository's object store
             (its ``tmp`` receives downloads) and the configured remote. A
             :class:`LfsAgentError` raised there becomes the init error reply.
+        recorder_for: Called at an upload session's ``init`` with the remote and the
+            git remote's name: the push's record in a bucket that can be garbage
+            collected (:class:`lfs_agent.registry.PushRecorder`), or None.
     """
 
     def __init__(
@@ -114,10 +118,14 @@ class TransferAgent:
         read_line: Callable[[], str],
         write_line: Callable[[str], None],
         open_session: Callable[[], tuple[ObjectStore, Remote]],
+        recorder_for: Callable[[Remote, str], PushRecorder | None] | None = None,
     ) -> None:
         self._read_line = read_line
         self._write_line = write_line
         self._open_session = open_session
+        self._recorder_for = recorder_for
+        # The upload session's record, published when git-lfs ends the session.
+        self.recorder: PushRecorder | None = None
         # Set at init: the store receiving downloads, and the remote reused by every
         # request of this process (one client, one connection pool).
         self.store: ObjectStore | None = None
@@ -150,12 +158,22 @@ class TransferAgent:
                 logger.debug("agent< %s", line.rstrip("\n")[:_LOG_CHARS])
                 try:
                     if self.handle(line) == EVENT_TERMINATE:
-                        return
+                        break
                 except Cancelled:
                     # Nobody reads our replies any more; what a backend keeps to resume
                     # (S3's multipart state, a partial download) stays for the next run.
                     logger.info("git-lfs closed its end of the protocol: stopping")
                     return
+            self._publish()
+
+    def _publish(self) -> None:
+        """Publish the upload session's record, before git-lfs lets git push the refs."""
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.publish()
+        except LfsAgentError as exc:
+            logger.error("the push's record for garbage collection was not written: %s", exc)
 
     def handle(self, line: str) -> str | None:
         """Handle one request line; return its event name when it had one."""
@@ -208,6 +226,15 @@ class TransferAgent:
         self._session_remote.close()  # an earlier init's remote
         self._session_remote.enter_context(remote)
         self.store, self.remote, self.operation = store, remote, init.operation
+        self._publish()  # an earlier session's record
+        self.recorder = None
+        if init.operation == EVENT_UPLOAD and self._recorder_for is not None:
+            try:
+                self.recorder = self._recorder_for(remote, init.remote)
+            except LfsAgentError as exc:
+                logger.error("init failed: %s", exc)
+                self.send({"error": {"code": exc.code, "message": str(exc)}})
+                return
         logger.debug("init: %s via %s (git remote %r)", init.operation, remote.url, init.remote)
         self.send({})
 
@@ -245,7 +272,11 @@ class TransferAgent:
         progress = ThrottledProgress(report)
         try:
             if request.event == EVENT_UPLOAD:
-                self._upload(request, self.store, self.remote, progress)
+                uploaded = self._upload(request, self.store, self.remote, progress)
+                if self.recorder is not None:
+                    self.recorder.add([request.oid])
+                    if not uploaded:
+                        self.recorder.reused([request.oid])
                 done = CompleteEvent(oid=request.oid)
             else:
                 path = self._download(request, self.store, self.remote, progress)
@@ -268,7 +299,8 @@ class TransferAgent:
     @staticmethod
     def _upload(
         request: TransferRequest, store: ObjectStore, remote: Remote, progress: ThrottledProgress
-    ) -> None:
+    ) -> bool:
+        """Send the object unless the bucket has it; return whether it was sent."""
         if not request.path:
             raise ProtocolError(f"upload of {request.oid} names no path")
         source = Path(request.path)
@@ -287,6 +319,8 @@ class TransferAgent:
         checked = store.is_checked(Pointer(request.oid, request.size), source)
         if not remote.upload_file(request.oid, source, request.size, progress, checked=checked):
             progress(request.size)  # the bucket already has it: report it as done
+            return False
+        return True
 
     @staticmethod
     def _download(

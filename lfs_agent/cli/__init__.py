@@ -63,6 +63,8 @@ GROUPS = {
     "tag": "metrics",
     "metrics": "metrics",
     "prune": "inspect",
+    "gc": "collect",
+    "repos": "collect",
     "completion": "completion",
 }
 
@@ -71,6 +73,8 @@ GROUPS = {
 #: starts them only inside a repository, and they keep their start-up lean.
 NEEDS_REPOSITORY = frozenset(
     {
+        "gc",
+        "repos",
         "install",
         "uninstall",
         "track",

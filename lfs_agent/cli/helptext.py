@@ -19,6 +19,7 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("set-up", ("uninstall", "untrack", "completion")),
     ("inspection and upkeep", ("checkout", "fsck", "prune")),
+    ("the bucket", ("gc", "repos")),
     ("metrics", ("tag", "metrics")),
     (
         "plumbing (run by git and git-lfs)",
@@ -51,6 +52,8 @@ EXAMPLES = {
     "checkout": "lfs-agent checkout -I 'data/*'",
     "fsck": "lfs-agent fsck",
     "prune": "lfs-agent prune --dry-run",
+    "gc": "lfs-agent gc --remote --dry-run",
+    "repos": "lfs-agent repos list",
     "tag": "lfs-agent tag v1 --metrics metrics.json",
     "metrics": "lfs-agent metrics diff v1 v2",
     "filter-process": "git config filter.lfs-agent.process 'lfs-agent filter-process'",

@@ -20,11 +20,15 @@ from lfs_agent.cli.jsondoc import add_json, empty_report, json_watch, print_docu
 from lfs_agent.errors import ConfigError, LfsAgentError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from lfs_agent.git import Git
     from lfs_agent.pointer import Pointer
     from lfs_agent.progressline import ProgressLine
+    from lfs_agent.registry import PushRecorder
     from lfs_agent.remote import Remote
     from lfs_agent.reports import TransferReport
+    from lfs_agent.retention import Policy
     from lfs_agent.scan import PointerFile
     from lfs_agent.smudge_downloads import Unverified
     from lfs_agent.store import ObjectStore
@@ -62,14 +66,73 @@ def _interrupted(exc: Interrupted, verb: str) -> KeyboardInterrupt:
     )
 
 
-def _upload(ctx: Context, files: list[PointerFile]) -> BatchResult:
+def _recorder(
+    ctx: Context,
+    remote: Remote,
+    git_remote: str,
+    by: str,
+    reach: Callable[[], list[PointerFile]],
+    *,
+    start: bool = False,
+) -> PushRecorder | None:
+    """The push's record for a bucket that can be collected; None for one that cannot.
+
+    Args:
+        ctx: The command.
+        remote: The bucket.
+        git_remote: The git remote (name or URL) the push goes to: the registration.
+        by: What pushes, for the record.
+        reach: The pointers the push makes reachable (see :func:`registry.pushed_reach`).
+        start: Make the record even before it names an object (the transfer agent
+            adds objects as git-lfs sends them).
+    """
+    from lfs_agent.backends import Capability
+    from lfs_agent.registry import PushRecorder, repository_id
+
+    if not remote.can(Capability.COLLECT):
+        return None
+    repo = repository_id(ctx.git, git_remote)
+    recorder = PushRecorder(remote, repo, by, ctx.git.paths.common_dir / "lfs-agent" / "gc")
+    recorder.add(f.pointer.oid for f in reach() if f.pointer.size > 0)
+    if not recorder.oids and not start:
+        return None  # the push makes no object reachable: nothing to record
+    recorder.begin()
+    return recorder
+
+
+def _policy(ctx: Context) -> Policy:
+    from lfs_agent.retention import Policy
+
+    return Policy.parse(ctx.settings.options.get("gc.policy") or "history")
+
+
+def _upload(
+    ctx: Context,
+    files: list[PointerFile],
+    record: Callable[[Remote], PushRecorder | None] | None = None,
+) -> BatchResult:
+    """Upload what the bucket lacks of ``files``.
+
+    Args:
+        ctx: The command.
+        files: What to upload.
+        record: Makes the push's record for the bucket (its part in garbage
+            collection), published once the uploads are done and before the command
+            returns, so before git lets the refs land.
+    """
     from lfs_agent.sync import Interrupted, push
 
     line = _progress_line("Uploading", [f.pointer for f in files], ctx.live)
     watch = json_watch(ctx, line)
     with ctx.required_remote() as remote:
+        recorder = record(remote) if record is not None else None
         try:
             result = push(ctx.store, remote, files, ctx.settings.concurrency, watch or line)
+            if recorder is not None:
+                recorder.add(f.pointer.oid for f in files if f.pointer.size > 0)
+                uploaded = {p.oid for p in result.done}
+                recorder.reused(oid for oid in recorder.oids if oid not in uploaded)
+                recorder.publish()
         except Interrupted as exc:
             raise _interrupted(exc, "uploaded") from None
         except LfsAgentError as exc:
@@ -97,14 +160,24 @@ def add_pre_push(parser: argparse.ArgumentParser) -> None:
 
 def cmd_pre_push(ctx: Context) -> int:
     """``pre-push REMOTE URL``: the pre-push hook; ref updates arrive on stdin."""
-    from lfs_agent.scan import pre_push_pointers
+    from lfs_agent.scan import ZERO_OID, pre_push_pointers
 
     if os.environ.get("GIT_LFS_SKIP_PUSH", "").lower() in ("1", "true", "yes", "on"):
         return 0
     lines = sys.stdin.read().splitlines()
     files = pre_push_pointers(ctx.git, ctx.args.remote_name, lines)
-    if files:
-        _upload(ctx, files)
+    updates = [(f[2], f[1], f[3]) for f in (line.split() for line in lines) if len(f) == 4]
+
+    def record(remote: Remote) -> PushRecorder | None:
+        from lfs_agent.registry import pushed_reach
+
+        target = ctx.args.remote_location or ctx.args.remote_name
+        return _recorder(
+            ctx, remote, target, "pre-push", lambda: pushed_reach(ctx.git, updates, _policy(ctx))
+        )
+
+    if files or any(new != ZERO_OID for _, new, _ in updates):
+        _upload(ctx, files, record)
     return 0
 
 
@@ -142,7 +215,12 @@ def cmd_push(ctx: Context) -> int:
         if ctx.args.json:
             print_document(empty_report("upload"))
         return 0
-    _upload(ctx, files)
+    target = ctx.args.git_remote if ctx.args.git_remote in names else None
+    _upload(
+        ctx,
+        files,
+        None if target is None else lambda r: _recorder(ctx, r, target, "push", lambda: files),
+    )
     return 0
 
 
@@ -330,7 +408,11 @@ def cmd_transfer(ctx: Context) -> int:
     def open_session() -> tuple[ObjectStore, Remote]:
         return ctx.store, ctx.required_remote()
 
-    TransferAgent(read_line, write_line, open_session).serve()
+    def recorder_for(remote: Remote, git_remote: str) -> PushRecorder | None:
+        # git-lfs sends every object of its push; each one is added as it comes.
+        return _recorder(ctx, remote, git_remote or "origin", "transfer", list, start=True)
+
+    TransferAgent(read_line, write_line, open_session, recorder_for).serve()
     return 0
 
 

@@ -95,6 +95,14 @@ class BackendContract:
             Capability.LISTING: ["stat_many"],
             Capability.RESUMABLE_UPLOADS: ["abort_stale_uploads"],
             Capability.RECORDS: ["put_meta", "get_meta", "list_meta"],
+            Capability.COLLECT: [
+                "list_entries",
+                "stat_entry",
+                "create_meta",
+                "delete_entries",
+                "versioned",
+                "undelete",
+            ],
         }
         assert set(methods) == set(Capability)
         for capability, names in methods.items():

@@ -34,6 +34,8 @@ REPO_COMMANDS = {
     "tag": ["v1"],
     "metrics": ["list"],
     "prune": [],
+    "gc": ["--remote"],
+    "repos": ["list"],
 }
 
 
