@@ -348,6 +348,7 @@ def collect(
     options: GcOptions,
     refresh: Callable[[bool], Snapshot | None] | None = None,
     heartbeat: float = HEARTBEAT_SECONDS,
+    checkpoint: Callable[[str], None] = lambda step: None,
 ) -> GcRun:
     """One ``gc --remote``: sweep a due condemned list, then condemn anew.
 
@@ -361,6 +362,9 @@ def collect(
         refresh: Re-derives the collecting repository's snapshot, publishing it when
             passed True (not in a dry run); None outside a repository.
         heartbeat: Seconds between lock renewals.
+        checkpoint: Called with a step's name between the steps whose order the
+            safety argument rests on: tests interleave pushes there, and stop a
+            collection there as a kill would.
 
     Raises:
         LockHeld: another collection runs.
@@ -379,8 +383,10 @@ def collect(
     now = time.time() if lock is None else lock.acquire()
     report.started = now
     try:
+        checkpoint("locked")
         made = refresh(not options.dry_run) if refresh is not None else None
         own = made if options.dry_run else None
+        checkpoint("refreshed")
         state = _read_state(collector)
         if state is not None:
             due = state.condemned_at + options.sweep_after
@@ -388,10 +394,11 @@ def collect(
                 report.sweep_due = due
                 _count_roots(report, roots(collector, options.sweep_after, own))
                 return report
-            _sweep(collector, state, _read_condemned(collector, state), options, report, lock, own)
-        condemned = _condemn(collector, options, report, now, own)
+            sweep = _Sweep(collector, options, report, lock, own, checkpoint)
+            sweep.run(state, _read_condemned(collector, state))
+        condemned = _condemn(collector, options, report, now, own, checkpoint)
         if condemned is not None and options.sweep_after <= 0:
-            _sweep(collector, *condemned, options, report, lock, own)
+            _Sweep(collector, options, report, lock, own, checkpoint).run(*condemned)
             report.sweep_due = None
         if lock is not None:
             lock.check()
@@ -408,8 +415,13 @@ def _count_roots(report: GcRun, found: Roots) -> None:
     report.reachable = len(found.oids)
 
 
-def _condemn(
-    collector: Collector, options: GcOptions, report: GcRun, now: float, own: Snapshot | None
+def _condemn(  # noqa: PLR0917 - the run's context, from one caller
+    collector: Collector,
+    options: GcOptions,
+    report: GcRun,
+    now: float,
+    own: Snapshot | None,
+    checkpoint: Callable[[str], None],
 ) -> tuple[CondemnedState, list[tuple[str, Entry]]] | None:
     """Mark: write down the unreachable objects older than the grace period.
 
@@ -418,12 +430,14 @@ def _condemn(
     """
     found = roots(collector, options.sweep_after, own)
     _count_roots(report, found)
+    checkpoint("condemn-roots")
     cutoff = now - options.grace
     entries = sorted(
         (oid, entry.size, entry.modified, entry.tag)
         for oid, entry in _objects(collector)
         if oid not in found.oids and entry.modified < cutoff
     )
+    checkpoint("condemn-listed")
     report.condemned = [GcObject(oid=e[0], size=e[1]) for e in entries]
     report.condemned_bytes = sum(e[1] for e in entries)
     if not entries:
@@ -438,6 +452,7 @@ def _condemn(
             chunk = entries[part * CONDEMNED_PER_PART : (part + 1) * CONDEMNED_PER_PART]
             body = CondemnedList(run=run, entries=chunk).model_dump_json().encode()
             collector.put_meta(condemned_list_key(run, part), body)
+        checkpoint("condemn-written")
         # The state is what pushes read: written last, so a push that sees it finds
         # the whole list. Its time is the store's time of writing.
         written = collector.put_meta_entry(CONDEMNED_STATE_KEY, state.model_dump_json().encode())
@@ -455,61 +470,86 @@ class _LogPart(BaseModel):
     deleted: list[tuple[str, int, str]] = Field(default_factory=list)
 
 
-def _sweep(  # noqa: PLR0917 - one phase's whole context, called from one place
-    collector: Collector,
-    state: CondemnedState,
-    condemned: list[tuple[str, Entry]],
-    options: GcOptions,
-    report: GcRun,
-    lock: CollectorLock | None,
-    own: Snapshot | None,
-) -> None:
-    """Delete the condemned objects still unreachable and unchanged.
+class _Sweep:
+    """The second phase: delete the condemned objects still unreachable and unchanged.
 
     The order is the safety argument's (docs/gc.md): the state says ``sweeping``
     first, then the objects are listed, then the roots are read, so a push either
     published its record before the roots were read, or saw the sweep and failed.
     """
-    report.swept_run = state.run
-    if lock is not None:
-        sweeping = state.model_copy(update={"state": "sweeping"})
-        collector.put_meta(CONDEMNED_STATE_KEY, sweeping.model_dump_json().encode())
-    wanted = {entry.key: (oid, entry) for oid, entry in condemned}
-    current = {entry.key: entry for _, entry in _objects(collector) if entry.key in wanted}
-    live = roots(collector, options.sweep_after, own)
-    _count_roots(report, live)
-    doomed = [
-        entry
-        for key, (oid, entry) in sorted(wanted.items())
-        if oid not in live.oids and key in current and current[key].tag == entry.tag
-    ]
-    report.spared = len(wanted) - len(doomed)
-    if lock is None:
-        report.deleted = [GcObject(oid=_oid(e.key), size=e.size) for e in doomed]
-        report.deleted_bytes = sum(e.size for e in doomed)
-        return
-    sizes = {e.key: e.size for e in doomed}
-    for part, start in enumerate(range(0, len(doomed), DELETE_BATCH)):
-        lock.check()
-        deleted = collector.delete_entries(doomed[start : start + DELETE_BATCH])
-        log = _LogPart(run=state.run, deleted=[(d.key, sizes[d.key], d.version) for d in deleted])
-        collector.put_meta(
-            f"{LOG_PREFIX}{state.run}/{part:05d}.json", log.model_dump_json().encode()
-        )
-        report.deleted.extend(
-            GcObject(oid=_oid(d.key), size=sizes[d.key], version=d.version) for d in deleted
-        )
-    report.deleted_bytes = sum(o.size for o in report.deleted)
-    report.spared = len(wanted) - len(report.deleted)
-    # Tidy up: records the snapshots supersede, then the list and its state.
-    lock.check()
-    stale = [entry for repo in live.repositories for entry in repo.superseded]
-    stale.extend(collector.list_entries(f"meta/gc/condemned/{state.run}/"))
-    for start in range(0, len(stale), DELETE_BATCH):
-        collector.delete_entries(stale[start : start + DELETE_BATCH])
-    done = collector.stat_entry(CONDEMNED_STATE_KEY)
-    if done is not None:
-        collector.delete_entries([done])
+
+    def __init__(  # noqa: PLR0917 - the run's context, from one caller
+        self,
+        collector: Collector,
+        options: GcOptions,
+        report: GcRun,
+        lock: CollectorLock | None,
+        own: Snapshot | None,
+        checkpoint: Callable[[str], None],
+    ) -> None:
+        self.collector = collector
+        self.options = options
+        self.report = report
+        self.lock = lock
+        self.own = own
+        self.checkpoint = checkpoint
+
+    def run(self, state: CondemnedState, condemned: list[tuple[str, Entry]]) -> None:
+        """Sweep ``state``'s list (``condemned``, as its run listed the objects)."""
+        collector, report, lock = self.collector, self.report, self.lock
+        report.swept_run = state.run
+        if lock is not None:
+            sweeping = state.model_copy(update={"state": "sweeping"})
+            collector.put_meta(CONDEMNED_STATE_KEY, sweeping.model_dump_json().encode())
+        self.checkpoint("sweep-started")
+        wanted = {entry.key: (oid, entry) for oid, entry in condemned}
+        current = {entry.key: entry for _, entry in _objects(collector) if entry.key in wanted}
+        self.checkpoint("sweep-listed")
+        live = roots(collector, self.options.sweep_after, self.own)
+        _count_roots(report, live)
+        self.checkpoint("sweep-roots")
+        doomed = [
+            entry
+            for key, (oid, entry) in sorted(wanted.items())
+            if oid not in live.oids and key in current and current[key].tag == entry.tag
+        ]
+        report.spared = len(wanted) - len(doomed)
+        if lock is None:
+            report.deleted = [GcObject(oid=_oid(e.key), size=e.size) for e in doomed]
+            report.deleted_bytes = sum(e.size for e in doomed)
+            return
+        self._delete(state.run, doomed)
+        report.spared = len(wanted) - len(report.deleted)
+        self._tidy(state.run, live)
+
+    def _delete(self, run: str, doomed: list[Entry]) -> None:
+        """Delete in batches, each journaled for ``gc --undo`` as it is done."""
+        assert self.lock is not None
+        sizes = {e.key: e.size for e in doomed}
+        for part, start in enumerate(range(0, len(doomed), DELETE_BATCH)):
+            self.lock.check()
+            deleted = self.collector.delete_entries(doomed[start : start + DELETE_BATCH])
+            log = _LogPart(run=run, deleted=[(d.key, sizes[d.key], d.version) for d in deleted])
+            self.collector.put_meta(
+                f"{LOG_PREFIX}{run}/{part:05d}.json", log.model_dump_json().encode()
+            )
+            self.report.deleted.extend(
+                GcObject(oid=_oid(d.key), size=sizes[d.key], version=d.version) for d in deleted
+            )
+            self.checkpoint("sweep-deleted")
+        self.report.deleted_bytes = sum(o.size for o in self.report.deleted)
+
+    def _tidy(self, run: str, live: Roots) -> None:
+        """Remove the records the snapshots supersede, then the list and its state."""
+        assert self.lock is not None
+        self.lock.check()
+        stale = [entry for repo in live.repositories for entry in repo.superseded]
+        stale.extend(self.collector.list_entries(f"meta/gc/condemned/{run}/"))
+        for start in range(0, len(stale), DELETE_BATCH):
+            self.collector.delete_entries(stale[start : start + DELETE_BATCH])
+        done = self.collector.stat_entry(CONDEMNED_STATE_KEY)
+        if done is not None:
+            self.collector.delete_entries([done])
 
 
 def _oid(key: str) -> str:
