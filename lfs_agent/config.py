@@ -95,6 +95,7 @@ COMMITTED_KEYS = frozenset(
         "s3.checksum",
         "s3.sse",
         "s3.storage-class",
+        "gc.policy",
     }
 )
 #: Committed keys that name an endpoint: read only when it is https, so that no

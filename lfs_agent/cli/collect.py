@@ -140,18 +140,22 @@ def _said_run(ctx: Context, report: object) -> None:
         f"roots: {report.repositories} repositor{'y' if report.repositories == 1 else 'ies'}, "
         f"{report.tag_records} tag record(s), {report.reachable} object(s) reachable"
     )
-    if report.swept_run:
-        ctx.say(
-            f"{would}delete {len(report.deleted)} object(s) ({human_size(report.deleted_bytes)}) "
-            f"condemned by run {report.swept_run}; {report.spared} spared (reachable or "
-            "rewritten since)"
-        )
+    swept = (
+        f"{would}delete {len(report.deleted)} object(s) ({human_size(report.deleted_bytes)}) "
+        f"condemned by run {report.swept_run}; {report.spared} spared (reachable again or "
+        "rewritten since)"
+    )
+    condemned = (
+        f"{would}condemn {len(report.condemned)} unreachable object(s) "
+        f"({human_size(report.condemned_bytes)}) older than {ctx.args.grace}"
+    )
+    if report.swept_run and report.swept_run != report.run:
+        ctx.say(swept)  # an earlier run's list, swept before this run condemned anew
     if report.condemned:
-        ctx.say(
-            f"{would}condemn {len(report.condemned)} unreachable object(s) "
-            f"({human_size(report.condemned_bytes)}) older than {ctx.args.grace}"
-        )
-    elif not report.swept_run and report.sweep_due is None:
+        ctx.say(condemned)
+    if report.swept_run == report.run:
+        ctx.say(swept)  # --sweep-after 0: this run's own list, at once
+    if not report.swept_run and not report.condemned and report.sweep_due is None:
         ctx.say("nothing to collect")
     if report.sweep_due is not None:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(report.sweep_due))
