@@ -32,7 +32,7 @@ from lfs_agent.termtext import printable, quote_path
 
 if TYPE_CHECKING:
     from lfs_agent.backends import RecordBackend
-    from lfs_agent.remote import Remote
+    from lfs_agent.remote import Collector, Remote
     from lfs_agent.store import ObjectStore
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "diff_records",
     "fetch_record",
     "flatten_metrics",
+    "forget_record",
     "format_number",
     "load_metrics_file",
     "load_records",
@@ -380,6 +381,14 @@ class LocalRecords:
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
         return TagRecord.from_json(data, str(path))
 
+    def forget(self, tag: str) -> bool:
+        """Remove the local copy of ``tag``'s record; return whether there was one."""
+        self._path(self.pending_dir, tag).unlink(missing_ok=True)
+        path = self._path(self.tags_dir, tag)
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        return existed
+
     def tags(self) -> list[str]:
         """Tags with a local copy."""
         if not self.tags_dir.is_dir():
@@ -407,6 +416,20 @@ def fetch_record(backend: RecordBackend, tag: str) -> TagRecord | None:
     key = f"{TAGS_PREFIX}{tag}.json"
     data = backend.get_meta(key)
     return TagRecord.from_json(data, key) if data is not None else None
+
+
+def forget_record(collector: Collector, tag: str) -> int:
+    """Delete ``tag``'s record and its earlier versions from the bucket; return how many."""
+    base = f"{HISTORY_PREFIX}{tag}/"
+    # Only this tag's versions: not those of a tag named ``<tag>/more``.
+    entries = [e for e in collector.list_entries(base) if "/" not in e.key[len(base) :]]
+    current = collector.stat_entry(f"{TAGS_PREFIX}{tag}.json")
+    if current is not None:
+        entries.append(current)
+    return sum(
+        len(collector.delete_entries(entries[start : start + 1000]))
+        for start in range(0, len(entries), 1000)
+    )
 
 
 def remote_tags(backend: RecordBackend) -> list[str]:

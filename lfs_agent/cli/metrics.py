@@ -154,6 +154,11 @@ def add_metrics(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("push", help="upload records that could not be uploaded before")
     p.set_defaults(func=cmd_metrics_push)
+    p = sub.add_parser(
+        "forget", help="delete a tag's records (its objects may then be garbage-collected)"
+    )
+    p.set_defaults(func=cmd_metrics_forget)
+    p.add_argument("tag", metavar="TAG")
     p = sub.add_parser("export", help="export records to MLflow (one run per tag)")
     p.set_defaults(func=cmd_metrics_export)
     p.add_argument(
@@ -231,6 +236,25 @@ def cmd_metrics_push(ctx: Context) -> int:
             push_record_with_objects(ctx.store, remote, record)
             local.save(record, pending=False)
             ctx.say(f"pushed the record of {shown(tag)}")
+    return 0
+
+
+def cmd_metrics_forget(ctx: Context) -> int:
+    """``metrics forget TAG``: delete a tag's records, in the bucket and here.
+
+    A tag record keeps its artifacts from garbage collection (``gc --remote``) even
+    after the git tag is gone; forgetting it lets them go once nothing else reaches them.
+    """
+    from lfs_agent.metrics import check_name, forget_record
+
+    tag = ctx.args.tag
+    check_name("tag", tag)
+    with ctx.required_remote() as remote:
+        removed = forget_record(remote.collector, tag)
+    local = _local(ctx).forget(tag)
+    if not removed and not local:
+        raise ConfigError(f"no record of tag {tag!r}: 'lfs-agent metrics list' shows them")
+    ctx.say(f"forgot the record of {shown(tag)} ({removed} record(s) in the bucket)")
     return 0
 
 

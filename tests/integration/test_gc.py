@@ -312,3 +312,26 @@ def test_bad_durations_and_policies_are_one_line_errors(world: World):
         out = agent("gc", *args, cwd=a)
         assert out.returncode != 0
         assert words in out.stderr and len(out.stderr.decode().strip().splitlines()) == 1
+
+
+def test_forgetting_a_tag_record_lets_its_model_go(world: World):
+    a = world.clone("a")
+    world.commit(a, b"kept on main\n" * 10)
+    git("push", "-q", "origin", "main", cwd=a)
+    git("checkout", "-qb", "train", cwd=a)
+    model = world.commit(a, b"a released model\n" * 60)
+    git("push", "-q", "origin", "train", cwd=a)
+    assert agent("tag", "release/v1", "--metric", "acc=0.9", cwd=a).returncode == 0
+    git("push", "-q", "origin", ":train", ":refs/tags/release/v1", cwd=a, check=False)
+    world.age(30)
+    assert gc(a, "--remote", "--sweep-after", "0s")["deleted"] == []
+    out = agent("metrics", "forget", "release/v1", cwd=a)
+    assert out.returncode == 0, out.stderr
+    assert b"forgot the record of release/v1" in out.stdout
+    assert not [
+        p for p in (world.bucket / "meta").rglob("*") if "release" in str(p) and p.is_file()
+    ]
+    report = gc(a, "--remote", "--sweep-after", "0s")
+    assert [o["oid"] for o in report["deleted"]] == [model]
+    again = agent("metrics", "forget", "release/v1", cwd=a)
+    assert again.returncode != 0 and b"no record of tag" in again.stderr
