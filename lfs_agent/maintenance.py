@@ -73,7 +73,11 @@ class FsckReport:
 
 
 def fsck(
-    git: Git, store: ObjectStore, remote: Remote | None = None, deep: bool = False
+    git: Git,
+    store: ObjectStore,
+    remote: Remote | None = None,
+    deep: bool = False,
+    every_ref: bool = False,
 ) -> FsckReport:
     """Check the store, HEAD's pointers and (optionally) the remote.
 
@@ -82,6 +86,9 @@ def fsck(
         store: The local object store.
         remote: When given, check it holds every object reachable from HEAD.
         deep: With ``remote``, download each object and check its sha256 too.
+        every_ref: With ``remote``, check every object of every ref's history (branches,
+            tags, remote-tracking refs) and of every tag record in the bucket, not
+            only HEAD's: what a garbage collection promises to keep.
     """
     report = FsckReport()
     bad_dir = store.root / "bad"
@@ -101,8 +108,22 @@ def fsck(
             report.missing.append(f"{quote_path(f.path)} ({f.pointer.oid})")
     if remote is not None:
         unique: dict[str, PointerFile] = {}
-        for f in rev_list_pointers(git, [head]):
+        tips = [head]
+        if every_ref:
+            tips += git.output(
+                [
+                    "for-each-ref",
+                    "--format=%(objectname)",
+                    "refs/heads",
+                    "refs/tags",
+                    "refs/remotes",
+                ]
+            ).split()
+        for f in rev_list_pointers(git, tips):
             if f.pointer.size > 0:
+                unique.setdefault(f.pointer.oid, f)
+        if every_ref:
+            for f in _tag_record_files(remote, report.remote_problems):
                 unique.setdefault(f.pointer.oid, f)
         listed = remote.stat_many(list(unique))
         for f in unique.values():
@@ -110,6 +131,30 @@ def fsck(
             if problem:
                 report.remote_problems.append(problem)
     return report
+
+
+def _tag_record_files(remote: Remote, problems: list[str]) -> list[PointerFile]:
+    """The artifacts of every tag record in the bucket (and earlier versions), as ``tag:path``.
+
+    A record that cannot be read is a problem: a collection would refuse to run.
+    """
+    from lfs_agent.metrics import HISTORY_PREFIX, TAGS_PREFIX, TagRecord
+
+    found = []
+    records = remote.records
+    for key in [*records.list_meta(TAGS_PREFIX), *records.list_meta(HISTORY_PREFIX)]:
+        data = records.get_meta(key)
+        if data is None:
+            continue
+        try:
+            record = TagRecord.from_json(data, key)
+        except LfsAgentError as exc:
+            problems.append(redact_text(str(exc)))
+            continue
+        for artifact in record.artifacts:
+            pointer = Pointer(artifact.oid, artifact.size)
+            found.append(PointerFile(f"{record.tag}:{artifact.path}", pointer, ""))
+    return found
 
 
 def _check_remote(

@@ -149,7 +149,7 @@ def cmd_status(ctx: Context) -> int:
 
 
 def add_fsck(parser: argparse.ArgumentParser) -> None:
-    """``fsck [--remote] [--deep]``."""
+    """``fsck [--remote [--deep] [--all]]``."""
     parser.add_argument(
         "--remote",
         dest="remote_check",
@@ -157,6 +157,12 @@ def add_fsck(parser: argparse.ArgumentParser) -> None:
         help="check the bucket holds every object reachable from HEAD",
     )
     parser.add_argument("--deep", action="store_true", help="with --remote: download and hash too")
+    parser.add_argument(
+        "--all",
+        dest="every_ref",
+        action="store_true",
+        help="with --remote: every ref's history and every tag record, not only HEAD's",
+    )
     add_json(parser)
 
 
@@ -166,7 +172,7 @@ def cmd_fsck(ctx: Context) -> int:
 
     remote = ctx.required_remote() if ctx.args.remote_check else None
     with closing(remote):
-        report = fsck(ctx.git, ctx.store, remote, deep=ctx.args.deep)
+        report = fsck(ctx.git, ctx.store, remote, deep=ctx.args.deep, every_ref=ctx.args.every_ref)
     if ctx.args.json:
         from lfs_agent.reports import FsckReport
 

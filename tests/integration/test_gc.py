@@ -102,6 +102,14 @@ def test_a_deleted_branch_is_collected_in_two_phases_and_nothing_reachable_goes(
     assert world.objects() == {v1, v2}  # history policy: v1 stays with its old commit
     journal = list((world.bucket / "meta/gc/log" / first["run"]).glob("*.json"))
     assert len(journal) == 1 and lost in journal[0].read_text()
+    git("fetch", "-q", "--prune", "origin", cwd=a)
+    git("branch", "-D", "experiment", cwd=a)
+    check = agent("fsck", "--remote", "--all", cwd=a)
+    assert check.returncode == 0, check.stdout
+    # The check can fail: an object of an old commit of main, gone from the bucket.
+    (world.bucket / "objects" / v1[:2] / v1[2:4] / v1).unlink()
+    check = agent("fsck", "--remote", "--all", cwd=a)
+    assert check.returncode == 1 and v1.encode() in check.stdout
 
 
 def test_dry_run_lists_exactly_what_the_real_run_deletes(world: World):
