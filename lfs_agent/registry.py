@@ -40,6 +40,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
 
 from lfs_agent.errors import ConfigError, GitError, TransferError
 from lfs_agent.git import Git
@@ -99,6 +100,11 @@ def _normalized_url(url: str, git: Git) -> str:
         if not path.is_absolute():
             path = Path(git.output(["rev-parse", "--show-toplevel"]).strip()) / path
         url = "file://" + os.path.realpath(path)
+    if "://" in url:
+        # No user-info (a token would change the id, and must not be stored), no query.
+        parts = urlsplit(url)
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+        url = urlunsplit((parts.scheme.lower(), host, parts.path, "", ""))
     url = redact_url(url).rstrip("/")
     return url.removesuffix(".git").rstrip("/")
 
