@@ -50,6 +50,8 @@ __all__ = [
     "bucket_and_prefix",
     "check_meta_key",
     "check_source",
+    "collect_key",
+    "collect_prefix",
     "meta_too_large",
     "object_key",
     "open_backend",
@@ -124,6 +126,26 @@ def check_meta_key(key: str) -> str:
     if not key.startswith("meta/") or any(p in ("", ".", "..") for p in parts):
         raise ConfigError(f"invalid record key {key!r}")
     return key
+
+
+def collect_key(key: str, url: str) -> str:
+    """Refuse a key garbage collection may not touch (see :class:`CollectingBackend`).
+
+    Only keys under ``objects/`` and ``meta/`` are listed, created or deleted, and none
+    with empty, ``.`` or ``..`` parts: such a key could reach past the remote's prefix.
+
+    Raises:
+        BackendError: for any other key, naming it and the remote ``url``.
+    """
+    parts = key.split("/")
+    if parts[0] not in ("objects", "meta") or any(p in ("", ".", "..") for p in parts):
+        raise BackendError(f"invalid key {key!r} for {url}: only objects/ and meta/ keys")
+    return key
+
+
+def collect_prefix(prefix: str, url: str) -> str:
+    """``prefix`` as a folder to list (``objects`` -> ``objects/``), checked as a key."""
+    return collect_key(prefix.rstrip("/"), url) + "/"
 
 
 #: Most bytes a record (``meta/...``) may hold. Records are small JSON documents; a

@@ -35,6 +35,8 @@ import http.client
 import io
 import logging
 import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +50,13 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from lfs_agent.backends import (
     META_MAX_BYTES,
     Capability,
+    Deleted,
+    Entry,
     bucket_and_prefix,
     check_meta_key,
     check_source,
+    collect_key,
+    collect_prefix,
     meta_too_large,
     object_key,
 )
@@ -88,6 +94,14 @@ _FAILURES = (
     google.auth.exceptions.GoogleAuthError,
     requests.exceptions.RequestException,
 )
+#: The permissions a denied request needs, named in its error unless the caller says.
+_TRANSFER_PERMISSIONS = "storage.objects.get/create"
+#: Most keys one :meth:`GCSBackend.delete_entries` call deletes.
+DELETE_BATCH = 1000
+#: Keys per page of a listing (GCS's most).
+LIST_PAGE_SIZE = 1000
+#: Conditional deletes in flight at once.
+_DELETE_WORKERS = 8
 #: Longest answer body taken for the server's own words when it is not GCS's JSON.
 _REASON_MAX = 200
 
@@ -194,9 +208,10 @@ class GCSBackend:
 
     #: Transfers are network-bound: every configured worker helps.
     max_workers: int | None = None
-    #: Records only: a stat is one metadata GET, and resumable sessions cannot be
-    #: reattached across processes.
-    capabilities: frozenset[Capability] = frozenset({Capability.RECORDS})
+    #: Records, and garbage collection (generations make creates and deletes
+    #: conditional); no listing for stats (a stat is one metadata GET), no resumable
+    #: uploads (sessions cannot be reattached across processes).
+    capabilities: frozenset[Capability] = frozenset({Capability.RECORDS, Capability.COLLECT})
     #: Most bytes a record may hold (:data:`~lfs_agent.backends.META_MAX_BYTES`).
     meta_max_bytes: int = META_MAX_BYTES
 
@@ -226,6 +241,8 @@ class GCSBackend:
         self._lock = threading.Lock()
         # Checked once, on the first 404, to tell a missing bucket from a missing object.
         self._bucket_exists: bool | None = None
+        # Asked once: whether the bucket keeps noncurrent generations.
+        self._versioned: bool | None = None
 
     @property
     def client(self) -> Any:
@@ -249,19 +266,24 @@ class GCSBackend:
     def _key(self, oid: str) -> str:
         return f"{self.prefix}/{object_key(oid)}" if self.prefix else object_key(oid)
 
-    def _translate(self, exc: Exception, key: str | None = None) -> LfsAgentError:
+    def _translate(
+        self, exc: Exception, key: str | None = None, needs: str = _TRANSFER_PERMISSIONS
+    ) -> LfsAgentError:
         """One line for what a request raised: about the object at ``key``, or the bucket.
 
-        Credentials in a URL the SDK's message repeats are masked.
+        A denied request names the permissions it ``needs``. Credentials in a URL the
+        SDK's message repeats are masked.
         """
-        return masked_error(self._translate_unmasked(exc, key))
+        return masked_error(self._translate_unmasked(exc, key, needs))
 
-    def _translate_unmasked(self, exc: Exception, key: str | None = None) -> LfsAgentError:
+    def _translate_unmasked(
+        self, exc: Exception, key: str | None = None, needs: str = _TRANSFER_PERMISSIONS
+    ) -> LfsAgentError:
         where = f"gs://{self.bucket_name}/{key}" if key else self.url
         if isinstance(exc, InvalidResponse):
             api_error = _as_api_error(exc)
             if api_error is not None:
-                return self._translate_unmasked(api_error, key)
+                return self._translate_unmasked(api_error, key, needs)
             return BackendError(f"GCS error for {where}: an unexpected answer")
         if isinstance(
             exc,
@@ -273,8 +295,7 @@ class GCSBackend:
             )
         if isinstance(exc, gexc.Forbidden | gexc.Unauthorized):
             return BackendError(
-                f"permission denied on {where}: the account needs "
-                "storage.objects.get/create on the bucket"
+                f"permission denied on {where}: the account needs {needs} on the bucket"
             )
         if isinstance(exc, gexc.TooManyRequests | gexc.ServerError | gexc.ServiceUnavailable):
             return RetriableError(f"GCS failed for {where} after retries: {_said(exc)}")
@@ -283,7 +304,7 @@ class GCSBackend:
         if isinstance(exc, gexc.RetryError):  # retries ran out: say what the last one met
             cause = exc.cause or exc
             if isinstance(cause, gexc.GoogleAPICallError | InvalidResponse):
-                return self._translate_unmasked(cause, key)
+                return self._translate_unmasked(cause, key, needs)
             return self._network_error(cause, f" (retried for {self.retry_timeout:g}s)")
         if isinstance(exc, requests.exceptions.RequestException):
             return self._network_error(exc)
@@ -432,6 +453,130 @@ class GCSBackend:
             return sorted(b.name.removeprefix(strip) for b in blobs)
         except _FAILURES as exc:
             raise self._translate(exc) from exc
+
+    def _full(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _entry(self, blob: Any) -> Entry:
+        """A blob as an entry: ``updated`` is the store's clock, the generation its tag."""
+        key = blob.name.removeprefix(f"{self.prefix}/") if self.prefix else blob.name
+        return Entry(key, int(blob.size), blob.updated.timestamp(), str(blob.generation))
+
+    def list_entries(self, prefix: str) -> Iterator[Entry]:
+        """Every key under ``prefix``, one page of :data:`LIST_PAGE_SIZE` in memory at a time."""
+        full = self._full(collect_prefix(prefix, self.url))
+        try:
+            blobs = self.client.list_blobs(
+                self.bucket_name, prefix=full, page_size=LIST_PAGE_SIZE, retry=self._retry
+            )
+            for blob in blobs:
+                yield self._entry(blob)
+        except _FAILURES as exc:
+            raise self._translate(exc) from exc
+
+    def stat_entry(self, key: str) -> Entry | None:
+        """The key's metadata (one GET), or None."""
+        full = self._full(collect_key(key, self.url))
+        try:
+            blob = self.bucket.get_blob(full, retry=self._retry)
+        except gexc.NotFound:
+            return None
+        except _FAILURES as exc:
+            raise self._translate(exc, full) from exc
+        if blob is None:
+            self._check_bucket()
+            return None
+        return self._entry(blob)
+
+    def create_meta(self, key: str, data: bytes) -> Entry | None:
+        """Create a record only if absent (``ifGenerationMatch=0``); None when it existed.
+
+        The answer to the upload describes the created object: no second request. An
+        upload retried after its answer was lost may find its own record: it then
+        reports that the key existed, the safe side for a lock.
+        """
+        full = self._meta_key(key)
+        blob = self.bucket.blob(full)
+        try:
+            blob.upload_from_string(
+                data, content_type="application/json", if_generation_match=0, retry=self._retry
+            )
+        except gexc.PreconditionFailed:
+            return None
+        except _FAILURES as exc:
+            raise self._translate(exc, full) from exc
+        return self._entry(blob)
+
+    def _delete_if_unchanged(self, entry: Entry) -> Deleted | None:
+        full = self._full(entry.key)
+        try:
+            self.bucket.delete_blob(full, if_generation_match=int(entry.tag), retry=self._retry)
+        except (gexc.PreconditionFailed, gexc.NotFound):
+            return None
+        except _FAILURES as exc:
+            raise self._translate(exc, full, "storage.objects.delete") from exc
+        return Deleted(entry.key, entry.tag if self.versioned() else "")
+
+    def delete_entries(self, entries: Sequence[Entry]) -> list[Deleted]:
+        """Delete each key whose generation is still the entry's (``ifGenerationMatch``).
+
+        GCS checks the generation as it deletes: a key rewritten since it was listed
+        (or gone) is left alone, with no window. On a versioned bucket the deleted
+        generation stays as a noncurrent one, and is what :meth:`undelete` copies back.
+        A delete retried after its answer was lost finds the key gone and does not
+        report it: the garbage is gone all the same.
+
+        Raises:
+            ValueError: more than :data:`DELETE_BATCH` entries.
+        """
+        if len(entries) > DELETE_BATCH:
+            raise ValueError(f"at most {DELETE_BATCH} keys per delete, not {len(entries)}")
+        for entry in entries:
+            collect_key(entry.key, self.url)
+        if entries:
+            self.versioned()  # asked once, before the threads
+        with ThreadPoolExecutor(min(_DELETE_WORKERS, len(entries) or 1)) as pool:
+            done = list(pool.map(self._delete_if_unchanged, entries))
+        return [d for d in done if d is not None]
+
+    def versioned(self) -> bool:
+        """Whether the bucket keeps noncurrent generations (object versioning; asked once)."""
+        if self._versioned is None:
+            bucket = self.bucket
+            try:
+                bucket.reload(retry=self._retry)
+            except _FAILURES as exc:
+                raise self._translate(exc, needs="storage.buckets.get") from exc
+            self._versioned = bool(bucket.versioning_enabled)
+        return self._versioned
+
+    def undelete(self, deleted: Deleted) -> bool:
+        """Copy the deleted generation back onto its key, unless the key exists again.
+
+        Returns:
+            Whether the key is there now: False when the bucket is not versioned or the
+            generation is gone (expired, or deleted for good).
+        """
+        full = self._full(collect_key(deleted.key, self.url))
+        if not deleted.version or not self.versioned():
+            return False
+        bucket = self.bucket
+        try:
+            bucket.copy_blob(
+                bucket.blob(full),
+                bucket,
+                full,
+                source_generation=int(deleted.version),
+                if_generation_match=0,
+                retry=self._retry,
+            )
+        except gexc.PreconditionFailed:
+            return True  # written again since: the key is there
+        except gexc.NotFound:
+            return False
+        except _FAILURES as exc:
+            raise self._translate(exc, full, "storage.objects.get/create") from exc
+        return True
 
     def close(self) -> None:
         """Close the client's HTTP session."""

@@ -4,6 +4,10 @@ A test module subclasses :class:`BackendContract` and provides a ``remote_url`` 
 (and, where needed, ``backend_env``, the environment for child processes, and
 ``backend_options``, e.g. a small part size so that a kill lands mid-upload). The same
 tests then run against the local folder, S3, GCS and HTTP backends.
+
+A backend declaring :attr:`Capability.COLLECT` also passes :class:`CollectContract`
+(folder, S3, GCS and the in-memory reference backend), which needs a ``backend`` fixture
+only, and a ``versioned_backend`` one for the tests of undeleting.
 """
 
 from __future__ import annotations
@@ -13,13 +17,22 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from lfs_agent.backends import Backend, Capability, open_backend
-from lfs_agent.errors import ConfigError, IntegrityError, ObjectNotFoundError
+from lfs_agent.backends import (
+    Backend,
+    Capability,
+    CollectingBackend,
+    Deleted,
+    Entry,
+    object_key,
+    open_backend,
+)
+from lfs_agent.errors import BackendError, ConfigError, IntegrityError, ObjectNotFoundError
 from lfs_agent.pointer import Pointer
 from lfs_agent.remote import Remote
 from tests.helpers import random_bytes, sha256
@@ -223,3 +236,182 @@ class BackendContract:
     def test_record_keys_cannot_escape(self, backend, key):
         with pytest.raises(ConfigError, match="invalid record key"):
             backend.put_meta(key, b"{}")
+
+
+#: How far the store's clock (an entry's ``modified``) may be from ours, in seconds.
+CLOCK_SLACK = 5.0
+
+
+class CollectContract:
+    """What garbage collection needs of a backend declaring :attr:`Capability.COLLECT`."""
+
+    #: Seconds a write must come after the one before it for the tag to change with the
+    #: same bytes (S3 keeps LastModified to the second); 0 where any rewrite does.
+    tag_resolution = 0.0
+    #: Why conditional creates and deletes cannot be tested here (an emulator that
+    #: ignores them), or None.
+    preconditions_untestable: str | None = None
+
+    @pytest.fixture
+    def versioned_backend(self) -> CollectingBackend:
+        pytest.skip("this backend keeps no earlier versions")
+
+    def _upload(self, backend: CollectingBackend, tmp_path: Path, data: bytes) -> str:
+        src = tmp_path / f"obj-{sha256(data)[:12]}"
+        src.write_bytes(data)
+        backend.upload(sha256(data), src, len(data), Recorder())
+        return object_key(sha256(data))
+
+    def _wait_for_a_new_tag(self) -> None:
+        """Sleep into the store's next tick of ``tag_resolution`` seconds, if it has one."""
+        if self.tag_resolution:
+            now = time.time()
+            time.sleep(self.tag_resolution - now % self.tag_resolution + 0.05)
+
+    def _needs_preconditions(self) -> None:
+        if self.preconditions_untestable:
+            pytest.skip(self.preconditions_untestable)
+
+    def test_the_backend_declares_collect(self, backend):
+        assert Capability.COLLECT in backend.capabilities
+
+    def test_a_listing_has_sizes_tags_and_the_stores_clock(self, backend, tmp_path):
+        keys = {self._upload(backend, tmp_path, b"one"), self._upload(backend, tmp_path, b"three")}
+        backend.put_meta("meta/repos/r1.json", b"{}")
+        backend.put_meta("meta/tags/v1.json", b"{}")
+        listing = backend.list_entries("objects/")
+        assert iter(listing) is listing  # a stream, not a list built first
+        objects = {e.key: e for e in listing}
+        assert set(objects) == keys
+        assert sorted(e.size for e in objects.values()) == [3, 5]
+        for entry in objects.values():
+            assert abs(entry.modified - time.time()) < CLOCK_SLACK
+            assert entry.tag
+            assert backend.stat_entry(entry.key) == entry
+        assert [e.key for e in backend.list_entries("meta/repos")] == ["meta/repos/r1.json"]
+        assert list(backend.list_entries("meta/gc/")) == []
+        assert backend.stat_entry(object_key(sha256(b"absent"))) is None
+
+    def test_a_rewrite_with_the_same_bytes_changes_the_tag(self, backend):
+        backend.put_meta("meta/repos/r.json", b"same")
+        before = backend.stat_entry("meta/repos/r.json")
+        self._wait_for_a_new_tag()
+        backend.put_meta("meta/repos/r.json", b"same")
+        after = backend.stat_entry("meta/repos/r.json")
+        assert before is not None and after is not None
+        assert after.tag != before.tag
+        assert after.modified >= before.modified
+
+    def test_create_meta_creates_once_with_the_stores_time(self, backend):
+        created = backend.create_meta("meta/gc/lock.json", b'{"a": 1}')
+        assert created is not None
+        assert created.key == "meta/gc/lock.json"
+        assert created.size == 8
+        assert abs(created.modified - time.time()) < CLOCK_SLACK
+        assert backend.stat_entry("meta/gc/lock.json") == created
+        self._needs_preconditions()
+        assert backend.create_meta("meta/gc/lock.json", b'{"a": 2}') is None
+        assert backend.get_meta("meta/gc/lock.json") == b'{"a": 1}'
+
+    def test_of_two_racing_creates_exactly_one_wins(self, backend):
+        self._needs_preconditions()
+        barrier = threading.Barrier(2)
+        results: dict[int, Entry | None] = {}
+
+        def create(n: int) -> None:
+            barrier.wait()
+            results[n] = backend.create_meta("meta/gc/race.json", b'{"n": %d}' % n)
+
+        threads = [threading.Thread(target=create, args=(n,)) for n in (1, 2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        winners = [n for n, entry in results.items() if entry is not None]
+        assert len(winners) == 1, results
+        assert backend.get_meta("meta/gc/race.json") == b'{"n": %d}' % winners[0]
+
+    def test_delete_entries_deletes_what_is_unchanged_and_skips_what_is_gone(
+        self, backend, tmp_path
+    ):
+        key = self._upload(backend, tmp_path, b"garbage")
+        backend.put_meta("meta/repos/old.json", b"{}")
+        listed = [*backend.list_entries("objects/"), *backend.list_entries("meta/repos/")]
+        assert len(listed) == 2
+        gone = [e for e in listed if e.key == "meta/repos/old.json"]
+        assert [d.key for d in backend.delete_entries(gone)] == ["meta/repos/old.json"]
+        deleted = backend.delete_entries(listed)  # the record is already gone
+        assert deleted == [Deleted(key, deleted[0].version)]
+        assert backend.stat_entry(key) is None
+        assert backend.stat(sha256(b"garbage")) is None
+        assert list(backend.list_entries("objects/")) == []
+        assert backend.delete_entries([]) == []
+
+    def test_delete_entries_skips_a_key_written_again_since_its_listing(self, backend, tmp_path):
+        self._needs_preconditions()
+        backend.put_meta("meta/repos/a.json", b"{}")
+        backend.put_meta("meta/repos/b.json", b"{}")
+        listed = sorted(backend.list_entries("meta/repos/"))
+        self._wait_for_a_new_tag()
+        backend.put_meta("meta/repos/b.json", b"{}")  # same bytes, written again
+        assert [d.key for d in backend.delete_entries(listed)] == ["meta/repos/a.json"]
+        assert backend.get_meta("meta/repos/b.json") == b"{}"
+
+    def test_more_than_a_thousand_entries_per_call_are_refused(self, backend):
+        entries = [Entry(f"meta/x/{i}", 1, 0.0, "t") for i in range(1001)]
+        with pytest.raises(ValueError, match="1000"):
+            backend.delete_entries(entries)
+
+    @pytest.mark.parametrize(
+        "key", ["../x", "meta/../../x", "objects/../../x", "meta//x", "tmp/x", "/meta/x", ""]
+    )
+    def test_keys_outside_objects_and_meta_are_refused(self, backend, key):
+        with pytest.raises(BackendError, match="invalid key"):
+            backend.stat_entry(key)
+        with pytest.raises(BackendError, match="invalid key"):
+            list(backend.list_entries(key))
+        with pytest.raises(BackendError, match="invalid key"):
+            backend.delete_entries([Entry(key, 1, 0.0, "1")])
+        with pytest.raises(ConfigError, match="invalid record key"):
+            backend.create_meta(key, b"{}")
+
+    def test_an_unversioned_backend_cannot_undelete(self, backend):
+        backend.put_meta("meta/repos/r.json", b"{}")
+        entry = backend.stat_entry("meta/repos/r.json")
+        assert backend.versioned() is False
+        assert backend.delete_entries([entry]) == [Deleted("meta/repos/r.json", "")]
+        assert backend.undelete(Deleted("meta/repos/r.json", "")) is False
+        assert backend.stat_entry("meta/repos/r.json") is None
+
+    def test_a_versioned_backend_undeletes_identical_bytes(self, versioned_backend, tmp_path):
+        backend = versioned_backend
+        assert backend.versioned() is True
+        data = b"kept by versioning" * 100
+        key = self._upload(backend, tmp_path, data)
+        backend.put_meta("meta/repos/r.json", b'{"r": 1}')
+        listed = [*backend.list_entries("objects/"), *backend.list_entries("meta/repos/")]
+        deleted = backend.delete_entries(listed)
+        assert sorted(d.key for d in deleted) == sorted([key, "meta/repos/r.json"])
+        assert all(d.version for d in deleted)
+        assert backend.stat_entry(key) is None
+        assert backend.undelete(Deleted(key, "")) is False
+        for d in deleted:
+            assert backend.undelete(d) is True
+        dest = tmp_path / "back"
+        backend.download(sha256(data), dest, len(data), Recorder())
+        assert dest.read_bytes() == data
+        assert backend.get_meta("meta/repos/r.json") == b'{"r": 1}'
+        assert sorted(e.key for e in backend.list_entries("objects/")) == [key]
+
+    def test_a_remote_collects_through_its_collector(self, backend):
+        collector = Remote(backend.url, opener=lambda *_: backend).collector
+        created = collector.create_meta("meta/gc/lock.json", b"{}")
+        assert created is not None
+        written = collector.put_meta_entry("meta/repos/r.json", b"{}")
+        assert written == collector.stat_entry("meta/repos/r.json")
+        assert {e.key for e in collector.list_entries("meta/")} == {
+            "meta/gc/lock.json",
+            "meta/repos/r.json",
+        }
+        assert [d.key for d in collector.delete_entries([written])] == ["meta/repos/r.json"]
+        assert collector.versioned() is backend.versioned()

@@ -70,7 +70,7 @@ class ScriptedServer:
                     return
                 answer(self)
 
-            do_GET = do_HEAD = do_PUT = _answer
+            do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _answer
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True

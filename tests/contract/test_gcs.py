@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 from google.cloud import storage
 
-from lfs_agent.backends import open_backend
+from lfs_agent.backends import Deleted, Entry, open_backend
 from lfs_agent.backends.gcs import GCSBackend, _Sink
 from lfs_agent.errors import BackendError, ConfigError, IntegrityError, UnreachableError
 from lfs_agent.hashing import WriteHash
 from lfs_agent.pointer import Pointer
 from tests.conftest import agent, clone_with_filter, git
-from tests.contract.backend_contract import BackendContract, Recorder
+from tests.contract.backend_contract import BackendContract, CollectContract, Recorder
+from tests.contract.scripted_http import ScriptedServer, body
 from tests.helpers import sha256, write_random
 from tests.servers import free_port
 
@@ -25,7 +26,9 @@ pytestmark = pytest.mark.gcs
 MIB = 1024 * 1024
 
 
-class TestGCSBackend(BackendContract):
+class TestGCSBackend(BackendContract, CollectContract):
+    preconditions_untestable = "the GCS emulator ignores ifGenerationMatch"
+
     @pytest.fixture
     def remote_url(self, gcs_bucket: str) -> str:
         return f"gs://{gcs_bucket}/team/models"
@@ -200,3 +203,51 @@ def test_the_sdk_may_seek_a_download_back_to_its_start_only(tmp_path: Path):
             sink.seek(3)
     assert path.read_bytes() == b"whole"
     assert progress.total == 5
+
+
+def test_a_versioned_bucket_is_seen_and_a_delete_names_the_generation(gcs_bucket):
+    bucket = storage.Client(project="test").bucket(gcs_bucket)
+    bucket.versioning_enabled = True
+    bucket.patch()
+    backend = open_backend(f"gs://{gcs_bucket}/p")
+    assert backend.versioned() is True
+    backend.put_meta("meta/repos/r.json", b"{}")
+    entry = backend.stat_entry("meta/repos/r.json")
+    assert int(entry.tag) > 0  # the generation
+    assert backend.delete_entries([entry]) == [Deleted("meta/repos/r.json", entry.tag)]
+    assert backend.stat_entry("meta/repos/r.json") is None
+    # The emulator keeps no noncurrent generations: it answers the copy back as GCS
+    # answers one of a generation that expired (404), and nothing comes back.
+    assert backend.undelete(Deleted("meta/repos/r.json", entry.tag)) is False
+
+
+GCS_PRECONDITION_FAILED = (
+    b'{"error": {"code": 412, "message": "At least one of the pre-conditions you '
+    b'specified did not hold.", "errors": [{"reason": "conditionNotMet"}]}}'
+)
+
+
+def test_generation_preconditions_are_sent_and_a_412_means_lost(monkeypatch):
+    # The emulator ignores ifGenerationMatch: a scripted server answers as GCS does
+    # when the condition fails, and shows what was asked.
+    scripted = ScriptedServer()
+    try:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", scripted.url)
+        monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test")
+        failed = body(GCS_PRECONDITION_FAILED, 412, {"Content-Type": "application/json"})
+        scripted.answers[("POST", "/upload/storage/v1/b/bkt/o")] = failed
+        scripted.answers[("DELETE", "/storage/v1/b/bkt/o/p%2Fmeta%2Frepos%2Fr.json")] = failed
+        scripted.answers[("GET", "/storage/v1/b/bkt")] = body(
+            b'{"name": "bkt", "versioning": {"enabled": false}}',
+            headers={"Content-Type": "application/json"},
+        )
+        backend = GCSBackend("gs://bkt/p", {"gcs.retry-timeout": "0"})
+        assert backend.create_meta("meta/gc/lock.json", b"{}") is None
+        entry = Entry("meta/repos/r.json", 2, 0.0, "1234")
+        assert backend.delete_entries([entry]) == []
+        (upload,) = scripted.requests_for("POST")
+        assert "ifGenerationMatch=0" in upload.path
+        (delete,) = scripted.requests_for("DELETE")
+        assert "ifGenerationMatch=1234" in delete.path
+    finally:
+        scripted.stop()

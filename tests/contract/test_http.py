@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent.backends import open_backend
+from lfs_agent.backends import Capability, open_backend
 from lfs_agent.errors import BackendError, IntegrityError, UnreachableError
+from lfs_agent.remote import Remote
 from tests.conftest import agent, clone_with_filter, git, http_stats
 from tests.contract.backend_contract import BackendContract, Recorder
 from tests.helpers import sha256, write_random
@@ -138,3 +139,10 @@ def test_a_malformed_index_of_records_is_one_line_naming_it(
         f"meta/index.json on {http_server.url}/team is not a JSON list of keys: {reason}"
     )
     assert "\n" not in str(caught.value)
+
+
+def test_an_http_remote_cannot_be_collected(http_server):
+    remote = Remote(f"{http_server.url}/store")
+    assert not remote.can(Capability.COLLECT)
+    with pytest.raises(BackendError, match="cannot be garbage-collected"):
+        _ = remote.collector

@@ -18,11 +18,11 @@ from lfs_agent.hashing import hash_file
 from lfs_agent.pointer import Pointer
 from lfs_agent.remote import Remote
 from lfs_agent.store import ObjectStore
-from tests.contract.backend_contract import BackendContract, Recorder
+from tests.contract.backend_contract import BackendContract, CollectContract, Recorder
 from tests.helpers import random_bytes, sha256
 
 
-class TestLocalBackendCopying(BackendContract):
+class TestLocalBackendCopying(BackendContract, CollectContract):
     @pytest.fixture
     def remote_url(self, tmp_path: Path) -> str:
         return (tmp_path / "bucket").as_uri()
@@ -30,6 +30,10 @@ class TestLocalBackendCopying(BackendContract):
     @pytest.fixture
     def backend_options(self) -> dict[str, str]:
         return {"local.link": "false"}
+
+    @pytest.mark.xfail(reason="the folder backend deletes any number of entries per call")
+    def test_more_than_a_thousand_entries_per_call_are_refused(self, backend):
+        super().test_more_than_a_thousand_entries_per_call_are_refused(backend)
 
 
 class TestLocalBackendLinking(TestLocalBackendCopying):

@@ -14,7 +14,7 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from lfs_agent.backends import open_backend
+from lfs_agent.backends import Deleted, open_backend
 from lfs_agent.backends.s3 import S3Backend
 from lfs_agent.backends.s3.limits import S3Limits
 from lfs_agent.backends.s3.parts import Part, hash_part, part_matches
@@ -29,7 +29,7 @@ from lfs_agent.pointer import Pointer
 from lfs_agent.remote import Remote
 from lfs_agent.store import ObjectStore
 from tests.conftest import ROOT
-from tests.contract.backend_contract import BackendContract, Recorder
+from tests.contract.backend_contract import BackendContract, CollectContract, Recorder
 from tests.helpers import sha256, write_random
 from tests.servers import free_port, moto_server
 
@@ -38,10 +38,21 @@ MIB = 1024 * 1024
 SMALL_PARTS = {"s3.part-size": "5MiB", "s3.multipart-threshold": "5MiB", "s3.concurrency": "1"}
 
 
-class TestS3Backend(BackendContract):
+class TestS3Backend(BackendContract, CollectContract):
+    tag_resolution = 1.0  # LastModified is kept to the second
+
     @pytest.fixture
     def remote_url(self, s3_bucket: str) -> str:
         return f"s3://{s3_bucket}/team/models"
+
+    @pytest.fixture
+    def versioned_backend(self, s3_bucket: str):
+        boto3.client("s3").put_bucket_versioning(
+            Bucket=s3_bucket, VersioningConfiguration={"Status": "Enabled"}
+        )
+        backend = open_backend(f"s3://{s3_bucket}/team/models")
+        yield backend
+        backend.close()
 
     @pytest.fixture
     def backend_env(self, s3_env):
@@ -628,3 +639,73 @@ def test_an_object_over_the_largest_put_goes_in_parts_whatever_the_threshold(
     sent = [len(p["Body"]) for op, p in counter.calls if op == "UploadPart"]
     assert sent == part_sizes
     assert backend.stat(oid) == size
+
+
+def test_a_listing_of_entries_fetches_one_page_at_a_time(s3_bucket, tmp_path):
+    backend, counter = make_backend(s3_bucket, tmp_path)
+    backend.list_page_size = 2
+    for i in range(5):
+        backend.put_meta(f"meta/repos/r{i}.json", b"{}")
+    listing = backend.list_entries("meta/repos/")
+    first = next(listing)
+    assert counter.count("ListObjectsV2") == 1  # the rest is not fetched yet
+    rest = list(listing)
+    assert counter.count("ListObjectsV2") == 3
+    assert sorted(e.key for e in [first, *rest]) == [f"meta/repos/r{i}.json" for i in range(5)]
+    assert all(p["MaxKeys"] == 2 for op, p in counter.calls if op == "ListObjectsV2")
+    assert all(p["Prefix"] == "p/meta/repos/" for op, p in counter.calls if op == "ListObjectsV2")
+
+
+def test_a_delete_is_a_head_each_then_one_delete_objects_naming_the_etags(s3_bucket, tmp_path):
+    backend, counter = make_backend(s3_bucket, tmp_path)
+    for i in range(3):
+        backend.put_meta(f"meta/repos/r{i}.json", b"{%d}" % i)
+    listed = list(backend.list_entries("meta/repos/"))
+    assert len(backend.delete_entries(listed)) == 3
+    assert counter.count("HeadObject") == 3
+    assert counter.count("DeleteObjects") == 1
+    (params,) = [p for op, p in counter.calls if op == "DeleteObjects"]
+    assert {(o["Key"], o["ETag"]) for o in params["Delete"]["Objects"]} == {
+        (f"p/{e.key}", e.tag.rpartition("@")[0]) for e in listed
+    }
+
+
+def test_create_meta_sends_if_none_match_and_a_412_means_it_existed(s3_bucket, tmp_path):
+    backend, counter = make_backend(s3_bucket, tmp_path)
+    assert backend.create_meta("meta/gc/lock.json", b"{}") is not None
+    assert backend.create_meta("meta/gc/lock.json", b"{}") is None
+    puts = [p for op, p in counter.calls if op == "PutObject"]
+    assert [p["IfNoneMatch"] for p in puts] == ["*", "*"]
+
+
+def test_undelete_removes_only_a_delete_marker(s3_bucket, tmp_path):
+    client = boto3.client("s3")
+    client.put_bucket_versioning(Bucket=s3_bucket, VersioningConfiguration={"Status": "Enabled"})
+    backend, _ = make_backend(s3_bucket, tmp_path)
+    backend.put_meta("meta/repos/r.json", b'{"r": 1}')
+    (deleted,) = backend.delete_entries([backend.stat_entry("meta/repos/r.json")])
+    assert backend.undelete(deleted) is True
+    assert backend.undelete(deleted) is False  # its marker is gone now
+    data_version = client.head_object(Bucket=s3_bucket, Key="p/meta/repos/r.json")["VersionId"]
+    with pytest.raises(BackendError, match="is no delete marker"):
+        backend.undelete(Deleted("meta/repos/r.json", data_version))
+    assert backend.get_meta("meta/repos/r.json") == b'{"r": 1}'
+
+
+def test_versioning_is_asked_once_and_suspended_is_not_versioned(s3_bucket, tmp_path):
+    client = boto3.client("s3")
+    client.put_bucket_versioning(Bucket=s3_bucket, VersioningConfiguration={"Status": "Suspended"})
+    backend, counter = make_backend(s3_bucket, tmp_path)
+    assert backend.versioned() is False
+    assert backend.versioned() is False
+    assert counter.count("GetBucketVersioning") == 1
+
+
+def test_collect_errors_name_the_bucket(s3_env, tmp_path):
+    backend, _ = make_backend("no-such-bucket-here", tmp_path)
+    with pytest.raises(BackendError, match="bucket 'no-such-bucket-here' does not exist"):
+        list(backend.list_entries("objects/"))
+    with pytest.raises(BackendError, match="bucket 'no-such-bucket-here' does not exist"):
+        backend.versioned()
+    with pytest.raises(BackendError, match="bucket 'no-such-bucket-here' does not exist"):
+        backend.stat_entry("meta/gc/lock.json")

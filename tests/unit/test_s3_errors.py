@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
+import types
 from pathlib import Path
 
 import botocore.exceptions
 import pytest
 import urllib3.exceptions
 
+from lfs_agent.backends import Deleted, Entry
 from lfs_agent.backends.s3 import S3Backend
 from lfs_agent.errors import BackendError, ConfigError, RetriableError, UnreachableError
 from tests.contract.backend_contract import Recorder
@@ -167,3 +170,58 @@ def test_credentials_in_the_endpoint_url_are_never_shown(monkeypatch):
         f"cannot reach the S3 endpoint http://***@127.0.0.1:{port} for s3://bkt/pre: "
         "Connection refused"
     )
+
+
+class RefusesSomeDeletes:
+    """A client whose DeleteObjects answers per key: deleted, or refused with a code."""
+
+    meta = types.SimpleNamespace(endpoint_url=None)
+
+    def __init__(self, refusals: dict[str, str]) -> None:
+        self.refusals = refusals  # full key -> error code
+
+    def head_object(self, Bucket, Key):
+        return {"ContentLength": 2, "ETag": '"e"', "LastModified": MODIFIED}
+
+    def delete_objects(self, Bucket, Delete):
+        keys = [o["Key"] for o in Delete["Objects"]]
+        return {
+            "Deleted": [{"Key": k} for k in keys if k not in self.refusals],
+            "Errors": [
+                {"Key": k, "Code": self.refusals[k], "Message": "no"}
+                for k in keys
+                if k in self.refusals
+            ],
+        }
+
+    def get_bucket_versioning(self, Bucket):
+        raise client_error("AccessDenied", 403)
+
+
+MODIFIED = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC)
+
+
+def entry(key: str) -> Entry:
+    return Entry(key, 2, MODIFIED.timestamp(), '"e"@2026-01-02T03:04:05Z')
+
+
+def test_deletes_s3_refuses_are_left_for_later_unless_none_was_deleted(caplog):
+    client = RefusesSomeDeletes({"pre/meta/b": "SlowDown", "pre/meta/c": "PreconditionFailed"})
+    backend = S3Backend("s3://bkt/pre", {}, client=client)
+    with caplog.at_level("WARNING", logger="lfs_agent.backends.s3"):
+        deleted = backend.delete_entries([entry("meta/a"), entry("meta/b"), entry("meta/c")])
+    assert deleted == [Deleted("meta/a", "")]
+    assert "did not delete meta/b" in caplog.text
+    assert "meta/c" not in caplog.text  # changed since its listing: skipped, not refused
+
+    denied = S3Backend(
+        "s3://bkt/pre", {}, client=RefusesSomeDeletes({"pre/meta/a": "AccessDenied"})
+    )
+    with pytest.raises(BackendError, match=r"refused to delete meta/a .*s3:DeleteObject"):
+        denied.delete_entries([entry("meta/a")])
+
+
+def test_a_denied_collect_request_names_the_permission_it_needs():
+    backend = S3Backend("s3://bkt/pre", {}, client=RefusesSomeDeletes({}))
+    with pytest.raises(BackendError, match="the credentials need s3:GetBucketVersioning"):
+        backend.versioned()

@@ -12,6 +12,8 @@ s3transfer is laid out:
   :mod:`~lfs_agent.backends.s3.upload_state`);
 * :mod:`~lfs_agent.backends.s3.download`: a single GET, or parallel ranged GETs;
 * :mod:`~lfs_agent.backends.s3.listing`: many stats settled by one listing;
+* :mod:`~lfs_agent.backends.s3.collect`: the keys garbage collection lists, creates
+  only if absent and deletes only if unchanged;
 * :mod:`~lfs_agent.backends.s3.backend`: :class:`S3Backend`, which composes them.
 
 Options (``lfs-agent.s3.<name>`` in git config or ``.lfsagent``, read by

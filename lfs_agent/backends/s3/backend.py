@@ -3,8 +3,9 @@
 It composes the pieces, one module per verb as s3transfer has: the client and its
 errors (:mod:`~lfs_agent.backends.s3.client`), uploads
 (:mod:`~lfs_agent.backends.s3.upload`), downloads
-(:mod:`~lfs_agent.backends.s3.download`) and listings
-(:mod:`~lfs_agent.backends.s3.listing`); this module adds stat, records and the
+(:mod:`~lfs_agent.backends.s3.download`), listings
+(:mod:`~lfs_agent.backends.s3.listing`) and the keys garbage collection touches
+(:mod:`~lfs_agent.backends.s3.collect`); this module adds stat, records and the
 translation of every botocore error into one of ours.
 """
 
@@ -23,12 +24,15 @@ import botocore.exceptions
 from lfs_agent.backends import (
     META_MAX_BYTES,
     Capability,
+    Deleted,
+    Entry,
     check_meta_key,
     meta_too_large,
     read_meta,
 )
 from lfs_agent.backends.filewindow import SourceEndedError
 from lfs_agent.backends.s3.client import (
+    TRANSFER_PERMISSIONS,
     S3Location,
     S3Settings,
     error_code,
@@ -36,6 +40,7 @@ from lfs_agent.backends.s3.client import (
     no_such_bucket,
     translate,
 )
+from lfs_agent.backends.s3.collect import Collector
 from lfs_agent.backends.s3.download import Downloader
 from lfs_agent.backends.s3.limits import S3_LIMITS, S3Limits
 from lfs_agent.backends.s3.listing import stat_by_listing
@@ -75,9 +80,15 @@ class S3Backend:
 
     #: Transfers are network-bound: every configured worker helps.
     max_workers: int | None = None
-    #: A listing settles many stats (stat_many); multipart uploads resume across runs.
+    #: A listing settles many stats (stat_many); multipart uploads resume across runs;
+    #: conditional PUTs and deletes make garbage collection safe (list_entries ...).
     capabilities: frozenset[Capability] = frozenset(
-        {Capability.LISTING, Capability.RESUMABLE_UPLOADS, Capability.RECORDS}
+        {
+            Capability.LISTING,
+            Capability.RESUMABLE_UPLOADS,
+            Capability.RECORDS,
+            Capability.COLLECT,
+        }
     )
     #: Most bytes a record may hold (:data:`~lfs_agent.backends.META_MAX_BYTES`).
     meta_max_bytes: int = META_MAX_BYTES
@@ -114,6 +125,9 @@ class S3Backend:
             whole_hash=whole_hash,
         )
         self.downloader = Downloader(lambda: self.client, self.location, self.settings, sleep)
+        self.collector = Collector(
+            lambda: self.client, self.location, self.settings, lambda: self.list_page_size
+        )
 
     @property
     def client(self) -> Any:
@@ -123,9 +137,11 @@ class S3Backend:
                 self._client = make_client(self.settings)
             return self._client
 
-    def _translate(self, exc: Exception, oid: str | None = None) -> LfsAgentError:
+    def _translate(
+        self, exc: Exception, oid: str | None = None, needs: str = TRANSFER_PERMISSIONS
+    ) -> LfsAgentError:
         endpoint = self._client.meta.endpoint_url if self._client is not None else None
-        return translate(exc, self.location, oid, endpoint)
+        return translate(exc, self.location, oid, endpoint, needs)
 
     def stat(self, oid: str) -> int | None:
         """Return the object's size, or None when absent."""
@@ -268,6 +284,61 @@ class S3Backend:
         except _BOTO_ERRORS as exc:
             raise self._translate(exc) from exc
         return sorted(keys)
+
+    def list_entries(self, prefix: str) -> Iterator[Entry]:
+        """Every key under ``prefix``, streamed one ListObjectsV2 page at a time.
+
+        See :meth:`Collector.list_entries
+        <lfs_agent.backends.s3.collect.Collector.list_entries>`.
+        """
+        try:
+            yield from self.collector.list_entries(prefix)
+        except _BOTO_ERRORS as exc:
+            raise self._translate(exc) from exc
+
+    def stat_entry(self, key: str) -> Entry | None:
+        """The key as a HEAD describes it, or None."""
+        try:
+            entry = self.collector.stat_entry(key)
+        except _BOTO_ERRORS as exc:
+            raise self._translate(exc) from exc
+        if entry is None:
+            self._check_bucket()
+        return entry
+
+    def create_meta(self, key: str, data: bytes) -> Entry | None:
+        """Create a record only if absent (``If-None-Match: *``); None when it existed."""
+        try:
+            return self.collector.create_meta(key, data)
+        except _BOTO_ERRORS as exc:
+            raise self._translate(exc) from exc
+
+    def delete_entries(self, entries: Sequence[Entry]) -> list[Deleted]:
+        """Delete the keys still as listed: a HEAD of each, then one DeleteObjects.
+
+        See :meth:`Collector.delete_entries
+        <lfs_agent.backends.s3.collect.Collector.delete_entries>`.
+        """
+        try:
+            return self.collector.delete_entries(entries)
+        except _BOTO_ERRORS as exc:
+            raise self._translate(exc, needs="s3:GetObject and s3:DeleteObject") from exc
+
+    def versioned(self) -> bool:
+        """Whether the bucket's versioning is Enabled (asked once)."""
+        try:
+            return self.collector.versioned()
+        except _BOTO_ERRORS as exc:
+            raise self._translate(exc, needs="s3:GetBucketVersioning") from exc
+
+    def undelete(self, deleted: Deleted) -> bool:
+        """Remove the delete marker a deletion left; False when nothing comes back."""
+        try:
+            return self.collector.undelete(deleted)
+        except _BOTO_ERRORS as exc:
+            raise self._translate(
+                exc, needs="s3:GetObjectVersion and s3:DeleteObjectVersion"
+            ) from exc
 
     def iter_keys(self) -> Iterator[str]:
         """Yield every object key under the prefix (for tests and tools)."""

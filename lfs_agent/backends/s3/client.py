@@ -35,6 +35,7 @@ from lfs_agent.options import MAX_ATTEMPTS, MIB, Options
 __all__ = [
     "BROKEN_OFF",
     "SMALL_OBJECT",
+    "TRANSFER_PERMISSIONS",
     "S3Location",
     "S3Settings",
     "break_reason",
@@ -290,8 +291,16 @@ def worth_retrying(exc: botocore.exceptions.ClientError) -> bool:
     return error_code(exc) in _THROTTLED or int(status) >= 500
 
 
+#: The permissions a denied request needs, named in its error unless the caller says.
+TRANSFER_PERMISSIONS = "s3:GetObject, s3:PutObject and s3:ListBucket"
+
+
 def translate(
-    exc: Exception, location: S3Location, oid: str | None = None, endpoint: str | None = None
+    exc: Exception,
+    location: S3Location,
+    oid: str | None = None,
+    endpoint: str | None = None,
+    needs: str = TRANSFER_PERMISSIONS,
 ) -> LfsAgentError:
     """Map a botocore exception to one line naming the bucket and the fix.
 
@@ -302,15 +311,16 @@ def translate(
         location: The remote it was sent to.
         oid: The object it was about, if any.
         endpoint: The client's endpoint URL, named when it cannot be reached.
+        needs: The permissions the request needs, named when it is denied.
 
     Raises:
         Exception: ``exc`` itself when it is not botocore's (nor a file cut short).
     """
-    return masked_error(_translate_unmasked(exc, location, oid, endpoint))
+    return masked_error(_translate_unmasked(exc, location, oid, endpoint, needs))
 
 
 def _translate_unmasked(
-    exc: Exception, location: S3Location, oid: str | None, endpoint: str | None
+    exc: Exception, location: S3Location, oid: str | None, endpoint: str | None, needs: str
 ) -> LfsAgentError:
     where = location.where(oid)
     if cut := cut_short(exc):
@@ -335,14 +345,14 @@ def _translate_unmasked(
             f"the connection to S3 broke off while reading {where}: {break_reason(exc)}"
         )
     if isinstance(exc, botocore.exceptions.ClientError):
-        return _answer_error(exc, location, where)
+        return _answer_error(exc, location, where, needs)
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return BackendError(f"S3 error for {location.url}: {exc}")
     raise exc
 
 
 def _answer_error(
-    exc: botocore.exceptions.ClientError, location: S3Location, where: str
+    exc: botocore.exceptions.ClientError, location: S3Location, where: str, needs: str
 ) -> LfsAgentError:
     """The error of S3's error answer to a request about ``where``."""
     error = exc.response.get("Error", {})
@@ -356,10 +366,7 @@ def _answer_error(
             "refresh them or check AWS_PROFILE"
         )
     if code in _ACCESS_DENIED or status == 403:
-        return BackendError(
-            f"access denied to {where}: the credentials need "
-            "s3:GetObject, s3:PutObject and s3:ListBucket on it"
-        )
+        return BackendError(f"access denied to {where}: the credentials need {needs} on it")
     if code in _WRONG_REGION or status == 301:
         region = (
             exc.response.get("ResponseMetadata", {})
