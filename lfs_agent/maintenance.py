@@ -19,7 +19,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from lfs_agent.backends import bucket_and_prefix, object_key
 from lfs_agent.errors import LfsAgentError
 from lfs_agent.git import Git
 from lfs_agent.hashing import hash_file
+from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pointer import Pointer
 from lfs_agent.redact import redact_text, redact_url
 from lfs_agent.remote import Remote
@@ -161,13 +162,27 @@ def _check_remote(
     return None
 
 
-def current_pointers(git: Git) -> dict[str, Pointer]:
+def current_pointers(git: Git, exclude: Sequence[str] = ()) -> dict[str, Pointer]:
     """Objects the current work refers to, by oid: what prune always keeps.
 
     That is the trees of HEAD and of other worktrees' HEADs, the index of each
     worktree, and every stash (its work-tree, index and untracked-files commits).
+
+    Args:
+        git: Runs git in the repository.
+        exclude: ``lfs.fetchexclude``'s patterns: files they match are not kept for
+            being checked out or staged, as git-lfs's prune does (a stash's still are).
     """
-    found: dict[str, Pointer] = {}
+    excluded = PathFilter((), exclude)
+    found = {f.pointer.oid: f.pointer for f in _checkout_files(git) if excluded.allows(f.path)}
+    for f in _stash_pointers(git):
+        found[f.pointer.oid] = f.pointer
+    return found
+
+
+def _checkout_files(git: Git) -> list[PointerFile]:
+    """The pointers checked out or staged: in every worktree's HEAD and index."""
+    found: list[PointerFile] = []
     tips: dict[str, None] = {}
     head = git.rev_parse("HEAD")
     if head:
@@ -186,17 +201,11 @@ def current_pointers(git: Git) -> dict[str, Pointer]:
         elif key in ("bare", "prunable") and others and others[-1] == worktree:
             others.pop()  # no index to read, or its directory is gone
     for tip in tips:
-        if git.rev_parse(tip) is None:
-            continue  # an unborn branch
-        for f in tree_pointers(git, tip):
-            found[f.pointer.oid] = f.pointer
-    for f in _stash_pointers(git):
-        found[f.pointer.oid] = f.pointer
-    for f in index_pointers(git):
-        found[f.pointer.oid] = f.pointer
+        if git.rev_parse(tip) is not None:  # None: an unborn branch
+            found.extend(tree_pointers(git, tip))
+    found.extend(index_pointers(git))
     for path in others:
-        for f in _other_index_pointers(git, path):
-            found[f.pointer.oid] = f.pointer
+        found.extend(_other_index_pointers(git, path))
     return found
 
 
@@ -223,7 +232,10 @@ def _other_index_pointers(git: Git, path: Path) -> list[PointerFile]:
 
 
 def referenced_pointers(
-    git: Git, keep: Policy | PruneRules | None = None, now: float | None = None
+    git: Git,
+    keep: Policy | PruneRules | None = None,
+    now: float | None = None,
+    exclude: Sequence[str] = (),
 ) -> dict[str, Pointer]:
     """Objects that current work or a retention rule refers to, by oid.
 
@@ -236,15 +248,19 @@ def referenced_pointers(
         git: Runs git in the repository.
         keep: The rule; None: git-lfs's rules as git config sets them.
         now: The time "recent" counts back from; None: the clock's.
+        exclude: ``lfs.fetchexclude``'s patterns: files they match are kept only by a
+            stash (or, in :func:`prune`, an unpushed commit), as git-lfs's prune does.
     """
-    found = current_pointers(git)
+    found = current_pointers(git, exclude)
+    excluded = PathFilter((), exclude)
     if isinstance(keep, Policy):
         kept = policy_pointers(git, ref_tips(git), keep, now)
     else:
         rules = PruneRules.read(git) if keep is None else keep
         kept = prune_rule_pointers(git, rules, git.rev_parse("HEAD"), now)
     for f in kept:
-        found[f.pointer.oid] = f.pointer
+        if excluded.allows(f.path):
+            found[f.pointer.oid] = f.pointer
     return found
 
 
@@ -271,6 +287,7 @@ def prune(
     *,
     keep: Policy | PruneRules | None = None,
     now: float | None = None,
+    exclude: Sequence[str] = (),
 ) -> PruneReport:
     """Delete local objects no rule keeps, that are pushed and that the remote holds.
 
@@ -283,6 +300,7 @@ def prune(
             None: git-lfs's rules as git config sets them. The git remote whose refs
             say what is pushed is the rules' (``lfs.pruneremotetocheck``).
         now: The time "recent" counts back from; None: the clock's.
+        exclude: ``lfs.fetchexclude``'s patterns (see :func:`referenced_pointers`).
     """
     report = PruneReport()
     if keep is None:
@@ -291,7 +309,7 @@ def prune(
         pushed_to = keep.remote
     else:
         pushed_to = remote_to_check({e.key: e.value for e in git.config_entries()})
-    kept = referenced_pointers(git, keep, now)
+    kept = referenced_pointers(git, keep, now, exclude)
     unpushed = {f.pointer.oid for f in unpushed_pointers(git, pushed_to)}
     candidates = []
     for pointer in store.iter_objects():

@@ -229,7 +229,14 @@ def cmd_prune(ctx: Context) -> int:
         if ctx.args.recent:
             keep = keep.without_recent()
     with ctx.required_remote() as remote:
-        report = prune(ctx.git, ctx.store, remote, dry_run=ctx.args.dry_run, keep=keep)
+        report = prune(
+            ctx.git,
+            ctx.store,
+            remote,
+            dry_run=ctx.args.dry_run,
+            keep=keep,
+            exclude=ctx.settings.fetch_exclude,
+        )
     verb = "would prune" if ctx.args.dry_run else "pruned"
     freed = sum(p.size for p in report.pruned)
     for pointer in report.pruned:

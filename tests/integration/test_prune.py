@@ -212,3 +212,17 @@ def test_every_stash_and_other_worktrees_heads_and_indexes_are_kept(model_histor
     assert would_prune(work, "--recent") == oids(A, D)
     git("reset", "-q", "--hard", cwd=other)
     assert would_prune(work, "--recent") == oids(A, D, F)
+
+
+def test_files_lfs_fetchexclude_matches_are_pruned_unless_unpushed(model_history: Path):
+    work = model_history
+    git("config", "lfs.fetchexclude", "keep.bin", cwd=work)
+    # Checked out, yet excluded from fetching: git-lfs's prune lets it go.
+    assert would_prune(work) == oids(A, B, b"kept\n")
+    commit(work, 0, {"keep.bin": b"kept, changed\n"})
+    assert agent("push", cwd=work).returncode == 0  # in the bucket, its commit unpushed
+    assert would_prune(work) == oids(A, B, b"kept\n")
+    git("push", "-q", "origin", "main", cwd=work)
+    assert would_prune(work) == oids(A, B, b"kept\n", b"kept, changed\n")
+    git("config", "--unset", "lfs.fetchexclude", cwd=work)
+    assert would_prune(work) == oids(A, B, b"kept\n")
