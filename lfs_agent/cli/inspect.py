@@ -260,6 +260,8 @@ COMMANDS = {
     "status": Command("LFS objects to push, staged and modified", add_status, cmd_status),
     "fsck": Command("verify local objects (and the remote's with --remote)", add_fsck, cmd_fsck),
     "prune": Command(
-        "delete local objects that are unused and safely in the bucket", add_prune, cmd_prune
+        "delete local objects no current or recent work uses, once safely in the bucket",
+        add_prune,
+        cmd_prune,
     ),
 }
