@@ -3,8 +3,10 @@
 fsck re-hashes every stored object (moving corrupt ones to ``<lfs>/bad`` as git-lfs
 does), reports pointers at HEAD whose objects are missing or whose encoding is not
 canonical, and with a remote checks that the bucket holds every object reachable from
-HEAD. prune deletes local objects nothing current refers to, and only those the remote
-is verified to hold, so an unpushed object is never lost. It also removes the S3
+HEAD. prune deletes local objects that neither the current work nor the retention rule
+(git-lfs's recent refs and commits, or a :class:`~lfs_agent.retention.Policy`) keeps, that
+no unpushed commit refers to, and only those the remote is verified to hold, so an
+unpushed object is never lost. It also removes the S3
 backend's multipart-upload state (``tmp/s3-upload-<oid>.json``) of uploads that are
 provably over, and never the state of an upload that is running.
 """
@@ -17,7 +19,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,19 @@ from lfs_agent.backends import bucket_and_prefix, object_key
 from lfs_agent.errors import LfsAgentError
 from lfs_agent.git import Git
 from lfs_agent.hashing import hash_file
+from lfs_agent.pathmatch import PathFilter
 from lfs_agent.pointer import Pointer
 from lfs_agent.redact import redact_text, redact_url
 from lfs_agent.remote import Remote
+from lfs_agent.retention import (
+    Policy,
+    PruneRules,
+    policy_pointers,
+    prune_rule_pointers,
+    ref_tips,
+    remote_to_check,
+    unpushed_pointers,
+)
 from lfs_agent.scan import PointerFile, index_pointers, rev_list_pointers, tree_pointers
 from lfs_agent.store import ObjectStore
 from lfs_agent.termtext import quote_path
@@ -37,6 +49,7 @@ from lfs_agent.termtext import quote_path
 __all__ = [
     "FsckReport",
     "PruneReport",
+    "current_pointers",
     "fsck",
     "prune",
     "referenced_pointers",
@@ -50,6 +63,10 @@ _UPLOAD_STATE = re.compile(r"s3-upload-([0-9a-f]{64})\.json")
 #: State older than this names an upload ``abort_stale_uploads`` aborts (its
 #: ``STALE_UPLOAD_SECONDS``): nothing is left to resume.
 UPLOAD_STATE_MAX_AGE = 24 * 3600
+#: Variables that would point git at this worktree's git dir or index, not another's.
+_WORKTREE_VARIABLES = frozenset(
+    {"GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_PREFIX"}
+)
 
 
 @dataclass
@@ -190,35 +207,105 @@ def _check_remote(
     return None
 
 
-def referenced_pointers(git: Git) -> dict[str, Pointer]:
-    """Objects that current work refers to, by oid.
+def current_pointers(git: Git, exclude: Sequence[str] = ()) -> dict[str, Pointer]:
+    """Objects the current work refers to, by oid: what prune always keeps.
 
-    That is the trees of HEAD, every local branch and tag tip and other worktrees'
-    HEADs, the index, and the stash.
+    That is the trees of HEAD and of other worktrees' HEADs, the index of each
+    worktree, and every stash (its work-tree, index and untracked-files commits).
+
+    Args:
+        git: Runs git in the repository.
+        exclude: ``lfs.fetchexclude``'s patterns: files they match are not kept for
+            being checked out or staged, as git-lfs's prune does (a stash's still are).
     """
-    tips = set()
-    refs = git.output(
-        ["for-each-ref", "--format=%(objectname)", "refs/heads", "refs/tags", "refs/stash"]
-    )
-    tips.update(refs.split())
-    for line in git.output(["worktree", "list", "--porcelain"]).splitlines():
-        if line.startswith("HEAD "):
-            tips.add(line.split()[1])
+    excluded = PathFilter((), exclude)
+    found = {f.pointer.oid: f.pointer for f in _checkout_files(git) if excluded.allows(f.path)}
+    for f in _stash_pointers(git):
+        found[f.pointer.oid] = f.pointer
+    return found
+
+
+def _checkout_files(git: Git) -> list[PointerFile]:
+    """The pointers checked out or staged: in every worktree's HEAD and index."""
+    found: list[PointerFile] = []
+    tips: dict[str, None] = {}
     head = git.rev_parse("HEAD")
     if head:
-        tips.add(head)
-    found: dict[str, Pointer] = {}
-    for tip in sorted(tips):
-        commit = git.rev_parse(tip)
-        if commit is None:
-            continue
-        for f in tree_pointers(git, commit):
+        tips[head] = None
+    others: list[Path] = []
+    here = git.paths.work_tree
+    worktree: Path | None = None
+    for line in git.output(["worktree", "list", "--porcelain"]).splitlines():
+        key, _, value = line.partition(" ")
+        if key == "worktree":
+            worktree = Path(value)
+        elif key == "HEAD":
+            tips[value] = None
+            if worktree is not None and worktree != here:
+                others.append(worktree)
+        elif key in ("bare", "prunable") and others and others[-1] == worktree:
+            others.pop()  # no index to read, or its directory is gone
+    for tip in tips:
+        if git.rev_parse(tip) is not None:  # None: an unborn branch
+            found.extend(tree_pointers(git, tip))
+    found.extend(index_pointers(git))
+    for path in others:
+        found.extend(_other_index_pointers(git, path))
+    return found
+
+
+def _stash_pointers(git: Git) -> list[PointerFile]:
+    """The pointers of every stash entry that HEAD's history lacks."""
+    proc = git.run(["log", "-g", "--format=%H", "refs/stash", "--"], check=False)
+    stashes = proc.stdout.decode().split() if proc.returncode == 0 else []
+    if not stashes:
+        return []
+    return rev_list_pointers(git, stashes, ["HEAD"] if git.rev_parse("HEAD") else [])
+
+
+def _other_index_pointers(git: Git, path: Path) -> list[PointerFile]:
+    """The pointers in the index of the worktree at ``path``.
+
+    git finds that worktree's index from the directory alone; variables naming this
+    worktree's git dir or index are left out so that they do not.
+    """
+    if not path.is_dir():
+        return []
+    base = os.environ if git.env is None else git.env
+    env = {k: v for k, v in base.items() if k not in _WORKTREE_VARIABLES}
+    return index_pointers(Git(path, env=env))
+
+
+def referenced_pointers(
+    git: Git,
+    keep: Policy | PruneRules | None = None,
+    now: float | None = None,
+    exclude: Sequence[str] = (),
+) -> dict[str, Pointer]:
+    """Objects that current work or a retention rule refers to, by oid.
+
+    The :func:`current_pointers`, plus what ``keep`` keeps: for a :class:`Policy`,
+    what it keeps of every branch, tag and remote-tracking ref; for
+    :class:`PruneRules`, git-lfs's recent refs and commits. Unpushed commits are
+    :func:`prune`'s to add.
+
+    Args:
+        git: Runs git in the repository.
+        keep: The rule; None: git-lfs's rules as git config sets them.
+        now: The time "recent" counts back from; None: the clock's.
+        exclude: ``lfs.fetchexclude``'s patterns: files they match are kept only by a
+            stash (or, in :func:`prune`, an unpushed commit), as git-lfs's prune does.
+    """
+    found = current_pointers(git, exclude)
+    excluded = PathFilter((), exclude)
+    if isinstance(keep, Policy):
+        kept = policy_pointers(git, ref_tips(git), keep, now)
+    else:
+        rules = PruneRules.read(git) if keep is None else keep
+        kept = prune_rule_pointers(git, rules, git.rev_parse("HEAD"), now)
+    for f in kept:
+        if excluded.allows(f.path):
             found[f.pointer.oid] = f.pointer
-    if git.rev_parse("refs/stash"):
-        for f in rev_list_pointers(git, ["refs/stash"], ["HEAD"]):
-            found[f.pointer.oid] = f.pointer
-    for f in index_pointers(git):
-        found[f.pointer.oid] = f.pointer
     return found
 
 
@@ -227,24 +314,56 @@ class PruneReport:
     """What prune removed (or would remove) and what it kept for safety."""
 
     pruned: list[Pointer] = field(default_factory=list)
+    #: Objects no rule keeps but that are not pushed: in commits the git remote's
+    #: refs lack, or missing from the bucket (or there at another size).
     kept_unpushed: list[Pointer] = field(default_factory=list)
+    #: How many local objects the current work and the retention rule keep.
+    kept_in_use: int = 0
     temp_files_removed: int = 0
     stale_uploads_aborted: int = 0
     upload_states_removed: int = 0
 
 
-def prune(git: Git, store: ObjectStore, remote: Remote, dry_run: bool = False) -> PruneReport:
-    """Delete local objects no current ref uses and that the remote holds.
+def prune(
+    git: Git,
+    store: ObjectStore,
+    remote: Remote,
+    dry_run: bool = False,
+    *,
+    keep: Policy | PruneRules | None = None,
+    now: float | None = None,
+    exclude: Sequence[str] = (),
+) -> PruneReport:
+    """Delete local objects no rule keeps, that are pushed and that the remote holds.
 
     Args:
         git: Runs git in the repository.
         store: The local object store.
         remote: Checked for each candidate; an object it lacks is never deleted.
         dry_run: Report without deleting.
+        keep: What to keep besides the current work (see :func:`referenced_pointers`);
+            None: git-lfs's rules as git config sets them. The git remote whose refs
+            say what is pushed is the rules' (``lfs.pruneremotetocheck``).
+        now: The time "recent" counts back from; None: the clock's.
+        exclude: ``lfs.fetchexclude``'s patterns (see :func:`referenced_pointers`).
     """
     report = PruneReport()
-    keep = referenced_pointers(git)
-    candidates = [p for p in store.iter_objects() if p.oid not in keep]
+    if keep is None:
+        keep = PruneRules.read(git)
+    if isinstance(keep, PruneRules):
+        pushed_to = keep.remote
+    else:
+        pushed_to = remote_to_check({e.key: e.value for e in git.config_entries()})
+    kept = referenced_pointers(git, keep, now, exclude)
+    unpushed = {f.pointer.oid for f in unpushed_pointers(git, pushed_to)}
+    candidates = []
+    for pointer in store.iter_objects():
+        if pointer.oid in kept:
+            report.kept_in_use += 1
+        elif pointer.oid in unpushed:
+            report.kept_unpushed.append(pointer)
+        else:
+            candidates.append(pointer)
     listed = remote.stat_many([p.oid for p in candidates])
     for pointer in candidates:
         if remote.size_of(pointer.oid, listed) != pointer.size:

@@ -205,23 +205,52 @@ def cmd_fsck(ctx: Context) -> int:
 
 
 def add_prune(parser: argparse.ArgumentParser) -> None:
-    """``prune [--dry-run]``."""
-    parser.add_argument("--dry-run", action="store_true", help="only say what would go")
+    """``prune [-d|--dry-run] [--recent | --policy POLICY]``."""
+    parser.add_argument("-d", "--dry-run", action="store_true", help="only say what would go")
+    keep = parser.add_mutually_exclusive_group()
+    keep.add_argument(
+        "--recent",
+        action="store_true",
+        help="prune the objects of recent refs and commits too: keep only the current "
+        "checkout, the index, stashes and unpushed commits (as git lfs prune --recent)",
+    )
+    keep.add_argument(
+        "--policy",
+        metavar="POLICY",
+        help="instead of git-lfs's recent rules, keep what POLICY keeps of every branch, "
+        "tag and remote-tracking ref: history, tips+tags or recent:<N>d",
+    )
 
 
 def cmd_prune(ctx: Context) -> int:
-    """``prune [--dry-run]``: delete local objects that are unused and pushed."""
+    """``prune``: delete local objects no rule keeps that are pushed and in the bucket."""
     from lfs_agent.maintenance import prune
+    from lfs_agent.retention import Policy, PruneRules
 
+    keep: Policy | PruneRules
+    if ctx.args.policy is not None:
+        keep = Policy.parse(ctx.args.policy)
+    else:
+        keep = PruneRules.read(ctx.git)
+        if ctx.args.recent:
+            keep = keep.without_recent()
     with ctx.required_remote() as remote:
-        report = prune(ctx.git, ctx.store, remote, dry_run=ctx.args.dry_run)
+        report = prune(
+            ctx.git,
+            ctx.store,
+            remote,
+            dry_run=ctx.args.dry_run,
+            keep=keep,
+            exclude=ctx.settings.fetch_exclude,
+        )
     verb = "would prune" if ctx.args.dry_run else "pruned"
     freed = sum(p.size for p in report.pruned)
     for pointer in report.pruned:
         print(f"{verb} {pointer.oid} ({human_size(pointer.size)})")
     ctx.say(
         f"prune: {verb} {len(report.pruned)} object(s), {human_size(freed)}; kept "
-        f"{len(report.kept_unpushed)} unused object(s) not on {shown(remote.url)}"
+        f"{report.kept_in_use} in use or recent, and {len(report.kept_unpushed)} unused "
+        f"object(s) not yet pushed (to the git remote or {shown(remote.url)})"
     )
     if report.temp_files_removed or report.upload_states_removed:
         ctx.say(
@@ -237,6 +266,8 @@ COMMANDS = {
     "status": Command("LFS objects to push, staged and modified", add_status, cmd_status),
     "fsck": Command("verify local objects (and the remote's with --remote)", add_fsck, cmd_fsck),
     "prune": Command(
-        "delete local objects that are unused and safely in the bucket", add_prune, cmd_prune
+        "delete local objects no current or recent work uses, once safely in the bucket",
+        add_prune,
+        cmd_prune,
     ),
 }

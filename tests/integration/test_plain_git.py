@@ -582,11 +582,15 @@ def test_fetch_ls_files_status_fsck_and_prune(setup: Setup):
     st = agent("status", cwd=work).stdout.decode()
     assert "On branch main" in st and "unpushed.bin" not in st.split("committed")[1]
 
+    # origin/main, pushed today, is a recent ref: git-lfs's rules keep its old.bin.
     dry = agent("prune", "--dry-run", cwd=work)
     assert dry.returncode == 0, dry.stderr
+    assert "would prune 0 object(s)" in dry.stdout.decode()
+    dry = agent("prune", "--dry-run", "--recent", cwd=work)
+    assert dry.returncode == 0, dry.stderr
     assert f"would prune {sha256(b'old' + bytes([10]))}" in dry.stdout.decode()
-    pruned = agent("prune", cwd=work).stdout.decode()
-    assert "pruned 1 object(s)" in pruned and "kept 1 unused object(s)" in pruned
+    pruned = agent("prune", "--recent", cwd=work).stdout.decode()
+    assert "pruned 1 object(s)" in pruned and "1 unused object(s) not yet pushed" in pruned
     store = work / ".git" / "lfs" / "objects"
     names = {p.name for p in store.rglob("*") if p.is_file()}
     assert names == {sha256(b"keep\n"), sha256(b"unpushed\n")}
