@@ -315,8 +315,11 @@ class Entry(NamedTuple):
     #: When the store last wrote it, in seconds since the epoch, by the store's own clock
     #: (S3's LastModified, GCS's ``updated``, the file's mtime), never the client's.
     modified: float
-    #: Changes whenever the key is written again, even with the same bytes (S3's ETag
-    #: with its LastModified, GCS's generation, a file's inode and mtime in ns).
+    #: Changes whenever the key is written again, even with the same bytes (GCS's
+    #: generation, a file's inode and mtime in ns), except on S3 (its ETag with its
+    #: LastModified, which has whole seconds): there a rewrite of the same bytes within
+    #: the second of the last write keeps it. A collection only compares the tags of
+    #: objects older than its grace period, which no such rewrite can be.
     tag: str
 
 

@@ -30,6 +30,7 @@ from lfs_agent.backends import (
     Entry,
     check_meta_key,
     check_source,
+    collect_key,
     object_key,
     read_meta,
 )
@@ -45,6 +46,8 @@ __all__ = ["LocalBackend"]
 
 #: Mode of a published object: read-only for everyone.
 READ_ONLY = 0o444
+#: Most keys one :meth:`LocalBackend.delete_entries` call takes, as S3 and GCS.
+DELETE_BATCH = 1000
 #: A temp file this old (seconds) belongs to a dead upload and may be removed.
 STALE_TEMP_SECONDS = 3600
 
@@ -299,10 +302,7 @@ class LocalBackend:
 
     def _collectable(self, key: str) -> Path:
         """The path of ``key``, which must lie under ``objects/`` or ``meta/``."""
-        parts = key.split("/")
-        if parts[0] not in ("objects", "meta") or any(p in ("", ".", "..") for p in parts):
-            raise BackendError(f"invalid key {key!r} for {self.url}")
-        return self.root / key
+        return self.root / collect_key(key, self.url)
 
     @staticmethod
     def _entry(key: str, st: os.stat_result) -> Entry:
@@ -349,6 +349,8 @@ class LocalBackend:
 
     def delete_entries(self, entries: Sequence[Entry]) -> list[Deleted]:
         """Remove each file whose inode and mtime are still the entry's."""
+        if len(entries) > DELETE_BATCH:
+            raise ValueError(f"at most {DELETE_BATCH} entries per call, not {len(entries)}")
         deleted = []
         for entry in entries:
             path = self._collectable(entry.key)
@@ -371,6 +373,7 @@ class LocalBackend:
 
     def undelete(self, deleted: Deleted) -> bool:
         """Nothing deleted from a folder comes back."""
+        self._collectable(deleted.key)
         return False
 
     def close(self) -> None:

@@ -31,10 +31,6 @@ class TestLocalBackendCopying(BackendContract, CollectContract):
     def backend_options(self) -> dict[str, str]:
         return {"local.link": "false"}
 
-    @pytest.mark.xfail(reason="the folder backend deletes any number of entries per call")
-    def test_more_than_a_thousand_entries_per_call_are_refused(self, backend):
-        super().test_more_than_a_thousand_entries_per_call_are_refused(backend)
-
 
 class TestLocalBackendLinking(TestLocalBackendCopying):
     hashes_downloads = False  # a link reads nothing: the caller checks the bytes
