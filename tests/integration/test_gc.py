@@ -343,3 +343,17 @@ def test_forgetting_a_tag_record_lets_its_model_go(world: World):
     assert [o["oid"] for o in report["deleted"]] == [model]
     again = agent("metrics", "forget", "release/v1", cwd=a)
     assert again.returncode != 0 and b"no record of tag" in again.stderr
+
+
+def test_a_committed_policy_decides_what_the_repository_keeps(world: World):
+    a = world.clone("a")
+    old = world.commit(a, b"an old model\n" * 40)
+    git("config", "-f", str(a / ".lfsagent"), "lfs-agent.gc.policy", "tips+tags", cwd=a)
+    new = world.commit(a, b"the current model\n" * 40)
+    git("push", "-q", "origin", "main", cwd=a)
+    world.age(30)
+    report = gc(a, "--remote", "--sweep-after", "0s")
+    assert [o["oid"] for o in report["deleted"]] == [old]
+    assert world.objects() == {new}
+    [repo] = json.loads(agent("repos", "list", "--json", cwd=a).stdout)["repositories"]
+    assert repo["policy"] == "tips+tags"

@@ -229,3 +229,27 @@ def test_install_with_git_lfs_scopes_to_one_remote_and_uninstalls(tmp_path: Path
     assert agent("uninstall", cwd=repo).returncode == 0
     after = git("config", "--local", "--list", cwd=repo).stdout.decode()
     assert "lfs-agent" not in after and "standalonetransferagent" not in after
+
+
+@needs_git_lfs
+def test_a_git_lfs_push_through_the_agent_registers_for_garbage_collection(lfs_world):
+    root, a, remote = lfs_world
+    (a / "one.bin").write_bytes(b"first\n")
+    git("add", "-A", cwd=a)
+    git("commit", "-qm", "one", cwd=a)
+    git("push", "-q", "origin", "main", cwd=a)
+    (a / "two.bin").write_bytes(b"second\n")
+    git("add", "-A", cwd=a)
+    git("commit", "-qm", "two", cwd=a)
+    git("push", "-q", "origin", "main", cwd=a)
+    records = [
+        json.loads(p.read_text()) for p in (root / "bucket" / "meta" / "repos").rglob("*.json")
+    ]
+    named = {oid for r in records for oid in r["oids"]}
+    assert {sha256(b"first\n"), sha256(b"second\n")} <= named
+    assert {r["by"] for r in records} <= {"transfer", "pre-push"}
+    assert "transfer" in {r["by"] for r in records}
+    # The registered repository is collected without losing what main reaches.
+    out = agent("gc", "--remote", "--grace", "0s", "--sweep-after", "0s", "--json", cwd=a)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["deleted"] == []
