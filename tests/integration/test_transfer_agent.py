@@ -233,7 +233,7 @@ def test_install_with_git_lfs_scopes_to_one_remote_and_uninstalls(tmp_path: Path
 
 @needs_git_lfs
 def test_a_git_lfs_push_through_the_agent_registers_for_garbage_collection(lfs_world):
-    root, a, remote = lfs_world
+    root, a, _remote = lfs_world
     (a / "one.bin").write_bytes(b"first\n")
     git("add", "-A", cwd=a)
     git("commit", "-qm", "one", cwd=a)
