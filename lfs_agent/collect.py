@@ -253,8 +253,8 @@ def _tag_record_oids(collector: Collector) -> tuple[set[str], int]:
     count = 0
     for prefix in (TAGS_PREFIX, HISTORY_PREFIX):
         for entry in collector.list_entries(prefix):
-            if entry.key.rsplit("/", 1)[-1].startswith("."):
-                continue
+            if entry.key.endswith("/") or entry.key.rsplit("/", 1)[-1].startswith("."):
+                continue  # a "folder" marker, or a temp file
             data = collector.get_meta(entry.key)
             if data is None:
                 continue  # forgotten meanwhile
@@ -432,10 +432,12 @@ def _condemn(  # noqa: PLR0917 - the run's context, from one caller
     _count_roots(report, found)
     checkpoint("condemn-roots")
     cutoff = now - options.grace
+    # A dry run deleted nothing, but the real run would have: those are not condemned.
+    gone = {o.oid for o in report.deleted} if options.dry_run else set()
     entries = sorted(
         (oid, entry.size, entry.modified, entry.tag)
         for oid, entry in _objects(collector)
-        if oid not in found.oids and entry.modified < cutoff
+        if oid not in found.oids and entry.modified < cutoff and oid not in gone
     )
     checkpoint("condemn-listed")
     report.condemned = [GcObject(oid=e[0], size=e[1]) for e in entries]

@@ -224,7 +224,18 @@ class PushRecorder:
             for part in range(self._state.parts):
                 oids.update(self._condemned_part(run, part))
             self._condemned = frozenset(oids)
+            self._forget_other_runs(run)
         return self._condemned
+
+    def _forget_other_runs(self, run: str) -> None:
+        """Remove the cached lists of runs other than ``run``: they are swept."""
+        try:
+            cached = list(self._cache_dir.glob("condemned-*.json"))
+        except OSError:
+            return
+        for path in cached:
+            if not path.name.startswith(f"condemned-{run}-"):
+                path.unlink(missing_ok=True)
 
     def _condemned_part(self, run: str, part: int) -> list[str]:
         """One part of a run's list: from this clone's cache, else from the bucket."""
@@ -423,6 +434,8 @@ def load_repositories(
     """
     by_repo: dict[str, list[Entry]] = {}
     for entry in collector.list_entries(REPOS_PREFIX):
+        if entry.key.endswith("/"):
+            continue  # a "folder" some S3 tools create: no record
         parts = entry.key.split("/")
         if len(parts) != 5 or not _ID.fullmatch(parts[2]) or parts[3] not in _KINDS:
             raise ConfigError(

@@ -96,8 +96,12 @@ def test_a_deleted_branch_is_collected_in_two_phases_and_nothing_reachable_goes(
     assert waiting["sweep_due"] is not None
 
     time.sleep(1.1)
+    dry = gc(a, "--remote", "--sweep-after", "1s", "--dry-run")
+    assert [o["oid"] for o in dry["deleted"]] == [lost]
+    assert dry["condemned"] == []  # what the sweep deletes is not condemned again
     second = gc(a, "--remote", "--sweep-after", "1s")
     assert second["swept_run"] == first["run"]
+    assert second["condemned"] == []
     assert [o["oid"] for o in second["deleted"]] == [lost]
     assert world.objects() == {v1, v2}  # history policy: v1 stays with its old commit
     journal = list((world.bucket / "meta/gc/log" / first["run"]).glob("*.json"))
