@@ -402,7 +402,9 @@ def collect(
             report.sweep_due = None
         if lock is not None:
             lock.check()
-            collector.put_meta(f"{RUNS_PREFIX}{run}.json", report.model_dump_json().encode())
+            # The run's summary: its deletions are in its journal, its list under condemned/.
+            summary = report.model_dump_json(exclude={"deleted", "condemned"})
+            collector.put_meta(f"{RUNS_PREFIX}{run}.json", summary.encode())
         return report
     finally:
         if lock is not None:
