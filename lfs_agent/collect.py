@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lfs_agent.backends import Deleted, Entry
+from lfs_agent.backends import DELETE_BATCH, Deleted, Entry
 from lfs_agent.errors import BackendError, ConfigError, LfsAgentError
 from lfs_agent.gcrecords import CondemnedList, CondemnedState, Snapshot, parse_record
 from lfs_agent.redact import redact_url
@@ -44,15 +44,17 @@ from lfs_agent.registry import (
     CONDEMNED_STATE_KEY,
     REPOS_PREFIX,
     Repository,
+    check_run,
     condemned_list_key,
     load_repositories,
+    new_stamp,
+    read_condemned_state,
 )
 
 if TYPE_CHECKING:
     from lfs_agent.remote import Collector
 
 __all__ = [
-    "DELETE_BATCH",
     "CollectorLock",
     "GcOptions",
     "GcRun",
@@ -70,10 +72,7 @@ HEARTBEAT_SECONDS = 60.0
 LOCK_STALE_SECONDS = 600.0
 RUNS_PREFIX = "meta/gc/runs/"
 LOG_PREFIX = "meta/gc/log/"
-#: Most keys one delete request names (S3's DeleteObjects limit).
-DELETE_BATCH = 1000
 _OBJECT_KEY = re.compile(r"objects/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})")
-_RUN = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}")
 
 
 class GcOptions(NamedTuple):
@@ -138,6 +137,11 @@ class Roots(NamedTuple):
     tag_records: int
 
 
+def _uptime() -> float:
+    """Seconds since boot, sleep included: how long this process may have been away."""
+    return time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
+
+
 def _store_now(collector: Collector) -> float:
     """The store's clock now: the time it gives a record written for the purpose."""
     key = f"meta/gc/clock/{secrets.token_hex(8)}.json"
@@ -174,6 +178,8 @@ class CollectorLock:
         self._heartbeat = heartbeat
         self._entry: Entry | None = None
         self._lost: str | None = None
+        # When the lock was last known to be ours (seconds of uptime, sleep included).
+        self._renewed = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._data = (
@@ -206,6 +212,7 @@ class CollectorLock:
                     "took the lock at the same moment: run gc again later"
                 )
         self._entry = entry
+        self._renewed = _uptime()
         self._thread = threading.Thread(target=self._renew, name="gc-lock", daemon=True)
         self._thread.start()
         return entry.modified
@@ -213,21 +220,31 @@ class CollectorLock:
     def _renew(self) -> None:
         while not self._stop.wait(self._heartbeat):
             try:
-                now = self._collector.stat_entry(LOCK_KEY)
-                if now is None or self._entry is None or now.tag != self._entry.tag:
-                    self._lost = "the lock was broken by another collection"
-                    return
-                self._entry = self._collector.put_meta_entry(LOCK_KEY, self._data)
+                # Delete ours (only if unchanged), then create anew: a lock broken and
+                # taken by another collection meanwhile is never overwritten.
+                gone = self._entry is not None and self._collector.delete_entries([self._entry])
+                entry = self._collector.create_meta(LOCK_KEY, self._data) if gone else None
             except LfsAgentError as exc:
                 self._lost = f"the lock could not be renewed: {exc}"
                 return
+            if entry is None:
+                self._lost = "the lock was broken by another collection"
+                return
+            self._entry = entry
+            self._renewed = _uptime()
 
     def check(self) -> None:
-        """Raise when the lock is no longer this run's (stop before deleting more).
+        """Raise unless the lock is surely still this run's (stop before deleting more).
+
+        Not only when renewing failed: also when the last renewal is so old (this
+        process stalled, or the machine slept) that another collection may have
+        broken the lock since.
 
         Raises:
             BackendError: naming why.
         """
+        if self._lost is None and _uptime() - self._renewed > LOCK_STALE_SECONDS / 2:
+            self._lost = "this collection stalled for longer than its lock is safe"
         if self._lost:
             raise BackendError(f"garbage collection stopped: {self._lost}")
 
@@ -239,10 +256,6 @@ class CollectorLock:
         if self._entry is not None and not self._lost:
             self._collector.delete_entries([self._entry])
         self._entry = None
-
-
-def _new_run() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
 
 
 def _tag_record_oids(collector: Collector) -> tuple[set[str], int]:
@@ -270,7 +283,12 @@ def _tag_record_oids(collector: Collector) -> tuple[set[str], int]:
     return oids, count
 
 
-def roots(collector: Collector, push_window: float, own: Snapshot | None = None) -> Roots:
+def roots(
+    collector: Collector,
+    push_window: float,
+    own: Snapshot | None = None,
+    fresh_since: float | None = None,
+) -> Roots:
     """Read every root from the bucket.
 
     Args:
@@ -278,10 +296,16 @@ def roots(collector: Collector, push_window: float, own: Snapshot | None = None)
         push_window: The sweep delay (see :func:`lfs_agent.registry.load_repositories`).
         own: A snapshot of the collecting repository made but not published (a dry
             run): it stands in for that repository's published one.
+        fresh_since: Refuse a repository whose snapshot is older than this (store
+            time): the start of the grace period. Then every object old enough to be
+            condemned was pushed before some snapshot's fetch, which saw its refs,
+            whether or not its push left a record (a push with ``--no-verify``, a
+            branch restored on the server's web page).
 
     Raises:
-        ConfigError: no repository is registered, one has never been refreshed, or a
-            record is unreadable: collecting then could delete what they reach.
+        ConfigError: no repository is registered, one has never been refreshed (or
+            not within the grace period), or a record is unreadable: collecting then
+            could delete what they reach.
     """
     repos = load_repositories(collector, push_window, own)
     if not repos:
@@ -296,6 +320,15 @@ def roots(collector: Collector, push_window: float, own: Snapshot | None = None)
             f"{len(never)} registered repositor{'y has' if len(never) == 1 else 'ies have'} "
             f"never been refreshed: {listed}; run 'lfs-agent gc --refresh' in a clone of "
             "each, or 'lfs-agent repos forget ID' for one that is gone"
+        )
+    stale = [r for r in repos if fresh_since is not None and r.snapshot.basis < fresh_since]  # type: ignore[union-attr]
+    if stale:
+        listed = ", ".join(f"{r.id} ({r.url})" for r in stale[:3])
+        raise ConfigError(
+            f"{len(stale)} registered repositor{'y was' if len(stale) == 1 else 'ies were'} "
+            f"last refreshed before the grace period began: {listed}; run 'lfs-agent gc "
+            "--refresh' in a clone of each (a scheduled CI job can), or 'lfs-agent repos "
+            "forget ID' for one that is gone"
         )
     keep: set[str] = set()
     for repo in repos:
@@ -315,16 +348,6 @@ def _objects(collector: Collector) -> Iterator[tuple[str, Entry]]:
 
 def _object_entry(oid: str, size: int, modified: float, tag: str) -> Entry:
     return Entry(f"objects/{oid[:2]}/{oid[2:4]}/{oid}", size, modified, tag)
-
-
-def _read_state(collector: Collector) -> CondemnedState | None:
-    data = collector.get_meta(CONDEMNED_STATE_KEY)
-    if data is None:
-        return None
-    state: CondemnedState = parse_record(CondemnedState, data, CONDEMNED_STATE_KEY)
-    if not _RUN.fullmatch(state.run):
-        raise ConfigError(f"record {CONDEMNED_STATE_KEY} names a bad run: delete it")
-    return state
 
 
 def _read_condemned(collector: Collector, state: CondemnedState) -> list[tuple[str, Entry]]:
@@ -370,7 +393,7 @@ def collect(
         LockHeld: another collection runs.
         ConfigError: the roots cannot be read completely (see :func:`roots`).
     """
-    run = _new_run()
+    run = new_stamp()
     report = GcRun(
         run=run,
         dry_run=options.dry_run,
@@ -387,18 +410,22 @@ def collect(
         made = refresh(not options.dry_run) if refresh is not None else None
         own = made if options.dry_run else None
         checkpoint("refreshed")
-        state = _read_state(collector)
+        state = read_condemned_state(collector)
         if state is not None:
+            # Never sooner, nor with a narrower window, than the list was condemned for.
+            options = options._replace(sweep_after=max(options.sweep_after, state.sweep_after))
             due = state.condemned_at + options.sweep_after
             if now < due and state.state == "condemned":
                 report.sweep_due = due
-                _count_roots(report, roots(collector, options.sweep_after, own))
+                _count_roots(
+                    report, roots(collector, options.sweep_after, own, now - options.grace)
+                )
                 return report
-            sweep = _Sweep(collector, options, report, lock, own, checkpoint)
+            sweep = _Sweep(collector, options, report, lock, own, checkpoint, now)
             sweep.run(state, _read_condemned(collector, state))
         condemned = _condemn(collector, options, report, now, own, checkpoint)
         if condemned is not None and options.sweep_after <= 0:
-            _Sweep(collector, options, report, lock, own, checkpoint).run(*condemned)
+            _Sweep(collector, options, report, lock, own, checkpoint, now).run(*condemned)
             report.sweep_due = None
         if lock is not None:
             lock.check()
@@ -430,7 +457,7 @@ def _condemn(  # noqa: PLR0917 - the run's context, from one caller
     Returns:
         The new state and its entries; None when nothing was condemned.
     """
-    found = roots(collector, options.sweep_after, own)
+    found = roots(collector, options.sweep_after, own, now - options.grace)
     _count_roots(report, found)
     checkpoint("condemn-roots")
     cutoff = now - options.grace
@@ -449,17 +476,21 @@ def _condemn(  # noqa: PLR0917 - the run's context, from one caller
     run = report.run
     parts = (len(entries) + CONDEMNED_PER_PART - 1) // CONDEMNED_PER_PART
     state = CondemnedState(
-        run=run, state="condemned", condemned_at=now, parts=parts, count=len(entries)
+        run=run,
+        state="condemned",
+        condemned_at=now,
+        parts=parts,
+        count=len(entries),
+        sweep_after=options.sweep_after,
     )
     if not options.dry_run:
         for part in range(parts):
             chunk = entries[part * CONDEMNED_PER_PART : (part + 1) * CONDEMNED_PER_PART]
             body = CondemnedList(run=run, entries=chunk).model_dump_json().encode()
-            collector.put_meta(condemned_list_key(run, part), body)
+            written = collector.put_meta_entry(condemned_list_key(run, part), body)
         checkpoint("condemn-written")
-        # The state is what pushes read: written last, so a push that sees it finds
-        # the whole list. Its time is the store's time of writing.
-        written = collector.put_meta_entry(CONDEMNED_STATE_KEY, state.model_dump_json().encode())
+        # The state is what pushes read: written once and last, so a push that sees it
+        # finds the whole list. The list's time is the store's, as it was written.
         state = state.model_copy(update={"condemned_at": written.modified})
         collector.put_meta(CONDEMNED_STATE_KEY, state.model_dump_json().encode())
     report.sweep_due = state.condemned_at + options.sweep_after
@@ -490,6 +521,7 @@ class _Sweep:
         lock: CollectorLock | None,
         own: Snapshot | None,
         checkpoint: Callable[[str], None],
+        now: float,
     ) -> None:
         self.collector = collector
         self.options = options
@@ -497,6 +529,7 @@ class _Sweep:
         self.lock = lock
         self.own = own
         self.checkpoint = checkpoint
+        self.now = now
 
     def run(self, state: CondemnedState, condemned: list[tuple[str, Entry]]) -> None:
         """Sweep ``state``'s list (``condemned``, as its run listed the objects)."""
@@ -509,7 +542,7 @@ class _Sweep:
         wanted = {entry.key: (oid, entry) for oid, entry in condemned}
         current = {entry.key: entry for _, entry in _objects(collector) if entry.key in wanted}
         self.checkpoint("sweep-listed")
-        live = roots(collector, self.options.sweep_after, self.own)
+        live = roots(collector, self.options.sweep_after, self.own, self.now - self.options.grace)
         _count_roots(report, live)
         self.checkpoint("sweep-roots")
         doomed = [
@@ -544,16 +577,21 @@ class _Sweep:
         self.report.deleted_bytes = sum(o.size for o in self.report.deleted)
 
     def _tidy(self, run: str, live: Roots) -> None:
-        """Remove the records the snapshots supersede, then the list and its state."""
+        """Remove the state (if it is still this list's), the list, then superseded records.
+
+        The state goes first: pushes stop relying on the list before it vanishes, and
+        a kill halfway leaves a list without a state, which nothing reads.
+        """
         assert self.lock is not None
         self.lock.check()
-        stale = [entry for repo in live.repositories for entry in repo.superseded]
-        stale.extend(self.collector.list_entries(f"meta/gc/condemned/{run}/"))
+        done = self.collector.stat_entry(CONDEMNED_STATE_KEY)
+        current = read_condemned_state(self.collector)
+        if done is not None and current is not None and current.run == run:
+            self.collector.delete_entries([done])
+        stale = list(self.collector.list_entries(f"meta/gc/condemned/{run}/"))
+        stale += [entry for repo in live.repositories for entry in repo.superseded]
         for start in range(0, len(stale), DELETE_BATCH):
             self.collector.delete_entries(stale[start : start + DELETE_BATCH])
-        done = self.collector.stat_entry(CONDEMNED_STATE_KEY)
-        if done is not None:
-            self.collector.delete_entries([done])
 
 
 def _oid(key: str) -> str:
@@ -573,8 +611,12 @@ def undo(collector: Collector, run: str) -> UndoReport:
     Raises:
         ConfigError: the run is unknown, or the bucket keeps no earlier versions.
     """
-    if not _RUN.fullmatch(run):
-        raise ConfigError(f"{run!r} is not a gc run: 'lfs-agent gc --remote --json' names runs")
+    try:
+        check_run(run, "--undo")
+    except ConfigError:
+        raise ConfigError(
+            f"{run[:80]!r} is not a gc run: 'lfs-agent gc --remote' names its runs"
+        ) from None
     parts = sorted(e.key for e in collector.list_entries(f"{LOG_PREFIX}{run}/"))
     if not parts:
         raise ConfigError(f"gc run {run} deleted nothing in {redact_url(collector.url)}")

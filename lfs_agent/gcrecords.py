@@ -60,6 +60,9 @@ class Snapshot(BaseModel):
     basis: float
     refs: dict[str, str] = Field(default_factory=dict)
     oids: list[str] = Field(default_factory=list)
+    #: A snapshot too large for one record is written in parts; part 0 lists the refs.
+    part: int = Field(default=0, ge=0, le=10_000)
+    parts: int = Field(default=1, ge=1, le=10_000)
 
 
 class CondemnedState(BaseModel):
@@ -76,6 +79,8 @@ class CondemnedState(BaseModel):
     #: How many parts the list has (:func:`condemned_list_key`).
     parts: int = 0
     count: int = 0
+    #: The sweep delay the list was condemned with: no sweep comes sooner.
+    sweep_after: float = 0.0
 
 
 class CondemnedList(BaseModel):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lfs_agent import log
+from lfs_agent.backends import Capability
 from lfs_agent.errors import ConfigError, GitError, LfsAgentError, TransferError
 from lfs_agent.git import Git
 from lfs_agent.pointer import Pointer
@@ -509,12 +510,28 @@ def push_record_with_objects(
         record: The record to store.
         stamp: Its history key's time (``%Y%m%dT%H%M%SZ``); None: now, in UTC.
 
+    The record keeps its artifacts from garbage collection, so it takes part in the
+    collector's protocol as a push does (:class:`lfs_agent.registry.CondemnedCheck`):
+    an artifact the bucket already holds may be condemned, and then the record is
+    confirmed against a sweep that began meanwhile.
+
     Raises:
-        TransferError: an artifact is neither in the store nor in the bucket.
+        TransferError: an artifact is neither in the store nor in the bucket, or a
+            sweep of an artifact began while the record was written (run it again).
     """
+    check = None
+    if remote.can(Capability.COLLECT):
+        from lfs_agent.registry import CondemnedCheck
+
+        check = CondemnedCheck(remote.records, remote.url, store.root / "lfs-agent-gc")
+        check.begin()
+    reused = []
     for artifact in record.artifacts:
         pointer = Pointer(artifact.oid, artifact.size)
-        if artifact.size == 0 or remote.size_of(artifact.oid) == artifact.size:
+        if artifact.size == 0:
+            continue
+        if remote.size_of(artifact.oid) == artifact.size:
+            reused.append(artifact.oid)
             continue
         if not store.contains(pointer):
             raise TransferError(
@@ -524,6 +541,8 @@ def push_record_with_objects(
             )
         remote.upload(store, pointer)
     push_record(remote.records, record, stamp or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+    if check is not None:
+        check.confirm(check.condemned(reused))
 
 
 def load_records(

@@ -87,8 +87,11 @@ def condemned_list_key(run: str, part: int) -> str:
     return f"meta/gc/condemned/{run}/{part:05d}.json"
 
 
-def _stamp() -> str:
-    """A key part that sorts by time and never collides: ``20261205T070102Z-1a2b3c4d``."""
+def new_stamp() -> str:
+    """A key part that sorts by time and never collides: ``20261205T070102Z-1a2b3c4d``.
+
+    Also a collection's run name.
+    """
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(4)
 
 
@@ -119,16 +122,17 @@ class RepoIdentity(NamedTuple):
 def repository_id(git: Git, remote: str) -> RepoIdentity:
     """The registration of the repository behind git remote ``remote`` (a name or URL).
 
-    The id is the first 16 hex digits of the sha256 of the remote's URL without
-    credentials, so every clone of one repository registers under one id; two URLs of
-    one server (ssh and https) make two registrations, which only keeps more.
+    The id is the first 16 hex digits of the sha256 of the remote's push URL without
+    credentials (the URL git hands the pre-push hook), so every clone of one repository
+    registers under one id, whichever command publishes; two URLs of one server (ssh and
+    https) make two registrations, which only keeps more.
 
     Raises:
         ConfigError: ``remote`` is neither a git remote nor a URL.
     """
     url = remote
     if remote in git.output(["remote"]).split():
-        url = git.output(["remote", "get-url", remote]).strip()
+        url = git.output(["remote", "get-url", "--push", remote]).strip()
     if not url:
         raise ConfigError(f"git remote {remote!r} has no URL")
     shown = _normalized_url(url, git)
@@ -159,73 +163,89 @@ def pushed_reach(
     return list(found.values())
 
 
-class PushRecorder:
-    """A push's part in the collector's protocol, for one repository and one bucket.
+#: Most parts a condemned list may have (40 million objects): a state naming more was
+#: not written by lfs-agent, and reading it would let the bucket stall every push.
+MAX_CONDEMNED_PARTS = 1000
+_RUN = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{8}")
 
-    Call :meth:`begin` before the push stats anything, :meth:`add` with what the push
-    makes reachable, :meth:`reused` with the objects it skipped because the bucket had
-    them, and :meth:`publish` before the push's refs may land.
+
+def check_run(run: str, where: str) -> str:
+    """Refuse a run name lfs-agent would not have written (it becomes part of a key)."""
+    if not _RUN.fullmatch(run):
+        raise ConfigError(f"record {where} names a bad gc run {run[:80]!r}: delete it")
+    return run
+
+
+def read_condemned_state(records: RecordBackend) -> CondemnedState | None:
+    """The collector's state, validated; None when no list is pending.
+
+    Raises:
+        ConfigError: the state is not one lfs-agent writes (a bad run name, more parts
+            than :data:`MAX_CONDEMNED_PARTS`).
+    """
+    data = records.get_meta(CONDEMNED_STATE_KEY)
+    if data is None:
+        return None
+    from lfs_agent.gcrecords import CondemnedState, parse_record
+
+    state: CondemnedState = parse_record(CondemnedState, data, CONDEMNED_STATE_KEY)
+    check_run(state.run, CONDEMNED_STATE_KEY)
+    if not 0 < state.parts <= MAX_CONDEMNED_PARTS or state.state not in ("condemned", "sweeping"):
+        raise ConfigError(f"record {CONDEMNED_STATE_KEY} is not one lfs-agent writes: delete it")
+    return state
+
+
+class CondemnedCheck:
+    """What a writer that relies on objects the bucket holds checks (docs/gc.md).
+
+    A push or a tag record that skips an object because the bucket has it may be
+    racing a collection that condemned the object. :meth:`begin` reads the state (one
+    small GET) and, while a list is pending, the list (once per run per clone, kept
+    in ``cache_dir``). The writer then publishes its record and, for the condemned
+    objects it relies on, calls :meth:`confirm`: if a sweep began (or ended) since
+    :meth:`begin`, the sweep may not have seen the record, and the writer must run
+    again.
 
     Args:
-        remote: The bucket.
-        repo: The pushing repository's registration.
-        by: ``pre-push``, ``push`` or ``transfer``, for the record.
-        cache_dir: Where condemned lists are kept between pushes (one GET per run).
+        records: The bucket's records.
+        url: The bucket's URL, for messages.
+        cache_dir: Where condemned lists are kept between pushes.
     """
 
-    def __init__(self, remote: Remote, repo: RepoIdentity, by: str, cache_dir: Path) -> None:
-        self._remote = remote
-        self._repo = repo
-        self._by = by
+    def __init__(self, records: RecordBackend, url: str, cache_dir: Path) -> None:
+        self._records = records
+        self._url = url
         self._cache_dir = cache_dir
-        self._key = f"{REPOS_PREFIX}{repo.id}/pushes/{_stamp()}"
-        self._refs: dict[str, str] = {}
-        self._oids: dict[str, None] = {}
         self._state: CondemnedState | None = None
-        self._condemned: frozenset[str] | None = None
-        self._published = 0
-
-    @property
-    def _records(self) -> RecordBackend:
-        return self._remote.records
+        self._condemned: frozenset[str] = frozenset()
 
     def _read_state(self) -> CondemnedState | None:
-        data = self._records.get_meta(CONDEMNED_STATE_KEY)
-        if data is None:
-            return None
-        from lfs_agent.gcrecords import CondemnedState, parse_record
-
-        state: CondemnedState = parse_record(CondemnedState, data, CONDEMNED_STATE_KEY)
-        return state
+        return read_condemned_state(self._records)
 
     def begin(self) -> None:
-        """Read the collector's state: the one small GET a push adds."""
+        """Read the state and, while a list is pending, the list.
+
+        Raises:
+            TransferError: the list vanished while the state still names it (a sweep
+                is ending): run again.
+        """
         self._state = self._read_state()
-
-    @property
-    def oids(self) -> list[str]:
-        """Every object the record names so far."""
-        return list(self._oids)
-
-    def add(self, oids: Iterable[str], refs: Mapping[str, str] | None = None) -> None:
-        """Objects (and refs) the push makes reachable."""
-        self._oids.update(dict.fromkeys(oids))
-        self._refs.update(refs or {})
-
-    def _condemned_oids(self) -> frozenset[str]:
-        """The oids of the pending run's condemned list, read once per run per clone."""
         if self._state is None:
-            return frozenset()
-        if self._condemned is None:
-            run = self._state.run
-            if not re.fullmatch(r"[0-9A-Za-z-]{1,64}", run):
-                raise ConfigError(f"record {CONDEMNED_STATE_KEY} names a bad run {run[:80]!r}")
-            oids: set[str] = set()
-            for part in range(self._state.parts):
-                oids.update(self._condemned_part(run, part))
-            self._condemned = frozenset(oids)
-            self._forget_other_runs(run)
-        return self._condemned
+            return
+        oids: set[str] = set()
+        for part in range(self._state.parts):
+            listed = self._part(self._state.run, part)
+            if listed is None:
+                if self._read_state() is None:  # swept and tidied since: nothing pending
+                    self._state = None
+                    return
+                raise TransferError(
+                    f"a garbage collection of {redact_url(self._url)} is ending its sweep: "
+                    "run the command again in a minute"
+                )
+            oids.update(listed)
+        self._condemned = frozenset(oids)
+        self._forget_other_runs(self._state.run)
 
     def _forget_other_runs(self, run: str) -> None:
         """Remove the cached lists of runs other than ``run``: they are swept."""
@@ -237,8 +257,8 @@ class PushRecorder:
             if not path.name.startswith(f"condemned-{run}-"):
                 path.unlink(missing_ok=True)
 
-    def _condemned_part(self, run: str, part: int) -> list[str]:
-        """One part of a run's list: from this clone's cache, else from the bucket."""
+    def _part(self, run: str, part: int) -> list[str] | None:
+        """One part of a run's list, from this clone's cache, else the bucket; None if gone."""
         key = condemned_list_key(run, part)
         cached = self._cache_dir / f"condemned-{run}-{part:05d}.json"
         data: bytes | None
@@ -247,7 +267,7 @@ class PushRecorder:
         except OSError:
             data = self._records.get_meta(key)
             if data is None:
-                return []  # swept meanwhile: the state will say so
+                return None
             self._cache_dir.mkdir(parents=True, exist_ok=True)
             temp = cached.with_name(f".{cached.name}.{secrets.token_hex(4)}")
             temp.write_bytes(data)
@@ -257,34 +277,87 @@ class PushRecorder:
         listed: CondemnedList = parse_record(CondemnedList, data, key)
         return listed.oids
 
+    def condemned(self, oids: Iterable[str]) -> list[str]:
+        """Those of ``oids`` the pending list condemns (as read by :meth:`begin`)."""
+        return [o for o in oids if o in self._condemned]
+
+    def confirm(self, relied: Sequence[str]) -> None:
+        """After publishing the record naming ``relied`` (condemned objects): no sweep began.
+
+        Raises:
+            TransferError: a sweep began or ended since :meth:`begin`, or was already
+                running: it may not have read the record.
+        """
+        if not relied or self._state is None:
+            return
+        now = self._read_state()
+        if self._state.state == "condemned" and now == self._state:
+            return
+        more = f" and {len(relied) - 1} more" if len(relied) > 1 else ""
+        raise TransferError(
+            f"a garbage collection of {redact_url(self._url)} is sweeping (or was stopped "
+            f"while sweeping) objects this command reuses ({relied[0]}{more}): run it again "
+            "once the collection ends, or run 'lfs-agent gc --remote' to finish the sweep"
+        )
+
+
+class PushRecorder:
+    """A push's record, and its part in the collector's protocol, for one bucket.
+
+    Call :meth:`begin` before the push stats anything, :meth:`add` with what the push
+    makes reachable, :meth:`reused` with the objects it skipped because the bucket had
+    them, and :meth:`publish` before the push's refs may land.
+
+    Args:
+        remote: The bucket.
+        repo: The pushing repository's registration.
+        by: ``pre-push``, ``push``, ``transfer``, for the record.
+        cache_dir: Where condemned lists are kept between pushes.
+    """
+
+    def __init__(self, remote: Remote, repo: RepoIdentity, by: str, cache_dir: Path) -> None:
+        self._remote = remote
+        self._repo = repo
+        self._by = by
+        self._key = f"{REPOS_PREFIX}{repo.id}/pushes/{new_stamp()}"
+        self._refs: dict[str, str] = {}
+        self._oids: dict[str, None] = {}
+        self._check = CondemnedCheck(remote.records, remote.url, cache_dir)
+        self._published = -1
+
+    def begin(self) -> None:
+        """Read the collector's state (and a pending list): see :class:`CondemnedCheck`."""
+        self._check.begin()
+
+    @property
+    def oids(self) -> list[str]:
+        """Every object the record names so far."""
+        return list(self._oids)
+
+    def add(self, oids: Iterable[str], refs: Mapping[str, str] | None = None) -> None:
+        """Objects (and the refs and their new commits) the push makes reachable."""
+        self._oids.update(dict.fromkeys(oids))
+        self._refs.update(refs or {})
+
     def reused(self, oids: Iterable[str]) -> None:
         """The push relies on these objects, which the bucket already held.
 
         Raises:
-            TransferError: a collection condemned one of them and began its sweep
-                before this push's record was published: the push must run again
-                (the object is then uploaded afresh if the sweep deleted it).
+            TransferError: a collection condemned one of them and a sweep began or
+                ended since :meth:`begin`: the push must run again (the object is then
+                uploaded afresh if the sweep deleted it).
         """
-        wanted = [o for o in oids if o in self._condemned_oids()]
+        wanted = self._check.condemned(oids)
         if not wanted:
             return
         self.add(wanted)
         self.publish()
-        now = self._read_state()
-        if self._state is not None and (self._state.state != "condemned" or now != self._state):
-            raise TransferError(
-                f"a garbage collection of {redact_url(self._remote.url)} is sweeping objects "
-                f"this push reuses ({wanted[0]}"
-                + (f" and {len(wanted) - 1} more" if len(wanted) > 1 else "")
-                + "): push again in a minute"
-            )
+        self._check.confirm(wanted)
 
     def publish(self) -> None:
         """Write the record (again, if it grew): before the push's refs may land."""
         oids = list(self._oids)
-        if not oids and not self._refs:
-            return
-        if len(oids) == self._published and self._published:
+        if (not oids and not self._refs) or len(oids) == self._published:
             return
         for part, start in enumerate(range(0, max(len(oids), 1), OIDS_PER_RECORD)):
             # The fields of gcrecords.PushRecord, written without loading pydantic.
@@ -299,12 +372,18 @@ class PushRecorder:
             self._records.put_meta(f"{self._key}-{part}.json", json.dumps(record).encode())
         self._published = len(oids)
 
+    @property
+    def _records(self) -> RecordBackend:
+        return self._remote.records
+
 
 def snapshot_tips(git: Git, remote: str) -> dict[str, str]:
-    """Fetch every branch and tag of git remote ``remote``; their names and commits.
+    """Fetch every ref of git remote ``remote``; their names and object names.
 
-    They are fetched into ``refs/lfs-agent/gc/<remote>/``, with ``--prune``, so that the
-    user's refs are untouched and a deleted branch leaves the snapshot.
+    All of ``refs/*``, not only branches and tags: a push to ``refs/exps/run1`` or a
+    review system's ``refs/changes/*`` keeps its objects as a branch does. They are
+    fetched into ``refs/lfs-agent/gc/<remote>/``, with ``--prune``, so that the user's
+    refs are untouched and a deleted ref leaves the snapshot.
 
     Raises:
         GitError: the fetch failed.
@@ -318,8 +397,7 @@ def snapshot_tips(git: Git, remote: str) -> dict[str, str]:
             "--prune",
             "--no-write-fetch-head",
             remote,
-            f"+refs/heads/*:{base}/heads/*",
-            f"+refs/tags/*:{base}/tags/*",
+            f"+refs/*:{base}/*",
         ],
         check=False,
     )
@@ -338,17 +416,46 @@ def snapshot_tips(git: Git, remote: str) -> dict[str, str]:
     return refs
 
 
-def _snapshot_key(repo_id: str, basis: float) -> str:
-    """Where a snapshot goes: named by its basis, so the newest is found by listing."""
-    return (
-        f"{REPOS_PREFIX}{repo_id}/snapshots/{round(basis * 1000):015d}-{secrets.token_hex(4)}.json"
-    )
+def _check_history(git: Git, policy: Policy) -> None:
+    """Refuse a shallow clone where the policy needs history it does not have.
+
+    A snapshot made from a clone that sees one commit would leave every older model
+    out: under ``history``, all of them would be collected.
+
+    Raises:
+        ConfigError: naming the fix.
+    """
+    if policy.kind == "tips+tags":
+        return  # only the tips' trees: what a shallow fetch has
+    if git.output(["rev-parse", "--is-shallow-repository"]).strip() == "true":
+        raise ConfigError(
+            f"this clone is shallow: it cannot see the history policy {policy} keeps; "
+            "run 'git fetch --unshallow' first (in CI, check out with fetch-depth: 0)"
+        )
+
+
+def _snapshot_key(repo_id: str, basis: float, name: str, part: int) -> str:
+    """Where part ``part`` of a snapshot goes (part 0, written last, counts the parts).
+
+    Named by the basis, so that the newest snapshot is found by listing.
+    """
+    stamp = f"{round(basis * 1000):015d}-{name}"
+    return f"{REPOS_PREFIX}{repo_id}/snapshots/{stamp}-{part:05d}.json"
+
+
+_SNAPSHOT_NAME = re.compile(r"(\d{15})-([0-9a-f]{8})-(\d{5})\.json")
+
+
+def _snapshot_name(key: str) -> tuple[float, str, int] | None:
+    """A snapshot key's basis (seconds), name and part; None for a key not named so."""
+    match = _SNAPSHOT_NAME.fullmatch(key.rsplit("/", 1)[-1])
+    return (int(match[1]) / 1000, match[2], int(match[3])) if match else None
 
 
 def _basis_of(key: str) -> float:
     """The basis a snapshot's key names, in seconds; -1 for a key not named so."""
-    match = re.fullmatch(r"(\d{15})-[0-9a-f]{8}\.json", key.rsplit("/", 1)[-1])
-    return int(match[1]) / 1000 if match else -1.0
+    named = _snapshot_name(key)
+    return named[0] if named else -1.0
 
 
 def publish_snapshot(
@@ -373,22 +480,37 @@ def publish_snapshot(
         policy: What to keep.
         write: Publish the snapshot; off for a dry run, which takes the local clock.
     """
-    marker_key = f"{REPOS_PREFIX}{repo.id}/refresh/{_stamp()}.json"
     from lfs_agent.gcrecords import Snapshot
 
+    _check_history(git, policy)
+    marker_key = f"{REPOS_PREFIX}{repo.id}/refresh/{new_stamp()}.json"
     basis = collector.put_meta_entry(marker_key, b"{}").modified if write else time.time()
     refs = snapshot_tips(git, remote)
     oids = sorted({f.pointer.oid for f in policy_pointers(git, list(refs.values()), policy)})
-    snapshot = Snapshot(
+    parts = max(1, -(-len(oids) // OIDS_PER_RECORD))
+    whole = Snapshot(
         repo=repo.id, url=repo.url, policy=str(policy), basis=basis, refs=refs, oids=oids
     )
     if write:
-        data = snapshot.model_dump_json().encode()
-        collector.put_meta(_snapshot_key(repo.id, basis), data)
+        name = secrets.token_hex(4)
+        # Part 0 last: a reader that finds it finds the others.
+        for part in reversed(range(parts)):
+            chunk = oids[part * OIDS_PER_RECORD : (part + 1) * OIDS_PER_RECORD]
+            one = whole.model_copy(
+                update={
+                    "oids": chunk,
+                    "part": part,
+                    "parts": parts,
+                    "refs": refs if part == 0 else {},
+                }
+            )
+            collector.put_meta(
+                _snapshot_key(repo.id, basis, name, part), one.model_dump_json().encode()
+            )
         marker = collector.stat_entry(marker_key)
         if marker is not None:
             collector.delete_entries([marker])
-    return snapshot
+    return whole
 
 
 class Repository(NamedTuple):
@@ -398,8 +520,6 @@ class Repository(NamedTuple):
     url: str
     #: The snapshot the roots come from, or None when it has none.
     snapshot: Snapshot | None
-    #: Its key, when it has one.
-    snapshot_key: str | None
     #: Push records not superseded by the snapshot.
     pushes: list[PushRecord]
     #: Records (push records, older snapshots, markers) the snapshot supersedes.
@@ -464,24 +584,9 @@ def _repository(
     own: Snapshot | None,
 ) -> Repository:
     """One repository from its records' entries."""
-    from lfs_agent.gcrecords import PushRecord, Snapshot, parse_record
+    from lfs_agent.gcrecords import PushRecord, parse_record
 
-    snapshots = sorted(
-        (e for e in entries if e.key.split("/")[3] == "snapshots"), key=lambda e: _basis_of(e.key)
-    )
-    latest: Snapshot | None = own
-    latest_key: str | None = None
-    if latest is None:
-        for entry in reversed(snapshots):
-            data = collector.get_meta(entry.key)
-            if data is not None:  # else deleted since listed: an older one stands in
-                latest = parse_record(Snapshot, data, entry.key)
-                if _basis_of(entry.key) != round(latest.basis * 1000) / 1000:
-                    raise ConfigError(
-                        f"record {entry.key} names a basis its key does not: delete it"
-                    )
-                latest_key = entry.key
-                break
+    latest = own if own is not None else _latest_snapshot(collector, entries)
     pushes: list[PushRecord] = []
     superseded: list[Entry] = []
     last_push = None
@@ -490,11 +595,8 @@ def _repository(
         kind = entry.key.split("/")[3]
         old = latest is not None and entry.modified < latest.basis - push_window
         if kind == "snapshots":
-            if (
-                latest is not None
-                and entry.key != latest_key
-                and _basis_of(entry.key) < latest.basis
-            ):
+            # Keys hold the basis in whole milliseconds: compare like with like.
+            if latest is not None and _basis_of(entry.key) < round(latest.basis * 1000) / 1000:
                 superseded.append(entry)
         elif kind == "refresh":
             if old:  # a refresh that never finished, long before the snapshot
@@ -510,4 +612,46 @@ def _repository(
             record: PushRecord = parse_record(PushRecord, data, entry.key)
             url = url or record.url
             pushes.append(record)
-    return Repository(repo_id, url, latest, latest_key, pushes, superseded, last_push)
+    return Repository(repo_id, url, latest, pushes, superseded, last_push)
+
+
+def _latest_snapshot(collector: Collector, entries: list[Entry]) -> Snapshot | None:
+    """The snapshot with the latest basis whose part 0 is there, all its parts joined.
+
+    Raises:
+        ConfigError: a snapshot key lfs-agent would not write, or a part missing or
+            not matching its key.
+    """
+    from lfs_agent.gcrecords import Snapshot, parse_record
+
+    found: dict[tuple[float, str], dict[int, Entry]] = {}
+    for entry in entries:
+        if entry.key.split("/")[3] != "snapshots":
+            continue
+        named = _snapshot_name(entry.key)
+        if named is None:
+            raise ConfigError(
+                f"record {entry.key} is not where lfs-agent writes records: delete it"
+            )
+        found.setdefault(named[:2], {})[named[2]] = entry
+    for (basis, _), parts in sorted(found.items(), reverse=True):
+        if 0 not in parts:
+            continue  # still being written, or part of a removed one
+        first_data = collector.get_meta(parts[0].key)
+        if first_data is None:
+            continue  # removed since listed: an older one stands in
+        first: Snapshot = parse_record(Snapshot, first_data, parts[0].key)
+        oids = list(first.oids)
+        for number in range(1, first.parts):
+            other = parts.get(number)
+            data = collector.get_meta(other.key) if other is not None else None
+            if other is None or data is None:
+                raise ConfigError(
+                    f"part {number} of snapshot {parts[0].key} is missing: run "
+                    "'lfs-agent gc --refresh' in a clone of that repository"
+                )
+            oids.extend(parse_record(Snapshot, data, other.key).oids)
+        if round(first.basis * 1000) / 1000 != basis:
+            raise ConfigError(f"record {parts[0].key} names a basis its key does not: delete it")
+        return first.model_copy(update={"oids": oids})
+    return None

@@ -35,6 +35,7 @@ from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
 
 __all__ = [
+    "DELETE_BATCH",
     "EXTRA_PACKAGES",
     "META_MAX_BYTES",
     "REGISTRY",
@@ -147,6 +148,9 @@ def collect_prefix(prefix: str, url: str) -> str:
     """``prefix`` as a folder to list (``objects`` -> ``objects/``), checked as a key."""
     return collect_key(prefix.rstrip("/"), url) + "/"
 
+
+#: Most keys one :meth:`CollectingBackend.delete_entries` call takes (S3's DeleteObjects).
+DELETE_BATCH = 1000
 
 #: Most bytes a record (``meta/...``) may hold. Records are small JSON documents; a
 #: larger one was not written by lfs-agent, and reading it whole would let whoever

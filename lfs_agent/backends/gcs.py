@@ -48,6 +48,7 @@ from google.cloud.storage.exceptions import InvalidResponse
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from lfs_agent.backends import (
+    DELETE_BATCH,
     META_MAX_BYTES,
     Capability,
     Deleted,
@@ -96,8 +97,6 @@ _FAILURES = (
 )
 #: The permissions a denied request needs, named in its error unless the caller says.
 _TRANSFER_PERMISSIONS = "storage.objects.get/create"
-#: Most keys one :meth:`GCSBackend.delete_entries` call deletes.
-DELETE_BATCH = 1000
 #: Keys per page of a listing (GCS's most).
 LIST_PAGE_SIZE = 1000
 #: Conditional deletes in flight at once.

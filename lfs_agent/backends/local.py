@@ -18,12 +18,14 @@ import contextlib
 import hashlib
 import os
 import secrets
+import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from lfs_agent.backends import (
+    DELETE_BATCH,
     META_MAX_BYTES,
     Capability,
     Deleted,
@@ -31,23 +33,23 @@ from lfs_agent.backends import (
     check_meta_key,
     check_source,
     collect_key,
+    collect_prefix,
     object_key,
     read_meta,
 )
-from lfs_agent.errors import BackendError, IntegrityError, ObjectNotFoundError
+from lfs_agent.errors import BackendError, IntegrityError, ObjectNotFoundError, UnsafePathError
 from lfs_agent.hashing import CHUNK_SIZE, WriteHash, hash_file
 from lfs_agent.intake import take_file
 from lfs_agent.options import Options
 from lfs_agent.pids import alive
 from lfs_agent.pointer import Pointer
 from lfs_agent.progress import Progress
+from lfs_agent.worktree import Directory, open_directory, split_path
 
 __all__ = ["LocalBackend"]
 
 #: Mode of a published object: read-only for everyone.
 READ_ONLY = 0o444
-#: Most keys one :meth:`LocalBackend.delete_entries` call takes, as S3 and GCS.
-DELETE_BATCH = 1000
 #: A temp file this old (seconds) belongs to a dead upload and may be removed.
 STALE_TEMP_SECONDS = 3600
 
@@ -264,88 +266,147 @@ class LocalBackend:
         except PermissionError as exc:
             raise BackendError(f"cannot read {self.url}: {exc.strerror}") from exc
 
+    # Records and collection work on keys under meta/ and objects/ through directories
+    # held open by descriptor: whoever can write to a shared folder could plant a
+    # symbolic link (to the user's home) or a FIFO (which would hang every reader)
+    # at any name, and none is ever followed or opened.
+
+    def _directory(self, rel_dir: str, create: bool = False) -> Directory:
+        """The bucket's directory ``rel_dir``, opened without following a link below root.
+
+        Raises:
+            FileNotFoundError: a component is missing (and ``create`` is off).
+            UnsafePathError: a component is a symbolic link or no directory.
+        """
+        if not create:
+            return open_directory(self.root, rel_dir)
+        self.root.mkdir(parents=True, exist_ok=True)  # the root is the user's choice
+        walked = ""
+        for part in [p for p in rel_dir.split("/") if p]:
+            with open_directory(self.root, walked) as parent, contextlib.suppress(FileExistsError):
+                os.mkdir(part, 0o777, dir_fd=parent.fd)
+            walked = f"{walked}/{part}" if walked else part
+        return open_directory(self.root, walked)
+
+    def _failed(self, what: str, key: str, exc: OSError) -> BackendError:
+        if isinstance(exc, UnsafePathError):
+            return BackendError(f"cannot {what} {key} on {self.url}: {exc}")
+        return BackendError(f"cannot {what} {key} on {self.url}: {exc.strerror}")
+
     def put_meta(self, key: str, data: bytes) -> None:
         """Write a record through a temp file and a rename."""
-        path = self.root / check_meta_key(key)
+        folder, name = split_path(check_meta_key(key))
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-            temp.write_bytes(data)
-            os.replace(temp, path)
+            with self._directory(folder, create=True) as directory:
+                temp, temp_name = directory.create_temp(0o644)
+                with temp:
+                    temp.write(data)
+                directory.replace(temp_name, name)
         except OSError as exc:
-            raise BackendError(f"cannot write {key} to {self.url}: {exc.strerror}") from exc
+            raise self._failed("write", key, exc) from exc
+
+    def _read_record(self, key: str) -> bytes | None:
+        """A regular file's bytes (None when absent), bounded by :attr:`meta_max_bytes`."""
+        folder, name = split_path(key)
+        try:
+            with self._directory(folder) as directory:
+                # O_NONBLOCK: a FIFO planted here opens at once, and is then refused.
+                flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+                fd = os.open(name, flags, dir_fd=directory.fd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self._failed("read", key, exc) from exc
+        with os.fdopen(fd, "rb", buffering=0) as record:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise BackendError(f"record {key} on {self.url} is not a regular file: delete it")
+            return read_meta(record.read, key, self.url, self.meta_max_bytes)
 
     def get_meta(self, key: str) -> bytes | None:
         """Read a record, or None.
 
         Raises:
-            BackendError: the record is larger than :attr:`meta_max_bytes`.
+            BackendError: the record is larger than :attr:`meta_max_bytes`, or not a
+                regular file, or lies below a symbolic link.
         """
-        try:
-            with open(self.root / check_meta_key(key), "rb") as record:
-                return read_meta(record.read, key, self.url, self.meta_max_bytes)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise BackendError(f"cannot read {key} from {self.url}: {exc.strerror}") from exc
+        return self._read_record(check_meta_key(key))
 
     def list_meta(self, prefix: str) -> list[str]:
         """Keys of the records under ``prefix``."""
-        base = self.root / check_meta_key(prefix.rstrip("/") + "/x").rsplit("/", 1)[0]
-        if not base.is_dir():
-            return []
-        return sorted(
-            str(p.relative_to(self.root))
-            for p in base.rglob("*")
-            if p.is_file() and not p.name.startswith(".")
-        )
-
-    def _collectable(self, key: str) -> Path:
-        """The path of ``key``, which must lie under ``objects/`` or ``meta/``."""
-        return self.root / collect_key(key, self.url)
+        check_meta_key(prefix.rstrip("/") + "/x")
+        return sorted(e.key for e in self.list_entries(prefix))
 
     @staticmethod
     def _entry(key: str, st: os.stat_result) -> Entry:
         return Entry(key, st.st_size, st.st_mtime, f"{st.st_ino}:{st.st_mtime_ns}")
 
     def list_entries(self, prefix: str) -> Iterator[Entry]:
-        """Every file under ``prefix``; temp files (dot names) are left out."""
-        base = self._collectable(prefix.rstrip("/"))
-        for directory, _, names in os.walk(base):
-            for name in names:
-                if name.startswith("."):
-                    continue
-                path = os.path.join(directory, name)
-                try:
-                    st = os.lstat(path)
-                except FileNotFoundError:
-                    continue
-                key = os.path.relpath(path, self.root).replace(os.sep, "/")
-                yield self._entry(key, st)
+        """Every regular file under ``prefix``.
 
-    def stat_entry(self, key: str) -> Entry | None:
-        """The file at ``key``, or None."""
+        Temp files (dot names), links and FIFOs are left out, and no symbolic link to
+        a directory is followed.
+        """
+        base = collect_prefix(prefix, self.url).rstrip("/")
         try:
-            return self._entry(key, os.lstat(self._collectable(key)))
+            top = self._directory(base)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self._failed("list", base, exc) from exc
+        with top:
+            walk = os.fwalk(".", dir_fd=top.fd, follow_symlinks=False)
+            for folder, _, names, fd in walk:
+                for name in names:
+                    if name.startswith("."):
+                        continue
+                    try:
+                        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue
+                    if stat.S_ISREG(st.st_mode):
+                        rel = os.path.normpath(os.path.join(base, folder, name))
+                        yield self._entry(rel.replace(os.sep, "/"), st)
+
+    def _lstat(self, key: str) -> os.stat_result | None:
+        """``lstat`` of ``key``'s regular file; None when absent or not a regular file."""
+        folder, name = split_path(collect_key(key, self.url))
+        try:
+            with self._directory(folder) as directory:
+                st = directory.lstat(name)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise self._failed("read", key, exc) from exc
+        return st if stat.S_ISREG(st.st_mode) else None
+
+    def stat_entry(self, key: str) -> Entry | None:
+        """The regular file at ``key``, or None."""
+        st = self._lstat(key)
+        return None if st is None else self._entry(key, st)
 
     def create_meta(self, key: str, data: bytes) -> Entry | None:
         """Write a temp file, then ``link()`` it to ``key``: fails if the key exists."""
-        path = self.root / check_meta_key(key)
+        folder, name = split_path(check_meta_key(key))
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-            temp.write_bytes(data)
-            try:
-                os.link(temp, path)
-            except FileExistsError:
-                return None
-            finally:
-                temp.unlink()
-            return self._entry(key, os.lstat(path))
+            with self._directory(folder, create=True) as directory:
+                temp, temp_name = directory.create_temp(0o644)
+                with temp:
+                    temp.write(data)
+                try:
+                    os.link(
+                        temp_name,
+                        name,
+                        src_dir_fd=directory.fd,
+                        dst_dir_fd=directory.fd,
+                        follow_symlinks=False,
+                    )
+                except FileExistsError:
+                    return None
+                finally:
+                    directory.unlink(temp_name)
+                return self._entry(key, directory.lstat(name))
         except OSError as exc:
-            raise BackendError(f"cannot write {key} to {self.url}: {exc.strerror}") from exc
+            raise self._failed("write", key, exc) from exc
 
     def delete_entries(self, entries: Sequence[Entry]) -> list[Deleted]:
         """Remove each file whose inode and mtime are still the entry's."""
@@ -353,17 +414,17 @@ class LocalBackend:
             raise ValueError(f"at most {DELETE_BATCH} entries per call, not {len(entries)}")
         deleted = []
         for entry in entries:
-            path = self._collectable(entry.key)
+            folder, name = split_path(collect_key(entry.key, self.url))
             try:
-                if self._entry(entry.key, os.lstat(path)).tag != entry.tag:
-                    continue
-                path.unlink()
+                with self._directory(folder) as directory:
+                    st = directory.lstat(name)
+                    if self._entry(entry.key, st).tag != entry.tag:
+                        continue
+                    os.unlink(name, dir_fd=directory.fd)
             except FileNotFoundError:
                 continue
             except OSError as exc:
-                raise BackendError(
-                    f"cannot delete {entry.key} from {self.url}: {exc.strerror}"
-                ) from exc
+                raise self._failed("delete", entry.key, exc) from exc
             deleted.append(Deleted(entry.key, ""))
         return deleted
 
@@ -373,7 +434,7 @@ class LocalBackend:
 
     def undelete(self, deleted: Deleted) -> bool:
         """Nothing deleted from a folder comes back."""
-        self._collectable(deleted.key)
+        collect_key(deleted.key, self.url)
         return False
 
     def close(self) -> None:

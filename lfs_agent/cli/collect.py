@@ -11,8 +11,8 @@ from lfs_agent.cli.jsondoc import add_json
 from lfs_agent.errors import ConfigError
 
 if TYPE_CHECKING:
+    from lfs_agent.collect import GcRun
     from lfs_agent.gcrecords import Snapshot
-    from lfs_agent.retention import Policy
 
 __all__ = ["COMMANDS", "cmd_gc", "cmd_repos"]
 
@@ -66,13 +66,6 @@ def add_gc(parser: argparse.ArgumentParser) -> None:
     add_json(parser)
 
 
-def _policy(ctx: Context) -> Policy:
-    from lfs_agent.retention import Policy
-
-    text = ctx.args.policy or ctx.settings.options.get("gc.policy") or "history"
-    return Policy.parse(text)
-
-
 def cmd_gc(ctx: Context) -> int:
     """``gc``: collect the bucket, refresh this repository's roots, or undo a run."""
     from lfs_agent.collect import GcOptions, collect, undo
@@ -80,18 +73,19 @@ def cmd_gc(ctx: Context) -> int:
     from lfs_agent.retention import parse_days
 
     args = ctx.args
-    policy = _policy(ctx)
+    if args.undo:
+        with ctx.required_remote() as remote:
+            done = undo(remote.collector, args.undo)
+        ctx.say(f"restored {len(done.restored)} object(s) deleted by run {args.undo}")
+        if done.lost:
+            ctx.note(f"lfs-agent: {len(done.lost)} could not be restored (versions expired)")
+            return 1
+        return 0
+    policy = ctx.retention_policy(args.policy)
     grace = parse_days(args.grace, "--grace")
     sweep_after = parse_days(args.sweep_after, "--sweep-after")
     with ctx.required_remote() as remote:
         collector = remote.collector
-        if args.undo:
-            done = undo(collector, args.undo)
-            ctx.say(f"restored {len(done.restored)} object(s) deleted by run {args.undo}")
-            if done.lost:
-                ctx.note(f"lfs-agent: {len(done.lost)} could not be restored (versions expired)")
-                return 1
-            return 0
         name = args.git_remote
         has_remote = name in ctx.git.output(["remote"]).split()
         if args.refresh:
@@ -102,7 +96,7 @@ def cmd_gc(ctx: Context) -> int:
                 )
             repo = repository_id(ctx.git, name)
             snap = publish_snapshot(ctx.git, collector, name, repo, policy, write=not args.dry_run)
-            _said_refresh(ctx, snap, repo)
+            _said_refresh(ctx, snap)
             return 0
 
         def refresh(write: bool) -> Snapshot | None:
@@ -120,7 +114,7 @@ def cmd_gc(ctx: Context) -> int:
     return 0
 
 
-def _said_refresh(ctx: Context, snap: Snapshot, repo: object) -> None:
+def _said_refresh(ctx: Context, snap: Snapshot) -> None:
     verb = "would publish" if ctx.args.dry_run else "published"
     if ctx.args.json:
         print(snap.model_dump_json(indent=2, exclude={"oids"}))
@@ -131,10 +125,7 @@ def _said_refresh(ctx: Context, snap: Snapshot, repo: object) -> None:
     )
 
 
-def _said_run(ctx: Context, report: object) -> None:
-    from lfs_agent.collect import GcRun
-
-    assert isinstance(report, GcRun)
+def _said_run(ctx: Context, report: GcRun) -> None:
     would = "would " if report.dry_run else ""
     ctx.say(
         f"roots: {report.repositories} repositor{'y' if report.repositories == 1 else 'ies'}, "
@@ -191,8 +182,9 @@ def cmd_repos(ctx: Context) -> int:
             removed = forget_repository(collector, ctx.args.repo_id)
             ctx.say(f"forgot repository {ctx.args.repo_id} ({removed} record(s) deleted)")
             return 0
-        sweep_after = 24 * 3600.0
-        repos = load_repositories(collector, sweep_after)
+        from lfs_agent.retention import parse_days
+
+        repos = load_repositories(collector, parse_days(DEFAULT_SWEEP_AFTER, "sweep delay"))
     rows = [
         {
             "id": r.id,

@@ -18,12 +18,15 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from lfs_agent import log
 
-if TYPE_CHECKING:  # heavy imports stay out of start-up; commands import what they use
+if TYPE_CHECKING:
     from lfs_agent.config import Settings
     from lfs_agent.git import Git
     from lfs_agent.pathmatch import PathFilter
     from lfs_agent.pointer import Pointer
     from lfs_agent.remote import Remote
+    from lfs_agent.retention import (
+        Policy,  # heavy imports stay out of start-up; commands import what they use
+    )
     from lfs_agent.smudge_downloads import Unverified
     from lfs_agent.store import ObjectStore
 
@@ -223,6 +226,16 @@ class Context:
             state_dir=self.store.tmp_dir,
             cache=cache,
         )
+
+    def retention_policy(self, given: str | None = None) -> Policy:
+        """What this repository keeps from collection: ``given``, else ``lfs-agent.gc.policy``.
+
+        Raises:
+            ConfigError: the policy is not one of the three forms.
+        """
+        from lfs_agent.retention import Policy
+
+        return Policy.parse(given or self.settings.options.get("gc.policy") or "history")
 
     def required_remote(self) -> Remote:
         """The configured remote; a clear error when none is set."""

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from lfs_agent.registry import PushRecorder
     from lfs_agent.remote import Remote
     from lfs_agent.reports import TransferReport
-    from lfs_agent.retention import Policy
     from lfs_agent.scan import PointerFile
     from lfs_agent.smudge_downloads import Unverified
     from lfs_agent.store import ObjectStore
@@ -100,12 +99,6 @@ def _recorder(
     return recorder
 
 
-def _policy(ctx: Context) -> Policy:
-    from lfs_agent.retention import Policy
-
-    return Policy.parse(ctx.settings.options.get("gc.policy") or "history")
-
-
 def _upload(
     ctx: Context,
     files: list[PointerFile],
@@ -171,10 +164,19 @@ def cmd_pre_push(ctx: Context) -> int:
     def record(remote: Remote) -> PushRecorder | None:
         from lfs_agent.registry import pushed_reach
 
-        target = ctx.args.remote_location or ctx.args.remote_name
-        return _recorder(
-            ctx, remote, target, "pre-push", lambda: pushed_reach(ctx.git, updates, _policy(ctx))
+        # A remote's name when it has one: its id is then the same as gc --refresh's.
+        named = ctx.args.remote_name in ctx.git.output(["remote"]).split()
+        target = ctx.args.remote_name if named else ctx.args.remote_location
+        recorder = _recorder(
+            ctx,
+            remote,
+            target or ctx.args.remote_name,
+            "pre-push",
+            lambda: pushed_reach(ctx.git, updates, ctx.retention_policy()),
         )
+        if recorder is not None:
+            recorder.add([], {ref: new for ref, new, _ in updates})
+        return recorder
 
     if files or any(new != ZERO_OID for _, new, _ in updates):
         _upload(ctx, files, record)

@@ -75,7 +75,8 @@ def _snapshot(remote: Remote, basis: float, oids: list[str]) -> None:
     from lfs_agent.registry import _snapshot_key
 
     snap = Snapshot(repo=REPO.id, url=REPO.url, policy="history", basis=basis, oids=oids)
-    remote.collector.put_meta(_snapshot_key(REPO.id, basis), snap.model_dump_json().encode())
+    key = _snapshot_key(REPO.id, basis, os.urandom(4).hex(), 0)
+    remote.collector.put_meta(key, snap.model_dump_json().encode())
 
 
 def _age(bucket: Path, pattern: str, seconds: float) -> None:
@@ -150,7 +151,7 @@ def test_a_sweep_beginning_while_a_push_reuses_a_condemned_object_fails_the_push
         state.unlink()
     else:
         state.write_text(json.dumps({**body, "run": "20261205T010000Z-0000beef"}))
-    with pytest.raises(TransferError, match="push again"):
+    with pytest.raises(TransferError, match="run it again"):
         recorder.reused([OID_A])
 
 

@@ -21,7 +21,14 @@ from typing import Any
 
 import botocore.exceptions
 
-from lfs_agent.backends import Deleted, Entry, check_meta_key, collect_key, collect_prefix
+from lfs_agent.backends import (
+    DELETE_BATCH,
+    Deleted,
+    Entry,
+    check_meta_key,
+    collect_key,
+    collect_prefix,
+)
 from lfs_agent.backends.s3.client import S3Location, S3Settings, error_code
 from lfs_agent.errors import BackendError
 
@@ -29,8 +36,6 @@ __all__ = ["DELETE_BATCH", "Collector"]
 
 logger = logging.getLogger(__name__)
 
-#: Most keys one DeleteObjects request may name (S3's limit), and one call deletes.
-DELETE_BATCH = 1000
 #: HEADs in flight while a batch is checked before its delete.
 _HEAD_WORKERS = 8
 #: Answers to a conditional request that mean the condition did not hold.
