@@ -361,3 +361,104 @@ def test_a_committed_policy_decides_what_the_repository_keeps(world: World):
     assert world.objects() == {new}
     [repo] = json.loads(agent("repos", "list", "--json", cwd=a).stdout)["repositories"]
     assert repo["policy"] == "tips+tags"
+
+
+def test_a_shallow_clone_cannot_refresh_what_history_keeps(world: World):
+    a = world.clone("a")
+    world.commit(a, b"one\n" * 10)
+    world.commit(a, b"two\n" * 10)
+    git("push", "-q", "origin", "main", cwd=a)
+    shallow = world.root / "shallow"
+    git("clone", "-q", "--depth", "1", world.server.as_uri(), str(shallow), cwd=world.root)
+    assert agent("install", "--remote", str(world.bucket), cwd=shallow).returncode == 0
+    out = agent("gc", "--refresh", cwd=shallow)
+    assert out.returncode != 0
+    assert b"shallow" in out.stderr and b"git fetch --unshallow" in out.stderr
+    tips = agent("gc", "--refresh", "--policy", "tips+tags", cwd=shallow)
+    assert tips.returncode == 0, tips.stderr  # a tip's tree is all that policy needs
+
+
+def test_objects_of_refs_outside_branches_and_tags_are_kept(world: World):
+    a = world.clone("a")
+    world.commit(a, b"main\n" * 10)
+    git("push", "-q", "origin", "main", cwd=a)
+    git("checkout", "-qb", "exp", cwd=a)
+    run = world.commit(a, b"an experiment kept under refs/exps\n" * 10)
+    git("push", "-q", "origin", "exp:refs/exps/run1", cwd=a)
+    git("checkout", "-q", "main", cwd=a)
+    git("branch", "-D", "exp", cwd=a)
+    world.age(30)
+    report = gc(a, "--remote", "--sweep-after", "0s")
+    assert report["deleted"] == [] and run in world.objects()
+
+
+def test_a_stale_repository_snapshot_stops_the_collection(world: World, tmp_path: Path):
+    a = world.clone("a")
+    world.commit(a, b"x\n" * 10)
+    git("push", "-q", "origin", "main", cwd=a)
+    other = tmp_path / "other.git"
+    git("init", "-q", "--bare", str(other), cwd=tmp_path)
+    o = tmp_path / "o"
+    git("init", "-q", str(o), cwd=tmp_path)
+    git("remote", "add", "origin", str(other), cwd=o)
+    agent("install", "--remote", str(world.bucket), cwd=o)
+    agent("track", "*.bin", cwd=o)
+    world.commit(o, b"other\n" * 10)
+    git("push", "-q", "origin", "main", cwd=o)
+    assert agent("gc", "--refresh", cwd=o).returncode == 0
+    # Its snapshot's basis is in its key: a snapshot from 20 days ago.
+    [snapshot] = (world.bucket / "meta/repos").rglob("snapshots/*.json")
+    basis, rest = snapshot.name.split("-", 1)
+    record = json.loads(snapshot.read_text())
+    record["basis"] -= 20 * DAY
+    snapshot.unlink()
+    older = snapshot.with_name(f"{int(basis) - 20 * DAY * 1000:015d}-{rest}")
+    older.write_text(json.dumps(record))
+    out = agent("gc", "--remote", cwd=a)
+    assert out.returncode != 0
+    assert b"before the grace period began" in out.stderr and b"gc --refresh" in out.stderr
+    assert agent("gc", "--refresh", cwd=o).returncode == 0
+    assert agent("gc", "--remote", cwd=a).returncode == 0
+
+
+def test_a_hostile_folder_bucket_cannot_make_gc_delete_or_hang(world: World, tmp_path: Path):
+    a = world.clone("a")
+    world.commit(a, b"x\n" * 10)
+    git("push", "-q", "origin", "main", cwd=a)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious.txt").write_text("mine")
+    planted = world.bucket / "meta/repos/0123456789abcdef"
+    planted.symlink_to(victim)
+    out = agent("repos", "forget", "0123456789abcdef", cwd=a)
+    assert out.returncode != 0
+    assert (victim / "precious.txt").read_text() == "mine"
+    planted.unlink()
+    (world.bucket / "meta/gc").mkdir(parents=True, exist_ok=True)
+    os.mkfifo(world.bucket / "meta/gc/state.json")
+    world.commit(a, b"y\n" * 10)
+    push = git("push", "origin", "main", cwd=a, check=False)  # must not hang on the FIFO
+    assert push.returncode != 0 and b"not a regular file" in push.stderr
+
+
+def test_a_tag_record_written_during_a_sweep_of_its_model_is_left_pending(world: World):
+    a = world.clone("a")
+    world.commit(a, b"main\n" * 10)
+    git("push", "-q", "origin", "main", cwd=a)
+    git("checkout", "-qb", "t", cwd=a)
+    model = world.commit(a, b"the model to release\n" * 30)
+    git("push", "-q", "origin", "t", cwd=a)
+    git("push", "-q", "origin", ":t", cwd=a)
+    world.age(30)
+    assert [o["oid"] for o in gc(a, "--remote", "--sweep-after", "1h")["condemned"]] == [model]
+    state_path = world.bucket / "meta/gc/state.json"
+    state_path.write_text(json.dumps({**json.loads(state_path.read_text()), "state": "sweeping"}))
+
+    out = agent("tag", "v1", "--metric", "acc=1", cwd=a)
+    assert out.returncode != 0
+    assert b"sweeping" in out.stderr and b"metrics push" in out.stderr
+    # The sweep ends (here: by the next collection, which the record now protects from).
+    assert gc(a, "--remote", "--sweep-after", "0s")["deleted"] == []
+    assert agent("metrics", "push", cwd=a).returncode == 0
+    assert model in world.objects()
+    assert agent("fsck", "--remote", "--all", cwd=a).returncode == 0

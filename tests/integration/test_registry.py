@@ -187,3 +187,64 @@ def test_the_lock_is_renewed_by_its_holder_and_refused_to_others(remote: Remote)
     finally:
         lock.release()
     assert collector.stat_entry("meta/gc/lock.json") is None
+
+
+def test_a_large_snapshot_is_written_in_parts_and_read_whole(
+    remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    import lfs_agent.registry as registry
+    from lfs_agent.retention import Policy
+
+    server, work = tmp_path / "server.git", tmp_path / "work"
+    git("init", "-q", "--bare", str(server), cwd=tmp_path)
+    git("init", "-q", str(work), cwd=tmp_path)
+    oids = []
+    for n in range(5):
+        text = f"version {n}\n"
+        oid = __import__("hashlib").sha256(text.encode()).hexdigest()
+        oids.append(oid)
+        pointer = (
+            f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {len(text)}\n"
+        )
+        (work / "m.bin").write_text(pointer)
+        git("add", "m.bin", cwd=work)
+        git("commit", "-qm", str(n), cwd=work)
+    git("remote", "add", "origin", str(server), cwd=work)
+    git("push", "-q", "origin", "main", cwd=work)
+    monkeypatch.setattr(registry, "OIDS_PER_RECORD", 2)
+    repo = repository_id(Git(work), "origin")
+    registry.publish_snapshot(Git(work), remote.collector, "origin", repo, Policy("history"))
+    parts = sorted((tmp_path / "bucket").rglob("snapshots/*.json"))
+    assert [p.name[-10:] for p in parts] == ["00000.json", "00001.json", "00002.json"]
+    [found] = load_repositories(remote.collector, push_window=0)
+    assert found.oids() == set(oids)
+    parts[1].unlink()  # a part gone: the collection must stop, not lose its oids
+    with pytest.raises(ConfigError, match="is missing"):
+        load_repositories(remote.collector, push_window=0)
+
+
+def test_a_collection_that_stalled_past_its_lock_stops_before_deleting(
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
+):
+    import lfs_agent.collect as collect
+
+    lock = CollectorLock(remote.collector, "run-1", heartbeat=3600)
+    lock.acquire()
+    try:
+        lock.check()
+        later = collect._uptime() + collect.LOCK_STALE_SECONDS
+        monkeypatch.setattr(collect, "_uptime", lambda: later)
+        with pytest.raises(Exception, match="stalled"):
+            lock.check()
+    finally:
+        lock.release()
+
+
+def test_a_push_url_registers_as_gc_refresh_does(tmp_path: Path):
+    repo = tmp_path / "r"
+    git("init", "-q", str(repo), cwd=tmp_path)
+    git("remote", "add", "origin", "https://example.com/read/models.git", cwd=repo)
+    git("remote", "set-url", "--push", "origin", "https://example.com/write/models.git", cwd=repo)
+    by_name = repository_id(Git(repo), "origin")
+    by_url = repository_id(Git(repo), "https://example.com/write/models.git")
+    assert by_name == by_url
