@@ -406,6 +406,8 @@ def collect(
     now = time.time() if lock is None else lock.acquire()
     report.started = now
     try:
+        if lock is not None:
+            _remove_leftovers(collector, now)
         checkpoint("locked")
         made = refresh(not options.dry_run) if refresh is not None else None
         own = made if options.dry_run else None
@@ -436,6 +438,23 @@ def collect(
     finally:
         if lock is not None:
             lock.release()
+
+
+def _remove_leftovers(collector: Collector, now: float) -> None:
+    """Remove what killed collections left: lists no state names, old clock probes.
+
+    Under the lock, so no other collection is writing a list.
+    """
+    state = read_condemned_state(collector)
+    keep = f"meta/gc/condemned/{state.run}/" if state is not None else None
+    stale = [
+        e
+        for e in collector.list_entries("meta/gc/condemned/")
+        if keep is None or not e.key.startswith(keep)
+    ]
+    stale += [e for e in collector.list_entries("meta/gc/clock/") if e.modified < now - 3600]
+    for start in range(0, len(stale), DELETE_BATCH):
+        collector.delete_entries(stale[start : start + DELETE_BATCH])
 
 
 def _count_roots(report: GcRun, found: Roots) -> None:

@@ -8,9 +8,10 @@ publishes that itself, under ``meta/repos/<id>/``:
   ``lfs-agent push`` and the transfer agent that git-lfs drives): the objects of the
   history the push adds (``new ^ old`` for each updated ref, the old side as the server
   reported it, never a stale remote-tracking ref) and, under a policy other than
-  ``history``, the trees of the new tips. It is written before the push's refs land,
-  so nothing can be reachable from a ref before it is in a record. Records are only
-  ever added: two clones pushing at once never overwrite each other.
+  ``history``, the trees of the new tips. It is written before the push's refs land.
+  Records are only ever added: two clones pushing at once never overwrite each other.
+  A ref that moves without one (``--no-verify``, a branch restored on the server's web
+  page) is covered once the next snapshot sees it (docs/gc.md says what that leaves).
 - a **snapshot** (``snapshots/<stamp>.json``) from ``lfs-agent gc --refresh``: every
   object the repository's retention policy keeps, derived from the git server's refs
   fetched afresh. Its ``basis`` is the store's time just before that fetch: a push

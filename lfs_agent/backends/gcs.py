@@ -557,8 +557,8 @@ class GCSBackend:
             generation is gone (expired, or deleted for good).
         """
         full = self._full(collect_key(deleted.key, self.url))
-        if not deleted.version or not self.versioned():
-            return False
+        if not deleted.version.isdigit() or not self.versioned():
+            return False  # no generation (or not one GCS writes): nothing to bring back
         bucket = self.bucket
         try:
             bucket.copy_blob(
