@@ -276,7 +276,12 @@ class TransferAgent:
                 if self.recorder is not None:
                     self.recorder.add([request.oid])
                     if not uploaded:
+                        # Reused, so possibly old: recorded before git-lfs hears it is
+                        # done, so that a failure to record fails this object. (What
+                        # was uploaded is new: the grace period covers it until the
+                        # record written when the session ends.)
                         self.recorder.reused([request.oid])
+                        self.recorder.publish()
                 done = CompleteEvent(oid=request.oid)
             else:
                 path = self._download(request, self.store, self.remote, progress)
