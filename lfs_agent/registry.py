@@ -230,7 +230,12 @@ class PushRecorder:
         except OSError:
             data = self._records.get_meta(key)
             if data is None:
-                return []  # swept meanwhile: the state will say so
+                # The run was swept and its list removed since begin(): whatever this
+                # push reuses may have been deleted, and nothing says which.
+                raise TransferError(
+                    f"a garbage collection of {redact_url(self._remote.url)} swept objects "
+                    "while this push ran: push again"
+                )
             self._cache_dir.mkdir(parents=True, exist_ok=True)
             temp = cached.with_name(f".{cached.name}.{secrets.token_hex(4)}")
             temp.write_bytes(data)
@@ -245,8 +250,9 @@ class PushRecorder:
 
         Raises:
             TransferError: a collection condemned one of them and began its sweep
-                before this push's record was published: the push must run again
-                (the object is then uploaded afresh if the sweep deleted it).
+                before this push's record was published, or the list the push read
+                the state of was swept (and removed) meanwhile: the push must run
+                again (the object is then uploaded afresh if the sweep deleted it).
         """
         wanted = [o for o in oids if o in self._condemned_oids()]
         if not wanted:
