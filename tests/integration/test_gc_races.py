@@ -15,8 +15,13 @@ processes at once, one of them SIGKILLed at a seeded moment.
 
 from __future__ import annotations
 
+import json
 import os
+import random
 import shutil
+import signal
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +30,9 @@ import pytest
 
 from lfs_agent.backends import Capability
 from lfs_agent.backends.local import LocalBackend
+from lfs_agent.collect import LOCK_KEY
 from lfs_agent.errors import TransferError
+from tests.conftest import AGENT, agent, git
 from tests.gcrace import (
     SWEEP_AFTER,
     HarnessError,
@@ -43,6 +50,7 @@ from tests.gcrace import (
     start,
     tag_commit,
 )
+from tests.helpers import random_bytes
 
 pytestmark = pytest.mark.integration
 
@@ -260,3 +268,143 @@ def test_a_tag_record_written_during_a_sweep_keeps_its_objects(tmp_path: Path) -
     run_to(gc)
     assert gc.error is None and gc.deleted_objects > 0
     assert world.missing() == [], "\n".join(world.log)
+
+
+# --- the real commands, one of them SIGKILLed ------------------------------------------------
+
+#: The real test's sweep delay: longer than any push of one small file here takes, as
+#: the collector's argument needs (a delay of 0 is only safe with no push running).
+REAL_SWEEP_AFTER = 3.0
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        args,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def _commit_model(work: Path, name: str, data: bytes, message: str) -> None:
+    (work / name).write_bytes(data)
+    git("add", name, cwd=work)
+    git("commit", "-qm", message, cwd=work)
+
+
+def _real_missing(server: Path, bucket: Path) -> list[str]:
+    """Objects the server's refs (all history) or a tag record reach, not in the bucket."""
+    from lfs_agent.git import Git
+    from lfs_agent.scan import rev_list_pointers
+
+    server_git = Git(server)
+    tips = server_git.output(["for-each-ref", "--format=%(objectname)"]).split()
+    wanted = {f.pointer.oid for f in rev_list_pointers(server_git, tips)}
+    for record in (bucket / "meta").glob("*/**/*.json"):
+        if record.relative_to(bucket / "meta").parts[0] in ("tags", "history"):
+            wanted.update(a["oid"] for a in json.loads(record.read_bytes())["artifacts"])
+    return sorted(o for o in wanted if not (bucket / "objects" / o[:2] / o[2:4] / o).is_file())
+
+
+def _break_dead_lock(bucket: Path) -> None:
+    """The lock of a collection that was killed goes stale (as ten minutes would make it)."""
+    lock = bucket / "meta" / "gc" / "lock.json"
+    if lock.exists():
+        old = time.time() - 3600
+        os.utime(lock, (old, old))
+
+
+def test_real_pushes_and_collections_killed_at_random_moments(tmp_path: Path) -> None:
+    """Eight trials: a real ``gc --remote --grace 0s`` and two real ``git push``es at once,
+    one of them SIGKILLed at a seeded moment; nothing reachable is ever missing, and a
+    later collection completes."""
+    bucket = tmp_path / "bucket"
+    server = tmp_path / "server.git"
+    git("init", "-q", "--bare", str(server), cwd=tmp_path)
+    a, b, c = (tmp_path / name for name in "abc")
+    git("init", "-q", str(a), cwd=tmp_path)
+    assert agent("install", "--remote", str(bucket), cwd=a).returncode == 0
+    git("remote", "add", "origin", str(server), cwd=a)
+    assert agent("track", "*.bin", cwd=a).returncode == 0
+    (a / "model.bin").write_bytes(random_bytes(3000, seed=0))
+    git("add", "-A", cwd=a)
+    git("commit", "-qm", "first model", cwd=a)
+    git("push", "-q", "origin", "main", cwd=a)
+    git("push", "-q", "origin", "main:exp", cwd=a)
+    git("branch", "exp", cwd=a)
+    for work in (b, c):
+        git("clone", "-q", str(server), str(work), cwd=tmp_path)
+        assert agent("install", "--remote", str(bucket), cwd=work).returncode == 0
+    assert agent("gc", "--refresh", cwd=c).returncode == 0
+    gc = [*AGENT, "gc", "--remote", "--grace", "0s", "--sweep-after", f"{REAL_SWEEP_AFTER:g}s"]
+    kills: dict[str, int] = {}
+    swept = 0
+    old_models: list[str] = []
+    for trial in range(8):
+        rng = random.Random(trial)
+        started = time.monotonic()
+        # a: rewrites exp (its model becomes garbage), and on main a new model or an
+        # old one brought back; b: a new model on a branch of its own.
+        git("checkout", "-q", "exp", cwd=a)
+        git("reset", "-q", "--hard", "main", cwd=a)
+        _commit_model(a, "exp.bin", random_bytes(2000 + trial, seed=100 + trial), f"exp {trial}")
+        git("checkout", "-q", "main", cwd=a)
+        if len(old_models) > 1 and rng.random() < 0.5:
+            old = rng.choice(old_models[:-1])
+            git("checkout", "-q", old, "--", "model.bin", cwd=a)
+            git("commit", "-q", "--allow-empty", "-m", f"back to {old[:7]}", cwd=a)
+        else:
+            data = random_bytes(3000 + trial, seed=200 + trial)
+            _commit_model(a, "model.bin", data, f"model {trial}")
+        old_models.append(git("rev-parse", "HEAD", cwd=a).stdout.decode().strip())
+        _commit_model(b, f"b{trial}.bin", random_bytes(1000 + trial, seed=300 + trial), "b")
+        procs = {
+            "gc": _start(gc, c),
+            "push-a": _start(["git", "push", "-q", "--force", "origin", "main", "exp"], a),
+            "push-b": _start(["git", "push", "-q", "origin", f"HEAD:refs/heads/b{trial}"], b),
+        }
+        victim = rng.choice(sorted(procs))
+        time.sleep(rng.uniform(0.0, 1.2))
+        if procs[victim].poll() is None:
+            os.killpg(procs[victim].pid, signal.SIGKILL)
+            kills[victim] = kills.get(victim, 0) + 1
+        for name, proc in procs.items():
+            _, err = proc.communicate(timeout=120)
+            if name != victim or proc.returncode != -signal.SIGKILL:
+                said = err.decode(errors="replace")
+                # A push may be told to run again; a collection may meet a dead one's lock.
+                assert proc.returncode == 0 or "push again" in said or "is running" in said, (
+                    f"trial {trial}: {name} exited {proc.returncode}: {said}"
+                )
+        lost = _real_missing(server, bucket)
+        assert not lost, f"trial {trial} (seed {trial}, {victim} killed): missing {lost}"
+        if victim == "gc":
+            _break_dead_lock(bucket)
+            later = agent(*gc[len(AGENT) :], "--json", cwd=c)
+            assert later.returncode == 0, later.stderr.decode(errors="replace")
+        report = agent(*gc[len(AGENT) :], "--json", cwd=c)
+        assert report.returncode == 0, report.stderr.decode(errors="replace")
+        swept += bool(json.loads(report.stdout)["deleted"])
+        # Pushes that failed or were killed run again, to the end.
+        git("push", "-q", "--force", "origin", "main", "exp", cwd=a)
+        git("push", "-q", "origin", f"HEAD:refs/heads/b{trial}", cwd=b)
+        assert not _real_missing(server, bucket), f"trial {trial}: after the pushes ran again"
+        # The next trial's collection may sweep this one's list.
+        time.sleep(max(0.0, REAL_SWEEP_AFTER - (time.monotonic() - started)))
+    print("kills:", kills, "collections that deleted:", swept)
+    assert kills and swept
+
+
+def test_a_killed_collection_keeps_its_lock_and_deletes_nothing_more(tmp_path: Path) -> None:
+    """The harness's kill is a kill: stopped between reading its roots and deleting, a
+    collection neither deletes nor releases its lock when its thread is ended."""
+    world = _folder_world(tmp_path)
+    condemned = world.condemned_now()
+    gc = run_to(start(world, 0, "gc", op_gc), "sweep-roots")
+    gc.killed = True
+    gc.unblock()
+    assert gc.outcome == "killed at sweep-roots"
+    assert world.inner.stat_entry(LOCK_KEY) is not None
+    assert condemned and all(world.inner.stat(oid) is not None for oid in condemned)
