@@ -304,6 +304,9 @@ class ClockedBackend:
         self._stamped(object_key(oid))
 
     def put_meta(self, key: str, data: bytes) -> None:
+        if "/snapshots/" in key and self._op is not None:
+            # The refs are fetched, the snapshot not yet published.
+            self._op.checkpoint("refresh-fetched")
         self._alive()
         self._inner.put_meta(key, data)
         self._stamped(key)
@@ -654,8 +657,12 @@ def tag_commit(op: Op, commit: str) -> str:
     return f"tag record {record.tag} at {commit[:7]}"
 
 
-def op_gc(op: Op, rng: random.Random) -> str:
-    """``lfs-agent gc --remote --grace 0s``: sweep a due list, condemn anew."""
+def op_gc(op: Op, rng: random.Random, refreshing: bool | None = None) -> str:
+    """``lfs-agent gc --remote --grace 0s``: sweep a due list, condemn anew.
+
+    ``refreshing``: whether it refreshes this repository's snapshot first (None: as
+    ``rng`` says).
+    """
     world = op.world
     git = world.clone(op.actor)
     with op.remote() as remote:
@@ -665,7 +672,13 @@ def op_gc(op: Op, rng: random.Random) -> str:
         def refresh(write: bool) -> Any:
             return publish_snapshot(git, collector, "origin", repo, HISTORY, write=write)
 
-        report = collect(collector, GcOptions(0.0, SWEEP_AFTER), refresh, HEARTBEAT, op.checkpoint)
+        # Half the collections run where they refresh no snapshot of this repository
+        # (outside a clone, or in a clone of another repository sharing the bucket):
+        # between refreshes, only the push records keep what the pushes add.
+        if refreshing is None:
+            refreshing = rng.random() < 0.5
+        fresh = refresh if refreshing else None
+        report = collect(collector, GcOptions(0.0, SWEEP_AFTER), fresh, HEARTBEAT, op.checkpoint)
     op.swept = report.swept_run is not None
     if report.condemned:
         world.tally.condemning += 1
@@ -673,6 +686,11 @@ def op_gc(op: Op, rng: random.Random) -> str:
         f"gc: swept {report.swept_run or '-'} deleting {len(report.deleted)}, "
         f"condemned {len(report.condemned)}"
     )
+
+
+def refreshing_gc(op: Op, rng: random.Random) -> str:
+    """A collection in a clone of this repository: it refreshes the snapshot first."""
+    return op_gc(op, rng, refreshing=True)
 
 
 def op_refresh(op: Op, rng: random.Random) -> str:
@@ -712,7 +730,7 @@ def run_schedule(world: World, seed: int, n_ops: int, kinds: dict[str, float] = 
     tally = world.tally
     # A first collection condemns what the template left unreachable; the race then
     # starts at a random time of that list's sweep delay.
-    run_alone(world, 0, "gc", op_gc)
+    run_alone(world, 0, "gc", refreshing_gc)
     world.clock.advance(rng.choice((1.0, SWEEP_AFTER / 2, SWEEP_AFTER - 1, SWEEP_AFTER)))
     running: dict[int, Op] = {}
     killed: list[Op] = []
@@ -827,7 +845,7 @@ def settle(world: World) -> list[str]:
         world.clock.advance(SWEEP_AFTER + 1)
         if world.inner.stat_entry(LOCK_KEY) is not None:
             world.clock.age(LOCK_KEY, 10_000)
-        run_alone(world, 0, "gc", op_gc)
+        run_alone(world, 0, "gc", refreshing_gc)
     return world.missing()
 
 

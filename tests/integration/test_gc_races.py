@@ -32,7 +32,7 @@ from lfs_agent.backends import Capability
 from lfs_agent.backends.local import LocalBackend
 from lfs_agent.collect import LOCK_KEY
 from lfs_agent.errors import TransferError
-from tests.conftest import AGENT, agent, git
+from tests.conftest import AGENT, agent, git, needs_git_lfs
 from tests.gcrace import (
     SWEEP_AFTER,
     HarnessError,
@@ -50,7 +50,7 @@ from tests.gcrace import (
     start,
     tag_commit,
 )
-from tests.helpers import random_bytes
+from tests.helpers import random_bytes, sha256
 
 pytestmark = pytest.mark.integration
 
@@ -136,6 +136,7 @@ CHECKPOINTS = (
     "spawned",
     "locked",
     "refresh-marked",
+    "refresh-fetched",
     "refreshed",
     "sweep-started",
     "sweep-listed",
@@ -408,3 +409,70 @@ def test_a_killed_collection_keeps_its_lock_and_deletes_nothing_more(tmp_path: P
     assert gc.outcome == "killed at sweep-roots"
     assert world.inner.stat_entry(LOCK_KEY) is not None
     assert condemned and all(world.inner.stat(oid) is not None for oid in condemned)
+
+
+@needs_git_lfs
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="git-lfs sends the transfer agent nothing the clone's remote-tracking refs "
+    "reach, so a push of a branch at a commit rewritten away elsewhere writes no push "
+    "record and reads no collector state: a sweep elsewhere deletes its condemned objects",
+)
+def test_git_lfs_push_of_a_rewritten_commit_keeps_its_objects(tmp_path: Path) -> None:
+    """Through git-lfs and ``lfs-agent transfer``: see :func:`_push_of_a_rewritten_commit`."""
+    git("lfs", "install", "--skip-repo", cwd=tmp_path)
+    _push_of_a_rewritten_commit(tmp_path, "--with-git-lfs")
+
+
+def test_pre_push_of_a_rewritten_commit_keeps_its_objects(tmp_path: Path) -> None:
+    """Through lfs-agent's own pre-push hook: see :func:`_push_of_a_rewritten_commit`."""
+    _push_of_a_rewritten_commit(tmp_path)
+
+
+def _push_of_a_rewritten_commit(tmp_path: Path, *install: str) -> None:
+    """Clone V still has ``origin/exp`` at commit O (model X); elsewhere exp is
+    rewritten, and a collection condemns X; V pushes a new branch at O; a collection
+    in a clone of another repository sharing the bucket sweeps. The server's new
+    branch must find X in the bucket."""
+    bucket = tmp_path / "bucket"
+    clones: dict[str, Path] = {}
+    for repo in ("one", "two"):
+        server = tmp_path / f"{repo}.git"
+        git("init", "-q", "--bare", str(server), cwd=tmp_path)
+        work = tmp_path / f"{repo}-w"
+        git("init", "-q", str(work), cwd=tmp_path)
+        assert agent("install", *install, "--remote", str(bucket), cwd=work).returncode == 0
+        assert agent("track", "*.bin", cwd=work).returncode == 0
+        git("remote", "add", "origin", str(server), cwd=work)
+        (work / "model.bin").write_bytes(random_bytes(2000, seed=len(clones)))
+        git("add", "-A", cwd=work)
+        git("commit", "-qm", "model X", cwd=work)
+        git("push", "-q", "origin", "main", "main:exp", cwd=work)
+        clones[repo] = work
+    w, other = clones["one"], clones["two"]
+    assert agent("gc", "--refresh", cwd=other).returncode == 0
+    x = sha256(random_bytes(2000, seed=0))
+    v = tmp_path / "one-v"
+    skip = {**os.environ, "GIT_LFS_SKIP_SMUDGE": "1"}
+    git("clone", "-q", str(tmp_path / "one.git"), str(v), cwd=tmp_path, env=skip)
+    assert agent("install", *install, "--remote", str(bucket), cwd=v).returncode == 0
+    # Elsewhere, main and exp are rewritten: X is reachable from no ref of the server.
+    (w / "model.bin").write_bytes(random_bytes(2000, seed=9))
+    git("commit", "-q", "--amend", "-am", "model Y", cwd=w)
+    git("push", "-q", "--force", "origin", "main", "main:exp", cwd=w)
+    gc = ["gc", "--remote", "--grace", "0s", "--sweep-after", "1s"]
+    time.sleep(1.2)  # the first push's record is then older than the sweep delay
+    condemn = agent(*gc, "--json", cwd=w)
+    assert condemn.returncode == 0, condemn.stderr
+    assert x in {o["oid"] for o in json.loads(condemn.stdout)["condemned"]}
+    # V still sees origin/exp at O, and pushes a branch there.
+    pushed = git("push", "-q", "origin", "origin/exp:refs/heads/keep", cwd=v)
+    assert pushed.returncode == 0
+    time.sleep(1.2)
+    sweep = agent(*gc, "--json", cwd=other)
+    assert sweep.returncode == 0, sweep.stderr
+    lost = _real_missing(tmp_path / "one.git", bucket)
+    assert not lost, (
+        f"refs/heads/keep reaches {lost}, deleted by run {json.loads(sweep.stdout)['run']}"
+    )
