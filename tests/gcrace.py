@@ -693,6 +693,11 @@ def refreshing_gc(op: Op, rng: random.Random) -> str:
     return op_gc(op, rng, refreshing=True)
 
 
+def quiet_gc(op: Op, rng: random.Random) -> str:
+    """A collection that refreshes no snapshot."""
+    return op_gc(op, rng, refreshing=False)
+
+
 def op_refresh(op: Op, rng: random.Random) -> str:
     """``lfs-agent gc --refresh``."""
     git = op.world.clone(op.actor)
@@ -728,9 +733,11 @@ def run_schedule(world: World, seed: int, n_ops: int, kinds: dict[str, float] = 
     """Interleave ``n_ops`` operations of three actors as ``seed`` decides."""
     rng = random.Random(seed)
     tally = world.tally
-    # A first collection condemns what the template left unreachable; the race then
-    # starts at a random time of that list's sweep delay.
-    run_alone(world, 0, "gc", refreshing_gc)
+    # A first collection condemns what the template left unreachable (the template's
+    # own, when its bucket was copied with it); the race then starts at a random time
+    # of that list's sweep delay.
+    if world.inner.get_meta(CONDEMNED_STATE_KEY) is None:
+        run_alone(world, 0, "gc", refreshing_gc)
     world.clock.advance(rng.choice((1.0, SWEEP_AFTER / 2, SWEEP_AFTER - 1, SWEEP_AFTER)))
     running: dict[int, Op] = {}
     killed: list[Op] = []
@@ -841,11 +848,11 @@ def settle(world: World) -> list[str]:
     Returns:
         The objects the server's refs or the tag records reach that the bucket lacks.
     """
-    for _ in range(2):
+    for body in (refreshing_gc, quiet_gc):
         world.clock.advance(SWEEP_AFTER + 1)
         if world.inner.stat_entry(LOCK_KEY) is not None:
             world.clock.age(LOCK_KEY, 10_000)
-        run_alone(world, 0, "gc", refreshing_gc)
+        run_alone(world, 0, "gc", body)
     return world.missing()
 
 
@@ -885,10 +892,16 @@ def _git(*args: str, cwd: Path) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def make_template(root: Path, inner_for: Callable[[Path], Any]) -> Model:
+def make_template(root: Path, inner: Any) -> Model:
     """The server with a history, three clones, objects pushed, and a first snapshot.
 
-    Some objects are left unreachable (commits rewritten away), ready to be condemned.
+    Some objects are left unreachable (commits rewritten away), and a first collection
+    condemns them. A copy of the template whose bucket keeps the objects' tags (a
+    folder's objects are linked) starts with that list pending; one whose bucket is
+    copied without ``meta/gc/`` condemns them anew.
+
+    Each schedule runs where the template was made (:func:`copy_template`): the
+    clones' remote URL, and so the repository's registration, stay the same.
     """
     root.mkdir(parents=True)
     _git("init", "-q", "--bare", "--template=", "server.git", cwd=root)
@@ -909,7 +922,6 @@ def make_template(root: Path, inner_for: Callable[[Path], Any]) -> Model:
         shutil.rmtree(clone / "objects")
         (clone / "objects").symlink_to(Path("..") / "server.git" / "objects")
         _git("remote", "add", "origin", str(repo.server), cwd=clone)
-    inner = inner_for(root)
     for oid in o:
         path = repo.store.object_path(oid)
         inner.upload(oid, path, repo.model.sizes[oid], lambda n: None)
@@ -917,12 +929,20 @@ def make_template(root: Path, inner_for: Callable[[Path], Any]) -> Model:
     git = world.clone(0)
     with Remote(inner.url, opener=lambda *_: ClockedBackend(inner, world, None)) as remote:
         publish_snapshot(git, remote.collector, "origin", repository_id(git, "origin"), HISTORY)
+    run_alone(world, 0, "gc", refreshing_gc)
     return repo.model
 
 
 def copy_template(template: Path, dest: Path) -> None:
-    """A fresh schedule's directory: the template, its clones pointing at their own server."""
-    shutil.copytree(template, dest, symlinks=True)
-    for actor in range(3):
-        config = dest / f"c{actor}" / "config"
-        config.write_text(config.read_text().replace(str(template), str(dest)))
+    """A fresh schedule's directory, where the template was made: a copy of it."""
+    immutable = (str(template / "server.git" / "objects"), str(template / "bucket" / "objects"))
+
+    def copy(src: str, dst: str) -> None:
+        # Git's loose objects and the bucket's objects are never written in place:
+        # links cost less than copies.
+        if src.startswith(immutable):
+            os.link(src, dst)
+        else:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(template, dest, symlinks=True, copy_function=copy)
