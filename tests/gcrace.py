@@ -10,8 +10,10 @@ Determinism: every operation runs in its own thread but only one runs at a time;
 one blocks at its checkpoints until the scheduler lets it go on. The checkpoints are
 those of :func:`lfs_agent.collect.collect`, those between the steps of a push (in the
 order of the CLI's pre-push path: ``PushRecorder.begin``, the uploads, ``add`` and
-``reused``, ``publish``, then the server's ref update), and one after a refresh's
-marker fixed its basis.
+``reused``, ``publish``, then the server's ref update), and two in a refresh: once
+its marker fixed the basis, and once the refs are fetched (before the snapshot is
+written). Half the collections refresh no snapshot (run outside a clone of this
+repository), so that push records alone keep what pushes add between refreshes.
 
 The store's clock: every key written through :class:`ClockedBackend` is given the
 scheduler's time, so that a sweep delay of a few ticks stands for hours, and a push
