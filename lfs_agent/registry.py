@@ -235,7 +235,7 @@ class PushRecorder:
                 raise TransferError(
                     f"a garbage collection of {redact_url(self._remote.url)} swept objects "
                     "while this push ran: push again"
-                )
+                ) from None
             self._cache_dir.mkdir(parents=True, exist_ok=True)
             temp = cached.with_name(f".{cached.name}.{secrets.token_hex(4)}")
             temp.write_bytes(data)
