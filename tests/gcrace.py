@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import threading
@@ -46,7 +47,7 @@ from typing import Any
 
 from lfs_agent.backends import Capability, Deleted, Entry, object_key
 from lfs_agent.collect import LOCK_KEY, GcOptions, LockHeld, collect
-from lfs_agent.errors import TransferError
+from lfs_agent.errors import ConfigError, TransferError
 from lfs_agent.git import Git
 from lfs_agent.metrics import (
     HISTORY_PREFIX,
@@ -74,6 +75,9 @@ from lfs_agent.sync import push
 BASE = 1_800_000_000.0
 #: The sweep delay, in ticks: the longest a push may take.
 SWEEP_AFTER = 8.0
+#: The grace period, in the same ticks: a collection refuses a repository whose snapshot
+#: is older, so collections that refresh nothing run only while a refresh is this recent.
+GRACE = 3 * SWEEP_AFTER
 #: The collector's lock renewal: never within a schedule (a kill stops it anyway).
 HEARTBEAT = 3600.0
 HISTORY = Policy("history")
@@ -249,9 +253,9 @@ class Clock:
         return BASE + self.tick + self._seq * 1e-4
 
     def adopt(self, entries: Iterator[Entry]) -> None:
-        """Keys already in the bucket: written at tick 0."""
+        """Keys already in the bucket: written long before, past the grace period."""
         for entry in entries:
-            self.times[entry.key] = (entry.tag, BASE)
+            self.times[entry.key] = (entry.tag, BASE - 10 * GRACE)
 
     def age(self, key: str, ticks: float) -> None:
         """Make ``key`` look written ``ticks`` before now (a dead lock going stale)."""
@@ -374,6 +378,8 @@ class Op:
         self.swept = False
         #: A revert that brings back an object a pending list condemns.
         self.revert_condemned = False
+        #: The tag record a metrics-tag operation wrote (pushed again if told to).
+        self.record: TagRecord | None = None
         self.thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self.thread.start()
 
@@ -430,6 +436,8 @@ class Tally:
     reverts_to_condemned: int = 0
     bound_kills: int = 0
     lock_held: int = 0
+    #: Collections that refreshed nothing, refused while the snapshot was too old.
+    stale_refusals: int = 0
     ref_rejected: int = 0
 
 
@@ -653,14 +661,22 @@ def tag_commit(op: Op, commit: str) -> str:
         commit=commit,
         artifacts=[Artifact(path=p, oid=o, size=repo.model.sizes[o]) for p, o in files.items()],
     )
+    op.record = record
     op.checkpoint("tag-start")
     with op.remote() as remote:
         push_record_with_objects(repo.store, remote, record, "20260101T000000Z")
     return f"tag record {record.tag} at {commit[:7]}"
 
 
+def repush_record(op: Op, record: TagRecord) -> str:
+    """``lfs-agent metrics push``: a record left pending, stored again with its objects."""
+    with op.remote() as remote:
+        push_record_with_objects(op.world.repo.store, remote, record, "20260101T000001Z")
+    return f"metrics push {record.tag}"
+
+
 def op_gc(op: Op, rng: random.Random, refreshing: bool | None = None) -> str:
-    """``lfs-agent gc --remote --grace 0s``: sweep a due list, condemn anew.
+    """``lfs-agent gc --remote``: sweep a due list, condemn anew (grace :data:`GRACE`).
 
     ``refreshing``: whether it refreshes this repository's snapshot first (None: as
     ``rng`` says).
@@ -680,7 +696,7 @@ def op_gc(op: Op, rng: random.Random, refreshing: bool | None = None) -> str:
         if refreshing is None:
             refreshing = rng.random() < 0.5
         fresh = refresh if refreshing else None
-        report = collect(collector, GcOptions(0.0, SWEEP_AFTER), fresh, HEARTBEAT, op.checkpoint)
+        report = collect(collector, GcOptions(GRACE, SWEEP_AFTER), fresh, HEARTBEAT, op.checkpoint)
     op.swept = report.swept_run is not None
     if report.condemned:
         world.tally.condemning += 1
@@ -726,6 +742,10 @@ OPERATIONS: dict[str, Callable[[Op, random.Random], str]] = {
 #: Errors an operation may end with in a race: each is the product telling its user
 #: to run again (or another collection running), never a lost object.
 EXPECTED = (TransferError, LockHeld, RefRejected)
+#: A collection refusing a repository not refreshed within the grace period: the safe
+#: answer of a collection that refreshes nothing, once the last refresh is too old.
+STALE_REFUSAL = "last refreshed before the grace period began"
+_RUN_AGAIN = re.compile(r"push again|run it again|run the command again")
 
 
 # --- the scheduler ------------------------------------------------------------------------
@@ -820,8 +840,11 @@ def _judge(world: World, op: Op) -> None:
         tally.outcomes[f"{op.kind}: ok"] += 1
         return
     tally.outcomes[f"{op.kind}: {type(error).__name__}"] += 1
-    if isinstance(error, TransferError) and "push again" in str(error):
+    if isinstance(error, TransferError) and _RUN_AGAIN.search(str(error)):
         tally.pushes_failed_by_sweep += 1
+    elif isinstance(error, ConfigError) and STALE_REFUSAL in str(error):
+        tally.stale_refusals += 1
+        return
     elif isinstance(error, LockHeld):
         tally.lock_held += 1
     elif isinstance(error, RefRejected):
@@ -850,6 +873,16 @@ def settle(world: World) -> list[str]:
     Returns:
         The objects the server's refs or the tag records reach that the bucket lacks.
     """
+    # A tag command told to run again (a sweep of its objects began) leaves its record
+    # pending: the user's 'lfs-agent metrics push' stores it again, uploading what the
+    # sweep deleted.
+    pending = [op.record for op in world.ops if op.record and isinstance(op.error, TransferError)]
+    for record in pending:
+        world.clock.advance(SWEEP_AFTER + 1)
+        if world.inner.stat_entry(LOCK_KEY) is not None:
+            world.clock.age(LOCK_KEY, 10_000)
+        run_alone(world, 0, "gc", refreshing_gc)  # the sweep ends
+        run_alone(world, 0, "metrics-push", lambda o, _, r=record: repush_record(o, r))
     for body in (refreshing_gc, quiet_gc):
         world.clock.advance(SWEEP_AFTER + 1)
         if world.inner.stat_entry(LOCK_KEY) is not None:

