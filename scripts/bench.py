@@ -1002,7 +1002,7 @@ def request_counts(requests: list[tuple[str, str, str, int, str]], bucket: str) 
 
 def cpu_note(sample: Sample) -> str:
     return (
-        f"lfs-agent's own CPU time (user + system): {fmt(sample.cpu_s, '.1f')} s "
+        f"lfs-agent's own CPU time (user + system), last round: {fmt(sample.cpu_s, '.1f')} s "
         f"of {sample.seconds:.1f} s"
     )
 
