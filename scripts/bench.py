@@ -3,11 +3,15 @@
 Each case is run for every tool, alternating tools within each round, and the table shows
 median seconds, the ratio ours/peer, and peak RSS (the largest process of the command,
 from getrusage of its children). Run through ``scripts/bench``, which installs the peers.
+Garbage collection has no peer to compare with: its rows show the product's goal in the
+peer's columns (peer ``goal``, ratio = lfs-agent / goal), and the figures beside the
+timings (request counts, CPU time) under the table.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -18,9 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -34,12 +40,37 @@ SMALL_ROUNDS = 2
 MEASURE = (
     "import resource, subprocess, sys\n"
     "rc = subprocess.run(sys.argv[2:], cwd=sys.argv[1], stdout=subprocess.DEVNULL).returncode\n"
-    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)\n"
+    "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "print(usage.ru_maxrss, rc, usage.ru_utime + usage.ru_stime)\n"
+)
+#: The product's goal for one ``gc --remote`` of a bucket of 100,000 objects.
+GC_GOAL_SECONDS = 60.0
+GC_GOAL_RSS_MB = 200.0
+#: Share of a gc case's objects the registered repositories reach, and push records each
+#: repository has published since its snapshot (of this many objects each).
+GC_REACHABLE = 0.7
+GC_PUSHES = 5
+GC_PUSH_OIDS = 200
+# Lists the keys under a prefix with boto3 alone: what the S3 server's listing costs.
+LIST_ONLY = (
+    "import sys, boto3\n"
+    "s3 = boto3.client('s3', endpoint_url=sys.argv[1])\n"
+    "pages = s3.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[2], Prefix=sys.argv[3])\n"
+    "print(sum(len(p.get('Contents', [])) for p in pages), file=sys.stderr)\n"
 )
 
 
 @dataclass
 class Sample:
+    seconds: float
+    rss_mb: float
+    cpu_s: float | None = None  # user and system time of the command's processes
+
+
+@dataclass(frozen=True)
+class Goal:
+    """The product's goal for a case without a peer: the most seconds and peak RSS."""
+
     seconds: float
     rss_mb: float
 
@@ -49,6 +80,9 @@ class Case:
     name: str
     results: dict[str, list[Sample]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    goal: Goal | None = None
+    # Figures beside the timings (request counts, CPU time), printed under the table.
+    notes: list[str] = field(default_factory=list)
 
 
 class Bench:
@@ -108,13 +142,13 @@ class Bench:
         start = time.perf_counter()
         proc = self.run([sys.executable, "-c", MEASURE, str(cwd), *args], cwd, env, check=False)
         seconds = time.perf_counter() - start
-        rss_kb, rc = proc.stdout.decode().split()
+        rss_kb, rc, cpu = proc.stdout.decode().split()
         if rc != "0":
             raise RuntimeError(
                 f"measured command failed: {' '.join(args)}\n"
                 f"{proc.stderr.decode(errors='replace')[-2000:]}"
             )
-        return Sample(seconds, int(rss_kb) / 1024)
+        return Sample(seconds, int(rss_kb) / 1024, float(cpu))
 
     def fresh(self, name: str) -> Path:
         path = self.scratch_path(name)
@@ -442,6 +476,156 @@ class Bench:
         )
         self.cases.append(Case(f"pull {label} from S3 ({server.label}{setting})", results=pull))
 
+    def gc_bucket(
+        self, server: GcServer, s3: Any, env: dict[str, str], count: int, repos: int
+    ) -> tuple[str, Path, Path]:
+        """A bucket of ``count`` objects and ``repos`` registered repositories.
+
+        The repositories' snapshots are written with the real record model and key, and
+        name :data:`GC_REACHABLE` of the objects between them; each repository also has
+        :data:`GC_PUSHES` push records newer than its snapshot. Repository 0 is a real
+        git server with a clone that pushes through lfs-agent's pre-push hook.
+
+        Returns:
+            The bucket's name, the collecting repository (configured for the bucket, with
+            no git remote) and the clone of repository 0.
+        """
+        from lfs_agent.gcrecords import Snapshot
+        from lfs_agent.git import Git
+        from lfs_agent.registry import _snapshot_key, _stamp, repository_id
+
+        reachable = int(count * GC_REACHABLE)
+        self.counter += 1
+        bucket = f"gc-{self.counter}"
+        oids = [hashlib.sha256(f"{bucket}/{i}".encode()).hexdigest() for i in range(count)]
+        server.fill(bucket, [f"repo/objects/{o[:2]}/{o[2:4]}/{o}" for o in oids])
+        url = f"s3://{bucket}/repo"
+        origin = self.bare("gc-server")
+        clone = self.ours_repo("gc-clone", remote=url)
+        (clone / "first.bin").write_bytes(os.urandom(4096))
+        self.git("add", "first.bin", cwd=clone)
+        self.git("commit", "-qm", "first", cwd=clone)
+        self.git("remote", "add", "origin", str(origin), cwd=clone)
+        self.git("push", "-q", "origin", "main", cwd=clone, env=env)
+        git = Git(clone)
+        ids = [repository_id(git, "origin")] + [
+            repository_id(git, f"https://git.example.com/models/model-{r}.git")
+            for r in range(1, repos)
+        ]
+        basis = round(time.time() - 60, 3)
+        for r, repo in enumerate(ids):
+            share = sorted(oids[r:reachable:repos])
+            snapshot = Snapshot(
+                repo=repo.id, url=repo.url, policy="history", basis=basis,
+                refs={"refs/heads/main": "0" * 40}, oids=share,
+            )  # fmt: skip
+            key = f"repo/{_snapshot_key(repo.id, basis)}"
+            s3.put_object(Bucket=bucket, Key=key, Body=snapshot.model_dump_json().encode())
+            for k in range(GC_PUSHES):
+                record = {
+                    "version": 1, "repo": repo.id, "url": repo.url, "by": "pre-push",
+                    "refs": {"refs/heads/main": "0" * 40},
+                    "oids": share[k * GC_PUSH_OIDS : (k + 1) * GC_PUSH_OIDS],
+                }  # fmt: skip
+                key = f"repo/meta/repos/{repo.id}/pushes/{_stamp()}-0.json"
+                s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(record).encode())
+        collector = self.ours_repo("gc-collect", remote=url)
+        return bucket, collector, clone
+
+    def bench_gc(self, count: int, repos: int, server: GcServer) -> None:
+        """``gc --remote`` of a bucket of ``count`` objects shared by ``repos`` repositories.
+
+        Each round fills a new bucket of moto's (not measured), publishes the
+        repositories' snapshots through the real record model and key, then times: moto
+        listing the objects alone (the floor under any collection on this server), the
+        mark (``--sweep-after 1h``: condemn only), one push through the pre-push hook of
+        a registered repository while the condemned list is pending (its requests
+        counted), and the sweep of the list (``--sweep-after 0s``), which then marks anew.
+        The collecting repository has no git remote, so no run refreshes a snapshot.
+        """
+        import boto3
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=server.url,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+            region_name="us-east-1",
+        )
+        env = dict(self.env, AWS_ENDPOINT_URL=server.url)
+        reachable = int(count * GC_REACHABLE)
+        condemned = count - reachable
+        gc = [str(VENV_BIN / "lfs-agent"), "gc", "--remote", "--grace", "0s"]
+        listing: list[Sample] = []
+        sweeps: list[Sample] = []
+        pushes: list[Sample] = []
+        said: dict[str, list[str]] = {}
+
+        def one_round() -> Sample:
+            bucket, collector, clone = self.gc_bucket(server, s3, env, count, repos)
+            try:
+                server.requests()
+                listing.append(
+                    self.measure([PYTHON, "-c", LIST_ONLY, server.url, bucket, "repo/objects/"],
+                                 self.work, env)
+                )  # fmt: skip
+                server.requests()
+                mark = self.measure([*gc, "--sweep-after", "1h"], collector, env)
+                marked = server.requests()
+                state = json.loads(
+                    s3.get_object(Bucket=bucket, Key="repo/meta/gc/state.json")["Body"].read()
+                )
+                if state["count"] != condemned:
+                    raise RuntimeError(f"the mark condemned {state['count']}, not {condemned}")
+                said["mark"] = [cpu_note(mark), "requests: " + request_counts(marked, bucket)]
+
+                (clone / "new.bin").write_bytes(os.urandom(4096))
+                self.git("add", "new.bin", cwd=clone)
+                self.git("commit", "-qm", "new", cwd=clone)
+                server.requests()  # not the bench's own reading of the state
+                pushes.append(self.measure(["git", "push", "-q", "origin", "main"], clone, env))
+                said["push"] = push_notes(server.requests(), bucket, s3)
+
+                sweep = self.measure([*gc, "--sweep-after", "0s"], collector, env)
+                swept = server.requests()
+                sweeps.append(sweep)
+                said["sweep"] = [cpu_note(sweep), *delete_notes(swept, bucket, condemned)]
+                said["sweep"].append("requests: " + request_counts(swept, bucket))
+                return mark
+            finally:
+                server.drop(bucket)
+
+        mark_name = (
+            f"gc: mark and condemn, {count} objects, {repos} registered repositories, "
+            "S3 (moto server)"
+        )
+        self.case(mark_name, {"lfs-agent": one_round})
+        goal = Goal(GC_GOAL_SECONDS, GC_GOAL_RSS_MB)
+        mark_case = self.cases[-1]
+        mark_case.goal, mark_case.notes = goal, said.get("mark", [])
+        self.cases.append(
+            Case(
+                f"gc: sweep of the {condemned} condemned objects, then a new mark, "
+                "S3 (moto server)",
+                results={"lfs-agent": sweeps},
+                goal=goal,
+                notes=said.get("sweep", []),
+            )
+        )
+        self.cases.append(
+            Case(
+                f"gc: moto server alone listing {count} objects (boto3, no lfs-agent)",
+                results={"lfs-agent": listing},
+            )
+        )
+        self.cases.append(
+            Case(
+                "gc: a push's extra requests (one new object, pre-push hook, S3 (moto server))",
+                results={"lfs-agent": pushes},
+                notes=said.get("push", []),
+            )
+        )
+
     def bench_lazy(self, count: int, size: int) -> None:
         masters = self.work / "masters-lazy"
         for i in range(count):
@@ -576,6 +760,21 @@ class Bench:
                 if samples
             }
             ours = medians.get("lfs-agent")
+            if case.goal is not None and ours:
+                rows.append(
+                    {
+                        "case": case.name,
+                        "peer": "goal",
+                        "ours_s": ours[0],
+                        "peer_s": case.goal.seconds,
+                        "ratio": ours[0] / case.goal.seconds,
+                        "ours_rss_mb": ours[1],
+                        "peer_rss_mb": case.goal.rss_mb,
+                        "skipped": None,
+                        "notes": case.notes,
+                    }
+                )
+                continue
             for peer in ("git-lfs", "dvc"):
                 if peer in medians and ours:
                     medians_ratio = ours[0] / medians[peer][0] if medians[peer][0] else None
@@ -592,6 +791,7 @@ class Bench:
                             "ours_rss_mb": ours[1] if ours else None,
                             "peer_rss_mb": medians[peer][1] if peer in medians else None,
                             "skipped": case.skipped.get(peer),
+                            "notes": case.notes,
                         }
                     )
             if not any(r["case"] == case.name for r in rows) and ours:
@@ -605,6 +805,7 @@ class Bench:
                         "ours_rss_mb": ours[1],
                         "peer_rss_mb": None,
                         "skipped": None,
+                        "notes": case.notes,
                     }
                 )
         return rows
@@ -637,15 +838,23 @@ def print_table(rows: list[dict[str, object]], markdown: bool) -> None:
                 fmt(r["peer_rss_mb"], ".0f"),
             ]
         )
+    notes = {str(r["case"]): r["notes"] for r in rows if r.get("notes")}
     if markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
         for line in lines:
             print("| " + " | ".join(line) + " |")
-        return
-    widths = [max(len(x) for x in col) for col in zip(header, *lines, strict=False)]
-    for line in [header, *lines]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    else:
+        widths = [max(len(x) for x in col) for col in zip(header, *lines, strict=False)]
+        for line in [header, *lines]:
+            print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    if notes:
+        print()
+    for case, said in notes.items():
+        assert isinstance(said, list)
+        print(f"- {case}:")
+        for note in said:
+            print(f"  - {note}")
 
 
 @dataclass
@@ -693,6 +902,140 @@ def start_s3_server(kind: str, work: Path) -> S3Server:
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"the {label} did not start")
+
+
+class GcServer:
+    """The moto server of the gc cases (scripts/bench_moto.py): fills buckets, counts requests."""
+
+    def __init__(self, work: Path) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = open(work / "gc-moto.log", "wb")  # noqa: SIM115 - lives as long as the server
+        self.proc = subprocess.Popen(
+            [PYTHON, str(ROOT / "scripts" / "bench_moto.py"), str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.close()
+                    raise RuntimeError("the moto server of the gc cases did not start") from None
+                time.sleep(0.1)
+
+    def _ask(self, command: dict[str, object]) -> dict[str, object]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(command).encode() + b"\n")
+        self.proc.stdin.flush()
+        answer: dict[str, object] = json.loads(self.proc.stdout.readline() or b"null")
+        if not answer:
+            raise RuntimeError("the moto server of the gc cases stopped")
+        return answer
+
+    def fill(self, bucket: str, keys: list[str]) -> None:
+        """Create ``bucket`` holding ``keys`` (100 bytes each), straight in moto's store."""
+        self._ask({"fill": bucket, "keys": keys, "size": 100})
+
+    def drop(self, bucket: str) -> None:
+        self._ask({"drop": bucket})
+
+    def requests(self) -> list[tuple[str, str, str, int, str]]:
+        """The requests served since the last call: method, path, query, deleted keys, first."""
+        seen = self._ask({"requests": True})["requests"]
+        assert isinstance(seen, list)
+        return [(m, p, q, int(k), f) for m, p, q, k, f in seen]
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+def key_class(key: str) -> str:
+    """A bucket key (below the remote's prefix) as counted: its kind of record or object."""
+    parts = key.split("/")
+    if parts[0] == "objects":
+        return "objects/"
+    if parts[:2] == ["meta", "repos"] and len(parts) > 3:
+        return f"meta/repos/*/{parts[3]}/"
+    if parts[:2] == ["meta", "gc"] and len(parts) > 3:
+        return "/".join(parts[:3]) + "/"
+    return key
+
+
+def request_kind(request: tuple[str, str, str, int, str], bucket: str) -> str:
+    """``GET meta/gc/state.json``, ``LIST objects/``, ``DeleteObjects objects/``, ..."""
+    method, path, query, _, first = request
+    params = urllib.parse.parse_qs(query, keep_blank_values=True)
+    below = f"/{bucket}/repo/"
+    if "list-type" in params:
+        return "LIST " + key_class(params.get("prefix", [""])[0].removeprefix("repo/"))
+    if "delete" in params:
+        return "DeleteObjects " + key_class(first.removeprefix("repo/"))
+    if "versioning" in params:
+        return f"{method} ?versioning"
+    if path.startswith(below):
+        return f"{method} {key_class(path.removeprefix(below))}"
+    return f"{method} {path}"
+
+
+def request_counts(requests: list[tuple[str, str, str, int, str]], bucket: str) -> str:
+    counted: dict[str, int] = {}
+    for request in requests:
+        kind = request_kind(request, bucket)
+        counted[kind] = counted.get(kind, 0) + 1
+    ranked = sorted(counted.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{kind} {n}" for kind, n in ranked)
+
+
+def cpu_note(sample: Sample) -> str:
+    return (
+        f"lfs-agent's own CPU time (user + system), last round: {fmt(sample.cpu_s, '.1f')} s "
+        f"of {sample.seconds:.1f} s"
+    )
+
+
+def delete_notes(
+    requests: list[tuple[str, str, str, int, str]], bucket: str, condemned: int
+) -> list[str]:
+    """The sweep's DeleteObjects requests of objects, checked against the condemned count."""
+    batches = [r[3] for r in requests if request_kind(r, bucket) == "DeleteObjects objects/"]
+    heads = sum(1 for r in requests if request_kind(r, bucket) == "HEAD objects/")
+    if sum(batches) != condemned or max(batches, default=0) > 1000:
+        raise RuntimeError(f"the sweep deleted {sum(batches)} objects in {batches}")
+    return [
+        f"{len(batches)} DeleteObjects requests of objects, {min(batches)} to {max(batches)} "
+        f"keys each (at most 1,000), {sum(batches)} keys in all; {heads} HEADs of objects "
+        "before them"
+    ]
+
+
+def push_notes(requests: list[tuple[str, str, str, int, str]], bucket: str, s3: Any) -> list[str]:
+    """What a push asked of the bucket, and which of it garbage collection adds."""
+    kinds = [request_kind(r, bucket) for r in requests]
+    state = s3.head_object(Bucket=bucket, Key="repo/meta/gc/state.json")["ContentLength"]
+    gets = kinds.count("GET meta/gc/state.json")
+    records = kinds.count("PUT meta/repos/*/pushes/")
+    others = [k for k in kinds if k.startswith("GET meta/gc/")]
+    met = gets <= 1 and not set(others) - {"GET meta/gc/state.json"}
+    return [
+        "requests: " + request_counts(requests, bucket),
+        f"for garbage collection: {gets} GET of meta/gc/state.json ({state} bytes; a "
+        f"condemned list was pending) and {records} PUT of the push record; goal: at most "
+        f"one small GET, plus the record's PUT: {'met' if met else 'not met'}",
+    ]
 
 
 def main() -> int:
@@ -753,6 +1096,12 @@ def main() -> int:
         for group, fn in groups:
             if not args.only or args.only in group:
                 fn()
+        if not args.only or args.only in "gc":
+            gc_server = GcServer(work)
+            try:
+                bench.bench_gc(2000 if args.quick else 100_000, 10, gc_server)
+            finally:
+                gc_server.close()
         if not args.only or args.only in "s3":
             server = start_s3_server(args.s3_server, work)
             bench.bench_s3(human(big), {"big.bin": big}, server, args.s3_part_size)

@@ -39,8 +39,19 @@ def test_bench_quick_runs_every_case_end_to_end(tmp_path: Path):
         "lazy CI clone",
         "push 2 MiB to S3",
         "pull 2 MiB from S3",
+        "gc: mark and condemn, 2000 objects",
+        "gc: sweep of the 600 condemned objects",
+        "gc: moto server alone listing 2000 objects",
+        "gc: a push's extra requests",
     ):
         assert any(c.startswith(prefix) for c in cases), prefix
+
+    def notes(prefix: str) -> str:
+        return " ".join(n for r in rows if r["case"].startswith(prefix) for n in r["notes"])
+
+    # The gc rows check their own counts (the sweep deletes exactly what was condemned).
+    assert "600 keys in all" in notes("gc: sweep of")
+    assert "1 GET of meta/gc/state.json" in notes("gc: a push's extra requests")
     for row in rows:
         assert row["ours_s"] is not None and row["ours_s"] > 0
         assert row["peer_s"] is not None or row["skipped"] or row["peer"] == "-"
