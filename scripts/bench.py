@@ -43,6 +43,8 @@ MEASURE = (
     "usage = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
     "print(usage.ru_maxrss, rc, usage.ru_utime + usage.ru_stime)\n"
 )
+#: The sweep delay of the gc rows' runs (seconds), waited out between mark and sweep.
+GC_SWEEP_AFTER = 2
 #: The product's goal for one ``gc --remote`` of a bucket of 100,000 objects.
 GC_GOAL_SECONDS = 60.0
 GC_GOAL_RSS_MB = 200.0
@@ -492,7 +494,7 @@ class Bench:
         """
         from lfs_agent.gcrecords import Snapshot
         from lfs_agent.git import Git
-        from lfs_agent.registry import _snapshot_key, _stamp, repository_id
+        from lfs_agent.registry import _snapshot_key, new_stamp, repository_id
 
         reachable = int(count * GC_REACHABLE)
         self.counter += 1
@@ -512,14 +514,14 @@ class Bench:
             repository_id(git, f"https://git.example.com/models/model-{r}.git")
             for r in range(1, repos)
         ]
-        basis = round(time.time() - 60, 3)
+        basis = round(time.time(), 3)
         for r, repo in enumerate(ids):
             share = sorted(oids[r:reachable:repos])
             snapshot = Snapshot(
                 repo=repo.id, url=repo.url, policy="history", basis=basis,
                 refs={"refs/heads/main": "0" * 40}, oids=share,
             )  # fmt: skip
-            key = f"repo/{_snapshot_key(repo.id, basis)}"
+            key = f"repo/{_snapshot_key(repo.id, basis, os.urandom(4).hex(), 0)}"
             s3.put_object(Bucket=bucket, Key=key, Body=snapshot.model_dump_json().encode())
             for k in range(GC_PUSHES):
                 record = {
@@ -527,7 +529,7 @@ class Bench:
                     "refs": {"refs/heads/main": "0" * 40},
                     "oids": share[k * GC_PUSH_OIDS : (k + 1) * GC_PUSH_OIDS],
                 }  # fmt: skip
-                key = f"repo/meta/repos/{repo.id}/pushes/{_stamp()}-0.json"
+                key = f"repo/meta/repos/{repo.id}/pushes/{new_stamp()}-0.json"
                 s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(record).encode())
         collector = self.ours_repo("gc-collect", remote=url)
         return bucket, collector, clone
@@ -538,9 +540,10 @@ class Bench:
         Each round fills a new bucket of moto's (not measured), publishes the
         repositories' snapshots through the real record model and key, then times: moto
         listing the objects alone (the floor under any collection on this server), the
-        mark (``--sweep-after 1h``: condemn only), one push through the pre-push hook of
+        mark (condemn only), one push through the pre-push hook of
         a registered repository while the condemned list is pending (its requests
-        counted), and the sweep of the list (``--sweep-after 0s``), which then marks anew.
+        counted), and the sweep of the list once its short sweep delay has passed, which
+        then marks anew.
         The collecting repository has no git remote, so no run refreshes a snapshot.
         """
         import boto3
@@ -555,7 +558,7 @@ class Bench:
         env = dict(self.env, AWS_ENDPOINT_URL=server.url)
         reachable = int(count * GC_REACHABLE)
         condemned = count - reachable
-        gc = [str(VENV_BIN / "lfs-agent"), "gc", "--remote", "--grace", "0s"]
+        gc = [str(VENV_BIN / "lfs-agent"), "gc", "--remote", "--grace", "1d"]
         listing: list[Sample] = []
         sweeps: list[Sample] = []
         pushes: list[Sample] = []
@@ -570,7 +573,9 @@ class Bench:
                                  self.work, env)
                 )  # fmt: skip
                 server.requests()
-                mark = self.measure([*gc, "--sweep-after", "1h"], collector, env)
+                # A short sweep delay, waited out below: a list is never swept sooner
+                # than the delay it was condemned with.
+                mark = self.measure([*gc, "--sweep-after", f"{GC_SWEEP_AFTER}s"], collector, env)
                 marked = server.requests()
                 state = json.loads(
                     s3.get_object(Bucket=bucket, Key="repo/meta/gc/state.json")["Body"].read()
@@ -586,7 +591,8 @@ class Bench:
                 pushes.append(self.measure(["git", "push", "-q", "origin", "main"], clone, env))
                 said["push"] = push_notes(server.requests(), bucket, s3)
 
-                sweep = self.measure([*gc, "--sweep-after", "0s"], collector, env)
+                time.sleep(GC_SWEEP_AFTER)
+                sweep = self.measure([*gc, "--sweep-after", f"{GC_SWEEP_AFTER}s"], collector, env)
                 swept = server.requests()
                 sweeps.append(sweep)
                 said["sweep"] = [cpu_note(sweep), *delete_notes(swept, bucket, condemned)]

@@ -21,6 +21,7 @@ measured command made from the server's side, without a proxy in between.
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import re
@@ -79,8 +80,11 @@ def fill(bucket: str, keys: list[str], size: int) -> int:
     backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
     backend.create_bucket(bucket, "us-east-1")
     body = b"\0" * size
+    # Objects of a bucket with a history: older than any grace period.
+    then = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+    then -= datetime.timedelta(days=30)
     for key in keys:
-        backend.put_object(bucket, key, body, disable_notification=True)
+        backend.put_object(bucket, key, body, disable_notification=True).last_modified = then
     return len(keys)
 
 
