@@ -93,7 +93,7 @@ class _Fragmentation:
 
     Every range the new version's reader would fetch counts: a stretch of old chunks in
     one pack, or a stretch of new ones. While the average over the latest ranges is
-    below the target, a dedup range shorter than the average is refused (its chunks
+    below the target, a dedup range no longer than the average is refused (its chunks
     are sent again), which raises the average; the target then stays at its full
     value until dedup is allowed again, and drops to half of it after that.
     """
@@ -125,7 +125,10 @@ class _Fragmentation:
         average = self._total / len(self._ranges)
         target = self._target * (self._hysteresis if self._low else 1.0)
         if average < target:
-            if chunks < average:
+            # xet refuses ranges shorter than the average; one as short as it does not
+            # raise it either, and refusing those too leaves no fixed point at one chunk
+            # per range.
+            if chunks <= average:
                 self._low = False
                 return False
         else:
