@@ -25,12 +25,15 @@ import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lfs_agent.errors import ConfigError, IntegrityError
 from lfs_agent.pointer import is_valid_oid
+
+if TYPE_CHECKING:
+    from pyfastcdc import FastCDC
 
 __all__ = [
     "CHUNKER",
@@ -161,8 +164,8 @@ class Chunked(NamedTuple):
     sha256: str | None
 
 
-def _fastcdc(params: ChunkerParams) -> object:
-    import pyfastcdc
+def _fastcdc(params: ChunkerParams) -> FastCDC:
+    import pyfastcdc  # imported by the first cut: a compiled module, not needed to decode
 
     return pyfastcdc.FastCDC(params.avg, min_size=params.min, max_size=params.max, seed=params.seed)
 
@@ -212,7 +215,7 @@ def chunk_file(
 def _boundaries(view: memoryview, params: ChunkerParams) -> Iterator[tuple[int, int]]:
     """``(offset, length)`` of each chunk, the chunker's views dropped at once."""
     cutter = _fastcdc(params)
-    for chunk in cutter.cut_buf(view):  # type: ignore[attr-defined]
+    for chunk in cutter.cut_buf(view):
         offset, length = chunk.offset, chunk.length
         del chunk  # holds a view of the mapping, which must be closed at the end
         yield offset, length
