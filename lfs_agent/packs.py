@@ -558,6 +558,7 @@ def _fetch(
     request: Request, read_range: ReadRange, fd: int, hashed: RangeHash, retries: int
 ) -> None:
     reader = _Reader(read_range(request.pack, request.start, request.end - request.start))
+    writes = _Writes(fd, hashed)
     try:
         position = request.start
         for item in request.items:
@@ -572,10 +573,48 @@ def _fetch(
             if len(data) != item.length or hashlib.sha256(data).digest() != item.digest:
                 data = _fetch_again(request.pack, item, read_range, retries, len(data))
             for target in item.targets:
-                _write_at(fd, data, target)
-                hashed.written(target, target + item.length)
+                writes.add(data, target)
+        writes.flush()
     finally:
         reader.close()
+
+
+class _Writes:
+    """Checked chunks bound for consecutive offsets, written by one call per MiB or so.
+
+    A chunk is about 64 KiB: a system call (and a hashing hand-over) per chunk would
+    cost more than the bytes.
+    """
+
+    def __init__(self, fd: int, hashed: RangeHash) -> None:
+        self._fd = fd
+        self._hashed = hashed
+        self._parts: list[bytes | memoryview] = []
+        self._start = self._end = 0
+
+    def add(self, data: bytes | memoryview, offset: int) -> None:
+        if self._parts and offset != self._end:
+            self.flush()
+        if not self._parts:
+            self._start = self._end = offset
+        self._parts.append(data)
+        self._end += len(data)
+        if self._end - self._start >= 1024 * 1024:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._parts:
+            return
+        parts, self._parts = self._parts, []
+        offset = self._start
+        while parts:
+            written = os.pwritev(self._fd, parts, offset)
+            offset += written
+            while parts and written >= len(parts[0]):
+                written -= len(parts.pop(0))
+            if written:
+                parts[0] = memoryview(parts[0])[written:]
+        self._hashed.written(self._start, self._end)
 
 
 def _fetch_again(
@@ -594,14 +633,6 @@ def _fetch_again(
             "does not hash right" if len(data) == item.length else f"was cut short at {len(data)}"
         )
     raise BadChunkError(pack, item.pack_offset, item.length, item.digest.hex(), reason)
-
-
-def _write_at(fd: int, data: bytes | memoryview, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
 
 
 def iter_pack(path: Path) -> Iterator[tuple[PackEntry, bytes]]:
