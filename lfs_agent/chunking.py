@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import mmap
 import os
@@ -203,12 +204,16 @@ def chunk_file(
         if size == 0:
             empty = hashlib.sha256().hexdigest() if whole else None
             return Chunked([], 0, empty)
-        with mmap.mmap(src.fileno(), size, access=mmap.ACCESS_READ) as mapped:
-            view = memoryview(mapped)
-            try:
-                chunks, oid = _cut_and_hash(view, params, whole, threads)
-            finally:
+        mapped = mmap.mmap(src.fileno(), size, access=mmap.ACCESS_READ)
+        view = memoryview(mapped)
+        try:
+            chunks, oid = _cut_and_hash(view, params, whole, threads)
+        finally:
+            # After an interruption the chunker may still hold a view of the mapping:
+            # it is then unmapped when the last view goes, not here.
+            with contextlib.suppress(BufferError):
                 view.release()
+                mapped.close()
     return Chunked(chunks, size, oid)
 
 

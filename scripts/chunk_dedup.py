@@ -173,6 +173,7 @@ def throughput(path: Path) -> list[tuple[str, float]]:
         ("plain sha256 of the file (1 MiB reads)", plain),
         ("chunks + sha256 per chunk, 1 thread", lambda: chunk_file(path, threads=1)),
         ("chunks + sha256 per chunk, 2 threads", lambda: chunk_file(path, threads=2)),
+        ("same + whole-file sha256, 1 thread", lambda: chunk_file(path, threads=1, whole=True)),
         ("same + whole-file sha256, 2 threads", lambda: chunk_file(path, threads=2, whole=True)),
     ]
     out = []

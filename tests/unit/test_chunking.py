@@ -275,3 +275,24 @@ def test_a_hostile_footer_is_refused_in_one_line(footer, size, words):
 
 def test_chunk_ref_is_digest_and_length():
     assert ChunkRef(b"x" * 32, 5).length == 5
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_failure_midway_is_raised_as_itself(tmp_path, monkeypatch, threads):
+    """The chunker still holds a view of the mapping then: closing it must not hide that."""
+    import lfs_agent.chunking as chunking
+
+    real = chunking._fastcdc
+
+    class Interrupted:
+        def __init__(self, params):
+            self.cutter = real(params)
+
+        def cut_buf(self, view):
+            chunks = self.cutter.cut_buf(view)
+            yield next(chunks)
+            raise KeyboardInterrupt  # as Ctrl-C inside the cut loop
+
+    monkeypatch.setattr(chunking, "_fastcdc", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        chunk_file(write(tmp_path, "f", data_of(20 << 20)), threads=threads)
