@@ -537,8 +537,14 @@ def rebuild(
                     fetch(request)
             else:
                 with ThreadPoolExecutor(workers, thread_name_prefix="rebuild") as pool:
-                    for done in [pool.submit(fetch, r) for r in requests]:
-                        done.result()
+                    futures = [pool.submit(fetch, r) for r in requests]
+                    try:
+                        for done in futures:
+                            done.result()
+                    except BaseException:
+                        for future in futures:  # the object failed: fetch no more of it
+                            future.cancel()
+                        raise
             got = hashed.pointer()
         if got.size != manifest.size or got.oid != manifest.oid:
             raise IntegrityError(

@@ -333,3 +333,18 @@ class _Bounded:
 
     def close(self):
         self.f.close()
+
+
+def test_a_failed_rebuild_reads_no_more(tmp_path, tmp):
+    _, manifest, _ = built_pair(tmp_path, tmp)
+    reads = []
+
+    def read_range(pack, offset, length):
+        reads.append(offset)
+        raise OSError("connection reset")
+
+    with pytest.raises(OSError, match="connection reset"):
+        rebuild(manifest, read_range, tmp_path / "out", workers=2, max_request=128 * 1024)
+    assert len(plan_requests(manifest, max_request=128 * 1024)) > 10
+    assert len(reads) <= 4  # the reads already running, not every one left
+    assert not (tmp_path / "out").exists()
