@@ -9,8 +9,10 @@ by its sha256, and gives the manifest's runs. A fetch takes one: :func:`rebuild`
 the runs' ranges (coalesced, split when large), writes each chunk at its offset while
 checking its sha256, and checks the whole file against its oid.
 
-Memory stays bounded: chunks are read and written one at a time (at most the chunker's
-largest, 128 KiB) and a pack is built in a temp file, never in memory.
+Memory stays bounded: a pack is built in a temp file, a chunk at a time (at most the
+chunker's largest, 128 KiB), never in memory; a rebuild holds one read per thread (at
+most 16 MiB when ``read_range`` returns bytes, a chunk when it returns a stream) and a
+MiB of checked chunks waiting to be written.
 """
 
 from __future__ import annotations
