@@ -15,7 +15,7 @@ lock (:class:`CollectorLock`, which pushes never take):
    ``gc --undo`` on a versioned bucket.
 
 A push that relies on an object the bucket holds reads the state once
-(:class:`lfs_agent.registry.PushRecorder`): if the object is condemned, it publishes its
+(:class:`lfs_agent.condemned.CondemnedCheck`): if the object is condemned, it publishes its
 record first and checks that no sweep began meanwhile, so a sweep either sees the
 record or the push fails and runs again. docs/gc.md gives the whole argument. Every
 time comes from the store's clock (the lock's and the records' modification times),
@@ -36,20 +36,17 @@ from typing import TYPE_CHECKING, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from lfs_agent.backends import DELETE_BATCH, Deleted, Entry
+from lfs_agent.condemned import (
+    CONDEMNED_PER_PART,
+    CONDEMNED_STATE_KEY,
+    check_run,
+    condemned_list_key,
+    read_condemned_state,
+)
 from lfs_agent.errors import BackendError, ConfigError, LfsAgentError
 from lfs_agent.gcrecords import CondemnedList, CondemnedState, Snapshot, parse_record
 from lfs_agent.redact import redact_url
-from lfs_agent.registry import (
-    CONDEMNED_PER_PART,
-    CONDEMNED_STATE_KEY,
-    REPOS_PREFIX,
-    Repository,
-    check_run,
-    condemned_list_key,
-    load_repositories,
-    new_stamp,
-    read_condemned_state,
-)
+from lfs_agent.registry import REPOS_PREFIX, Repository, load_repositories, new_stamp
 
 if TYPE_CHECKING:
     from lfs_agent.remote import Collector

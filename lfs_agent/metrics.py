@@ -511,7 +511,7 @@ def push_record_with_objects(
         stamp: Its history key's time (``%Y%m%dT%H%M%SZ``); None: now, in UTC.
 
     The record keeps its artifacts from garbage collection, so it takes part in the
-    collector's protocol as a push does (:class:`lfs_agent.registry.CondemnedCheck`):
+    collector's protocol as a push does (:class:`lfs_agent.condemned.CondemnedCheck`):
     an artifact the bucket already holds may be condemned, and then the record is
     confirmed against a sweep that began meanwhile.
 
@@ -521,7 +521,7 @@ def push_record_with_objects(
     """
     check = None
     if remote.can(Capability.COLLECT):
-        from lfs_agent.registry import CondemnedCheck
+        from lfs_agent.condemned import CondemnedCheck
 
         check = CondemnedCheck(remote.records, remote.url, store.root / "lfs-agent-gc")
         check.begin()

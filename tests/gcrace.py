@@ -47,6 +47,7 @@ from typing import Any
 
 from lfs_agent.backends import Capability, Deleted, Entry, object_key
 from lfs_agent.collect import LOCK_KEY, GcOptions, LockHeld, collect
+from lfs_agent.condemned import CONDEMNED_STATE_KEY, condemned_list_key
 from lfs_agent.errors import ConfigError, TransferError
 from lfs_agent.git import Git
 from lfs_agent.metrics import (
@@ -57,10 +58,8 @@ from lfs_agent.metrics import (
     push_record_with_objects,
 )
 from lfs_agent.registry import (
-    CONDEMNED_STATE_KEY,
     PushRecorder,
     RepoIdentity,
-    condemned_list_key,
     publish_snapshot,
     pushed_reach,
     repository_id,

@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 
 from lfs_agent.collect import CollectorLock, LockHeld
+from lfs_agent.condemned import CONDEMNED_STATE_KEY, condemned_list_key
 from lfs_agent.errors import ConfigError, TransferError
 from lfs_agent.gcrecords import PushRecord, Snapshot, parse_record
 from lfs_agent.git import Git
 from lfs_agent.registry import (
-    CONDEMNED_STATE_KEY,
     PushRecorder,
     RepoIdentity,
-    condemned_list_key,
     load_repositories,
     repository_id,
 )
