@@ -46,9 +46,10 @@ from pathlib import Path
 from typing import Any
 
 from lfs_agent.backends import Capability, Deleted, Entry, object_key
-from lfs_agent.collect import LOCK_KEY, GcOptions, LockHeld, collect
+from lfs_agent.collect import GcOptions, collect
 from lfs_agent.condemned import CONDEMNED_STATE_KEY, condemned_list_key
 from lfs_agent.errors import ConfigError, TransferError
+from lfs_agent.gclock import LOCK_KEY, LockHeld
 from lfs_agent.git import Git
 from lfs_agent.metrics import (
     HISTORY_PREFIX,

@@ -30,8 +30,8 @@ import pytest
 
 from lfs_agent.backends import Capability
 from lfs_agent.backends.local import LocalBackend
-from lfs_agent.collect import LOCK_KEY
 from lfs_agent.errors import TransferError
+from lfs_agent.gclock import LOCK_KEY
 from tests.conftest import AGENT, agent, git, needs_git_lfs
 from tests.gcrace import (
     SWEEP_AFTER,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lfs_agent.collect import CollectorLock, LockHeld
 from lfs_agent.condemned import CONDEMNED_STATE_KEY, condemned_list_key
 from lfs_agent.errors import ConfigError, TransferError
+from lfs_agent.gclock import CollectorLock, LockHeld
 from lfs_agent.gcrecords import PushRecord, Snapshot, parse_record
 from lfs_agent.git import Git
 from lfs_agent.registry import (
@@ -225,14 +225,14 @@ def test_a_large_snapshot_is_written_in_parts_and_read_whole(
 def test_a_collection_that_stalled_past_its_lock_stops_before_deleting(
     remote: Remote, monkeypatch: pytest.MonkeyPatch
 ):
-    import lfs_agent.collect as collect
+    import lfs_agent.gclock as gclock
 
     lock = CollectorLock(remote.collector, "run-1", heartbeat=3600)
     lock.acquire()
     try:
         lock.check()
-        later = collect._uptime() + collect.LOCK_STALE_SECONDS
-        monkeypatch.setattr(collect, "_uptime", lambda: later)
+        later = gclock._uptime() + gclock.LOCK_STALE_SECONDS
+        monkeypatch.setattr(gclock, "_uptime", lambda: later)
         with pytest.raises(Exception, match="stalled"):
             lock.check()
     finally:
