@@ -50,6 +50,19 @@ class World:
         git("commit", "-qm", f"change {self.count}", cwd=clone)
         return sha256(data)
 
+    def other_repository(self, root: Path) -> Path:
+        """A clone of a second repository (its own server) that pushed to this bucket."""
+        server = root / "other.git"
+        git("init", "-q", "--bare", str(server), cwd=root)
+        clone = root / "o"
+        git("init", "-q", str(clone), cwd=root)
+        git("remote", "add", "origin", str(server), cwd=clone)
+        agent("install", "--remote", str(self.bucket), cwd=clone)
+        agent("track", "*.bin", cwd=clone)
+        self.commit(clone, b"other repository\n" * 10)
+        git("push", "-q", "origin", "main", cwd=clone)
+        return clone
+
     def objects(self) -> set[str]:
         base = self.bucket / "objects"
         return {p.name for p in base.rglob("*") if p.is_file()} if base.exists() else set()
@@ -247,16 +260,7 @@ def test_gc_refuses_while_a_registered_repository_was_never_refreshed(world: Wor
     a = world.clone("a")
     world.commit(a, b"x\n" * 10)
     git("push", "-q", "origin", "main", cwd=a)
-    # A second repository pushes to the same bucket and never refreshes.
-    other_server = tmp_path / "other.git"
-    git("init", "-q", "--bare", str(other_server), cwd=tmp_path)
-    o = tmp_path / "o"
-    git("init", "-q", str(o), cwd=tmp_path)
-    git("remote", "add", "origin", str(other_server), cwd=o)
-    agent("install", "--remote", str(world.bucket), cwd=o)
-    agent("track", "*.bin", cwd=o)
-    world.commit(o, b"other repository\n" * 10)
-    git("push", "-q", "origin", "main", cwd=o)
+    o = world.other_repository(tmp_path)  # pushes to the same bucket, never refreshes
     out = agent("gc", "--remote", cwd=a)
     assert out.returncode != 0
     lines = out.stderr.decode().strip().splitlines()
@@ -396,15 +400,7 @@ def test_a_stale_repository_snapshot_stops_the_collection(world: World, tmp_path
     a = world.clone("a")
     world.commit(a, b"x\n" * 10)
     git("push", "-q", "origin", "main", cwd=a)
-    other = tmp_path / "other.git"
-    git("init", "-q", "--bare", str(other), cwd=tmp_path)
-    o = tmp_path / "o"
-    git("init", "-q", str(o), cwd=tmp_path)
-    git("remote", "add", "origin", str(other), cwd=o)
-    agent("install", "--remote", str(world.bucket), cwd=o)
-    agent("track", "*.bin", cwd=o)
-    world.commit(o, b"other\n" * 10)
-    git("push", "-q", "origin", "main", cwd=o)
+    o = world.other_repository(tmp_path)
     assert agent("gc", "--refresh", cwd=o).returncode == 0
     # Its snapshot's basis is in its key: a snapshot from 20 days ago.
     [snapshot] = (world.bucket / "meta/repos").rglob("snapshots/*.json")
